@@ -1,0 +1,203 @@
+//! Executing a plan: decrypt the seeds the plan needs, generate new keys,
+//! sign every JWT in memory, and only then write — vault first, then the
+//! lock, then the store — each file atomically and only when it changes.
+//!
+//! An interruption at any point leaves a state the next plan converges
+//! from: a seed is on disk (encrypted) before the lock or any JWT names its
+//! key, so no JWT ever depends on a key that was lost.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use crate::claims::{self, ClaimPayload, Claims, Validate};
+use crate::keys::{self, Identities, IdentitySources, KeyPair, Recipients, Vault};
+use crate::plan::{self, ActionKind, KeyBook, Plan};
+use crate::tree::{ObjectId, ObjectKind};
+use crate::workspace::Workspace;
+
+/// What apply did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub keys_generated: usize,
+    pub jwts_written: usize,
+    pub jwts_deleted: usize,
+    pub lock_changed: bool,
+}
+
+/// Applies `plan` (computed from `ws`) at time `now` (unix seconds).
+/// `progress` receives one line per step for the user.
+pub fn apply(
+    ws: &Workspace,
+    plan: &Plan,
+    identities: &IdentitySources,
+    now: i64,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Report> {
+    let mut report = Report::default();
+    let required = plan::required_keys(&ws.loaded.manifest);
+    let vault = Vault::new(&ws.vault_dir);
+    let mut book: KeyBook = ws.key_book();
+    // Bindings the manifest no longer names leave the lock; their seeds stay
+    // in the vault, since a JWT may still depend on them until re-issued.
+    book.retain(|addr, _| required.contains_key(addr));
+
+    // 1. Generate new keys in memory.
+    let mut pairs: HashMap<String, KeyPair> = HashMap::new();
+    let mut generated: Vec<(String, String)> = Vec::new();
+    for addr in &plan.new_keys {
+        let Some((kind, byo)) = required.get(addr) else {
+            bail!("the plan names key {addr}, which the manifest does not")
+        };
+        if let Some(public) = byo {
+            book.insert(addr.clone(), public.clone());
+            continue;
+        }
+        let kp = keys::generate(*kind);
+        let public = kp.public_key();
+        book.insert(addr.clone(), public.clone());
+        generated.push((addr.clone(), public.clone()));
+        pairs.insert(public, kp);
+    }
+    for (addr, (_, byo)) in &required {
+        if let Some(public) = byo {
+            book.insert(addr.clone(), public.clone());
+        }
+    }
+
+    // 2. Sign everything in memory; decrypt only the seeds that sign.
+    let desired = ws.desired(&book);
+    let mut secrets: Option<Identities> = None;
+    let mut tokens: BTreeMap<ObjectId, String> = BTreeMap::new();
+    for action in &plan.actions {
+        if action.action == ActionKind::Delete {
+            continue;
+        }
+        let want = desired.get(&action.id).ok_or_else(|| {
+            anyhow!(
+                "{}: the plan is out of date with the manifest; run plan again",
+                action.address
+            )
+        })?;
+        let signer_pub = want.signer.public.clone().ok_or_else(|| {
+            anyhow!(
+                "{}: signing key {} has no public key",
+                action.address,
+                want.signer.address
+            )
+        })?;
+        if !pairs.contains_key(&signer_pub) {
+            let ids = match &secrets {
+                Some(ids) => ids,
+                None => {
+                    progress("Decrypting signing keys from the vault…");
+                    secrets.insert(
+                        Identities::load(identities)
+                            .context("apply must sign with existing keys")?,
+                    )
+                }
+            };
+            let kp = vault.get(&signer_pub, ids).with_context(|| {
+                format!(
+                    "{}: reading the seed of signing key {}",
+                    action.address, want.signer.address
+                )
+            })?;
+            pairs.insert(signer_pub.clone(), kp);
+        }
+        let signer = &pairs[&signer_pub];
+        let previous_iat = ws
+            .existing
+            .get(&action.id)
+            .and_then(|e| e.decoded.as_ref().ok())
+            .map(|d| d.issued_at);
+        // A re-issued JWT must be strictly newer than the one it replaces:
+        // resolvers skip an equal iat with an equal jti.
+        let iat = previous_iat.map_or(now, |p| now.max(p + 1));
+        let token = sign(action.id.kind(), &want.claims, iat, signer)
+            .with_context(|| format!("signing {}", action.address))?;
+        tokens.insert(action.id.clone(), token);
+    }
+
+    // 3. Write: seeds, then the lock, then JWTs.
+    if !generated.is_empty() {
+        let recipients = Recipients::parse(&ws.loaded.manifest.secrets.recipients)?;
+        for (addr, public) in &generated {
+            vault
+                .put(&pairs[public], &recipients)
+                .with_context(|| format!("storing the seed of {addr}"))?;
+            report.keys_generated += 1;
+        }
+        progress(&format!(
+            "Stored {} new seed{} in {}",
+            generated.len(),
+            if generated.len() == 1 { "" } else { "s" },
+            ws.vault_dir.display()
+        ));
+    }
+    let mut lock = keys::Lock::new();
+    for (addr, public) in &book {
+        lock.insert(addr.clone(), public.clone())?;
+    }
+    report.lock_changed = lock.save(&ws.lock_path)?;
+    for action in &plan.actions {
+        match action.action {
+            ActionKind::Delete => {
+                if ws.store.remove(&action.id)? {
+                    report.jwts_deleted += 1;
+                    progress(&format!("- {} deleted", action.address));
+                }
+            }
+            kind => {
+                if ws.store.write(&action.id, &tokens[&action.id])? {
+                    report.jwts_written += 1;
+                    progress(&format!(
+                        "{} {} {}",
+                        kind.symbol(),
+                        action.address,
+                        past_tense(kind)
+                    ));
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn past_tense(kind: ActionKind) -> &'static str {
+    match kind {
+        ActionKind::Create => "created",
+        ActionKind::Update => "updated",
+        ActionKind::Reissue => "re-issued",
+        ActionKind::Replace => "replaced",
+        ActionKind::Delete => "deleted",
+    }
+}
+
+/// Signs desired wire claims as the JWT of an object of `kind`, refusing
+/// claims the nats-io/jwt library would reject.
+pub fn sign(kind: ObjectKind, wire: &Value, iat: i64, signer: &KeyPair) -> Result<String> {
+    match kind {
+        ObjectKind::Operator => sign_typed::<claims::Operator>(wire, iat, signer),
+        ObjectKind::Account => sign_typed::<claims::Account>(wire, iat, signer),
+        ObjectKind::User => sign_typed::<claims::User>(wire, iat, signer),
+    }
+}
+
+fn sign_typed<N: ClaimPayload>(wire: &Value, iat: i64, signer: &KeyPair) -> Result<String>
+where
+    Claims<N>: Validate,
+{
+    let mut c: Claims<N> = serde_json::from_value(wire.clone()).context("building claims")?;
+    c.data.iat = iat;
+    let issues = c.validate();
+    if !issues.is_empty() {
+        let list: Vec<String> = issues
+            .iter()
+            .map(|i| format!("{}: {}", i.path, i.message))
+            .collect();
+        bail!("the claims would be rejected by NATS: {}", list.join("; "));
+    }
+    Ok(claims::encode(&mut c, signer)?)
+}

@@ -1,0 +1,50 @@
+//! NATS JWT v2 claims: types, Go-compatible encoding, decoding and
+//! verification, validation, and `.creds` files.
+//!
+//! Byte compatibility: for the same claim values, [`encode`] produces the
+//! same payload bytes (and so the same jti) as the Go `nats-io/jwt/v2`
+//! library, except that natsform supplies `iat` itself. Decoding ignores
+//! unknown fields, so JWTs from newer tools load.
+//!
+//! Secret hygiene: no type in this module prints a seed in `Debug` or in an
+//! error message.
+
+mod account;
+mod activation;
+mod creds;
+mod error;
+mod exports;
+pub mod gojson;
+mod jwt;
+mod keys;
+mod operator;
+mod permissions;
+mod signing_keys;
+mod user;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use account::{
+    compat_issues_jwt_2_3, Account, AccountLimits, ExternalAuthorization, JetStreamLimits,
+    MsgTrace, OperatorLimits, WeightedMapping,
+};
+pub use activation::Activation;
+pub use creds::{format_user_creds, parse_creds, Creds, Seed};
+pub use error::ClaimsError;
+pub use exports::{Export, ExportType, Import, SamplingRate, ServiceLatency};
+pub use jwt::{
+    compute_jti, decode, decode_as, encode, peek, AccountClaims, ActivationClaims, AnyClaims,
+    ClaimPayload, Claims, ClaimsData, Decoded, GenericFields, Header, OperatorClaims, UserClaims,
+    HEADER_B64, HEADER_JSON, LIB_VERSION,
+};
+pub use keys::{is_public_key, public_key_kind, KeyKind};
+pub use operator::Operator;
+pub use permissions::{
+    NatsLimits, Permission, Permissions, ResponsePermission, TimeRange, UserLimits,
+    UserPermissionLimits, NO_LIMIT,
+};
+pub use signing_keys::{SigningKeys, UserScope};
+pub use user::User;
+pub use validate::{Issue, Validate};

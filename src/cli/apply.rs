@@ -1,0 +1,64 @@
+//! `natsform apply`: show the plan, confirm, and make it so.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::bail;
+
+use super::Output;
+use crate::apply;
+use crate::keys::IdentitySources;
+use crate::plan::render;
+use crate::workspace::Workspace;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Apply without asking for confirmation (for pipelines).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// age identity file to decrypt seeds with (repeatable).
+    #[arg(short = 'i', long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let ws = Workspace::open(path)?;
+    let plan = ws.plan();
+    if plan.is_empty() {
+        out.result("No changes. The store matches the manifest.\n");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !out.quiet {
+        out.result(&render::text(&plan, out.style()));
+    }
+    if !args.auto_approve {
+        if !out.interactive() {
+            bail!("apply needs confirmation, and there is no terminal to ask on\n  = help: review the plan above and pass --auto-approve to apply it");
+        }
+        eprint!("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            out.note("Apply cancelled; nothing was changed.");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let sources = IdentitySources::from_env(args.identity);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let report = apply::apply(&ws, &plan, &sources, now, &mut |line| out.note(line))?;
+    out.result(&format!(
+        "Apply complete: {} key{} generated, {} JWT{} written, {} deleted.\n",
+        report.keys_generated,
+        if report.keys_generated == 1 { "" } else { "s" },
+        report.jwts_written,
+        if report.jwts_written == 1 { "" } else { "s" },
+        report.jwts_deleted
+    ));
+    Ok(ExitCode::SUCCESS)
+}

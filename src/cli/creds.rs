@@ -1,0 +1,126 @@
+//! `natsform creds`: a user's creds file, byte for byte as nsc writes it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+
+use super::Output;
+use crate::claims;
+use crate::fsutil::write_atomic;
+use crate::keys::{Identities, IdentitySources, Vault};
+use crate::plan::ActionKind;
+use crate::tree::ObjectId;
+use crate::workspace::Workspace;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Users as `ACCOUNT/USER` or `OPERATOR/ACCOUNT/USER`. With --out and no
+    /// users, every user whose seed natsform holds.
+    pub users: Vec<String>,
+    /// Write `<DIR>/<operator>/<account>/<user>.creds` (mode 0600) instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// age identity file to decrypt seeds with (repeatable).
+    #[arg(short = 'i', long = "identity", value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+}
+
+pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let ws = Workspace::open(path)?;
+    let ids: Vec<ObjectId> = if args.users.is_empty() {
+        if args.out.is_none() {
+            bail!("name a user, e.g. `natsform creds A/U`\n  = help: with --out DIR and no user, creds of every user are written");
+        }
+        ws.existing
+            .keys()
+            .filter(|id| id.user.is_some() && holds_seed(&ws, id))
+            .cloned()
+            .collect()
+    } else {
+        args.users
+            .iter()
+            .map(|u| resolve(&ws, u))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let plan = ws.plan();
+    for id in &ids {
+        if let Some(a) = plan
+            .actions
+            .iter()
+            .find(|a| &a.id == id && a.action != ActionKind::Delete)
+        {
+            bail!(
+                "{} has pending changes ({}); run `natsform apply` first",
+                a.address,
+                a.action.phrase()
+            );
+        }
+    }
+    let identities = Identities::load(&IdentitySources::from_env(args.identity))
+        .context("creds need the user's seed")?;
+    let vault = Vault::new(&ws.vault_dir);
+    for id in &ids {
+        let stored = ws
+            .existing
+            .get(id)
+            .ok_or_else(|| anyhow!("{id} is not in the store; run `natsform apply` first"))?;
+        let decoded = stored
+            .decoded
+            .as_ref()
+            .map_err(|e| anyhow!("{id}: the stored JWT is not valid: {e}"))?;
+        let kp = vault.get(&decoded.subject, &identities).with_context(|| {
+            format!(
+                "{id}: reading the user's seed (users with a bring-your-own public_key have none)"
+            )
+        })?;
+        let seed = kp
+            .seed()
+            .map_err(|_| anyhow!("{id}: the vault holds no seed for this user"))?;
+        let text = claims::format_user_creds(&stored.token, &seed);
+        match &args.out {
+            None => out.result(&text),
+            Some(dir) => {
+                let file = dir
+                    .join(&id.operator)
+                    .join(id.account.as_deref().unwrap_or_default())
+                    .join(format!("{}.creds", id.name()));
+                write_atomic(&file, text.as_bytes(), 0o600)
+                    .with_context(|| format!("writing {}", file.display()))?;
+                out.note(&format!("wrote {}", file.display()));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn holds_seed(ws: &Workspace, id: &ObjectId) -> bool {
+    let vault = Vault::new(&ws.vault_dir);
+    ws.existing
+        .get(id)
+        .and_then(|e| e.decoded.as_ref().ok())
+        .is_some_and(|d| vault.contains(&d.subject))
+}
+
+/// `A/U` (when the manifest has one operator) or `O/A/U`.
+fn resolve(ws: &Workspace, spec: &str) -> anyhow::Result<ObjectId> {
+    let parts: Vec<&str> = spec.split('/').collect();
+    let ops: Vec<&String> = ws.loaded.manifest.operators.keys().collect();
+    let id = match parts.as_slice() {
+        [o, a, u] => ObjectId::user(o, a, u),
+        [a, u] if ops.len() == 1 => ObjectId::user(ops[0], a, u),
+        [_, _] => bail!("`{spec}` is ambiguous: the manifest has several operators; write OPERATOR/ACCOUNT/USER"),
+        _ => bail!("`{spec}` is not a user: write ACCOUNT/USER or OPERATOR/ACCOUNT/USER"),
+    };
+    let declared = ws
+        .loaded
+        .manifest
+        .operators
+        .get(&id.operator)
+        .and_then(|o| o.accounts.get(id.account.as_deref().unwrap_or_default()))
+        .is_some_and(|a| a.users.contains_key(id.name()));
+    if !declared {
+        bail!("{} is not declared in the manifest", id.address());
+    }
+    Ok(id)
+}

@@ -1,0 +1,120 @@
+//! The command line: clap definitions and one file per command. Commands
+//! wire library calls together and print; they hold no domain logic.
+
+mod apply;
+mod creds;
+mod init;
+mod output;
+mod plan;
+mod show;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use output::Output;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success (with --detailed-exitcode: no changes)
+  1  error: invalid manifest, unreadable store, missing identity, …
+  2  plan --detailed-exitcode: there are changes
+
+Secrets: commands that sign or print creds need an age identity, from
+--identity FILE, $NATSFORM_AGE_IDENTITY (a file) or $NATSFORM_AGE_KEY (the key).
+`plan` and `validate` never need one.";
+
+/// Declarative NATS decentralized authentication: plan and apply operators,
+/// accounts, signing keys and users from a manifest kept in git.
+#[derive(Debug, Parser)]
+#[command(name = "natsform", version, about, long_about = None, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The manifest (default: natsform.toml or natsform.yaml in the current directory).
+    #[arg(
+        short = 'f',
+        long = "manifest",
+        global = true,
+        env = "NATSFORM_MANIFEST"
+    )]
+    pub manifest: Option<PathBuf>,
+
+    /// When to use colour.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Never use colour (same as --color never).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    /// Print less: only errors and what was asked for.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Colour choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a starter manifest and a new age identity.
+    Init(init::Args),
+    /// Check the manifest without touching anything.
+    Validate(validate::Args),
+    /// Show what apply would change. Needs no secrets.
+    Plan(plan::Args),
+    /// Sign and write keys, JWTs and the lock so the store matches the manifest.
+    Apply(apply::Args),
+    /// Print (or write) a user's creds file, as nsc writes it.
+    Creds(creds::Args),
+    /// Show the trust tree in the store, like `nsc describe`.
+    Show(show::Args),
+}
+
+/// Parses the command line, runs the command and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Output::new(&cli);
+    match run(cli, &out) {
+        Ok(code) => code,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
+    let manifest = cli.manifest.clone();
+    match cli.command {
+        Command::Init(args) => init::run(args, manifest, out),
+        Command::Validate(args) => validate::run(args, &manifest_path(manifest)?, out),
+        Command::Plan(args) => plan::run(args, &manifest_path(manifest)?, out),
+        Command::Apply(args) => apply::run(args, &manifest_path(manifest)?, out),
+        Command::Creds(args) => creds::run(args, &manifest_path(manifest)?, out),
+        Command::Show(args) => show::run(args, &manifest_path(manifest)?, out),
+    }
+}
+
+/// The manifest named on the command line, or the one in the current directory.
+fn manifest_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    for name in ["natsform.toml", "natsform.yaml", "natsform.yml"] {
+        let p = PathBuf::from(name);
+        if p.exists() {
+            return Ok(p);
+        }
+    }
+    anyhow::bail!("no manifest found: there is no natsform.toml or natsform.yaml here\n  = help: pass one with -f/--manifest, or run `natsform init` to create one")
+}

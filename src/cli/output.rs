@@ -1,0 +1,81 @@
+//! Where everything a command prints goes: stdout for results, stderr for
+//! progress and errors, colour only on a terminal (or when asked).
+
+use std::io::{IsTerminal, Write};
+
+use super::{Cli, ColorChoice};
+use crate::manifest::ManifestErrors;
+use crate::plan::render::Style;
+
+/// Printing policy for one run.
+pub struct Output {
+    pub quiet: bool,
+    stdout_color: bool,
+    stderr_color: bool,
+}
+
+impl Output {
+    pub fn new(cli: &Cli) -> Self {
+        let choice = if cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+        {
+            ColorChoice::Never
+        } else {
+            cli.color
+        };
+        let decide = |tty: bool| match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true),
+        };
+        Output {
+            quiet: cli.quiet,
+            stdout_color: decide(std::io::stdout().is_terminal()),
+            stderr_color: decide(std::io::stderr().is_terminal()),
+        }
+    }
+
+    /// Styling for text written to stdout.
+    pub fn style(&self) -> Style {
+        Style {
+            color: self.stdout_color,
+        }
+    }
+
+    /// A result: always printed to stdout.
+    pub fn result(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+    }
+
+    /// Progress and notes: stderr, silenced by --quiet.
+    pub fn note(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    /// An error, with its causes; manifest errors print as they render.
+    pub fn error(&self, e: &anyhow::Error) {
+        let head = if self.stderr_color {
+            "\x1b[1;31merror\x1b[0m"
+        } else {
+            "error"
+        };
+        if let Some(m) = e.downcast_ref::<ManifestErrors>() {
+            let text = m.to_string();
+            let text = text.replace("error:", &format!("{head}:"));
+            eprintln!("{text}");
+            return;
+        }
+        eprintln!("{head}: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+    }
+
+    /// Whether stdin and stderr are a terminal (so we may ask questions).
+    pub fn interactive(&self) -> bool {
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+    }
+}

@@ -1,0 +1,60 @@
+//! `natsform show`: the trust tree as the store holds it.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::Output;
+use crate::plan::render_claims::{render, KeyNames};
+use crate::workspace::Workspace;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only objects whose address contains this text (e.g. `account.O2/A`).
+    pub filter: Option<String>,
+}
+
+pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let ws = Workspace::open(path)?;
+    let names: KeyNames = ws
+        .lock
+        .iter()
+        .map(|(a, k)| (k.to_string(), a.to_string()))
+        .collect();
+    let mut text = String::new();
+    for (id, existing) in &ws.existing {
+        let address = id.address();
+        if args.filter.as_deref().is_some_and(|f| !address.contains(f)) {
+            continue;
+        }
+        let depth = if id.user.is_some() {
+            2
+        } else if id.account.is_some() {
+            1
+        } else {
+            0
+        };
+        let pad = "  ".repeat(depth);
+        let _ = writeln!(text, "{pad}{}", out.style().bold(&address));
+        match &existing.decoded {
+            Ok(d) => {
+                let issuer = names
+                    .get(&d.issuer)
+                    .cloned()
+                    .unwrap_or_else(|| d.issuer.clone());
+                let _ = writeln!(text, "{pad}  issuer: {issuer}");
+                for line in render(&d.payload, &names).lines() {
+                    let _ = writeln!(text, "{pad}  {line}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(text, "{pad}  INVALID: {e}");
+            }
+        }
+    }
+    if text.is_empty() {
+        text.push_str("The store is empty; run `natsform apply`.\n");
+    }
+    out.result(&text);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,230 @@
+//! age identities used to decrypt the seed vault.
+//!
+//! Sources, in precedence order (the first one present is used, the others
+//! are ignored, so an explicit flag always beats the environment):
+//! 1. `--identity FILE`, possibly repeated;
+//! 2. `NATSFORM_AGE_IDENTITY` — path of an identity file;
+//! 3. `NATSFORM_AGE_KEY` — the identities themselves (for CI secrets).
+//!
+//! File formats follow rage: an age identity file (`AGE-SECRET-KEY-1…`
+//! lines, `#` comments) or an unencrypted OpenSSH private key. Passphrase-
+//! protected keys are refused with a clear message, because natsform runs in
+//! pipelines where nobody can answer a prompt.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use age::ssh::UnsupportedKey;
+use zeroize::Zeroizing;
+
+use crate::keys::error::{KeysError, Result, ENV_IDENTITY_FILE, ENV_IDENTITY_KEY};
+
+/// Where identities may come from; built from flags and the environment by
+/// the CLI, or directly by tests (so tests never mutate process env).
+#[derive(Default)]
+pub struct IdentitySources {
+    /// `--identity FILE` values, in command-line order.
+    pub paths: Vec<PathBuf>,
+    /// Value of `NATSFORM_AGE_IDENTITY`.
+    pub env_path: Option<OsString>,
+    /// Value of `NATSFORM_AGE_KEY`.
+    pub env_key: Option<SecretString>,
+}
+
+impl IdentitySources {
+    /// `paths` from `--identity` plus the two environment variables. Empty
+    /// variables count as unset (CI systems often export empty secrets).
+    pub fn from_env(paths: Vec<PathBuf>) -> IdentitySources {
+        IdentitySources {
+            paths,
+            env_path: std::env::var_os(ENV_IDENTITY_FILE),
+            // A non-UTF-8 value cannot be an identity; lossy conversion
+            // keeps it so that loading reports it as a bad line.
+            env_key: std::env::var_os(ENV_IDENTITY_KEY).map(|v| {
+                SecretString::from(
+                    v.into_string()
+                        .unwrap_or_else(|v| v.to_string_lossy().into_owned()),
+                )
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for IdentitySources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentitySources")
+            .field("paths", &self.paths)
+            .field("env_path", &self.env_path)
+            .field("env_key", &self.env_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Loaded identities, ready to decrypt. Holds secret keys; its `Debug`
+/// shows only where they came from.
+pub struct Identities {
+    list: Vec<Box<dyn age::Identity + Send + Sync>>,
+    origins: Vec<String>,
+}
+
+impl Identities {
+    /// Loads identities from the highest-precedence source present.
+    ///
+    /// Errors: [`KeysError::NoIdentity`] when no source is given; otherwise
+    /// the first file or line that cannot be used, named by file and line
+    /// number, never by content.
+    pub fn load(sources: &IdentitySources) -> Result<Identities> {
+        let mut ids = Identities {
+            list: Vec::new(),
+            origins: Vec::new(),
+        };
+        let env_path = sources.env_path.as_ref().filter(|p| !p.is_empty());
+        let env_key = sources
+            .env_key
+            .as_ref()
+            .filter(|k| !k.expose_secret().trim().is_empty());
+        if !sources.paths.is_empty() {
+            for path in &sources.paths {
+                ids.add_file(path, "--identity")?;
+            }
+        } else if let Some(path) = env_path {
+            ids.add_file(Path::new(path), ENV_IDENTITY_FILE)?;
+        } else if let Some(key) = env_key {
+            let origin = ENV_IDENTITY_KEY.to_string();
+            ids.add_lines(key.expose_secret(), &origin)?;
+            ids.origins.push(origin);
+        } else {
+            return Err(KeysError::NoIdentity);
+        }
+        Ok(ids)
+    }
+
+    /// Where the identities came from, e.g. `identity file k.txt (--identity)`.
+    pub fn origins(&self) -> &[String] {
+        &self.origins
+    }
+
+    /// Number of identities loaded.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether no identity was loaded (never true after a successful `load`).
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The identities in the form `age::Decryptor` takes.
+    pub(crate) fn as_age(&self) -> impl Iterator<Item = &dyn age::Identity> {
+        self.list.iter().map(|i| i.as_ref() as &dyn age::Identity)
+    }
+
+    fn add_file(&mut self, path: &Path, flag: &str) -> Result<()> {
+        let origin = format!("identity file {} ({flag})", path.display());
+        let bytes =
+            Zeroizing::new(
+                std::fs::read(path).map_err(|source| KeysError::IdentityRead {
+                    path: path.to_path_buf(),
+                    origin: flag.to_string(),
+                    source,
+                })?,
+            );
+        let unsupported = |reason: &str| KeysError::IdentityUnsupported {
+            origin: origin.clone(),
+            reason: reason.to_string(),
+        };
+        if bytes.starts_with(b"age-encryption.org/") || bytes.starts_with(b"-----BEGIN AGE") {
+            return Err(unsupported(
+                "passphrase-protected identity files are not supported (natsform never prompts); \
+                 decrypt it into a secret store and pass it via NATSFORM_AGE_KEY",
+            ));
+        }
+        match age::ssh::Identity::from_buffer(&bytes[..], Some(path.display().to_string())) {
+            Ok(age::ssh::Identity::Unencrypted(key)) => {
+                self.list
+                    .push(Box::new(age::ssh::Identity::Unencrypted(key)));
+            }
+            Ok(age::ssh::Identity::Encrypted(_)) => {
+                return Err(unsupported(
+                    "this SSH private key is passphrase-protected, and natsform never prompts; \
+                     use an age identity or an unencrypted key kept in a secret store",
+                ))
+            }
+            Ok(age::ssh::Identity::Unsupported(k)) => return Err(unsupported(&ssh_unsupported(k))),
+            // Not an SSH key: read it as an age identity file.
+            Err(_) => {
+                let text = std::str::from_utf8(&bytes).map_err(|e| KeysError::IdentityParse {
+                    origin: origin.clone(),
+                    line: 1 + bytes[..e.valid_up_to()]
+                        .iter()
+                        .filter(|b| **b == b'\n')
+                        .count(),
+                })?;
+                self.add_lines(text, &origin)?;
+            }
+        }
+        self.origins.push(origin);
+        Ok(())
+    }
+
+    fn add_lines(&mut self, text: &str, origin: &str) -> Result<()> {
+        let before = self.list.len();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match age::x25519::Identity::from_str(line) {
+                Ok(id) => self.list.push(Box::new(id)),
+                Err(_) if line.starts_with("age1") || line.starts_with("ssh-") => {
+                    return Err(KeysError::IdentityUnsupported {
+                        origin: origin.to_string(),
+                        reason: format!(
+                            "line {} is a public key (a recipient), not an identity; give the private key instead",
+                            i + 1
+                        ),
+                    })
+                }
+                Err(_) => {
+                    return Err(KeysError::IdentityParse {
+                        origin: origin.to_string(),
+                        line: i + 1,
+                    })
+                }
+            }
+        }
+        if self.list.len() == before {
+            return Err(KeysError::IdentityEmpty {
+                origin: origin.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn ssh_unsupported(k: UnsupportedKey) -> String {
+    match k {
+        UnsupportedKey::EncryptedPem => {
+            "this is a passphrase-protected PEM key; natsform never prompts".to_string()
+        }
+        UnsupportedKey::EncryptedSsh(cipher) => {
+            format!("this SSH key is encrypted with {cipher}; natsform never prompts")
+        }
+        UnsupportedKey::Hardware(kind) => {
+            format!("{kind} keys live on a hardware token and cannot be used here")
+        }
+        UnsupportedKey::Type(kind) => format!("SSH key type {kind} is not supported by age"),
+    }
+}
+
+impl fmt::Debug for Identities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identities")
+            .field("count", &self.list.len())
+            .field("origins", &self.origins)
+            .finish()
+    }
+}

@@ -1,0 +1,137 @@
+//! Lock file tests.
+
+use std::path::Path;
+
+use nkeys::KeyPairType;
+use proptest::prelude::*;
+
+use super::*;
+
+/// Deterministic, well-formed public keys so snapshots are stable.
+fn key(kind: KeyPairType, n: u8) -> String {
+    KeyPair::new_from_raw(kind, [n; 32]).unwrap().public_key()
+}
+
+fn sample() -> Lock {
+    let mut lock = Lock::new();
+    // Inserted out of order on purpose: the output must be sorted anyway.
+    lock.insert("user.O2/A/U#v1", key(KeyPairType::User, 5))
+        .unwrap();
+    lock.insert("operator.O2#v1", key(KeyPairType::Operator, 1))
+        .unwrap();
+    lock.insert("signing_key.O2/A/service#v1", key(KeyPairType::Account, 4))
+        .unwrap();
+    lock.insert("account.O2/A#v1", key(KeyPairType::Account, 3))
+        .unwrap();
+    lock.insert("signing_key.O2/ops#v1", key(KeyPairType::Operator, 2))
+        .unwrap();
+    lock
+}
+
+#[test]
+fn the_lock_text_is_sorted_and_has_a_no_secrets_header() {
+    crate::keys::tests::snapshot("lock_text", &sample().to_string());
+}
+
+#[test]
+fn a_lock_round_trips_byte_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(LOCK_FILE_NAME);
+    assert!(sample().save(&path).unwrap());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let loaded = Lock::load(&path).unwrap();
+    assert_eq!(loaded, sample());
+    assert_eq!(loaded.to_string(), text);
+    assert_eq!(
+        loaded.get("operator.O2#v1"),
+        Some(key(KeyPairType::Operator, 1).as_str())
+    );
+    assert_eq!(loaded.kind("account.O2/A#v1"), Some(KeyKind::Account));
+}
+
+#[test]
+fn saving_an_unchanged_lock_does_not_touch_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(LOCK_FILE_NAME);
+    assert!(sample().save(&path).unwrap());
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(!Lock::load(&path).unwrap().save(&path).unwrap());
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
+}
+
+#[test]
+fn a_missing_lock_file_is_an_empty_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(Lock::load(&dir.path().join("nope.lock"))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_syntax_error_names_the_file_and_line() {
+    let text = "version = 1\n\n[keys]\n\"account.O2/A#v1\" = \n";
+    let err = Lock::parse(text, Path::new("natsform.lock")).unwrap_err();
+    crate::keys::tests::snapshot("lock_syntax_error", &err.to_string());
+}
+
+#[test]
+fn a_malformed_public_key_names_its_address() {
+    let text = format!(
+        "version = 1\n[keys]\n\"account.O2/A#v1\" = \"{}\"\n\"user.O2/A/U#v1\" = \"UNOTAKEY\"\n",
+        key(KeyPairType::Account, 3)
+    );
+    let err = Lock::parse(&text, Path::new("natsform.lock")).unwrap_err();
+    crate::keys::tests::snapshot("lock_bad_key", &err.to_string());
+}
+
+#[test]
+fn a_seed_in_the_lock_is_rejected_without_being_echoed() {
+    let seed = generate(KeyKind::User).seed().unwrap();
+    let text = format!("version = 1\n[keys]\n\"user.O2/A/U#v1\" = \"{seed}\"\n");
+    let err = Lock::parse(&text, Path::new("natsform.lock")).unwrap_err();
+    assert!(!err.to_string().contains(&seed[1..]), "{err}");
+}
+
+#[test]
+fn a_newer_lock_version_is_reported_as_such() {
+    let err = Lock::parse("version = 2\nnew_table = {}\n", Path::new("x.lock")).unwrap_err();
+    assert!(
+        matches!(err, KeysError::LockVersion { found: 2, .. }),
+        "{err:?}"
+    );
+    let err = Lock::parse("[keys]\n", Path::new("x.lock")).unwrap_err();
+    assert!(err.to_string().contains("missing `version = 1`"), "{err}");
+}
+
+#[test]
+fn insert_rejects_malformed_keys_and_changes_nothing() {
+    let mut lock = sample();
+    assert!(lock.insert("operator.O2#v1", "nope").is_err());
+    assert_eq!(lock, sample());
+    assert_eq!(
+        lock.remove("operator.O2#v1"),
+        Some(key(KeyPairType::Operator, 1))
+    );
+    assert_eq!(lock.len(), 4);
+}
+
+proptest! {
+    #[test]
+    fn any_addresses_round_trip(addresses in proptest::collection::vec(".{0,24}", 0..8)) {
+        let mut lock = Lock::new();
+        for (i, a) in addresses.iter().enumerate() {
+            lock.insert(a.clone(), key(KeyPairType::User, i as u8)).unwrap();
+        }
+        let text = lock.to_string();
+        let back = Lock::parse(&text, Path::new("p.lock")).unwrap();
+        prop_assert_eq!(&back, &lock);
+        prop_assert_eq!(back.to_string(), text);
+    }
+}

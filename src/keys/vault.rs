@@ -1,0 +1,215 @@
+//! The seed vault: one ASCII-armored age file per nkey seed, named
+//! `<PUBLIC_KEY>.age`, committed to git.
+//!
+//! Invariants:
+//! - a stored seed is never overwritten or deleted here: a JWT in the store
+//!   may be signed by it, and losing it would strand that JWT;
+//! - the plaintext seed never touches disk and never appears in an error or
+//!   `Debug` output; in memory it lives in zeroizing buffers;
+//! - a file's seed always belongs to the key in its name (checked on read).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use age::armor::{ArmoredReader, ArmoredWriter, Format};
+use age::DecryptError;
+use nkeys::KeyPair;
+use zeroize::Zeroizing;
+
+use crate::fsutil::write_atomic;
+use crate::keys::error::{shown_key, KeysError, Result};
+use crate::keys::identity::Identities;
+use crate::keys::kind::kind_of_public_key;
+use crate::keys::recipients::Recipients;
+
+/// File name suffix of vault entries.
+pub const VAULT_SUFFIX: &str = ".age";
+
+/// Vault files are secrets even though encrypted: keep them private.
+const VAULT_FILE_MODE: u32 = 0o600;
+
+/// A seed vault rooted at a directory (which need not exist yet).
+#[derive(Debug, Clone)]
+pub struct Vault {
+    dir: PathBuf,
+}
+
+impl Vault {
+    /// A vault in `dir`; nothing is read or created until used.
+    pub fn new(dir: impl Into<PathBuf>) -> Vault {
+        Vault { dir: dir.into() }
+    }
+
+    /// The vault directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Path of the file that holds (or would hold) the seed of `public_key`.
+    ///
+    /// Errors if `public_key` is not an operator, account or user public key,
+    /// which also keeps arbitrary strings from naming paths outside the vault.
+    pub fn seed_path(&self, public_key: &str) -> Result<PathBuf> {
+        if kind_of_public_key(public_key).is_none() {
+            return Err(KeysError::InvalidPublicKey {
+                context: format!("seed vault {}", self.dir.display()),
+                shown: shown_key(public_key),
+                expected: "operator, account or user",
+                prefixes: "O, A or U",
+            });
+        }
+        Ok(self.dir.join(format!("{public_key}{VAULT_SUFFIX}")))
+    }
+
+    /// Whether a seed file exists for `public_key` (false for malformed keys).
+    pub fn contains(&self, public_key: &str) -> bool {
+        self.seed_path(public_key).is_ok_and(|p| p.is_file())
+    }
+
+    /// Stores the seed of `kp`, encrypted to `recipients`, unless a file for
+    /// its public key already exists. Returns whether it wrote.
+    ///
+    /// An existing file is never rewritten, even if `recipients` changed:
+    /// re-encrypting is a separate, explicit operation. Errors if `kp` has no
+    /// seed, is not an operator/account/user key, or `recipients` is empty.
+    pub fn put(&self, kp: &KeyPair, recipients: &Recipients) -> Result<bool> {
+        let public_key = kp.public_key();
+        let path = self.seed_path(&public_key)?;
+        // Checked before encrypting so that a re-run does no work at all.
+        // (Another process could create the file between this check and the
+        // rename in write_atomic; natsform is not meant to run concurrently
+        // on one checkout, and both writers would hold a seed for the same
+        // public key only if they held the same seed.)
+        if path.exists() {
+            return Ok(false);
+        }
+        if recipients.is_empty() {
+            return Err(KeysError::NoRecipients { public_key });
+        }
+        let armored = encrypt_seed(kp, recipients, &public_key)?;
+        write_atomic(&path, &armored, VAULT_FILE_MODE).map_err(|source| KeysError::VaultIo {
+            action: "write",
+            path,
+            source,
+        })
+    }
+
+    /// Decrypts the seed of `public_key` with `identities` and returns its
+    /// key pair, checked to have exactly that public key.
+    pub fn get(&self, public_key: &str, identities: &Identities) -> Result<KeyPair> {
+        let path = self.seed_path(public_key)?;
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(KeysError::SeedMissing {
+                    public_key: public_key.to_string(),
+                    path,
+                })
+            }
+            Err(source) => {
+                return Err(KeysError::VaultIo {
+                    action: "read",
+                    path,
+                    source,
+                })
+            }
+        };
+        let seed = decrypt_seed(&bytes, identities, &path)?;
+        let text =
+            std::str::from_utf8(&seed).map_err(|_| KeysError::BadSeed { path: path.clone() })?;
+        // Trimmed because seeds written by other tools may end in a newline.
+        let kp = KeyPair::from_seed(text.trim())
+            .map_err(|_| KeysError::BadSeed { path: path.clone() })?;
+        let found = kp.public_key();
+        if found != public_key {
+            return Err(KeysError::SeedMismatch {
+                path,
+                expected: public_key.to_string(),
+                found,
+            });
+        }
+        Ok(kp)
+    }
+
+    /// Public keys that have a seed file, sorted. A missing directory is an
+    /// empty vault; files that are not `<PUBLIC_KEY>.age` are ignored.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(KeysError::VaultIo {
+                    action: "list",
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
+        };
+        let mut keys = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| KeysError::VaultIo {
+                action: "list",
+                path: self.dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name();
+            let Some(key) = name.to_str().and_then(|n| n.strip_suffix(VAULT_SUFFIX)) else {
+                continue;
+            };
+            if kind_of_public_key(key).is_some() && entry.path().is_file() {
+                keys.push(key.to_string());
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+fn encrypt_seed(kp: &KeyPair, recipients: &Recipients, public_key: &str) -> Result<Vec<u8>> {
+    let encrypt_err = |reason: String| KeysError::Encrypt {
+        public_key: public_key.to_string(),
+        reason,
+    };
+    let seed = Zeroizing::new(kp.seed().map_err(|_| {
+        encrypt_err("the key pair has no seed (it was built from a public key)".to_string())
+    })?);
+    if kind_of_public_key(public_key).is_none() {
+        return Err(encrypt_err(
+            "not an operator, account or user key".to_string(),
+        ));
+    }
+    let encryptor = age::Encryptor::with_recipients(recipients.as_age())
+        .map_err(|e| encrypt_err(e.to_string()))?;
+    // Only ciphertext reaches this buffer; the armor makes diffs readable.
+    let io_err = |e: std::io::Error| encrypt_err(e.to_string());
+    let armor = ArmoredWriter::wrap_output(Vec::new(), Format::AsciiArmor).map_err(io_err)?;
+    let mut writer = encryptor.wrap_output(armor).map_err(io_err)?;
+    writer.write_all(seed.as_bytes()).map_err(io_err)?;
+    let armor = writer.finish().map_err(io_err)?;
+    armor.finish().map_err(io_err)
+}
+
+fn decrypt_seed(bytes: &[u8], identities: &Identities, path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    let corrupt = |reason: String| KeysError::CorruptVaultFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(bytes))
+        .map_err(|e| corrupt(e.to_string()))?;
+    let mut reader = decryptor
+        .decrypt(identities.as_age())
+        .map_err(|e| match e {
+            DecryptError::NoMatchingKeys => KeysError::WrongIdentity {
+                path: path.to_path_buf(),
+                origins: identities.origins().join(", "),
+            },
+            other => corrupt(other.to_string()),
+        })?;
+    // Large enough that reading a 58-byte seed never reallocates and leaves
+    // an unzeroized copy behind.
+    let mut seed = Zeroizing::new(Vec::with_capacity(256));
+    reader
+        .read_to_end(&mut seed)
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok(seed)
+}

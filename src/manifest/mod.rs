@@ -1,0 +1,15 @@
+//! The manifest: what people write (TOML or YAML), parsed, located and checked.
+
+pub mod address;
+pub mod diagnostic;
+pub mod duration;
+pub mod load;
+pub mod model;
+pub mod spans;
+pub mod subject;
+pub mod validate;
+
+pub use diagnostic::{Diagnostic, ManifestErrors};
+pub use load::{load, Format, Loaded};
+pub use model::Manifest;
+pub use validate::validate;

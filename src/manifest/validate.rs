@@ -1,0 +1,429 @@
+//! Semantic checks of a parsed manifest. Every problem is collected (not
+//! just the first) and points at a line and an object address.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::address;
+use super::diagnostic::{did_you_mean, Diagnostic, ManifestErrors};
+use super::load::Loaded;
+use super::model::{Account, Operator, SigningKey, SubjectPermission, User};
+use super::subject::{check_permission_entry, Placeholder};
+
+/// Validates `loaded`; `Ok` means plan and apply can rely on the manifest.
+pub fn validate(loaded: &Loaded) -> Result<(), ManifestErrors> {
+    let mut v = Validator {
+        loaded,
+        errors: Vec::new(),
+    };
+    v.manifest();
+    if v.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ManifestErrors(v.errors))
+    }
+}
+
+struct Validator<'a> {
+    loaded: &'a Loaded,
+    errors: Vec<Diagnostic>,
+}
+
+impl<'a> Validator<'a> {
+    fn error(
+        &mut self,
+        path: &[&str],
+        address: Option<String>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        let help = help.into();
+        let help = if help.is_empty() { None } else { Some(help) };
+        let d = self.loaded.diagnostic(path, address, message, help);
+        self.errors.push(d);
+    }
+
+    fn manifest(&mut self) {
+        let m = &self.loaded.manifest;
+        if m.operators.is_empty() {
+            self.error(
+                &["operators"],
+                None,
+                "the manifest declares no operator",
+                "add an `operators.<NAME>` table; `natsform init` writes a starting point",
+            );
+        }
+        for (i, r) in m.secrets.recipients.iter().enumerate() {
+            if let Err(e) = crate::keys::Recipients::parse(std::slice::from_ref(r)) {
+                let idx = i.to_string();
+                let reason = e.to_string();
+                let reason = reason.lines().next().unwrap_or_default().to_string();
+                self.error(&["secrets", "recipients", &idx], None, reason, "use an age public key (`age1…`, print it with `age-keygen -y KEYFILE`) or an SSH public key (`ssh-ed25519 AAAA…`)");
+            }
+        }
+        let mut public_keys: BTreeMap<String, String> = BTreeMap::new();
+        for (name, op) in &m.operators {
+            self.operator(name, op, &mut public_keys);
+        }
+    }
+
+    fn name(&mut self, path: &[&str], addr: &str, kind: &str, name: &str) {
+        let bad = name.is_empty()
+            || name.starts_with('.')
+            || name.trim() != name
+            || name
+                .chars()
+                .any(|c| c == '/' || c == '\\' || c.is_control());
+        if bad {
+            self.error(path, Some(addr.to_string()), format!("`{name}` is not a usable {kind} name"), "names become file names in the store: no `/`, `\\`, control characters, leading `.` or surrounding spaces");
+        }
+    }
+
+    fn labels(&mut self, path: &[&str], addr: &str, labels: &[String]) {
+        let mut seen = BTreeSet::new();
+        for (i, label) in labels.iter().enumerate() {
+            let idx = i.to_string();
+            let mut p = path.to_vec();
+            p.push(&idx);
+            if label.is_empty()
+                || !label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                self.error(
+                    &p,
+                    Some(addr.to_string()),
+                    format!("key label `{label}` is not valid"),
+                    "labels use letters, digits, `.`, `_` and `-`, e.g. `v2` or `ops-2026-11`",
+                );
+            }
+            if !seen.insert(label.as_str()) {
+                self.error(
+                    &p,
+                    Some(addr.to_string()),
+                    format!("key label `{label}` is listed twice"),
+                    "each label names one key; remove the duplicate",
+                );
+            }
+        }
+    }
+
+    fn operator(&mut self, name: &str, op: &Operator, public_keys: &mut BTreeMap<String, String>) {
+        let addr = address::operator(name);
+        let base = ["operators", name];
+        self.name(&base, &addr, "operator", name);
+        self.labels(
+            &[&base[..], &["key"]].concat(),
+            &addr,
+            std::slice::from_ref(&op.key),
+        );
+        self.labels(
+            &[&base[..], &["signing_keys"]].concat(),
+            &addr,
+            &op.signing_keys,
+        );
+        if op.strict_signing_key_usage && op.signing_keys.is_empty() {
+            self.error(&[&base[..], &["strict_signing_key_usage"]].concat(), Some(addr.clone()), "strict signing key usage needs at least one operator signing key", "add `signing_keys = [\"ops\"]` to the operator, or turn strict_signing_key_usage off");
+        }
+        match &op.system_account {
+            None => self.error(&base, Some(addr.clone()), "the operator has no system account", "declare an account (e.g. `SYS`) and set `system_account = \"SYS\"`: servers need it to push and monitor accounts"),
+            Some(sys) if !op.accounts.contains_key(sys) => {
+                let hint = match did_you_mean(sys, op.accounts.keys().map(String::as_str)) {
+                    Some(c) => format!("did you mean `{c}`? The system account must be declared under `accounts`"),
+                    None => format!("declare an account named `{sys}` under this operator's `accounts`"),
+                };
+                self.error(&[&base[..], &["system_account"]].concat(), Some(addr.clone()), format!("system account `{sys}` is not declared"), hint);
+            }
+            Some(_) => {}
+        }
+        for (i, url) in op.service_urls.iter().enumerate() {
+            if let Err(msg) = check_service_url(url) {
+                let idx = i.to_string();
+                self.error(
+                    &[&base[..], &["service_urls", &idx]].concat(),
+                    Some(addr.clone()),
+                    format!("service URL `{url}` {msg}"),
+                    "write `nats://host:4222` or `tls://host:4222`",
+                );
+            }
+        }
+        if let Some(url) = &op.account_server_url {
+            if !url.contains("://") {
+                self.error(
+                    &[&base[..], &["account_server_url"]].concat(),
+                    Some(addr.clone()),
+                    format!("account server URL `{url}` has no scheme"),
+                    "write e.g. `nats://host:4222`",
+                );
+            }
+        }
+        let mut lowered: BTreeMap<String, &str> = BTreeMap::new();
+        for (acc_name, acc) in &op.accounts {
+            if let Some(prev) = lowered.insert(acc_name.to_lowercase(), acc_name) {
+                self.error(
+                    &[&base[..], &["accounts", acc_name]].concat(),
+                    Some(address::account(name, acc_name)),
+                    format!("account `{acc_name}` differs from `{prev}` only in case"),
+                    "store directories would collide on case-insensitive file systems; rename one",
+                );
+            }
+            self.account(name, op, acc_name, acc, public_keys);
+        }
+    }
+
+    fn account(
+        &mut self,
+        op_name: &str,
+        op: &Operator,
+        name: &str,
+        acc: &Account,
+        public_keys: &mut BTreeMap<String, String>,
+    ) {
+        let addr = address::account(op_name, name);
+        let base = ["operators", op_name, "accounts", name];
+        self.name(&base, &addr, "account", name);
+        self.labels(
+            &[&base[..], &["key"]].concat(),
+            &addr,
+            std::slice::from_ref(&acc.key),
+        );
+        self.tags(&[&base[..], &["tags"]].concat(), &addr, &acc.tags);
+        for (role, sk) in &acc.signing_keys {
+            let sk_addr = address::signing_key(op_name, name, role);
+            let p = [&base[..], &["signing_keys", role]].concat();
+            self.name(&p, &sk_addr, "signing key role", role);
+            self.labels(&[&p[..], &["keys"]].concat(), &sk_addr, &sk.keys);
+            if sk.keys.is_empty() {
+                self.error(
+                    &p,
+                    Some(sk_addr.clone()),
+                    "the role lists no key labels",
+                    "give it at least one label, e.g. `keys = [\"v1\"]`, or remove the role",
+                );
+            }
+            self.permissions(
+                &p,
+                &sk_addr,
+                sk.publish.as_ref(),
+                sk.subscribe.as_ref(),
+                true,
+            );
+        }
+        let mut lowered: BTreeMap<String, &str> = BTreeMap::new();
+        for (user_name, user) in &acc.users {
+            if let Some(prev) = lowered.insert(user_name.to_lowercase(), user_name) {
+                self.error(
+                    &[&base[..], &["users", user_name]].concat(),
+                    Some(address::user(op_name, name, user_name)),
+                    format!("user `{user_name}` differs from `{prev}` only in case"),
+                    "store files would collide on case-insensitive file systems; rename one",
+                );
+            }
+            self.user(op_name, op, name, acc, user_name, user, public_keys);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn user(
+        &mut self,
+        op_name: &str,
+        op: &Operator,
+        acc_name: &str,
+        acc: &Account,
+        name: &str,
+        user: &User,
+        public_keys: &mut BTreeMap<String, String>,
+    ) {
+        let addr = address::user(op_name, acc_name, name);
+        let base = ["operators", op_name, "accounts", acc_name, "users", name];
+        self.name(&base, &addr, "user", name);
+        self.labels(
+            &[&base[..], &["key"]].concat(),
+            &addr,
+            std::slice::from_ref(&user.key),
+        );
+        self.tags(&[&base[..], &["tags"]].concat(), &addr, &user.tags);
+        if let Some(pk) = &user.public_key {
+            let p = [&base[..], &["public_key"]].concat();
+            if !crate::keys::is_valid_public_key(crate::keys::KeyKind::User, pk) {
+                self.error(&p, Some(addr.clone()), format!("`{pk}` is not a user public key"), "a user public key has 56 characters and starts with `U` (`nk -gen user -pubout`, `nsc describe user`)");
+            } else if let Some(other) = public_keys.insert(pk.clone(), addr.clone()) {
+                self.error(
+                    &p,
+                    Some(addr.clone()),
+                    format!("public key is already used by {other}"),
+                    "every user needs its own key",
+                );
+            }
+        }
+        let role = match &user.signer {
+            None => {
+                if op.strict_signing_key_usage {
+                    let roles: Vec<&str> = acc.signing_keys.keys().map(String::as_str).collect();
+                    let help = if roles.is_empty() {
+                        "add a signing key role to the account and set `signer` on the user"
+                            .to_string()
+                    } else {
+                        format!("set `signer` to one of: {}", roles.join(", "))
+                    };
+                    self.error(&base, Some(addr.clone()), "under strict signing key usage a user must be signed by an account signing key", help);
+                }
+                None
+            }
+            Some(signer) => match acc.signing_keys.get(signer) {
+                Some(sk) => Some((signer.as_str(), sk)),
+                None => {
+                    let roles: Vec<&str> = acc.signing_keys.keys().map(String::as_str).collect();
+                    let list = if roles.is_empty() {
+                        "this account declares no signing keys".to_string()
+                    } else {
+                        format!("signing keys of account `{acc_name}`: {}", roles.join(", "))
+                    };
+                    let help = match did_you_mean(signer, roles.iter().copied()) {
+                        Some(c) => format!("did you mean `{c}`? {list}; omit `signer` to sign with the account key"),
+                        None => format!("{list}; omit `signer` to sign with the account key"),
+                    };
+                    self.error(
+                        &[&base[..], &["signer"]].concat(),
+                        Some(addr.clone()),
+                        format!("unknown signer `{signer}`"),
+                        help,
+                    );
+                    None
+                }
+            },
+        };
+        let scoped = role.filter(|(_, sk)| sk.is_scoped());
+        if let Some((role_name, sk)) = scoped {
+            if user.has_permissions() {
+                let field = if user.publish.is_some() {
+                    "pub"
+                } else if user.subscribe.is_some() {
+                    "sub"
+                } else {
+                    "resp"
+                };
+                self.error(&[&base[..], &[field]].concat(), Some(addr.clone()), format!("the user has its own permissions but is signed by the scoped role `{role_name}`"), format!("nats-server rejects such users: move the permissions into role `{role_name}`, or sign the user with an unscoped key"));
+            }
+            self.template_use(&base, &addr, acc, name, user, role_name, sk);
+        } else {
+            self.permissions(
+                &base,
+                &addr,
+                user.publish.as_ref(),
+                user.subscribe.as_ref(),
+                false,
+            );
+        }
+    }
+
+    fn tags(&mut self, path: &[&str], addr: &str, tags: &[String]) {
+        for (i, tag) in tags.iter().enumerate() {
+            let idx = i.to_string();
+            let p = [path, &[&idx]].concat();
+            if tag.trim().is_empty() || tag.contains(char::is_whitespace) {
+                self.error(
+                    &p,
+                    Some(addr.to_string()),
+                    format!("tag `{tag}` is empty or contains whitespace"),
+                    "write tags as `key:value`, e.g. `team:support`",
+                );
+            }
+        }
+    }
+
+    fn permissions(
+        &mut self,
+        base: &[&str],
+        addr: &str,
+        publish: Option<&SubjectPermission>,
+        subscribe: Option<&SubjectPermission>,
+        templates: bool,
+    ) {
+        for (dir, perm, queue) in [("pub", publish, false), ("sub", subscribe, true)] {
+            let Some(perm) = perm else { continue };
+            for (list, entries) in [("allow", &perm.allow), ("deny", &perm.deny)] {
+                for (i, entry) in entries.iter().enumerate() {
+                    if let Err(e) = check_permission_entry(entry, queue, templates) {
+                        let idx = i.to_string();
+                        self.error(
+                            &[base, &[dir, list, &idx]].concat(),
+                            Some(addr.to_string()),
+                            format!("{dir}.{list}: {}", e.message),
+                            e.help,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn template_use(
+        &mut self,
+        base: &[&str],
+        addr: &str,
+        acc: &Account,
+        name: &str,
+        user: &User,
+        role_name: &str,
+        sk: &SigningKey,
+    ) {
+        let user_tags = tag_keys(&user.tags);
+        let account_tags = tag_keys(&acc.tags);
+        for (dir, perm) in [("pub", sk.publish.as_ref()), ("sub", sk.subscribe.as_ref())] {
+            let Some(perm) = perm else { continue };
+            for (list, entries) in [("allow", &perm.allow), ("deny", &perm.deny)] {
+                for entry in entries {
+                    let Ok(found) = check_permission_entry(entry, dir == "sub", true) else {
+                        continue;
+                    };
+                    for ph in found {
+                        match ph {
+                            Placeholder::Tag(key) if !user_tags.contains(&key) => {
+                                self.error(&[base, &["tags"]].concat(), Some(addr.to_string()), format!("role `{role_name}` uses {{{{tag({key})}}}} in {dir}.{list} `{entry}`, but user `{name}` has no `{key}:` tag"), format!("add a tag such as `{key}:<value>` to the user: without it nats-server drops the permission (allow) or refuses the connection (deny)"));
+                            }
+                            Placeholder::AccountTag(key) if !account_tags.contains(&key) => {
+                                self.error(&[base, &["signer"]].concat(), Some(addr.to_string()), format!("role `{role_name}` uses {{{{account-tag({key})}}}} in {dir}.{list} `{entry}`, but the account has no `{key}:` tag"), format!("add a tag such as `{key}:<value>` to the account's `tags`"));
+                            }
+                            Placeholder::Name if !is_single_token(name) => {
+                                self.error(base, Some(addr.to_string()), format!("role `{role_name}` uses {{{{name()}}}} in `{entry}`, but user name `{name}` is not a single subject token"), "rename the user without `.`, `*`, `>` or spaces, or drop {{name()}} from the role");
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The keys of `key:value` tags, lower-cased as nats-server compares them.
+fn tag_keys(tags: &[String]) -> BTreeSet<String> {
+    tags.iter()
+        .filter_map(|t| t.split_once(':'))
+        .map(|(k, _)| k.trim().to_lowercase())
+        .collect()
+}
+
+fn is_single_token(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['.', '*', '>', ' ', '\t'])
+}
+
+fn check_service_url(url: &str) -> Result<(), &'static str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("has no scheme");
+    };
+    if !matches!(scheme, "nats" | "tls" | "ws" | "wss") {
+        return Err("has a scheme other than nats, tls, ws or wss");
+    }
+    if rest.contains('@') {
+        return Err("must not carry a user");
+    }
+    if rest.trim_end_matches('/').contains('/') {
+        return Err("must not have a path");
+    }
+    if rest.is_empty() {
+        return Err("has no host");
+    }
+    Ok(())
+}

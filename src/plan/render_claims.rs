@@ -1,0 +1,151 @@
+//! A stable, human rendering of claims for plan diffs: YAML-like, one value
+//! per line, public keys annotated with the address that owns them, and
+//! none of the fields that change on every signing (`iat`, `jti`, `iss`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::keyref::NEW_KEY_PREFIX;
+
+/// Public key → key address, for annotations.
+pub type KeyNames = BTreeMap<String, String>;
+
+/// Fields left out of the rendering: they change on every signing, or are
+/// constant on the wire (`type`, `version`).
+const SKIPPED_TOP: &[&str] = &["iat", "jti", "iss"];
+const SKIPPED_NATS: &[&str] = &["type", "version"];
+
+/// Renders wire claims (full payload JSON) as sorted-by-schema text lines.
+pub fn render(claims: &Value, names: &KeyNames) -> String {
+    let mut out = String::new();
+    if let Value::Object(top) = claims {
+        for (k, v) in top {
+            if SKIPPED_TOP.contains(&k.as_str()) {
+                continue;
+            }
+            if k == "nats" {
+                if let Value::Object(nats) = v {
+                    for (nk, nv) in nats {
+                        if SKIPPED_NATS.contains(&nk.as_str()) {
+                            continue;
+                        }
+                        field(&mut out, 0, nk, nv, names);
+                    }
+                }
+            } else {
+                field(&mut out, 0, top_level_label(k), v, names);
+            }
+        }
+    }
+    out
+}
+
+/// Top-level JWT claims get their meaning as a label: `sub` would read as
+/// the subscribe permissions that users carry inside `nats`.
+fn top_level_label(key: &str) -> &str {
+    match key {
+        "sub" => "subject",
+        "aud" => "audience",
+        "exp" => "expires",
+        "nbf" => "not_before",
+        other => other,
+    }
+}
+
+fn field(out: &mut String, indent: usize, key: &str, value: &Value, names: &KeyNames) {
+    let pad = "  ".repeat(indent);
+    match value {
+        Value::Object(m) if m.is_empty() => {
+            let _ = writeln!(out, "{pad}{key}: {{}}");
+        }
+        Value::Object(m) => {
+            let _ = writeln!(out, "{pad}{key}:");
+            for (k, v) in m {
+                field(out, indent + 1, k, v, names);
+            }
+        }
+        Value::Array(a) if a.is_empty() => {
+            let _ = writeln!(out, "{pad}{key}: []");
+        }
+        Value::Array(a) => {
+            let _ = writeln!(out, "{pad}{key}:");
+            for item in a {
+                match item {
+                    Value::Object(m) => {
+                        let mut first = true;
+                        for (k, v) in m {
+                            let mut line = String::new();
+                            field(&mut line, indent + 2, k, v, names);
+                            if first {
+                                // `- key: value` on the first line of the item.
+                                let trimmed = line.trim_start_matches(' ');
+                                let _ = write!(out, "{pad}  - {trimmed}");
+                                first = false;
+                            } else {
+                                out.push_str(&line);
+                            }
+                        }
+                    }
+                    other => {
+                        let _ = writeln!(out, "{pad}  - {}", scalar(other, names));
+                    }
+                }
+            }
+        }
+        other => {
+            let _ = writeln!(out, "{pad}{key}: {}", scalar(other, names));
+        }
+    }
+}
+
+fn scalar(v: &Value, names: &KeyNames) -> String {
+    match v {
+        Value::String(s) if s.starts_with(NEW_KEY_PREFIX) => s.clone(),
+        Value::String(s) => match names.get(s) {
+            Some(addr) => format!("{s}  # {addr}"),
+            None => quote(s),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// Quotes a string only when YAML would read it differently.
+fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && !s.starts_with([
+            '>', '*', '&', '!', '|', '{', '[', '#', '-', '?', ':', '\'', '"', '%', '@', '`', ' ',
+        ])
+        && !s.contains(": ")
+        && !s.contains(" #")
+        && !s.ends_with(' ')
+        && !matches!(s, "true" | "false" | "null" | "~")
+        && s.parse::<f64>().is_err();
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).expect("strings serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_nested_claims_stably_with_key_names() {
+        let claims = json!({
+            "jti": "X", "iat": 1, "iss": "OABC", "name": "A", "sub": "AKEY",
+            "nats": {"limits": {"conn": -1}, "signing_keys": ["SK1", {"kind": "user_scope", "key": "SK2", "role": "svc", "template": {"pub": {"deny": [">"]}, "sub": {}}}], "type": "account", "version": 2}
+        });
+        let mut names = KeyNames::new();
+        names.insert("AKEY".into(), "account.O/A#v1".into());
+        let text = render(&claims, &names);
+        assert_eq!(
+            text,
+            "name: A\nsubject: AKEY  # account.O/A#v1\nlimits:\n  conn: -1\nsigning_keys:\n  - SK1\n  - kind: user_scope\n    key: SK2\n    role: svc\n    template:\n      pub:\n        deny:\n          - \">\"\n      sub: {}\n"
+        );
+    }
+}

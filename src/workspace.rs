@@ -1,0 +1,81 @@
+//! Everything natsform reads before it plans: the manifest (validated), the
+//! lock, and the store, with paths resolved against the manifest's directory.
+//! Reading needs no secrets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::keys::Lock;
+use crate::manifest::{self, Loaded};
+use crate::plan::{self, DesiredObject, Existing, KeyBook, Plan};
+use crate::store::{Store, StoreContents};
+use crate::tree::ObjectId;
+
+/// Default file names next to the manifest.
+pub const LOCK_FILE: &str = "natsform.lock";
+pub const DEFAULT_STORE_DIR: &str = "store";
+pub const DEFAULT_VAULT_DIR: &str = "vault";
+
+/// The manifest, lock and store of one project.
+pub struct Workspace {
+    pub loaded: Loaded,
+    pub lock_path: PathBuf,
+    pub lock: Lock,
+    pub store: Store,
+    pub vault_dir: PathBuf,
+    pub contents: StoreContents,
+    pub existing: BTreeMap<ObjectId, Existing>,
+}
+
+impl Workspace {
+    /// Loads and validates the manifest at `path`, then reads lock and store.
+    pub fn open(path: &Path) -> Result<Workspace> {
+        let loaded = manifest::load(path)?;
+        manifest::validate(&loaded)?;
+        let base = loaded.base_dir();
+        let m = &loaded.manifest;
+        let store = Store::new(base.join(m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR)));
+        let vault_dir = base.join(m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR));
+        let lock_path = base.join(LOCK_FILE);
+        let lock = Lock::load(&lock_path)?;
+        let contents = store
+            .read()
+            .with_context(|| format!("reading the store at {}", store.root().display()))?;
+        let existing = plan::existing::decode_all(&contents);
+        Ok(Workspace {
+            loaded,
+            lock_path,
+            lock,
+            store,
+            vault_dir,
+            contents,
+            existing,
+        })
+    }
+
+    /// Key bindings from the lock, restricted to what the manifest still names.
+    pub fn key_book(&self) -> KeyBook {
+        self.lock
+            .iter()
+            .map(|(a, k)| (a.to_string(), k.to_string()))
+            .collect()
+    }
+
+    /// Desired claims with the given key bindings.
+    pub fn desired(&self, keys: &KeyBook) -> BTreeMap<ObjectId, DesiredObject> {
+        plan::desired(&self.loaded.manifest, keys)
+    }
+
+    /// The plan for the current manifest, lock and store.
+    pub fn plan(&self) -> Plan {
+        let keys = self.key_book();
+        let desired = self.desired(&keys);
+        plan::plan(&plan::Inputs {
+            desired: &desired,
+            existing: &self.existing,
+            keys: &keys,
+        })
+    }
+}

@@ -1,0 +1,166 @@
+//! Running the real `natsform` binary against temporary project directories.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The demo identity shipped with the examples.
+pub fn demo_identity() -> PathBuf {
+    repo_root().join("examples/demo-identity.txt")
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary project: a directory holding a manifest copied from
+/// `examples/<name>/` (or written by the test).
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub manifest: PathBuf,
+}
+
+impl Project {
+    /// Copies `examples/<example>/<file>` into a fresh temporary directory.
+    pub fn from_example(example: &str, file: &str) -> Project {
+        let text = fs::read_to_string(repo_root().join("examples").join(example).join(file))
+            .expect("example exists");
+        Project::with_manifest(file, &text)
+    }
+
+    /// A project whose manifest `file` holds `text`.
+    pub fn with_manifest(file: &str, text: &str) -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifest = dir.path().join(file);
+        fs::write(&manifest, text).expect("writing manifest");
+        Project { dir, manifest }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs natsform with `-f <manifest>` and the demo identity in the environment.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natsform"));
+        cmd.arg("-f")
+            .arg(&self.manifest)
+            .args(args)
+            .current_dir(self.path());
+        cmd.env_remove("NATSFORM_AGE_KEY")
+            .env_remove("NATSFORM_MANIFEST")
+            .env("NO_COLOR", "1");
+        cmd.env("NATSFORM_AGE_IDENTITY", demo_identity());
+        Run::from(cmd.output().expect("running natsform"))
+    }
+
+    /// Runs natsform without any identity available.
+    pub fn run_without_identity(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natsform"));
+        cmd.arg("-f")
+            .arg(&self.manifest)
+            .args(args)
+            .current_dir(self.path());
+        cmd.env_remove("NATSFORM_AGE_KEY")
+            .env_remove("NATSFORM_AGE_IDENTITY")
+            .env_remove("NATSFORM_MANIFEST")
+            .env("NO_COLOR", "1");
+        Run::from(cmd.output().expect("running natsform"))
+    }
+
+    /// `apply --auto-approve`, asserting success.
+    pub fn apply(&self) -> Run {
+        self.run(&["apply", "--auto-approve"]).success()
+    }
+
+    /// The creds of `ACCOUNT/USER`, asserting success.
+    pub fn creds(&self, user: &str) -> String {
+        self.run(&["creds", user]).success().stdout
+    }
+
+    /// The JWT the store holds for `<op>/<account>/<user>` or an account.
+    pub fn store_file(&self, relative: &str) -> String {
+        fs::read_to_string(self.path().join("store").join(relative)).expect("store file")
+    }
+
+    /// Every file under the project (relative path → bytes), sorted.
+    pub fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(self.path(), self.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    for entry in fs::read_dir(dir).expect("read_dir") {
+        let p = entry.expect("entry").path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            out.push((
+                p.strip_prefix(root).unwrap().to_path_buf(),
+                fs::read(&p).unwrap(),
+            ));
+        }
+    }
+}
+
+/// What one run printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn success(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "natsform failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn failure(self) -> Self {
+        assert_ne!(
+            self.code, 0,
+            "natsform unexpectedly succeeded:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Every substring that looks like a plaintext nkey seed (`SO…`, `SA…`, `SU…`: 58 base32 chars).
+pub fn find_seeds(bytes: &[u8]) -> Vec<String> {
+    let is_b32 = |b: u8| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 58 <= bytes.len() {
+        if bytes[i] == b'S'
+            && matches!(bytes[i + 1], b'O' | b'A' | b'U')
+            && bytes[i..i + 58].iter().all(|b| is_b32(*b))
+        {
+            out.push(String::from_utf8_lossy(&bytes[i..i + 58]).into_owned());
+            i += 58;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
