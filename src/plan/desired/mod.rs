@@ -6,15 +6,22 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+mod account;
+mod common;
+mod operator;
+mod user;
+
+use serde_json::Value;
 
 use super::keyref::{KeyBook, KeyRef};
 use crate::keys::KeyKind;
 use crate::manifest::address;
-use crate::manifest::model::{
-    Account, Manifest, Operator, ResponsePermission, SigningKey, SubjectPermission, User,
-};
+use crate::manifest::model::{Account, Manifest, SigningKey};
 use crate::tree::ObjectId;
+use account::account_claims;
+pub use common::normalize_tags;
+use operator::operator_claims;
+use user::user_claims;
 
 /// What one object should look like.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,161 +189,4 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
         }
     }
     out
-}
-
-fn operator_claims(
-    name: &str,
-    op: &Operator,
-    key: &KeyRef,
-    signing: &[KeyRef],
-    sys: Option<&KeyRef>,
-) -> Value {
-    let mut nats = Map::new();
-    let mut sks: Vec<String> = signing.iter().map(KeyRef::value).collect();
-    sks.sort();
-    if !sks.is_empty() {
-        nats.insert("signing_keys".into(), json!(sks));
-    }
-    if let Some(url) = &op.account_server_url {
-        nats.insert("account_server_url".into(), json!(url));
-    }
-    if !op.service_urls.is_empty() {
-        nats.insert("operator_service_urls".into(), json!(op.service_urls));
-    }
-    if let Some(sys) = sys {
-        nats.insert("system_account".into(), json!(sys.value()));
-    }
-    if op.strict_signing_key_usage {
-        nats.insert("strict_signing_key_usage".into(), json!(true));
-    }
-    finish(name, key, nats, "operator")
-}
-
-fn account_claims(
-    name: &str,
-    acc: &Account,
-    key: &KeyRef,
-    roles: &BTreeMap<&str, (Vec<KeyRef>, &SigningKey)>,
-) -> Value {
-    let mut nats = Map::new();
-    nats.insert(
-        "limits".into(),
-        json!({"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": true, "conn": -1, "leaf": -1}),
-    );
-    let mut signing: Vec<(String, Value)> = Vec::new();
-    for (role, (refs, sk)) in roles {
-        for r in refs {
-            let k = r.value();
-            let entry = if sk.is_scoped() {
-                let mut template =
-                    permissions(sk.publish.as_ref(), sk.subscribe.as_ref(), sk.resp.as_ref());
-                // A scope template's omitted limits mean unlimited (NewUserScope); say so explicitly.
-                template.insert("subs".into(), json!(-1));
-                template.insert("data".into(), json!(-1));
-                template.insert("payload".into(), json!(-1));
-                let mut scope = Map::new();
-                scope.insert("kind".into(), json!("user_scope"));
-                scope.insert("key".into(), json!(k));
-                scope.insert("role".into(), json!(role));
-                scope.insert("template".into(), Value::Object(template));
-                if let Some(d) = &sk.description {
-                    scope.insert("description".into(), json!(d));
-                }
-                Value::Object(scope)
-            } else {
-                json!(k)
-            };
-            signing.push((k, entry));
-        }
-    }
-    signing.sort_by(|a, b| a.0.cmp(&b.0));
-    if !signing.is_empty() {
-        nats.insert(
-            "signing_keys".into(),
-            Value::Array(signing.into_iter().map(|(_, v)| v).collect()),
-        );
-    }
-    nats.insert("default_permissions".into(), json!({"pub": {}, "sub": {}}));
-    if !acc.tags.is_empty() {
-        nats.insert("tags".into(), json!(normalize_tags(&acc.tags)));
-    }
-    finish(name, key, nats, "account")
-}
-
-fn user_claims(
-    name: &str,
-    user: &User,
-    key: &KeyRef,
-    issuer_account: Option<String>,
-    scoped: bool,
-) -> Value {
-    let mut nats = if scoped {
-        // A scoped user must carry no permissions or limits at all.
-        let mut m = Map::new();
-        m.insert("pub".into(), json!({}));
-        m.insert("sub".into(), json!({}));
-        m
-    } else {
-        let mut m = permissions(
-            user.publish.as_ref(),
-            user.subscribe.as_ref(),
-            user.resp.as_ref(),
-        );
-        m.insert("subs".into(), json!(-1));
-        m.insert("data".into(), json!(-1));
-        m.insert("payload".into(), json!(-1));
-        m
-    };
-    if let Some(acc) = issuer_account {
-        nats.insert("issuer_account".into(), json!(acc));
-    }
-    if !user.tags.is_empty() {
-        nats.insert("tags".into(), json!(normalize_tags(&user.tags)));
-    }
-    finish(name, key, nats, "user")
-}
-
-/// `pub`, `sub` (always present, as Go writes them) and `resp` (when set).
-fn permissions(
-    publish: Option<&SubjectPermission>,
-    subscribe: Option<&SubjectPermission>,
-    resp: Option<&ResponsePermission>,
-) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("pub".into(), subject_permission(publish));
-    m.insert("sub".into(), subject_permission(subscribe));
-    if let Some(r) = resp {
-        m.insert(
-            "resp".into(),
-            json!({"max": r.max.unwrap_or(1), "ttl": r.ttl.map(|d| d.as_nanos()).unwrap_or(0)}),
-        );
-    }
-    m
-}
-
-fn subject_permission(p: Option<&SubjectPermission>) -> Value {
-    let mut m = Map::new();
-    if let Some(p) = p {
-        if !p.allow.is_empty() {
-            m.insert("allow".into(), json!(p.allow));
-        }
-        if !p.deny.is_empty() {
-            m.insert("deny".into(), json!(p.deny));
-        }
-    }
-    Value::Object(m)
-}
-
-/// Tags as the Go library stores them: trimmed, lower-case, de-duplicated, sorted.
-pub fn normalize_tags(tags: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
-fn finish(name: &str, key: &KeyRef, mut nats: Map<String, Value>, kind: &str) -> Value {
-    nats.insert("type".into(), json!(kind));
-    nats.insert("version".into(), json!(2));
-    json!({"name": name, "sub": key.value(), "nats": Value::Object(nats)})
 }
