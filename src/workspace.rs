@@ -2,14 +2,14 @@
 //! lock, and the store, with paths resolved against the manifest's directory.
 //! Reading needs no secrets.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::keys::Lock;
 use crate::manifest::{self, Loaded};
-use crate::plan::{self, DesiredObject, Existing, KeyBook, Plan};
+use crate::plan::{self, DesiredState, Existing, KeyBook, Plan};
 use crate::store::{Store, StoreContents};
 use crate::tree::ObjectId;
 
@@ -63,19 +63,29 @@ impl Workspace {
             .collect()
     }
 
-    /// Desired claims with the given key bindings.
-    pub fn desired(&self, keys: &KeyBook) -> BTreeMap<ObjectId, DesiredObject> {
-        plan::desired(&self.loaded.manifest, keys)
+    /// Desired claims with the given key bindings, revocations reconciled
+    /// against the store.
+    pub fn desired(&self, keys: &KeyBook) -> DesiredState {
+        plan::desired_state(&self.loaded.manifest, keys, &self.existing)
+    }
+
+    /// Key addresses the manifest names.
+    pub fn required_addresses(&self) -> BTreeSet<String> {
+        plan::required_keys(&self.loaded.manifest)
+            .into_keys()
+            .collect()
     }
 
     /// The plan for the current manifest, lock and store.
     pub fn plan(&self) -> Plan {
         let keys = self.key_book();
-        let desired = self.desired(&keys);
+        let state = self.desired(&keys);
+        let required = self.required_addresses();
         plan::plan(&plan::Inputs {
-            desired: &desired,
+            state: &state,
             existing: &self.existing,
             keys: &keys,
+            required: &required,
         })
     }
 }

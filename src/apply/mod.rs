@@ -67,7 +67,8 @@ pub fn apply(
     }
 
     // 2. Sign everything in memory; decrypt only the seeds that sign.
-    let desired = ws.desired(&book);
+    let state = ws.desired(&book);
+    let desired = &state.objects;
     let mut secrets: Option<Identities> = None;
     let mut tokens: BTreeMap<ObjectId, String> = BTreeMap::new();
     for action in &plan.actions {
@@ -112,9 +113,24 @@ pub fn apply(
             .get(&action.id)
             .and_then(|e| e.decoded.as_ref().ok())
             .map(|d| d.issued_at);
-        // A re-issued JWT must be strictly newer than the one it replaces:
-        // resolvers skip an equal iat with an equal jti.
-        let iat = previous_iat.map_or(now, |p| now.max(p + 1));
+        // A re-issued JWT must be strictly newer than the one it replaces
+        // (resolvers skip an equal iat with an equal jti), and a user's JWT
+        // newer than any revocation of its key (revocation matches iat <= t).
+        let revoked = match (action.id.account_id(), &want.subject.public) {
+            (Some(acc), Some(key)) if action.id.user.is_some() => desired
+                .get(&acc)
+                .and_then(|a| plan::revocations::revoked_at(&a.claims, key)),
+            _ => None,
+        };
+        let iat = [
+            Some(now),
+            previous_iat.map(|p| p + 1),
+            revoked.map(|r| r + 1),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(now);
         let token = sign(action.id.kind(), &want.claims, iat, signer)
             .with_context(|| format!("signing {}", action.address))?;
         tokens.insert(action.id.clone(), token);

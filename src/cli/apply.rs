@@ -18,6 +18,9 @@ pub struct Args {
     /// Apply without asking for confirmation (for pipelines).
     #[arg(long)]
     pub auto_approve: bool,
+    /// Allow deleting operators and system accounts.
+    #[arg(long)]
+    pub allow_destroy: bool,
     /// age identity file to decrypt seeds with (repeatable).
     #[arg(short = 'i', long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
@@ -32,6 +35,12 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     }
     if !out.quiet {
         out.result(&render::text(&plan, out.style()));
+    }
+    if !plan.protected_deletes.is_empty() && !args.allow_destroy {
+        bail!(
+            "the plan deletes {}; nothing was changed\n  = help: if that is intended, run apply again with --allow-destroy",
+            plan.protected_deletes.join(" and ")
+        );
     }
     if !args.auto_approve {
         if !out.interactive() {

@@ -43,7 +43,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
                     .cloned()
                     .unwrap_or_else(|| d.issuer.clone());
                 let _ = writeln!(text, "{pad}  issuer: {issuer}");
-                for line in render(&d.payload, &names).lines() {
+                for line in render(&d.value(), &names).lines() {
                     let _ = writeln!(text, "{pad}  {line}");
                 }
             }

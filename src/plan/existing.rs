@@ -1,13 +1,15 @@
 //! The store's JWTs as the planner sees them: decoded, verified, and
-//! normalised the same way as desired claims so the two compare equal
-//! exactly when their meaning is equal.
+//! reduced to a canonical form shared with desired claims, so that the two
+//! compare equal exactly when their meaning is equal.
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use super::keyref::NEW_KEY_PREFIX;
-use crate::claims::{self, AccountClaims, AnyClaims, OperatorClaims, UserClaims};
+use crate::claims::{self, gojson, AccountClaims, AnyClaims, Claims, OperatorClaims, UserClaims};
 use crate::store::StoreContents;
 use crate::tree::{ObjectId, ObjectKind};
 
@@ -22,11 +24,20 @@ pub struct Existing {
 /// What the planner needs of a verified stored JWT.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodedJwt {
-    /// Normalised payload (see [`normalize`]).
-    pub payload: Value,
+    /// Canonical claims (see [`canonical`]).
+    pub canonical: String,
     pub subject: String,
     pub issuer: String,
     pub issued_at: i64,
+    /// Unix seconds; 0 when the JWT does not expire.
+    pub expires: i64,
+}
+
+impl DecodedJwt {
+    /// The canonical claims as JSON, for rendering and inspection.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.canonical).expect("canonical claims are JSON")
+    }
 }
 
 /// Decodes and verifies every JWT of the store.
@@ -35,11 +46,12 @@ pub fn decode_all(contents: &StoreContents) -> BTreeMap<ObjectId, Existing> {
         .jwts
         .iter()
         .map(|(id, jwt)| {
+            let decoded = decode_one(id.kind(), &jwt.token);
             (
                 id.clone(),
                 Existing {
                     token: jwt.token.clone(),
-                    decoded: decode_one(id.kind(), &jwt.token),
+                    decoded,
                 },
             )
         })
@@ -49,10 +61,10 @@ pub fn decode_all(contents: &StoreContents) -> BTreeMap<ObjectId, Existing> {
 fn decode_one(kind: ObjectKind, token: &str) -> Result<DecodedJwt, String> {
     let decoded = claims::decode(token).map_err(|e| e.to_string())?;
     let data = decoded.claims.data();
-    let payload = match (kind, decoded.claims) {
-        (ObjectKind::Operator, AnyClaims::Operator(c)) => to_value(&*c),
-        (ObjectKind::Account, AnyClaims::Account(c)) => to_value(&*c),
-        (ObjectKind::User, AnyClaims::User(c)) => to_value(&*c),
+    let canonical = match (kind, decoded.claims) {
+        (ObjectKind::Operator, AnyClaims::Operator(c)) => canonical_of(*c),
+        (ObjectKind::Account, AnyClaims::Account(c)) => canonical_of(*c),
+        (ObjectKind::User, AnyClaims::User(c)) => canonical_of(*c),
         (_, other) => {
             return Err(format!(
                 "expected {} claims, found {} claims",
@@ -62,10 +74,11 @@ fn decode_one(kind: ObjectKind, token: &str) -> Result<DecodedJwt, String> {
         }
     };
     Ok(DecodedJwt {
-        payload,
+        canonical,
         subject: data.sub,
         issuer: data.iss,
         issued_at: data.iat,
+        expires: data.exp,
     })
 }
 
@@ -77,23 +90,41 @@ fn kind_name(kind: ObjectKind) -> &'static str {
     }
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).expect("claims serialize")
+/// The Go JSON of claims without the fields that change on every signing
+/// (`iat`, `jti`, `iss`) nor `type`/`version`, which encoding sets.
+fn canonical_of<N: Serialize>(mut c: Claims<N>) -> String {
+    c.data.iat = 0;
+    c.data.jti.clear();
+    c.data.iss.clear();
+    gojson::to_string(&c)
 }
 
-/// Round-trips wire JSON through the typed claims, so that field order,
-/// defaults and omitted empty values are those of nats-io/jwt.
-pub fn normalize(kind: ObjectKind, claims: &Value) -> Value {
-    fn via<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) -> Value {
-        match serde_json::from_value::<T>(v.clone()) {
-            Ok(t) => to_value(&t),
-            Err(_) => v.clone(),
-        }
-    }
+/// Desired wire claims in the same canonical form as stored ones: a round
+/// trip through the typed claims fixes field order, defaults and omitted
+/// empty values exactly as nats-io/jwt writes them.
+pub fn canonical(kind: ObjectKind, wire: &Value) -> String {
     match kind {
-        ObjectKind::Operator => via::<OperatorClaims>(claims),
-        ObjectKind::Account => via::<AccountClaims>(claims),
-        ObjectKind::User => via::<UserClaims>(claims),
+        ObjectKind::Operator => via_typed::<OperatorClaims>(wire),
+        ObjectKind::Account => via_typed::<AccountClaims>(wire),
+        ObjectKind::User => via_typed::<UserClaims>(wire),
+    }
+}
+
+fn via_typed<T: DeserializeOwned + Into<Canonical>>(wire: &Value) -> String {
+    match serde_json::from_value::<T>(wire.clone()) {
+        Ok(t) => t.into().0,
+        // Desired claims are built by natsform; failing here is a bug that
+        // signing reports in full. The plan still shows a difference.
+        Err(e) => format!("{{\"invalid\":{}}}", Value::String(e.to_string())),
+    }
+}
+
+/// Canonical text of typed claims.
+struct Canonical(String);
+
+impl<N: Serialize> From<Claims<N>> for Canonical {
+    fn from(c: Claims<N>) -> Self {
+        Canonical(canonical_of(c))
     }
 }
 

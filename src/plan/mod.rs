@@ -3,26 +3,35 @@
 //!
 //! Pure: data in, data out. No file system, no clock, no randomness — the
 //! caller reads the store and passes what it found.
+//!
+//! The cascade of a rotation is not special-cased: every object knows the
+//! key that must sign it and the keys its parent trusts, so when a key
+//! disappears (or stops being first in its list) everything it signed is
+//! re-issued by the key that now signs for that role.
 
 pub mod desired;
+pub mod effective;
 pub mod existing;
 pub mod keyref;
 pub mod render;
 pub mod render_claims;
+pub mod revocations;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
+use serde_json::{json, Value};
 
 pub use desired::{desired, required_keys, DesiredObject};
 pub use existing::Existing;
 pub use keyref::{KeyBook, KeyRef};
 use render_claims::KeyNames;
 
-use crate::tree::ObjectId;
+use crate::manifest::Manifest;
+use crate::tree::{ObjectId, ObjectKind};
 
 /// What apply will do to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionKind {
     Create,
@@ -73,12 +82,26 @@ pub struct Action {
     pub after: Option<String>,
 }
 
+/// A user whose JWT stays as it is but whose effective permissions change,
+/// because the scoped role that signed it changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Effect {
+    pub address: String,
+    pub reasons: Vec<String>,
+    pub before: String,
+    pub after: String,
+}
+
 /// The whole plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub actions: Vec<Action>,
+    /// Users whose effective permissions change without a new JWT.
+    pub effects: Vec<Effect>,
     /// Key addresses apply will generate.
     pub new_keys: Vec<String>,
+    /// Deletions that need `--allow-destroy`: operators and system accounts.
+    pub protected_deletes: Vec<String>,
 }
 
 impl Plan {
@@ -93,11 +116,45 @@ impl Plan {
     }
 }
 
+/// Desired claims of every object, with reconciled revocations.
+#[derive(Debug, Clone, Default)]
+pub struct DesiredState {
+    pub objects: BTreeMap<ObjectId, DesiredObject>,
+    /// Why an account's revocations change, per account.
+    pub revocation_reasons: BTreeMap<ObjectId, Vec<String>>,
+}
+
+/// Computes the desired state: claims from the manifest and key bindings,
+/// plus the revocations that deleted users require.
+pub fn desired_state(
+    manifest: &Manifest,
+    keys: &KeyBook,
+    existing: &BTreeMap<ObjectId, Existing>,
+) -> DesiredState {
+    let mut objects = desired(manifest, keys);
+    let mut revocation_reasons = BTreeMap::new();
+    for (id, revs) in revocations::reconcile(&objects, existing) {
+        if let Some(o) = objects.get_mut(&id) {
+            revocations::apply_to(&mut o.claims, &revs.entries);
+        }
+        if !revs.reasons.is_empty() {
+            revocation_reasons.insert(id, revs.reasons);
+        }
+    }
+    DesiredState {
+        objects,
+        revocation_reasons,
+    }
+}
+
 /// Everything the planner looks at.
 pub struct Inputs<'a> {
-    pub desired: &'a BTreeMap<ObjectId, DesiredObject>,
+    pub state: &'a DesiredState,
     pub existing: &'a BTreeMap<ObjectId, Existing>,
+    /// The lock's bindings (including keys the manifest no longer names).
     pub keys: &'a KeyBook,
+    /// Key addresses the manifest names.
+    pub required: &'a BTreeSet<String>,
 }
 
 /// Computes the plan.
@@ -107,142 +164,285 @@ pub fn plan(inputs: &Inputs) -> Plan {
         .iter()
         .map(|(addr, public)| (public.clone(), addr.clone()))
         .collect();
+    let ctx = Ctx { inputs, names };
     let ids: BTreeSet<&ObjectId> = inputs
-        .desired
+        .state
+        .objects
         .keys()
         .chain(inputs.existing.keys())
         .collect();
-    let mut actions = Vec::new();
+    let mut plan = Plan::default();
     for id in ids {
-        let want = inputs.desired.get(id);
-        let have = inputs.existing.get(id);
-        if let Some(action) = plan_object(id, want, have, &names) {
-            actions.push(action);
+        match ctx.object(id) {
+            Some(Outcome::Action(a)) => plan.actions.push(a),
+            Some(Outcome::Effect(e)) => plan.effects.push(e),
+            None => {}
         }
     }
-    let mut new_keys: Vec<String> = inputs
-        .desired
-        .values()
-        .flat_map(|d| [&d.subject, &d.signer])
-        .filter(|k| k.public.is_none())
-        .map(|k| k.address.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    // Keys that appear only as trusted signing keys (not as a signer or subject).
-    for d in inputs.desired.values() {
-        for addr in existing::placeholders_in(&d.claims) {
-            if !new_keys.contains(&addr) {
-                new_keys.push(addr);
+    let mut new_keys = BTreeSet::new();
+    for d in inputs.state.objects.values() {
+        for k in [&d.subject, &d.signer] {
+            if k.public.is_none() {
+                new_keys.insert(k.address.clone());
             }
         }
+        new_keys.extend(existing::placeholders_in(&d.claims));
     }
-    new_keys.sort();
-    Plan { actions, new_keys }
+    plan.new_keys = new_keys.into_iter().collect();
+    plan.protected_deletes = protected_deletes(&plan.actions, inputs.existing);
+    plan
 }
 
-fn plan_object(
-    id: &ObjectId,
-    want: Option<&DesiredObject>,
-    have: Option<&Existing>,
-    names: &KeyNames,
-) -> Option<Action> {
-    let address = id.address();
-    let mk = |action, reasons: Vec<String>, signer: Option<String>, before, after| Action {
-        id: id.clone(),
-        address: address.clone(),
-        action,
-        reasons,
-        signer,
-        before,
-        after,
-    };
-    match (want, have) {
-        (None, None) => None,
-        (Some(w), None) => {
-            let after = render_claims::render(&existing::normalize(id.kind(), &w.claims), names);
-            Some(mk(
-                ActionKind::Create,
-                vec!["not in the store".into()],
-                Some(w.signer.address.clone()),
-                None,
-                Some(after),
-            ))
-        }
-        (None, Some(h)) => {
-            let before = h
-                .decoded
-                .as_ref()
-                .ok()
-                .map(|d| render_claims::render(&d.payload, names));
-            Some(mk(
-                ActionKind::Delete,
-                vec!["not in the manifest".into()],
-                None,
+enum Outcome {
+    Action(Action),
+    Effect(Effect),
+}
+
+struct Ctx<'a> {
+    inputs: &'a Inputs<'a>,
+    names: KeyNames,
+}
+
+impl Ctx<'_> {
+    fn object(&self, id: &ObjectId) -> Option<Outcome> {
+        let want = self.inputs.state.objects.get(id);
+        let have = self.inputs.existing.get(id);
+        let address = id.address();
+        let action = |action, reasons: Vec<String>, before, after| {
+            Some(Outcome::Action(Action {
+                id: id.clone(),
+                address: address.clone(),
+                action,
+                reasons,
+                signer: want
+                    .filter(|_| action != ActionKind::Delete)
+                    .map(|w| w.signer.address.clone()),
                 before,
-                None,
-            ))
-        }
-        (Some(w), Some(h)) => {
-            let after = render_claims::render(&existing::normalize(id.kind(), &w.claims), names);
-            let signer = Some(w.signer.address.clone());
-            let decoded = match &h.decoded {
-                Ok(d) => d,
-                Err(e) => {
-                    let reason =
-                        format!("the stored JWT is not valid ({e}); it will be signed again");
-                    return Some(mk(
-                        ActionKind::Reissue,
-                        vec![reason],
-                        signer,
-                        None,
-                        Some(after),
-                    ));
-                }
-            };
-            let before = render_claims::render(&decoded.payload, names);
-            if w.subject.public.as_deref() != Some(decoded.subject.as_str()) {
-                let reason = match &w.subject.public {
-                    None => format!("identity key {} is new", w.subject.address),
-                    Some(_) => format!("identity key is now {}", w.subject.address),
-                };
-                return Some(mk(
-                    ActionKind::Replace,
-                    vec![reason],
-                    signer,
-                    Some(before),
-                    Some(after),
-                ));
+                after,
+            }))
+        };
+        let (want, have) = match (want, have) {
+            (None, None) => return None,
+            (Some(w), None) => {
+                let mut reasons = vec!["not in the store".to_string()];
+                reasons.extend(self.revoked_key_note(id, w));
+                return action(
+                    ActionKind::Create,
+                    reasons,
+                    None,
+                    Some(self.render_desired(id, w)),
+                );
             }
-            let mut reasons = Vec::new();
-            let kind = if before != after {
-                reasons.push("claims changed".to_string());
+            (None, Some(h)) => {
+                return action(
+                    ActionKind::Delete,
+                    vec!["not in the manifest".into()],
+                    self.render_existing(id, h),
+                    None,
+                );
+            }
+            (Some(w), Some(h)) => (w, h),
+        };
+        let after = self.render_desired(id, want);
+        let decoded = match &have.decoded {
+            Ok(d) => d,
+            Err(e) => {
+                let reason =
+                    format!("the stored JWT cannot be trusted ({e}); it will be signed again");
+                return action(ActionKind::Reissue, vec![reason], None, Some(after));
+            }
+        };
+        let before = self.render_existing(id, have);
+        if want.subject.public.as_deref() != Some(decoded.subject.as_str()) {
+            let reason = match &want.subject.public {
+                None => format!("identity key `{}` is new", want.subject.address),
+                Some(_) => format!("identity key is now `{}`", want.subject.address),
+            };
+            return action(ActionKind::Replace, vec![reason], before, Some(after));
+        }
+        let mut reasons = Vec::new();
+        let claims_changed = existing::canonical(id.kind(), &want.claims) != decoded.canonical;
+        if claims_changed {
+            reasons.push("claims changed".to_string());
+            reasons.extend(
+                self.inputs
+                    .state
+                    .revocation_reasons
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+        reasons.extend(self.issuer_reason(id, want, &decoded.issuer));
+        if !reasons.is_empty() {
+            let kind = if claims_changed {
                 ActionKind::Update
             } else {
                 ActionKind::Reissue
             };
-            if w.signer.public.as_deref() != Some(decoded.issuer.as_str()) {
-                let old = names
-                    .get(&decoded.issuer)
-                    .map(|a| format!("`{a}`"))
-                    .unwrap_or_else(|| {
-                        format!("{} (no longer in the manifest)", short(&decoded.issuer))
-                    });
-                reasons.push(format!(
-                    "signed by {old}; the signer is now `{}`",
-                    w.signer.address
+            return action(kind, reasons, before, Some(after));
+        }
+        // The JWT stays; a scoped user may still see its permissions change.
+        match before {
+            Some(before) if before != after => Some(Outcome::Effect(Effect {
+                address,
+                reasons: vec![format!(
+                    "role `{}` changed in {}",
+                    want.scoped_role.clone().unwrap_or_default(),
+                    id.account_id().map(|a| a.address()).unwrap_or_default()
+                )],
+                before,
+                after,
+            })),
+            _ => None,
+        }
+    }
+
+    /// Why a JWT signed by `issuer` must be signed again, if it must.
+    fn issuer_reason(&self, id: &ObjectId, want: &DesiredObject, issuer: &str) -> Option<String> {
+        if want.signer.public.as_deref() == Some(issuer) {
+            return None;
+        }
+        let signer = &want.signer.address;
+        let trusted = want
+            .trusted
+            .iter()
+            .any(|k| k.public.as_deref() == Some(issuer));
+        let parent = parent_address(id);
+        Some(match self.names.get(issuer) {
+            Some(addr) if trusted => format!("signed by `{addr}`, which stays trusted; `{signer}` signs now"),
+            Some(addr) if !self.inputs.required.contains(addr) => format!("issuer key `{addr}` removed; `{signer}` signs now"),
+            Some(addr) => format!("issuer `{addr}` is not trusted by {parent}; `{signer}` signs now"),
+            None => format!("issuer {} is not a key of this manifest, so {parent} does not trust it; `{signer}` signs now", short(issuer)),
+        })
+    }
+
+    /// A user created with a key its account has revoked: say what happens.
+    fn revoked_key_note(&self, id: &ObjectId, want: &DesiredObject) -> Option<String> {
+        let public = want.subject.public.as_ref()?;
+        let account = self.inputs.state.objects.get(&id.account_id()?)?;
+        let at = revocations::revoked_at(&account.claims, public)?;
+        Some(format!("its key was revoked at {at} (unix seconds); older JWTs stay revoked and this one is issued after that"))
+    }
+
+    fn render_desired(&self, id: &ObjectId, want: &DesiredObject) -> String {
+        let claims: Value = serde_json::from_str(&existing::canonical(id.kind(), &want.claims))
+            .unwrap_or(Value::Null);
+        let mut text = render_claims::render(&claims, &self.names);
+        if let (Some(role), Some(account)) = (
+            &want.scoped_role,
+            id.account_id()
+                .and_then(|a| self.inputs.state.objects.get(&a)),
+        ) {
+            if let Some((_, template)) = effective::scope_of(&account.claims, &want.signer.value())
+            {
+                let ctx = effective::UserContext {
+                    name: id.name(),
+                    subject: &want.subject.value(),
+                    account_name: account.id.name(),
+                    account_subject: &account.subject.value(),
+                    user_tags: &effective::tags_of(&want.claims),
+                    account_tags: &effective::tags_of(&account.claims),
+                };
+                text.push_str(&effective_text(
+                    role,
+                    &effective::expand(template, &ctx),
+                    &self.names,
                 ));
             }
-            if reasons.is_empty() {
-                None
-            } else {
-                Some(mk(kind, reasons, signer, Some(before), Some(after)))
+        }
+        text
+    }
+
+    fn render_existing(&self, id: &ObjectId, have: &Existing) -> Option<String> {
+        let decoded = have.decoded.as_ref().ok()?;
+        let claims = decoded.value();
+        let mut text = render_claims::render(&claims, &self.names);
+        if id.kind() == ObjectKind::User {
+            let account = id
+                .account_id()
+                .and_then(|a| self.inputs.existing.get(&a))
+                .and_then(|a| a.decoded.as_ref().ok());
+            if let Some(account) = account {
+                let acc_claims = account.value();
+                if let Some((role, template)) = effective::scope_of(&acc_claims, &decoded.issuer) {
+                    let ctx = effective::UserContext {
+                        name: claims
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                        subject: &decoded.subject,
+                        account_name: acc_claims
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default(),
+                        account_subject: &account.subject,
+                        user_tags: &effective::tags_of(&claims),
+                        account_tags: &effective::tags_of(&acc_claims),
+                    };
+                    text.push_str(&effective_text(
+                        role,
+                        &effective::expand(template, &ctx),
+                        &self.names,
+                    ));
+                }
             }
         }
+        Some(text)
     }
 }
 
-/// A public key shortened for prose: `ABCDEFGHIJ…`.
+/// The effective-permissions block of a scoped user's rendering.
+fn effective_text(role: &str, e: &effective::Effective, names: &KeyNames) -> String {
+    let doc = json!({"effective_permissions": effective::block(role, e)});
+    format!(
+        "# as nats-server expands role `{role}` for this user:\n{}",
+        render_claims::render(&doc, names)
+    )
+}
+
+fn parent_address(id: &ObjectId) -> String {
+    match id.kind() {
+        ObjectKind::Operator => id.address(),
+        ObjectKind::Account => ObjectId::operator(&id.operator).address(),
+        ObjectKind::User => id.account_id().map(|a| a.address()).unwrap_or_default(),
+    }
+}
+
+/// Deletions of operators and of the system account an operator JWT names.
+fn protected_deletes(actions: &[Action], existing: &BTreeMap<ObjectId, Existing>) -> Vec<String> {
+    let deleted: BTreeSet<&ObjectId> = actions
+        .iter()
+        .filter(|a| a.action == ActionKind::Delete)
+        .map(|a| &a.id)
+        .collect();
+    let mut out = Vec::new();
+    for id in &deleted {
+        match id.kind() {
+            ObjectKind::Operator => out.push(id.address()),
+            ObjectKind::Account => {
+                let op = existing
+                    .get(&ObjectId::operator(&id.operator))
+                    .and_then(|e| e.decoded.as_ref().ok());
+                let acc = existing.get(id).and_then(|e| e.decoded.as_ref().ok());
+                if let (Some(op), Some(acc)) = (op, acc) {
+                    if op
+                        .value()
+                        .pointer("/nats/system_account")
+                        .and_then(Value::as_str)
+                        == Some(acc.subject.as_str())
+                    {
+                        out.push(id.address());
+                    }
+                }
+            }
+            ObjectKind::User => {}
+        }
+    }
+    out
+}
+
+/// A public key shortened for prose: `ABCDEFGHIJKL…`.
 pub fn short(key: &str) -> String {
     if key.len() > 12 {
         format!("{}…", &key[..12])

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde::Serialize;
 use similar::{ChangeTag, TextDiff};
 
-use super::{Action, ActionKind, Plan};
+use super::{Action, ActionKind, Effect, Plan};
 
 /// Version of the `--json` plan document; bumped on incompatible changes.
 pub const JSON_FORMAT_VERSION: u32 = 1;
@@ -45,7 +45,7 @@ impl Style {
 /// The text plan.
 pub fn text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
-    if plan.is_empty() {
+    if plan.is_empty() && plan.effects.is_empty() {
         out.push_str("No changes. The store matches the manifest.\n");
         return out;
     }
@@ -64,6 +64,17 @@ pub fn text(plan: &Plan, style: Style) -> String {
         action_text(&mut out, action, style);
         out.push('\n');
     }
+    for effect in &plan.effects {
+        effect_text(&mut out, effect, style);
+        out.push('\n');
+    }
+    for address in &plan.protected_deletes {
+        let warning = format!("Warning: {address} would be deleted; apply refuses this unless --allow-destroy is given.");
+        let _ = writeln!(out, "{}", style.for_action(ActionKind::Delete, &warning));
+    }
+    if !plan.protected_deletes.is_empty() {
+        out.push('\n');
+    }
     out.push_str(&summary(plan));
     out.push('\n');
     out
@@ -71,22 +82,30 @@ pub fn text(plan: &Plan, style: Style) -> String {
 
 /// `Plan: N to create, …` — the last line of a text plan.
 pub fn summary(plan: &Plan) -> String {
-    format!(
+    let mut s = format!(
         "Plan: {} to create, {} to update, {} to re-issue, {} to replace, {} to delete.",
         plan.count(ActionKind::Create),
         plan.count(ActionKind::Update),
         plan.count(ActionKind::Reissue),
         plan.count(ActionKind::Replace),
         plan.count(ActionKind::Delete)
-    )
+    );
+    if !plan.effects.is_empty() {
+        let n = plan.effects.len();
+        s.push_str(&format!(
+            " {n} user{} with changed effective permissions.",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    s
 }
 
+/// Unchanged lines shown around each change of an update.
+const CONTEXT_LINES: usize = 4;
+
 fn action_text(out: &mut String, a: &Action, style: Style) {
-    let _ = writeln!(
-        out,
-        "  {}",
-        style.for_action(a.action, &format!("# {} {}", a.address, a.action.phrase()))
-    );
+    let header = format!("# {} {}", a.address, a.action.phrase());
+    let _ = writeln!(out, "  {}", style.for_action(a.action, &header));
     for r in &a.reasons {
         let _ = writeln!(out, "    reason: {r}");
     }
@@ -99,30 +118,78 @@ fn action_text(out: &mut String, a: &Action, style: Style) {
         style.for_action(a.action, a.action.symbol()),
         style.bold(&a.address)
     );
-    let before = a.before.as_deref().unwrap_or("");
-    let after = a.after.as_deref().unwrap_or("");
+    diff_text(
+        out,
+        a.before.as_deref().unwrap_or(""),
+        a.after.as_deref().unwrap_or(""),
+        style,
+    );
+}
+
+fn effect_text(out: &mut String, e: &Effect, style: Style) {
+    let header = format!(
+        "# {}: effective permissions change; its JWT stays as it is",
+        e.address
+    );
+    let _ = writeln!(out, "  {}", style.for_action(ActionKind::Update, &header));
+    for r in &e.reasons {
+        let _ = writeln!(out, "    reason: {r}");
+    }
+    let _ = writeln!(
+        out,
+        "  {} {}",
+        style.for_action(ActionKind::Update, "~"),
+        style.bold(&e.address)
+    );
+    diff_text(out, &e.before, &e.after, style);
+}
+
+/// A unified diff: every line of a create or delete, and the changes of an
+/// update with a few lines of context, `…` marking what is left out.
+fn diff_text(out: &mut String, before: &str, after: &str, style: Style) {
     let diff = TextDiff::from_lines(before, after);
-    for change in diff.iter_all_changes() {
-        let line = change.value().trim_end_matches('\n');
-        match change.tag() {
-            ChangeTag::Equal => {
-                let _ = writeln!(out, "      {line}");
-            }
-            ChangeTag::Delete => {
-                let _ = writeln!(
-                    out,
-                    "    {}",
-                    style.for_action(ActionKind::Delete, &format!("- {line}"))
-                );
-            }
-            ChangeTag::Insert => {
-                let _ = writeln!(
-                    out,
-                    "    {}",
-                    style.for_action(ActionKind::Create, &format!("+ {line}"))
-                );
-            }
+    let line = |out: &mut String, tag: ChangeTag, text: &str| {
+        let text = text.trim_end_matches('\n');
+        let _ = match tag {
+            ChangeTag::Equal => writeln!(out, "      {text}"),
+            ChangeTag::Delete => writeln!(
+                out,
+                "    {}",
+                style.for_action(ActionKind::Delete, &format!("- {text}"))
+            ),
+            ChangeTag::Insert => writeln!(
+                out,
+                "    {}",
+                style.for_action(ActionKind::Create, &format!("+ {text}"))
+            ),
+        };
+    };
+    if before == after {
+        let _ = writeln!(out, "      (claims unchanged)");
+        return;
+    }
+    if before.is_empty() || after.is_empty() {
+        for change in diff.iter_all_changes() {
+            line(out, change.tag(), change.value());
         }
+        return;
+    }
+    let total = before.lines().count();
+    let mut shown_until = 0;
+    for group in diff.grouped_ops(CONTEXT_LINES) {
+        let first = group.first().map(|op| op.old_range().start).unwrap_or(0);
+        if first > shown_until {
+            let _ = writeln!(out, "      …");
+        }
+        for op in &group {
+            for change in diff.iter_changes(op) {
+                line(out, change.tag(), change.value());
+            }
+            shown_until = op.old_range().end;
+        }
+    }
+    if shown_until < total {
+        let _ = writeln!(out, "      …");
     }
 }
 
@@ -132,7 +199,9 @@ struct JsonPlan<'a> {
     changes: bool,
     summary: JsonSummary,
     new_keys: &'a [String],
+    protected_deletes: &'a [String],
     actions: &'a [Action],
+    effects: &'a [Effect],
 }
 
 #[derive(Serialize)]
@@ -157,7 +226,9 @@ pub fn json(plan: &Plan) -> String {
             delete: plan.count(ActionKind::Delete),
         },
         new_keys: &plan.new_keys,
+        protected_deletes: &plan.protected_deletes,
         actions: &plan.actions,
+        effects: &plan.effects,
     };
     let mut s = serde_json::to_string_pretty(&doc).expect("plan serializes");
     s.push('\n');

@@ -71,7 +71,14 @@ fn field(out: &mut String, indent: usize, key: &str, value: &Value, names: &KeyN
         }
         Value::Array(a) => {
             let _ = writeln!(out, "{pad}{key}:");
-            for item in a {
+            let mut items: Vec<&Value> = a.iter().collect();
+            if key == "signing_keys" {
+                // On the wire they are sorted by public key, which reshuffles
+                // on every rotation; by address (role) a rotation reads as
+                // one changed entry.
+                items.sort_by_key(|v| signing_key_order(v, names));
+            }
+            for item in items {
                 match item {
                     Value::Object(m) => {
                         let mut first = true;
@@ -98,6 +105,20 @@ fn field(out: &mut String, indent: usize, key: &str, value: &Value, names: &KeyN
             let _ = writeln!(out, "{pad}{key}: {}", scalar(other, names));
         }
     }
+}
+
+fn signing_key_order(v: &Value, names: &KeyNames) -> String {
+    let key = match v {
+        Value::String(s) => s.as_str(),
+        Value::Object(m) => m.get("key").and_then(Value::as_str).unwrap_or(""),
+        _ => "",
+    };
+    let address = key
+        .strip_prefix(NEW_KEY_PREFIX)
+        .map(|a| a.trim_end_matches(')').to_string());
+    address
+        .or_else(|| names.get(key).cloned())
+        .unwrap_or_else(|| key.to_string())
 }
 
 fn scalar(v: &Value, names: &KeyNames) -> String {

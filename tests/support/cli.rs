@@ -164,3 +164,59 @@ pub fn find_seeds(bytes: &[u8]) -> Vec<String> {
     }
     out
 }
+
+impl Project {
+    /// Replaces every public key of the lock in `text` by `<address>`, other
+    /// public keys by `<KEY>`, and unix times by `<TIME>`, so snapshots of
+    /// plans over random keys are stable.
+    pub fn redact(&self, text: &str) -> String {
+        let lock = fs::read_to_string(self.path().join("natsform.lock")).unwrap_or_default();
+        let mut out = text.to_string();
+        for line in lock.lines() {
+            if let Some((addr, key)) = line.split_once(" = ") {
+                let (addr, key) = (addr.trim_matches('"'), key.trim_matches('"'));
+                if key.len() != 56 {
+                    continue;
+                }
+                out = out.replace(key, &format!("<{addr}>"));
+                out = out.replace(
+                    &format!("{}…", &key[..12.min(key.len())]),
+                    &format!("<{addr}>"),
+                );
+            }
+        }
+        redact_keys_and_times(&out)
+    }
+}
+
+fn redact_keys_and_times(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let is_b32 = |b: u8| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b);
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let boundary = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+        if boundary
+            && matches!(b, b'O' | b'A' | b'U')
+            && i + 56 <= bytes.len()
+            && bytes[i..i + 56].iter().all(|c| is_b32(*c))
+        {
+            out.push_str("<KEY>");
+            i += 56;
+        } else if boundary
+            && b == b'1'
+            && i + 10 <= bytes.len()
+            && bytes[i..i + 10].iter().all(u8::is_ascii_digit)
+            && bytes.get(i + 10).is_none_or(|c| !c.is_ascii_digit())
+        {
+            out.push_str("<TIME>");
+            i += 10;
+        } else {
+            let ch = text[i..].chars().next().unwrap();
+            out.push(ch);
+            i += ch.len_utf8();
+        }
+    }
+    out
+}

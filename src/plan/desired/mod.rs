@@ -33,6 +33,9 @@ pub struct DesiredObject {
     pub subject: KeyRef,
     /// The key that must sign it.
     pub signer: KeyRef,
+    /// Every key the parent trusts to sign it (the signer among them). A
+    /// stored JWT signed by any other key is not trusted by its parent.
+    pub trusted: Vec<KeyRef>,
     /// For users of a scoped role: the role name.
     pub scoped_role: Option<String>,
 }
@@ -114,6 +117,9 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                 subject: op_key.clone(),
                 // The identity key signs the operator JWT, as nsc does.
                 signer: op_key.clone(),
+                trusted: std::iter::once(op_key.clone())
+                    .chain(op_signing.iter().cloned())
+                    .collect(),
                 scoped_role: None,
                 id,
             },
@@ -122,6 +128,14 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
             .first()
             .cloned()
             .unwrap_or_else(|| op_key.clone());
+        // Under strict signing key usage servers drop the identity key from
+        // the trusted set (nats-jwt-facts §3).
+        let strict = op.strict_signing_key_usage;
+        let account_trusted: Vec<KeyRef> = (!strict)
+            .then(|| op_key.clone())
+            .into_iter()
+            .chain(op_signing.iter().cloned())
+            .collect();
         for (acc_name, acc) in &op.accounts {
             let acc_key = account_key(acc_name, acc);
             let roles: BTreeMap<&str, (Vec<KeyRef>, &SigningKey)> = acc
@@ -148,10 +162,16 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                     claims: account_claims(acc_name, acc, &acc_key, &roles),
                     subject: acc_key.clone(),
                     signer: account_signer.clone(),
+                    trusted: account_trusted.clone(),
                     scoped_role: None,
                     id,
                 },
             );
+            let user_trusted: Vec<KeyRef> = (!strict)
+                .then(|| acc_key.clone())
+                .into_iter()
+                .chain(roles.values().flat_map(|(refs, _)| refs.iter().cloned()))
+                .collect();
             for (user_name, user) in &acc.users {
                 let user_key = key(address::key(
                     &address::user(op_name, acc_name, user_name),
@@ -181,6 +201,7 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                         ),
                         subject: user_key,
                         signer,
+                        trusted: user_trusted.clone(),
                         scoped_role,
                         id,
                     },

@@ -1,0 +1,95 @@
+//! Deletion that revokes: a user removed from the manifest is revoked in its
+//! account's JWT, so creds already handed out stop working on a live server.
+//!
+//! Revocations are reconciled state. The account JWT in the store is the
+//! record of past revocations, so they carry over to every re-issue; a
+//! removed user adds an entry for its key at its JWT's `iat` (revocation
+//! matches `iat <= t`, so every JWT natsform issued for that key is covered
+//! and the time is deterministic). A user re-added with a revoked key keeps
+//! the entry — old JWTs stay revoked — and apply issues the new JWT after it.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::desired::DesiredObject;
+use super::existing::Existing;
+use crate::tree::ObjectId;
+
+/// The revocations an account must carry, with why they changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountRevocations {
+    pub entries: BTreeMap<String, i64>,
+    pub reasons: Vec<String>,
+}
+
+/// Revocations per desired account.
+pub fn reconcile(
+    desired: &BTreeMap<ObjectId, DesiredObject>,
+    existing: &BTreeMap<ObjectId, Existing>,
+) -> BTreeMap<ObjectId, AccountRevocations> {
+    let mut out: BTreeMap<ObjectId, AccountRevocations> = BTreeMap::new();
+    for (id, want) in desired
+        .iter()
+        .filter(|(id, _)| id.user.is_none() && id.account.is_some())
+    {
+        let mut acc = AccountRevocations::default();
+        let merge = |entries: &mut BTreeMap<String, i64>, map: Option<&Value>| {
+            if let Some(Value::Object(m)) = map {
+                for (k, v) in m {
+                    if let Some(t) = v.as_i64() {
+                        let e = entries.entry(k.clone()).or_insert(t);
+                        *e = (*e).max(t);
+                    }
+                }
+            }
+        };
+        merge(&mut acc.entries, want.claims.pointer("/nats/revocations"));
+        if let Some(Ok(d)) = existing.get(id).map(|e| &e.decoded) {
+            merge(&mut acc.entries, d.value().pointer("/nats/revocations"));
+        }
+        out.insert(id.clone(), acc);
+    }
+    for (id, have) in existing.iter().filter(|(id, _)| id.user.is_some()) {
+        if desired.contains_key(id) {
+            continue;
+        }
+        let Some(account) = id.account_id() else {
+            continue;
+        };
+        let Some(acc) = out.get_mut(&account) else {
+            continue;
+        };
+        let Ok(d) = &have.decoded else { continue };
+        let before = acc.entries.get(&d.subject).copied();
+        if before.is_some_and(|t| t >= d.issued_at) {
+            continue;
+        }
+        acc.entries.insert(d.subject.clone(), d.issued_at);
+        acc.reasons
+            .push(format!("revokes {} (not in the manifest)", id.address()));
+    }
+    out
+}
+
+/// The revocation time of `key` in desired account claims, if revoked.
+pub fn revoked_at(account_claims: &Value, key: &str) -> Option<i64> {
+    let revs = account_claims.pointer("/nats/revocations")?;
+    let own = revs.get(key).and_then(Value::as_i64);
+    let all = revs.get("*").and_then(Value::as_i64);
+    own.into_iter().chain(all).max()
+}
+
+/// Writes `entries` into account wire claims.
+pub fn apply_to(claims: &mut Value, entries: &BTreeMap<String, i64>) {
+    if let Some(Value::Object(nats)) = claims.get_mut("nats") {
+        if entries.is_empty() {
+            nats.remove("revocations");
+        } else {
+            nats.insert(
+                "revocations".into(),
+                serde_json::to_value(entries).expect("map serializes"),
+            );
+        }
+    }
+}

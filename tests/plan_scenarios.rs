@@ -1,0 +1,169 @@
+//! The plan a reviewer reads for each kind of change, snapshotted: start
+//! from the applied walkthrough, edit the manifest (or the store), plan.
+//! Keys are random, so public keys are shown as `<their lock address>`.
+
+mod support;
+
+use std::fs;
+
+use support::cli::Project;
+
+fn applied() -> Project {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    p.apply();
+    p
+}
+
+fn edit(p: &Project, from: &str, to: &str) {
+    let text = fs::read_to_string(&p.manifest).unwrap();
+    assert!(text.contains(from), "manifest has no {from:?}");
+    fs::write(&p.manifest, text.replacen(from, to, 1)).unwrap();
+}
+
+fn plan(p: &Project) -> String {
+    let run = p.run_without_identity(&["plan"]).success();
+    p.redact(&run.stdout)
+}
+
+#[test]
+fn adding_a_user() {
+    let p = applied();
+    edit(&p, "[operators.O2.accounts.A.users.worker]", "[operators.O2.accounts.A.users.reporter]\nsigner = \"main\"\nsub = { allow = [\"reports.>\"] }\n\n[operators.O2.accounts.A.users.worker]");
+    insta::assert_snapshot!(plan(&p));
+}
+
+#[test]
+fn changing_a_role_shows_effective_permissions_of_each_user() {
+    let p = applied();
+    edit(&p, "sub = { allow = [\"{{account-name()}}.{{tag(team)}}.{{name()}}.>\"] }", "sub = { allow = [\"{{account-name()}}.{{tag(team)}}.{{name()}}.>\", \"{{account-name()}}.{{tag(team)}}.shared.>\"] }");
+    let text = plan(&p);
+    assert!(
+        text.contains("sales.support.shared.>") && text.contains("sales.leads.shared.>"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn rotating_an_account_signing_key_reissues_its_users() {
+    let p = applied();
+    edit(
+        &p,
+        "[operators.O2.accounts.A.signing_keys.service]",
+        "[operators.O2.accounts.A.signing_keys.service]\nkeys = [\"v2\"]",
+    );
+    let text = plan(&p);
+    assert!(
+        text.contains("issuer key `signing_key.O2/A/service#v1` removed"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn two_step_rotation_first_adds_then_drops_the_old_key() {
+    let p = applied();
+    edit(
+        &p,
+        "[operators.O2.accounts.A.signing_keys.service]",
+        "[operators.O2.accounts.A.signing_keys.service]\nkeys = [\"v2\", \"v1\"]",
+    );
+    let step1 = plan(&p);
+    assert!(step1.contains("which stays trusted"), "{step1}");
+    p.apply();
+    edit(&p, "keys = [\"v2\", \"v1\"]", "keys = [\"v2\"]");
+    let step2 = plan(&p);
+    assert!(
+        step2.contains("Plan: 0 to create, 1 to update, 0 to re-issue, 0 to replace, 0 to delete."),
+        "{step2}"
+    );
+    insta::assert_snapshot!("two_step_rotation_step1", step1);
+    insta::assert_snapshot!("two_step_rotation_step2", step2);
+}
+
+#[test]
+fn rotating_the_operator_signing_key_reissues_every_account() {
+    let p = applied();
+    edit(&p, "signing_keys = [\"ops\"]", "signing_keys = [\"ops-2\"]");
+    let text = plan(&p);
+    assert!(
+        text.contains("Plan: 0 to create, 1 to update, 3 to re-issue, 0 to replace, 0 to delete."),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn deleting_a_user_revokes_it_in_its_account() {
+    let p = applied();
+    edit(
+        &p,
+        "[operators.O2.accounts.A.users.U]\nsigner = \"main\"\n",
+        "",
+    );
+    let text = plan(&p);
+    assert!(
+        text.contains("revokes user.O2/A/U (not in the manifest)"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn deleting_an_account_deletes_it_and_its_users() {
+    let p = applied();
+    let text = fs::read_to_string(&p.manifest).unwrap();
+    let start = text
+        .find("[operators.O2.accounts.sales.signing_keys.team-service]")
+        .unwrap();
+    fs::write(&p.manifest, &text[..start]).unwrap();
+    insta::assert_snapshot!(plan(&p));
+}
+
+#[test]
+fn deleting_the_system_account_needs_allow_destroy() {
+    let p = applied();
+    edit(&p, "system_account = \"SYS\"", "system_account = \"A\"");
+    edit(&p, "[operators.O2.accounts.SYS.users.sys]\n", "");
+    let text = plan(&p);
+    assert!(
+        text.contains("Warning: account.O2/SYS would be deleted"),
+        "{text}"
+    );
+    let before = p.files();
+    let run = p.run(&["apply", "--auto-approve"]).failure();
+    assert!(run.stderr.contains("--allow-destroy"), "{}", run.stderr);
+    assert_eq!(p.files(), before, "nothing may change");
+    p.run(&["apply", "--auto-approve", "--allow-destroy"])
+        .success();
+    assert!(!p.path().join("store/O2/accounts/SYS").exists());
+}
+
+#[test]
+fn a_tampered_store_jwt_is_reported_and_reissued() {
+    let p = applied();
+    let path = p.path().join("store/O2/accounts/A/users/U.jwt");
+    let jwt = fs::read_to_string(&path).unwrap();
+    // Grant more permissions in the payload without re-signing.
+    let mut parts: Vec<String> = jwt.split('.').map(str::to_string).collect();
+    let payload = data_encoding::BASE64URL_NOPAD
+        .decode(parts[1].as_bytes())
+        .unwrap();
+    let forged = String::from_utf8(payload)
+        .unwrap()
+        .replace("\"pub\":{}", "\"pub\":{\"allow\":[\"admin.>\"]}");
+    parts[1] = data_encoding::BASE64URL_NOPAD.encode(forged.as_bytes());
+    fs::write(&path, parts.join(".")).unwrap();
+    let text = plan(&p);
+    assert!(
+        text.contains("user.O2/A/U will be re-issued") && text.contains("cannot be trusted"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+    p.apply();
+    assert!(p
+        .run_without_identity(&["plan"])
+        .success()
+        .stdout
+        .contains("No changes."));
+}
