@@ -69,6 +69,19 @@ impl Workspace {
         plan::desired_state(&self.loaded.manifest, keys, &self.existing)
     }
 
+    /// Fingerprint of the manifest, lock and store a plan is computed from.
+    pub fn fingerprint(&self) -> String {
+        let lock = std::fs::read(&self.lock_path).unwrap_or_default();
+        let mut parts: Vec<(String, Vec<u8>)> = vec![
+            ("manifest".into(), self.loaded.text.as_bytes().to_vec()),
+            ("lock".into(), lock),
+        ];
+        for (id, jwt) in &self.contents.jwts {
+            parts.push((id.address(), jwt.token.as_bytes().to_vec()));
+        }
+        plan::saved::fingerprint(parts.iter().map(|(n, b)| (n.as_str(), b.as_slice())))
+    }
+
     /// Key addresses the manifest names.
     pub fn required_addresses(&self) -> BTreeSet<String> {
         plan::required_keys(&self.loaded.manifest)

@@ -123,3 +123,40 @@ fn walkthrough_creds_have_exactly_the_declared_permissions_on_every_server() {
         assert!(err.contains("Authorization Violation"), "{v}: {err}");
     }
 }
+
+#[test]
+fn rotated_and_deleted_users_lose_access_on_every_server() {
+    let project = Project::from_example("walkthrough", "natsform.toml");
+    project.apply();
+    let old_worker = project.creds("A/worker");
+    let old_u = project.creds("A/U");
+
+    // Rotate the `service` role's key (one line) and delete user U.
+    let text = std::fs::read_to_string(&project.manifest).unwrap();
+    let text = text
+        .replace(
+            "[operators.O2.accounts.A.signing_keys.service]",
+            "[operators.O2.accounts.A.signing_keys.service]\nkeys = [\"v2\"]",
+        )
+        .replace("[operators.O2.accounts.A.users.U]\nsigner = \"main\"\n", "");
+    std::fs::write(&project.manifest, text).unwrap();
+    project.apply();
+    let new_worker = project.creds("A/worker");
+    assert_ne!(new_worker, old_worker);
+
+    for binary in nats::nats_server_binaries() {
+        let server = server_for(&project, &binary);
+        let v = server.version().to_string();
+        let mut w = connect(&server, &new_worker);
+        w.subscribe("q.work")
+            .unwrap_or_else(|e| panic!("{v}: rotated worker subscribe: {e}"));
+        let err = server
+            .connect(&old_worker)
+            .expect_err("creds signed by the removed key must be refused");
+        assert!(err.contains("Authorization Violation"), "{v}: {err}");
+        let err = server
+            .connect(&old_u)
+            .expect_err("a deleted user's creds must be refused (revoked)");
+        assert!(err.contains("Authorization Violation"), "{v}: {err}");
+    }
+}

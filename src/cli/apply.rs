@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 
 use super::Output;
 use crate::apply;
@@ -15,6 +15,10 @@ use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// A plan saved by `plan --out`: apply exactly it, without asking;
+    /// refused if the manifest, lock or store changed since.
+    #[arg(value_name = "PLAN_FILE")]
+    pub plan_file: Option<PathBuf>,
     /// Apply without asking for confirmation (for pipelines).
     #[arg(long)]
     pub auto_approve: bool,
@@ -29,6 +33,16 @@ pub struct Args {
 pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(path)?;
     let plan = ws.plan();
+    let saved = match &args.plan_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading the plan {}", file.display()))?;
+            crate::plan::saved::check(&text, &plan, &ws.fingerprint())
+                .with_context(|| format!("cannot apply {}", file.display()))?;
+            true
+        }
+        None => false,
+    };
     if plan.is_empty() {
         out.result("No changes. The store matches the manifest.\n");
         return Ok(ExitCode::SUCCESS);
@@ -42,7 +56,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             plan.protected_deletes.join(" and ")
         );
     }
-    if !args.auto_approve {
+    if !args.auto_approve && !saved {
         if !out.interactive() {
             bail!("apply needs confirmation, and there is no terminal to ask on\n  = help: review the plan above and pass --auto-approve to apply it");
         }

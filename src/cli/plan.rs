@@ -15,11 +15,24 @@ pub struct Args {
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also save the plan (JSON with a fingerprint of its inputs) for `apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(path)?;
     let plan = ws.plan();
+    if let Some(file) = &args.out {
+        let text = crate::plan::saved::save(&plan, &ws.fingerprint());
+        crate::fsutil::write_atomic(file, text.as_bytes(), 0o644)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
+        out.note(&format!(
+            "Saved the plan to {}; apply it with `natsform apply {}`.",
+            file.display(),
+            file.display()
+        ));
+    }
     if args.json {
         out.result(&render::json(&plan));
     } else {

@@ -16,6 +16,7 @@ pub mod keyref;
 pub mod render;
 pub mod render_claims;
 pub mod revocations;
+pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet};
 

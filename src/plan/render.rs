@@ -196,6 +196,9 @@ fn diff_text(out: &mut String, before: &str, after: &str, style: Style) {
 #[derive(Serialize)]
 struct JsonPlan<'a> {
     format_version: u32,
+    /// Set in saved plans (`plan --out`): what the plan was computed from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<&'a str>,
     changes: bool,
     summary: JsonSummary,
     new_keys: &'a [String],
@@ -215,8 +218,14 @@ struct JsonSummary {
 
 /// The plan as a versioned JSON document (pretty-printed, stable order).
 pub fn json(plan: &Plan) -> String {
+    json_document(plan, None)
+}
+
+/// The JSON document, with the fingerprint of its inputs when saved.
+pub fn json_document(plan: &Plan, fingerprint: Option<&str>) -> String {
     let doc = JsonPlan {
         format_version: JSON_FORMAT_VERSION,
+        fingerprint,
         changes: !plan.is_empty(),
         summary: JsonSummary {
             create: plan.count(ActionKind::Create),
