@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use crate::keys::Lock;
 use crate::manifest::{self, Loaded};
 use crate::plan::{self, DesiredState, Existing, KeyBook, Plan};
-use crate::store::{Store, StoreContents};
+use crate::store::Store;
 use crate::tree::ObjectId;
 
 /// Default file names next to the manifest.
@@ -25,7 +25,6 @@ pub struct Workspace {
     pub lock: Lock,
     pub store: Store,
     pub vault_dir: PathBuf,
-    pub contents: StoreContents,
     pub existing: BTreeMap<ObjectId, Existing>,
 }
 
@@ -43,14 +42,13 @@ impl Workspace {
         let contents = store
             .read()
             .with_context(|| format!("reading the store at {}", store.root().display()))?;
-        let existing = plan::existing::decode_all(&contents);
+        let existing = plan::existing::decode_all(contents);
         Ok(Workspace {
             loaded,
             lock_path,
             lock,
             store,
             vault_dir,
-            contents,
             existing,
         })
     }
@@ -76,7 +74,7 @@ impl Workspace {
             ("manifest".into(), self.loaded.text.as_bytes().to_vec()),
             ("lock".into(), lock),
         ];
-        for (id, jwt) in &self.contents.jwts {
+        for (id, jwt) in &self.existing {
             parts.push((id.address(), jwt.token.as_bytes().to_vec()));
         }
         plan::saved::fingerprint(parts.iter().map(|(n, b)| (n.as_str(), b.as_slice())))

@@ -35,9 +35,9 @@ pub use creds::{format_user_creds, parse_creds, Creds, Seed};
 pub use error::ClaimsError;
 pub use exports::{Export, ExportType, Import, SamplingRate, ServiceLatency};
 pub use jwt::{
-    compute_jti, decode, decode_as, encode, peek, AccountClaims, ActivationClaims, AnyClaims,
-    ClaimPayload, Claims, ClaimsData, Decoded, GenericFields, Header, OperatorClaims, UserClaims,
-    HEADER_B64, HEADER_JSON, LIB_VERSION,
+    compute_jti, decode, decode_as, encode, payload_for, peek, verify_envelope, AccountClaims,
+    ActivationClaims, AnyClaims, ClaimPayload, Claims, ClaimsData, Decoded, Envelope,
+    GenericFields, Header, OperatorClaims, UserClaims, HEADER_B64, HEADER_JSON, LIB_VERSION,
 };
 pub use keys::{is_public_key, public_key_kind, KeyKind};
 pub use operator::Operator;

@@ -1,6 +1,7 @@
 //! Reading a manifest file (TOML or YAML) into the model, with positions.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::diagnostic::{Diagnostic, ManifestErrors};
 use super::model::Manifest;
@@ -21,7 +22,9 @@ pub struct Loaded {
     pub format: Format,
     pub text: String,
     pub manifest: Manifest,
-    pub spans: SourceMap,
+    /// Key positions, computed on first use: only errors need them, and
+    /// for a manifest of 100,000 users they cost as much as parsing.
+    spans: OnceLock<SourceMap>,
 }
 
 impl Loaded {
@@ -33,6 +36,14 @@ impl Loaded {
         }
     }
 
+    /// Where each key of the manifest is.
+    pub fn spans(&self) -> &SourceMap {
+        self.spans.get_or_init(|| match self.format {
+            Format::Toml => SourceMap::from_toml(&self.text),
+            Format::Yaml => SourceMap::from_yaml(&self.text),
+        })
+    }
+
     /// A diagnostic pointing at the key `path` (or its nearest known parent).
     pub fn diagnostic<S: AsRef<str>>(
         &self,
@@ -41,7 +52,7 @@ impl Loaded {
         message: impl Into<String>,
         help: Option<String>,
     ) -> Diagnostic {
-        let line = self.spans.line_of(path);
+        let line = self.spans().line_of(path);
         Diagnostic {
             file: self.path.display().to_string(),
             line,
@@ -112,7 +123,8 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
     };
     let (manifest, spans) = match format {
         Format::Toml => match toml::from_str::<Manifest>(&text) {
-            Ok(m) => (m, SourceMap::from_toml(&text)),
+            // The TOML parser refuses duplicate keys itself.
+            Ok(m) => (m, OnceLock::new()),
             Err(e) => {
                 let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
                 return Err(ManifestErrors(vec![at_line(
@@ -122,7 +134,9 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
             }
         },
         Format::Yaml => match serde_yaml::from_str::<Manifest>(&text) {
-            Ok(m) => (m, SourceMap::from_yaml(&text)),
+            // serde_yaml keeps the last of two equal keys: walk the events
+            // now to find duplicates.
+            Ok(m) => (m, OnceLock::from(SourceMap::from_yaml(&text))),
             Err(e) => {
                 let line = e.location().map(|l| l.line());
                 let msg = strip_yaml_position(&e.to_string());
@@ -137,9 +151,9 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
         manifest,
         spans,
     };
-    if !loaded.spans.duplicates.is_empty() {
+    if !loaded.spans().duplicates.is_empty() {
         let diags = loaded
-            .spans
+            .spans()
             .duplicates
             .iter()
             .map(|(p, line)| Diagnostic {

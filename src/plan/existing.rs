@@ -3,13 +3,15 @@
 //! compare equal exactly when their meaning is equal.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
+use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::keyref::NEW_KEY_PREFIX;
-use crate::claims::{self, gojson, AccountClaims, AnyClaims, Claims, OperatorClaims, UserClaims};
+use crate::claims::{self, gojson, AccountClaims, Claims, OperatorClaims, UserClaims};
 use crate::store::StoreContents;
 use crate::tree::{ObjectId, ObjectKind};
 
@@ -22,35 +24,81 @@ pub struct Existing {
 }
 
 /// What the planner needs of a verified stored JWT.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct DecodedJwt {
-    /// Canonical claims (see [`canonical`]).
-    pub canonical: String,
+    pub kind: ObjectKind,
     pub subject: String,
     pub issuer: String,
     pub issued_at: i64,
     /// Unix seconds; 0 when the JWT does not expire.
     pub expires: i64,
+    /// The payload JSON exactly as signed.
+    pub payload: String,
+    canonical: OnceLock<String>,
 }
 
-impl DecodedJwt {
-    /// The canonical claims as JSON, for rendering and inspection.
-    pub fn value(&self) -> Value {
-        serde_json::from_str(&self.canonical).expect("canonical claims are JSON")
+impl PartialEq for DecodedJwt {
+    fn eq(&self, other: &Self) -> bool {
+        self.payload == other.payload
     }
 }
 
-/// Decodes and verifies every JWT of the store.
-pub fn decode_all(contents: &StoreContents) -> BTreeMap<ObjectId, Existing> {
+impl DecodedJwt {
+    /// Canonical claims (see [`canonical`]), computed on first use: most
+    /// stored JWTs match their desired payload byte for byte and never need it.
+    pub fn canonical(&self) -> &str {
+        self.canonical.get_or_init(|| {
+            let parsed = match self.kind {
+                ObjectKind::Operator => {
+                    serde_json::from_str::<OperatorClaims>(&self.payload).map(canonical_of)
+                }
+                ObjectKind::Account => {
+                    serde_json::from_str::<AccountClaims>(&self.payload).map(canonical_of)
+                }
+                ObjectKind::User => {
+                    serde_json::from_str::<UserClaims>(&self.payload).map(canonical_of)
+                }
+            };
+            parsed.unwrap_or_else(|e| format!("{{\"invalid\":{}}}", Value::String(e.to_string())))
+        })
+    }
+
+    /// The canonical claims as JSON, for rendering and inspection.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.canonical()).expect("canonical claims are JSON")
+    }
+
+    /// Whether this JWT already holds exactly `wire` (desired claims) as
+    /// natsform would sign them with this JWT's issuer and issue time, or
+    /// at least the same meaning.
+    pub fn holds(&self, wire: &Value) -> bool {
+        let exact = match self.kind {
+            ObjectKind::Operator => payload_as::<claims::Operator>(wire, self),
+            ObjectKind::Account => payload_as::<claims::Account>(wire, self),
+            ObjectKind::User => payload_as::<claims::User>(wire, self),
+        };
+        exact.as_deref() == Some(self.payload.as_str())
+            || canonical(self.kind, wire) == self.canonical()
+    }
+}
+
+fn payload_as<N: claims::ClaimPayload>(wire: &Value, stored: &DecodedJwt) -> Option<String> {
+    let mut c: Claims<N> = serde_json::from_value(wire.clone()).ok()?;
+    c.data.iat = stored.issued_at;
+    claims::payload_for(&mut c, &stored.issuer).ok()
+}
+
+/// Decodes and verifies every JWT of the store, in parallel.
+pub fn decode_all(contents: StoreContents) -> BTreeMap<ObjectId, Existing> {
     contents
         .jwts
-        .iter()
+        .into_par_iter()
         .map(|(id, jwt)| {
             let decoded = decode_one(id.kind(), &jwt.token);
             (
-                id.clone(),
+                id,
                 Existing {
-                    token: jwt.token.clone(),
+                    token: jwt.token,
                     decoded,
                 },
             )
@@ -59,26 +107,28 @@ pub fn decode_all(contents: &StoreContents) -> BTreeMap<ObjectId, Existing> {
 }
 
 fn decode_one(kind: ObjectKind, token: &str) -> Result<DecodedJwt, String> {
-    let decoded = claims::decode(token).map_err(|e| e.to_string())?;
-    let data = decoded.claims.data();
-    let canonical = match (kind, decoded.claims) {
-        (ObjectKind::Operator, AnyClaims::Operator(c)) => canonical_of(*c),
-        (ObjectKind::Account, AnyClaims::Account(c)) => canonical_of(*c),
-        (ObjectKind::User, AnyClaims::User(c)) => canonical_of(*c),
-        (_, other) => {
-            return Err(format!(
-                "expected {} claims, found {} claims",
-                kind_name(kind),
-                other.claim_type()
-            ));
-        }
-    };
+    let env = claims::verify_envelope(token).map_err(|e| e.to_string())?;
+    if env.claim_type != kind_name(kind) {
+        return Err(format!(
+            "expected {} claims, found {} claims",
+            kind_name(kind),
+            env.claim_type
+        ));
+    }
+    let payload = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| data_encoding::BASE64URL_NOPAD.decode(p.as_bytes()).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or("the payload is not base64url JSON")?;
     Ok(DecodedJwt {
-        canonical,
-        subject: data.sub,
-        issuer: data.iss,
-        issued_at: data.iat,
-        expires: data.exp,
+        kind,
+        subject: env.sub,
+        issuer: env.iss,
+        issued_at: env.iat,
+        expires: env.exp,
+        payload,
+        canonical: OnceLock::new(),
     })
 }
 

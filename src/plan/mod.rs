@@ -20,6 +20,7 @@ pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -158,26 +159,56 @@ pub struct Inputs<'a> {
     pub required: &'a BTreeSet<String>,
 }
 
-/// Computes the plan.
+/// Computes the plan. Objects are planned in parallel; the result is in
+/// [`ObjectId`] order, so it does not depend on scheduling.
 pub fn plan(inputs: &Inputs) -> Plan {
     let names: KeyNames = inputs
         .keys
         .iter()
         .map(|(addr, public)| (public.clone(), addr.clone()))
         .collect();
-    let ctx = Ctx { inputs, names };
-    let ids: BTreeSet<&ObjectId> = inputs
+    // Parsed once per account: every scoped user of the account needs it.
+    let existing_accounts: BTreeMap<&ObjectId, (Value, &existing::DecodedJwt)> = inputs
+        .existing
+        .iter()
+        .filter(|(id, _)| id.kind() == ObjectKind::Account)
+        .filter_map(|(id, e)| e.decoded.as_ref().ok().map(|d| (id, (d.value(), d))))
+        .collect();
+    // Effective permissions can only change where the account JWT changes.
+    let changed_accounts: BTreeSet<&ObjectId> = inputs
+        .state
+        .objects
+        .par_iter()
+        .filter(|(id, want)| {
+            id.kind() == ObjectKind::Account
+                && !inputs
+                    .existing
+                    .get(id)
+                    .and_then(|e| e.decoded.as_ref().ok())
+                    .is_some_and(|d| d.holds(&want.claims))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    let ctx = Ctx {
+        inputs,
+        names,
+        existing_accounts,
+        changed_accounts,
+    };
+    let ids: Vec<&ObjectId> = inputs
         .state
         .objects
         .keys()
         .chain(inputs.existing.keys())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
+    let outcomes: Vec<Option<Outcome>> = ids.par_iter().map(|id| ctx.object(id)).collect();
     let mut plan = Plan::default();
-    for id in ids {
-        match ctx.object(id) {
-            Some(Outcome::Action(a)) => plan.actions.push(a),
-            Some(Outcome::Effect(e)) => plan.effects.push(e),
-            None => {}
+    for outcome in outcomes.into_iter().flatten() {
+        match outcome {
+            Outcome::Action(a) => plan.actions.push(a),
+            Outcome::Effect(e) => plan.effects.push(e),
         }
     }
     let mut new_keys = BTreeSet::new();
@@ -187,7 +218,9 @@ pub fn plan(inputs: &Inputs) -> Plan {
                 new_keys.insert(k.address.clone());
             }
         }
-        new_keys.extend(existing::placeholders_in(&d.claims));
+        if d.id.kind() != ObjectKind::User {
+            new_keys.extend(existing::placeholders_in(&d.claims));
+        }
     }
     plan.new_keys = new_keys.into_iter().collect();
     plan.protected_deletes = protected_deletes(&plan.actions, inputs.existing);
@@ -202,6 +235,8 @@ enum Outcome {
 struct Ctx<'a> {
     inputs: &'a Inputs<'a>,
     names: KeyNames,
+    existing_accounts: BTreeMap<&'a ObjectId, (Value, &'a existing::DecodedJwt)>,
+    changed_accounts: BTreeSet<&'a ObjectId>,
 }
 
 impl Ctx<'_> {
@@ -244,25 +279,33 @@ impl Ctx<'_> {
             }
             (Some(w), Some(h)) => (w, h),
         };
-        let after = self.render_desired(id, want);
         let decoded = match &have.decoded {
             Ok(d) => d,
             Err(e) => {
                 let reason =
                     format!("the stored JWT cannot be trusted ({e}); it will be signed again");
-                return action(ActionKind::Reissue, vec![reason], None, Some(after));
+                return action(
+                    ActionKind::Reissue,
+                    vec![reason],
+                    None,
+                    Some(self.render_desired(id, want)),
+                );
             }
         };
-        let before = self.render_existing(id, have);
         if want.subject.public.as_deref() != Some(decoded.subject.as_str()) {
             let reason = match &want.subject.public {
                 None => format!("identity key `{}` is new", want.subject.address),
                 Some(_) => format!("identity key is now `{}`", want.subject.address),
             };
-            return action(ActionKind::Replace, vec![reason], before, Some(after));
+            return action(
+                ActionKind::Replace,
+                vec![reason],
+                self.render_existing(id, have),
+                Some(self.render_desired(id, want)),
+            );
         }
         let mut reasons = Vec::new();
-        let claims_changed = existing::canonical(id.kind(), &want.claims) != decoded.canonical;
+        let claims_changed = !decoded.holds(&want.claims);
         if claims_changed {
             reasons.push("claims changed".to_string());
             reasons.extend(
@@ -281,22 +324,33 @@ impl Ctx<'_> {
             } else {
                 ActionKind::Reissue
             };
-            return action(kind, reasons, before, Some(after));
+            return action(
+                kind,
+                reasons,
+                self.render_existing(id, have),
+                Some(self.render_desired(id, want)),
+            );
         }
         // The JWT stays; a scoped user may still see its permissions change.
-        match before {
-            Some(before) if before != after => Some(Outcome::Effect(Effect {
-                address,
-                reasons: vec![format!(
-                    "role `{}` changed in {}",
-                    want.scoped_role.clone().unwrap_or_default(),
-                    id.account_id().map(|a| a.address()).unwrap_or_default()
-                )],
-                before,
-                after,
-            })),
-            _ => None,
+        let account_changed = id
+            .account_id()
+            .is_some_and(|a| self.changed_accounts.contains(&a));
+        if want.scoped_role.is_none()
+            || !account_changed
+            || self.effective_desired(id, want) == self.effective_existing(id, decoded)
+        {
+            return None;
         }
+        Some(Outcome::Effect(Effect {
+            address,
+            reasons: vec![format!(
+                "role `{}` changed in {}",
+                want.scoped_role.clone().unwrap_or_default(),
+                id.account_id().map(|a| a.address()).unwrap_or_default()
+            )],
+            before: self.render_existing(id, have).unwrap_or_default(),
+            after: self.render_desired(id, want),
+        }))
     }
 
     /// Why a JWT signed by `issuer` must be signed again, if it must.
@@ -326,67 +380,68 @@ impl Ctx<'_> {
         Some(format!("its key was revoked at {at} (unix seconds); older JWTs stay revoked and this one is issued after that"))
     }
 
+    /// Effective permissions a desired scoped user will have, with its role.
+    fn effective_desired(
+        &self,
+        id: &ObjectId,
+        want: &DesiredObject,
+    ) -> Option<(String, effective::Effective)> {
+        let role = want.scoped_role.as_ref()?;
+        let account = self.inputs.state.objects.get(&id.account_id()?)?;
+        let (_, template) = effective::scope_of(&account.claims, &want.signer.value())?;
+        let ctx = effective::UserContext {
+            name: id.name(),
+            subject: &want.subject.value(),
+            account_name: account.id.name(),
+            account_subject: &account.subject.value(),
+            user_tags: &effective::tags_of(&want.claims),
+            account_tags: &effective::tags_of(&account.claims),
+        };
+        Some((role.clone(), effective::expand(template, &ctx)))
+    }
+
+    /// Effective permissions a stored user has under its stored account.
+    fn effective_existing(
+        &self,
+        id: &ObjectId,
+        decoded: &existing::DecodedJwt,
+    ) -> Option<(String, effective::Effective)> {
+        let (acc_claims, account) = self.existing_accounts.get(&id.account_id()?)?;
+        let (role, template) = effective::scope_of(acc_claims, &decoded.issuer)?;
+        let claims = decoded.value();
+        let ctx = effective::UserContext {
+            name: claims
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            subject: &decoded.subject,
+            account_name: acc_claims
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            account_subject: &account.subject,
+            user_tags: &effective::tags_of(&claims),
+            account_tags: &effective::tags_of(acc_claims),
+        };
+        Some((role.to_string(), effective::expand(template, &ctx)))
+    }
+
     fn render_desired(&self, id: &ObjectId, want: &DesiredObject) -> String {
         let claims: Value = serde_json::from_str(&existing::canonical(id.kind(), &want.claims))
             .unwrap_or(Value::Null);
         let mut text = render_claims::render(&claims, &self.names);
-        if let (Some(role), Some(account)) = (
-            &want.scoped_role,
-            id.account_id()
-                .and_then(|a| self.inputs.state.objects.get(&a)),
-        ) {
-            if let Some((_, template)) = effective::scope_of(&account.claims, &want.signer.value())
-            {
-                let ctx = effective::UserContext {
-                    name: id.name(),
-                    subject: &want.subject.value(),
-                    account_name: account.id.name(),
-                    account_subject: &account.subject.value(),
-                    user_tags: &effective::tags_of(&want.claims),
-                    account_tags: &effective::tags_of(&account.claims),
-                };
-                text.push_str(&effective_text(
-                    role,
-                    &effective::expand(template, &ctx),
-                    &self.names,
-                ));
-            }
+        if let Some((role, e)) = self.effective_desired(id, want) {
+            text.push_str(&effective_text(&role, &e, &self.names));
         }
         text
     }
 
     fn render_existing(&self, id: &ObjectId, have: &Existing) -> Option<String> {
         let decoded = have.decoded.as_ref().ok()?;
-        let claims = decoded.value();
-        let mut text = render_claims::render(&claims, &self.names);
+        let mut text = render_claims::render(&decoded.value(), &self.names);
         if id.kind() == ObjectKind::User {
-            let account = id
-                .account_id()
-                .and_then(|a| self.inputs.existing.get(&a))
-                .and_then(|a| a.decoded.as_ref().ok());
-            if let Some(account) = account {
-                let acc_claims = account.value();
-                if let Some((role, template)) = effective::scope_of(&acc_claims, &decoded.issuer) {
-                    let ctx = effective::UserContext {
-                        name: claims
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default(),
-                        subject: &decoded.subject,
-                        account_name: acc_claims
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default(),
-                        account_subject: &account.subject,
-                        user_tags: &effective::tags_of(&claims),
-                        account_tags: &effective::tags_of(&acc_claims),
-                    };
-                    text.push_str(&effective_text(
-                        role,
-                        &effective::expand(template, &ctx),
-                        &self.names,
-                    ));
-                }
+            if let Some((role, e)) = self.effective_existing(id, decoded) {
+                text.push_str(&effective_text(&role, &e, &self.names));
             }
         }
         Some(text)

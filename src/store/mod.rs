@@ -15,6 +15,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use crate::fsutil::write_atomic;
 use crate::tree::ObjectId;
 
@@ -63,44 +65,47 @@ impl Store {
     /// Reads every operator directory (recognised by its `.nsc` marker, as
     /// nsc does) with its accounts and users. A missing store is empty.
     pub fn read(&self) -> io::Result<StoreContents> {
-        let mut contents = StoreContents::default();
+        let mut ids = Vec::new();
         for op_dir in sorted_dirs(&self.root)? {
             let Some(op) = operator_name(&op_dir) else {
                 continue;
             };
-            let op_id = ObjectId::operator(&op);
-            self.read_jwt(&op_id, &mut contents)?;
+            ids.push(ObjectId::operator(&op));
             for acc_dir in sorted_dirs(&op_dir.join("accounts"))? {
                 let acc = file_name(&acc_dir);
-                let acc_id = ObjectId::account(&op, &acc);
-                self.read_jwt(&acc_id, &mut contents)?;
+                ids.push(ObjectId::account(&op, &acc));
                 for user_file in sorted_files(&acc_dir.join("users"), "jwt")? {
                     let user = user_file
                         .file_stem()
                         .map(|s| s.to_string_lossy().into_owned())
                         .unwrap_or_default();
-                    self.read_jwt(&ObjectId::user(&op, &acc, &user), &mut contents)?;
+                    ids.push(ObjectId::user(&op, &acc, &user));
                 }
+            }
+        }
+        // Reading 100,000 small files is latency-bound: do it in parallel.
+        let read: Vec<io::Result<Option<(ObjectId, StoredJwt)>>> = ids
+            .into_par_iter()
+            .map(|id| Ok(self.read_jwt(&id)?.map(|jwt| (id, jwt))))
+            .collect();
+        let mut contents = StoreContents::default();
+        for entry in read {
+            if let Some((id, jwt)) = entry? {
+                contents.jwts.insert(id, jwt);
             }
         }
         Ok(contents)
     }
 
-    fn read_jwt(&self, id: &ObjectId, contents: &mut StoreContents) -> io::Result<()> {
+    fn read_jwt(&self, id: &ObjectId) -> io::Result<Option<StoredJwt>> {
         let path = self.path_of(id);
         match fs::read_to_string(&path) {
-            Ok(text) => {
-                // Go tools tolerate surrounding whitespace; so do we.
-                contents.jwts.insert(
-                    id.clone(),
-                    StoredJwt {
-                        path,
-                        token: text.trim().to_string(),
-                    },
-                );
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            // Go tools tolerate surrounding whitespace; so do we.
+            Ok(text) => Ok(Some(StoredJwt {
+                token: text.trim().to_string(),
+                path,
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io::Error::new(
                 e.kind(),
                 format!("reading {}: {e}", path.display()),

@@ -1,0 +1,266 @@
+//! Benchmark: `plan` on a generated trust tree of ACCOUNTS × USERS users
+//! (default 1,000 × 100 = 100,000 users, 5 scoped roles per account),
+//! against the cost of verifying every JWT signature once, in the same run.
+//!
+//!     cargo bench --bench plan
+//!     NATSFORM_BENCH_ACCOUNTS=100 cargo bench --bench plan   # smaller
+//!
+//! Each plan runs in a child process (this binary in plan mode) so its peak
+//! memory (VmHWM) is its own. Figures are wall-clock on a shared machine:
+//! compare the ratios, not the seconds.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use natsform::keys::{self, KeyPair, Lock};
+use natsform::plan::{self, render};
+use natsform::store::Store;
+use natsform::tree::ObjectId;
+use natsform::workspace::Workspace;
+
+const ROLES: usize = 5;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn manifest(accounts: usize, users: usize, extra_subject: bool) -> String {
+    let mut t = String::from("[secrets]\nrecipients = [\"age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\"]\n\n[operators.bench]\nsigning_keys = [\"ops\"]\nsystem_account = \"SYS\"\n\n[operators.bench.accounts.SYS.users.sys]\n");
+    for a in 0..accounts {
+        for r in 0..ROLES {
+            let _ = writeln!(
+                t,
+                "[operators.bench.accounts.acc{a:04}.signing_keys.role{r}]"
+            );
+            let extra = if extra_subject && r == 0 {
+                ", \"changed.>\""
+            } else {
+                ""
+            };
+            let _ = writeln!(t, "sub = {{ allow = [\"{{{{account-name()}}}}.{{{{name()}}}}.>\", \"shared.r{r}.>\"{extra}] }}");
+            let _ = writeln!(t, "pub = {{ allow = [\"{{{{account-name()}}}}.{{{{tag(team)}}}}.>\", \"_INBOX.>\"] }}");
+        }
+        for u in 0..users {
+            let _ = writeln!(t, "[operators.bench.accounts.acc{a:04}.users.u{u:03}]\nsigner = \"role{}\"\ntags = [\"team:t{}\"]", u % ROLES, u % 7);
+        }
+    }
+    t
+}
+
+/// Writes manifest, lock and store (no vault: plan needs no secrets).
+fn generate(dir: &Path, accounts: usize, users: usize) {
+    let path = dir.join("natsform.toml");
+    std::fs::write(&path, manifest(accounts, users, false)).unwrap();
+    let ws = Workspace::open(&path).unwrap();
+    let required = plan::required_keys(&ws.loaded.manifest);
+    let pairs: Vec<(String, KeyPair)> = required
+        .par_iter()
+        .map(|(addr, (kind, _))| (addr.clone(), keys::generate(*kind)))
+        .collect();
+    let mut lock = Lock::new();
+    let mut by_public: HashMap<String, &KeyPair> = HashMap::new();
+    for (addr, kp) in &pairs {
+        lock.insert(addr.clone(), kp.public_key()).unwrap();
+        by_public.insert(kp.public_key(), kp);
+    }
+    lock.save(&ws.lock_path).unwrap();
+    let book: plan::KeyBook = lock
+        .iter()
+        .map(|(a, k)| (a.to_string(), k.to_string()))
+        .collect();
+    let state = ws.desired(&book);
+    let store = Store::new(dir.join("store"));
+    let objects: Vec<(&ObjectId, &plan::DesiredObject)> = state.objects.iter().collect();
+    objects.par_iter().for_each(|(id, d)| {
+        let signer = by_public[d.signer.public.as_ref().unwrap()];
+        let token = natsform::apply::sign(id.kind(), &d.claims, 1_800_000_000, signer).unwrap();
+        let p = store.path_of(id);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, token).unwrap();
+    });
+    std::fs::write(
+        dir.join("store/bench/.nsc"),
+        r#"{"managed":false,"name":"bench","kind":"operator","version":"1"}"#,
+    )
+    .unwrap();
+}
+
+fn tokens(dir: &Path) -> Vec<String> {
+    let store = Store::new(dir.join("store"));
+    store
+        .read()
+        .unwrap()
+        .jwts
+        .into_values()
+        .map(|j| j.token)
+        .collect()
+}
+
+/// (issuer public key, signed bytes, signature) of every JWT.
+fn signature_inputs(tokens: &[String]) -> Vec<(KeyPair, Vec<u8>, Vec<u8>)> {
+    use data_encoding::BASE64URL_NOPAD;
+    tokens
+        .iter()
+        .map(|t| {
+            let dot = t.rfind('.').unwrap();
+            let payload = t.split('.').nth(1).unwrap();
+            let claims: serde_json::Value =
+                serde_json::from_slice(&BASE64URL_NOPAD.decode(payload.as_bytes()).unwrap())
+                    .unwrap();
+            let iss = claims["iss"].as_str().unwrap();
+            (
+                KeyPair::from_public_key(iss).unwrap(),
+                t[..dot].as_bytes().to_vec(),
+                BASE64URL_NOPAD.decode(t[dot + 1..].as_bytes()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Child mode: load, plan and render like `natsform plan`; print seconds,
+/// peak MiB and the summary line.
+fn plan_child(manifest: &Path) {
+    if std::env::var_os("NATSFORM_BENCH_PHASES").is_some() {
+        phases(manifest);
+    }
+    let start = Instant::now();
+    let ws = Workspace::open(manifest).unwrap();
+    let plan = ws.plan();
+    let text = render::text(&plan, render::Style { color: false });
+    let secs = start.elapsed().as_secs_f64();
+    let summary = text.lines().last().unwrap_or_default().to_string();
+    println!(
+        "{secs:.3}\t{:.0}\t{}\t{summary}",
+        peak_rss_mib(),
+        text.len()
+    );
+}
+
+/// Where the time of a plan goes (NATSFORM_BENCH_PHASES=1), on stderr.
+fn phases(manifest: &Path) {
+    let t = Instant::now();
+    let loaded = natsform::manifest::load(manifest).unwrap();
+    eprintln!("  parse manifest     {:.3}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    natsform::manifest::validate(&loaded).unwrap();
+    eprintln!("  validate           {:.3}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let store = Store::new(manifest.parent().unwrap().join("store"));
+    let contents = store.read().unwrap();
+    eprintln!("  read store         {:.3}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let existing = plan::existing::decode_all(contents);
+    eprintln!("  decode + verify    {:.3}s", t.elapsed().as_secs_f64());
+    let ws = Workspace::open(manifest).unwrap();
+    let keys = ws.key_book();
+    let t = Instant::now();
+    let state = plan::desired_state(&loaded.manifest, &keys, &existing);
+    eprintln!("  desired state      {:.3}s", t.elapsed().as_secs_f64());
+    let required = ws.required_addresses();
+    let t = Instant::now();
+    let p = plan::plan(&plan::Inputs {
+        state: &state,
+        existing: &existing,
+        keys: &keys,
+        required: &required,
+    });
+    eprintln!("  plan               {:.3}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let _ = render::text(&p, render::Style { color: false });
+    eprintln!("  render             {:.3}s", t.elapsed().as_secs_f64());
+}
+
+fn run_child(manifest: &Path) -> (f64, f64, String) {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .arg("--plan-child")
+        .arg(manifest)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let mut f = line.trim().splitn(4, '\t');
+    let secs = f.next().unwrap().parse().unwrap();
+    let mib = f.next().unwrap().parse().unwrap();
+    let _bytes = f.next();
+    (secs, mib, f.next().unwrap_or_default().to_string())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--plan-child") {
+        plan_child(Path::new(&args[i + 1]));
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let accounts = env_usize("NATSFORM_BENCH_ACCOUNTS", 1000);
+    let users = env_usize("NATSFORM_BENCH_USERS", 100);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir: PathBuf = tmp.path().to_path_buf();
+    eprintln!(
+        "generating {accounts} accounts × {users} users ({} roles each) in {}…",
+        ROLES,
+        dir.display()
+    );
+    let t = Instant::now();
+    generate(&dir, accounts, users);
+    eprintln!("generated in {:.1}s", t.elapsed().as_secs_f64());
+
+    let toks = tokens(&dir);
+    let inputs = signature_inputs(&toks);
+    let t = Instant::now();
+    for (k, msg, sig) in &inputs {
+        k.verify(msg, sig).unwrap();
+    }
+    let verify_1 = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    inputs
+        .par_iter()
+        .for_each(|(k, msg, sig)| k.verify(msg, sig).unwrap());
+    let verify_n = t.elapsed().as_secs_f64();
+
+    let manifest_path = dir.join("natsform.toml");
+    let (nochange_s, nochange_mib, nochange_summary) = run_child(&manifest_path);
+    assert!(
+        nochange_summary.contains("No changes"),
+        "{nochange_summary}"
+    );
+    std::fs::write(&manifest_path, manifest(accounts, users, true)).unwrap();
+    let (change_s, change_mib, change_summary) = run_child(&manifest_path);
+
+    let threads = rayon::current_num_threads();
+    println!(
+        "JWTs: {} ({} users), cores used by rayon: {threads}",
+        toks.len(),
+        accounts * users
+    );
+    println!("baseline: verify every signature once: {verify_1:.3}s on 1 thread, {verify_n:.3}s on {threads}");
+    println!("plan, no changes:      {nochange_s:.3}s  peak {nochange_mib:.0} MiB  = {:.2}× the 1-thread verify, {:.2}× the {threads}-thread verify", nochange_s / verify_1, nochange_s / verify_n);
+    println!("plan, one role changed in every account: {change_s:.3}s  peak {change_mib:.0} MiB  = {:.2}× the 1-thread verify  ({change_summary})", change_s / verify_1);
+}
