@@ -118,8 +118,8 @@ fn signature_inputs(tokens: &[String]) -> Vec<(KeyPair, Vec<u8>, Vec<u8>)> {
             let iss = claims["iss"].as_str().unwrap();
             (
                 KeyPair::from_public_key(iss).unwrap(),
-                t[..dot].as_bytes().to_vec(),
-                BASE64URL_NOPAD.decode(t[dot + 1..].as_bytes()).unwrap(),
+                t.as_bytes()[..dot].to_vec(),
+                BASE64URL_NOPAD.decode(&t.as_bytes()[dot + 1..]).unwrap(),
             )
         })
         .collect()
