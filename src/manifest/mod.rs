@@ -7,6 +7,7 @@ pub mod load;
 pub mod model;
 mod model_limits;
 mod model_wiring;
+pub mod schema;
 pub mod spans;
 pub mod subject;
 pub mod subject_match;
