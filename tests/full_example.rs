@@ -50,6 +50,11 @@ fn redact(v: &mut Value, names: &BTreeMap<String, String>) {
                 } else {
                     redact(x, names);
                 }
+                // The wire sorts signing keys by public key, which is random:
+                // order them by the (stable) name instead.
+                if let (Value::Array(a), "signing_keys") = (x, k.as_str()) {
+                    a.sort_by_key(|e| e.get("key").unwrap_or(e).to_string());
+                }
             }
         }
         _ => {}
