@@ -31,7 +31,7 @@ fn every_bad_manifest_is_refused_with_a_located_error_and_nothing_is_written() {
         .map(|e| e.unwrap().path())
         .collect();
     names.sort();
-    assert!(names.len() >= 10, "expected the catalogue of bad manifests");
+    assert!(names.len() >= 30, "expected the catalogue of bad manifests");
     for path in names {
         let file_name = path.file_name().unwrap().to_str().unwrap().to_string();
         let ext = path.extension().unwrap().to_str().unwrap();

@@ -47,4 +47,6 @@ pub use permissions::{
 };
 pub use signing_keys::{SigningKeys, UserScope};
 pub use user::User;
+/// Go's syntax checks, for the manifest validator to reuse.
+pub(crate) use validate::{is_cidr, is_contained_in, is_go_clock, is_location};
 pub use validate::{Issue, Validate};

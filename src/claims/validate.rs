@@ -179,7 +179,7 @@ pub(crate) fn check_cidr(issues: &mut Issues, path: &str, cidr: &str) {
     }
 }
 
-fn is_cidr(cidr: &str) -> bool {
+pub(crate) fn is_cidr(cidr: &str) -> bool {
     let Some((addr, bits)) = cidr.split_once('/') else {
         return false;
     };
@@ -213,7 +213,7 @@ pub(crate) fn check_time(issues: &mut Issues, path: &str, which: &str, value: &s
     }
 }
 
-fn is_go_clock(v: &str) -> bool {
+pub(crate) fn is_go_clock(v: &str) -> bool {
     let b = v.as_bytes();
     let digit = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_digit());
     let num2 = |i: usize| (b[i] - b'0') as u32 * 10 + (b[i + 1] - b'0') as u32;
@@ -259,7 +259,7 @@ pub(crate) fn check_location(issues: &mut Issues, path: &str, name: &str) {
     }
 }
 
-fn is_location(name: &str) -> bool {
+pub(crate) fn is_location(name: &str) -> bool {
     if name == "UTC" || name == "Local" {
         return true;
     }

@@ -6,6 +6,7 @@ mod creds;
 mod init;
 mod output;
 mod plan;
+mod schema;
 mod show;
 mod validate;
 
@@ -78,6 +79,8 @@ pub enum Command {
     Creds(creds::Args),
     /// Show the trust tree in the store, like `nsc describe`.
     Show(show::Args),
+    /// Print the manifest's JSON Schema (for editors and CI).
+    Schema(schema::Args),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -102,6 +105,7 @@ fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::run(args, &manifest_path(manifest)?, out),
         Command::Creds(args) => creds::run(args, &manifest_path(manifest)?, out),
         Command::Show(args) => show::run(args, &manifest_path(manifest)?, out),
+        Command::Schema(args) => schema::run(args, out),
     }
 }
 

@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Deserializer};
 
 /// A non-negative duration with nanosecond precision, written with a unit.
@@ -108,6 +111,21 @@ impl<'de> Deserialize<'de> for Duration {
                 "a bare number ({n}) is ambiguous as a duration: add a unit, e.g. `{n}s` or `{n}ms`"
             ))),
         }
+    }
+}
+
+impl JsonSchema for Duration {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration: numbers with units, e.g. `500ms`, `30s`, `1m`, `12h`, `90d`, `1h30m` (units ns, us, ms, s, m, h, d, w), or `0`.",
+            "anyOf": [
+                {"type": "string", "pattern": "^\\s*(0|([0-9]+(ns|us|µs|ms|s|m|h|d|w))+)\\s*$"},
+                {"type": "integer", "enum": [0]}
+            ]
+        })
     }
 }
 

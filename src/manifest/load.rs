@@ -109,7 +109,7 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestErrors> {
 pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, ManifestErrors> {
     let file = path.display().to_string();
     let at_line = |line: Option<usize>, message: String| {
-        let help = hint_for(&message);
+        let (message, help) = split_hint(message);
         Diagnostic {
             file: file.clone(),
             line,
@@ -178,8 +178,20 @@ fn strip_yaml_position(msg: &str) -> String {
     }
 }
 
+/// Our value parsers (sizes, limits, times) end their message with
+/// `: write …`; that part is the fix.
+fn split_hint(message: String) -> (String, Option<String>) {
+    if let Some((what, how)) = message.split_once(": write ") {
+        return (what.to_string(), Some(format!("write {how}")));
+    }
+    let help = hint_for(&message);
+    (message, help)
+}
+
 fn hint_for(message: &str) -> Option<String> {
-    if message.contains("unknown field") {
+    if message.contains("unknown variant") {
+        Some("use one of the values listed; they are case-sensitive".into())
+    } else if message.contains("unknown field") {
         Some("check the spelling against the manifest reference in README.md".into())
     } else if message.contains("duplicate") {
         Some("each name may appear once; remove or rename one of them".into())

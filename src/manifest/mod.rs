@@ -5,8 +5,13 @@ pub mod diagnostic;
 pub mod duration;
 pub mod load;
 pub mod model;
+mod model_limits;
+mod model_wiring;
+pub mod schema;
 pub mod spans;
 pub mod subject;
+pub mod subject_match;
+pub mod units;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, ManifestErrors};

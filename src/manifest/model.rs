@@ -5,9 +5,18 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::duration::Duration;
+use super::units::Timestamp;
+
+pub use super::model_limits::{
+    AccountLimits, ConnectionType, JetStream, Permissions, TimeWindow, UserLimits,
+};
+pub use super::model_wiring::{
+    Authorization, Export, ExportKind, Import, Latency, Mapping, ResponseType, Sampling,
+};
 
 /// The label a key-bearing object gets when the manifest names none.
 pub const DEFAULT_KEY_LABEL: &str = "v1";
@@ -20,8 +29,9 @@ fn default_labels() -> Vec<String> {
     vec![default_label()]
 }
 
-/// The whole desired state.
-#[derive(Debug, Clone, Deserialize, Default)]
+/// A natsform manifest: the desired NATS decentralized-auth trust tree
+/// (operators, accounts, signing-key roles, users).
+#[derive(Debug, Clone, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Who can decrypt the seeds in the vault.
@@ -39,7 +49,7 @@ pub struct Manifest {
 }
 
 /// Recipients of the age-encrypted seeds.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
     /// age X25519 (`age1…`) or SSH (`ssh-ed25519 …`, `ssh-rsa …`) public keys.
@@ -48,7 +58,7 @@ pub struct Secrets {
 }
 
 /// An operator: the root of a trust tree.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Operator {
     /// Label of the operator's identity key; change it to replace the key.
@@ -71,13 +81,23 @@ pub struct Operator {
     /// Account server URL (`nats://…` for the nats-based resolver).
     #[serde(default)]
     pub account_server_url: Option<String>,
+    /// Oldest nats-server version (`major.minor.patch`) allowed to trust
+    /// this operator; older servers refuse to start.
+    #[serde(default)]
+    pub assert_server_version: Option<String>,
+    /// Tags (`key:value`) on the operator JWT.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// When the operator JWT expires: an RFC 3339 date-time or a date.
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
     /// Accounts by name.
     #[serde(default)]
     pub accounts: BTreeMap<String, Account>,
 }
 
 /// An account of an operator.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
     /// Label of the account's identity key; change it to replace the key.
@@ -90,13 +110,54 @@ pub struct Account {
     /// Tags (`key:value`), used by `{{account-tag(key)}}` templates.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Free text shown by `nsc describe` and the like (at most 8 KiB).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A URL with more information (needs a scheme and a host).
+    #[serde(default)]
+    pub info_url: Option<String>,
+    /// When the account JWT expires: an RFC 3339 date-time or a date.
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
+    /// NATS limits of the account. Omitted limits are unlimited, as
+    /// `nsc add account` makes them.
+    #[serde(default)]
+    pub limits: Option<AccountLimits>,
+    /// JetStream limits of the account (enables JetStream). Exclusive with
+    /// `jetstream_tiers`.
+    #[serde(default)]
+    pub jetstream: Option<JetStream>,
+    /// JetStream limits per replication tier (`R1`, `R3`, …). Exclusive with
+    /// `jetstream`.
+    #[serde(default)]
+    pub jetstream_tiers: BTreeMap<String, JetStream>,
+    /// Permissions for users of this account that carry none of their own.
+    #[serde(default)]
+    pub default_permissions: Option<Permissions>,
+    /// Subject mappings: source subject → weighted destinations.
+    #[serde(default)]
+    pub mappings: BTreeMap<String, Vec<Mapping>>,
+    /// Subjects other accounts may import.
+    #[serde(default)]
+    pub exports: Vec<Export>,
+    /// Subjects imported from other accounts.
+    #[serde(default)]
+    pub imports: Vec<Import>,
+    /// Revoked users: user public key (or `*` for all users) → users issued
+    /// at or before this time are refused.
+    #[serde(default)]
+    pub revocations: BTreeMap<String, Timestamp>,
+    /// Auth callout (nats-server 2.10+): users connecting to this account are
+    /// authorized by a service.
+    #[serde(default)]
+    pub authorization: Option<Authorization>,
     /// Users by name.
     #[serde(default)]
     pub users: BTreeMap<String, User>,
 }
 
 /// An account signing key role.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SigningKey {
     /// Labels of the keys of this role. The first signs users; the others
@@ -118,17 +179,52 @@ pub struct SigningKey {
     /// Response permissions of users signed by this role.
     #[serde(default)]
     pub resp: Option<ResponsePermission>,
+    /// Networks (CIDRs such as `10.0.0.0/8`, `1.2.3.4/32`) users of this role may connect from.
+    #[serde(default)]
+    pub src: Vec<String>,
+    /// Daily windows in which users of this role may connect.
+    #[serde(default)]
+    pub times: Vec<TimeWindow>,
+    /// IANA time zone of `times` (e.g. `Europe/Berlin`); default: the server's.
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// Subscription and payload limits of users of this role (default unlimited).
+    #[serde(default)]
+    pub limits: Option<UserLimits>,
+    /// Users of this role are bearer tokens: the server does not check a
+    /// nonce signature, so the JWT alone authenticates.
+    #[serde(default)]
+    pub bearer_token: bool,
+    /// Connection types users of this role may use; empty allows all.
+    #[serde(default)]
+    pub allowed_connection_types: Vec<ConnectionType>,
 }
 
 impl SigningKey {
     /// Whether this role is a scoped signing key (carries a permission template).
     pub fn is_scoped(&self) -> bool {
-        self.scoped || self.publish.is_some() || self.subscribe.is_some() || self.resp.is_some()
+        self.scoped
+            || self.publish.is_some()
+            || self.subscribe.is_some()
+            || self.resp.is_some()
+            || !self.rules().is_empty()
+    }
+
+    /// The connection rules of the role's template.
+    pub fn rules(&self) -> Rules<'_> {
+        Rules {
+            src: &self.src,
+            times: &self.times,
+            locale: self.locale.as_deref(),
+            limits: self.limits.as_ref(),
+            bearer_token: self.bearer_token,
+            allowed_connection_types: &self.allowed_connection_types,
+        }
     }
 }
 
 /// A user of an account.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct User {
     /// Label of the user's identity key; change it to replace the key.
@@ -154,33 +250,117 @@ pub struct User {
     /// Response permissions (not allowed when signed by a scoped role).
     #[serde(default)]
     pub resp: Option<ResponsePermission>,
+    /// Networks (CIDRs such as `10.0.0.0/8`, `1.2.3.4/32`) the user may connect from.
+    #[serde(default)]
+    pub src: Vec<String>,
+    /// Daily windows in which the user may connect.
+    #[serde(default)]
+    pub times: Vec<TimeWindow>,
+    /// IANA time zone of `times` (e.g. `Europe/Berlin`); default: the server's.
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// Subscription and payload limits (default unlimited).
+    #[serde(default)]
+    pub limits: Option<UserLimits>,
+    /// The user is a bearer token: the server does not check a nonce
+    /// signature, so the JWT alone authenticates.
+    #[serde(default)]
+    pub bearer_token: bool,
+    /// Connection types the user may use; empty allows all.
+    #[serde(default)]
+    pub allowed_connection_types: Vec<ConnectionType>,
+    /// When the user JWT expires: an RFC 3339 date-time or a date.
+    #[serde(default)]
+    pub expires: Option<Timestamp>,
 }
 
 impl User {
-    /// Whether the user declares any permission of its own.
+    /// The first permission or connection-rule field the user sets itself
+    /// (none is allowed under a scoped role), as its manifest key.
+    pub fn own_permission_field(&self) -> Option<&'static str> {
+        let r = self.rules();
+        [
+            ("pub", self.publish.is_some()),
+            ("sub", self.subscribe.is_some()),
+            ("resp", self.resp.is_some()),
+            ("src", !r.src.is_empty()),
+            ("times", !r.times.is_empty()),
+            ("locale", r.locale.is_some()),
+            ("limits", r.limits.is_some()),
+            ("bearer_token", r.bearer_token),
+            (
+                "allowed_connection_types",
+                !r.allowed_connection_types.is_empty(),
+            ),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set)
+        .map(|(field, _)| field)
+    }
+
+    /// Whether the user declares any permission or connection rule of its own.
     pub fn has_permissions(&self) -> bool {
-        self.publish.is_some() || self.subscribe.is_some() || self.resp.is_some()
+        self.own_permission_field().is_some()
+    }
+
+    /// The user's own connection rules.
+    pub fn rules(&self) -> Rules<'_> {
+        Rules {
+            src: &self.src,
+            times: &self.times,
+            locale: self.locale.as_deref(),
+            limits: self.limits.as_ref(),
+            bearer_token: self.bearer_token,
+            allowed_connection_types: &self.allowed_connection_types,
+        }
+    }
+}
+
+/// The connection rules a user or a scoped role's template carries besides
+/// permissions: where from, when, how much, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub src: &'a [String],
+    pub times: &'a [TimeWindow],
+    pub locale: Option<&'a str>,
+    pub limits: Option<&'a UserLimits>,
+    pub bearer_token: bool,
+    pub allowed_connection_types: &'a [ConnectionType],
+}
+
+impl Rules<'_> {
+    /// True when no rule is set.
+    pub fn is_empty(&self) -> bool {
+        self.src.is_empty()
+            && self.times.is_empty()
+            && self.locale.is_none()
+            && self.limits.is_none()
+            && !self.bearer_token
+            && self.allowed_connection_types.is_empty()
     }
 }
 
 /// Allow and deny subject lists.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectPermission {
+    /// Subjects allowed (wildcards allowed; `sub` entries may be `subject queue`).
     #[serde(default)]
     pub allow: Vec<String>,
+    /// Subjects denied, even when an `allow` entry matches.
     #[serde(default)]
     pub deny: Vec<String>,
 }
 
 /// Permission to publish to reply subjects of received requests.
-#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResponsePermission {
     /// How many responses may be sent per request (default 1).
     #[serde(default)]
     pub max: Option<i64>,
-    /// How long the reply subject stays publishable (e.g. `1m`).
+    /// How long the reply subject stays publishable (e.g. `1m`); written
+    /// to the JWT in nanoseconds.
     #[serde(default)]
     pub ttl: Option<Duration>,
 }

@@ -32,6 +32,11 @@ pub fn check_subject(subject: &str, wildcards: bool) -> Result<(), SubjectError>
     check_tokens(subject, wildcards, false).map(|_| ())
 }
 
+/// Whether `subject` has a `*` or `>` token.
+pub fn has_wildcard_token(subject: &str) -> bool {
+    subject.split('.').any(|t| t == "*" || t == ">")
+}
+
 /// Checks a permission entry: a subject, or for `sub` lists `subject queue`.
 /// With `templates`, whole-token `{{…}}` placeholders are allowed and returned.
 pub fn check_permission_entry(

@@ -1,6 +1,10 @@
 //! Semantic checks of a parsed manifest. Every problem is collected (not
 //! just the first) and points at a line and an object address.
 
+mod graph;
+mod rules;
+mod wiring;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::address;
@@ -28,7 +32,41 @@ struct Validator<'a> {
     errors: Vec<Diagnostic>,
 }
 
+/// A key path into the manifest (map keys and list indexes), for locating errors.
+#[derive(Debug, Clone)]
+struct KeyPath(Vec<String>);
+
+impl KeyPath {
+    fn new(parts: &[&str]) -> KeyPath {
+        KeyPath(parts.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// The path one level deeper.
+    fn at(&self, key: impl ToString) -> KeyPath {
+        let mut p = self.0.clone();
+        p.push(key.to_string());
+        KeyPath(p)
+    }
+}
+
 impl<'a> Validator<'a> {
+    /// [`Validator::error`] for a [`KeyPath`] and an object address.
+    fn err(
+        &mut self,
+        path: &KeyPath,
+        addr: &str,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        let p: Vec<&str> = path.0.iter().map(String::as_str).collect();
+        self.error(&p, Some(addr.to_string()), message, help);
+    }
+
+    fn tags_at(&mut self, path: &KeyPath, addr: &str, tags: &[String]) {
+        let p: Vec<&str> = path.0.iter().map(String::as_str).collect();
+        self.tags(&p, addr, tags);
+    }
+
     fn error(
         &mut self,
         path: &[&str],
@@ -156,6 +194,7 @@ impl<'a> Validator<'a> {
                 );
             }
         }
+        self.operator_extras(&KeyPath::new(&base), &addr, op);
         let mut lowered: BTreeMap<String, &str> = BTreeMap::new();
         for (acc_name, acc) in &op.accounts {
             if let Some(prev) = lowered.insert(acc_name.to_lowercase(), acc_name) {
@@ -168,6 +207,7 @@ impl<'a> Validator<'a> {
             }
             self.account(name, op, acc_name, acc, public_keys);
         }
+        self.import_graph(name, op);
     }
 
     fn account(
@@ -187,6 +227,13 @@ impl<'a> Validator<'a> {
             std::slice::from_ref(&acc.key),
         );
         self.tags(&[&base[..], &["tags"]].concat(), &addr, &acc.tags);
+        let kp = KeyPath::new(&base);
+        self.account_extras(&kp, &addr, acc);
+        self.exports(&kp, &addr, op, acc);
+        self.imports(&kp, &addr, name, op, acc);
+        self.mappings(&kp, &addr, acc);
+        self.revocations(&kp, &addr, acc);
+        self.authorization(&kp, &addr, op, acc);
         for (role, sk) in &acc.signing_keys {
             let sk_addr = address::signing_key(op_name, name, role);
             let p = [&base[..], &["signing_keys", role]].concat();
@@ -207,6 +254,7 @@ impl<'a> Validator<'a> {
                 sk.subscribe.as_ref(),
                 true,
             );
+            self.rules(&KeyPath::new(&p), &sk_addr, sk.rules());
         }
         let mut lowered: BTreeMap<String, &str> = BTreeMap::new();
         for (user_name, user) in &acc.users {
@@ -294,14 +342,7 @@ impl<'a> Validator<'a> {
         };
         let scoped = role.filter(|(_, sk)| sk.is_scoped());
         if let Some((role_name, sk)) = scoped {
-            if user.has_permissions() {
-                let field = if user.publish.is_some() {
-                    "pub"
-                } else if user.subscribe.is_some() {
-                    "sub"
-                } else {
-                    "resp"
-                };
+            if let Some(field) = user.own_permission_field() {
                 self.error(&[&base[..], &[field]].concat(), Some(addr.clone()), format!("the user has its own permissions but is signed by the scoped role `{role_name}`"), format!("nats-server rejects such users: move the permissions into role `{role_name}`, or sign the user with an unscoped key"));
             }
             self.template_use(&base, &addr, acc, name, user, role_name, sk);
@@ -313,6 +354,7 @@ impl<'a> Validator<'a> {
                 user.subscribe.as_ref(),
                 false,
             );
+            self.rules(&KeyPath::new(&base), &addr, user.rules());
         }
     }
 

@@ -220,3 +220,26 @@ fn redact_keys_and_times(text: &str) -> String {
     }
     out
 }
+
+impl Project {
+    /// A nats-server config body trusting operator `op` of the applied
+    /// store, with every account preloaded into the memory resolver.
+    pub fn memory_resolver_config(&self, op: &str) -> String {
+        let store = self.path().join("store").join(op);
+        let operator = fs::read_to_string(store.join(format!("{op}.jwt"))).expect("operator JWT");
+        let operator_claims = super::nats::jwt_claims(&operator);
+        let sys = operator_claims["nats"]["system_account"]
+            .as_str()
+            .expect("operator has a system account")
+            .to_string();
+        let mut accounts = Vec::new();
+        for entry in fs::read_dir(store.join("accounts")).expect("accounts dir") {
+            let name = entry.expect("entry").file_name().into_string().unwrap();
+            let jwt = fs::read_to_string(store.join(format!("accounts/{name}/{name}.jwt")))
+                .expect("account JWT");
+            accounts.push((super::nats::jwt_subject(&jwt), jwt));
+        }
+        accounts.sort();
+        super::nats::memory_resolver_config(&operator, &sys, &accounts)
+    }
+}

@@ -7,9 +7,15 @@
 use std::collections::BTreeMap;
 
 mod account;
+mod activation;
 mod common;
+mod names;
 mod operator;
 mod user;
+mod wiring;
+
+#[cfg(test)]
+mod tests;
 
 use serde_json::Value;
 
@@ -19,7 +25,9 @@ use crate::manifest::address;
 use crate::manifest::model::{Account, Manifest, SigningKey};
 use crate::tree::ObjectId;
 use account::account_claims;
+pub use activation::{activations_needed, ActivationNeed};
 pub use common::normalize_tags;
+use names::OperatorNames;
 use operator::operator_claims;
 use user::user_claims;
 
@@ -136,6 +144,21 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
             .into_iter()
             .chain(op_signing.iter().cloned())
             .collect();
+        let mut names = OperatorNames::default();
+        for (acc_name, acc) in &op.accounts {
+            names
+                .accounts
+                .insert(acc_name.clone(), account_key(acc_name, acc));
+            for (user_name, user) in &acc.users {
+                let user_key = key(address::key(
+                    &address::user(op_name, acc_name, user_name),
+                    &user.key,
+                ));
+                names
+                    .users
+                    .insert((acc_name.clone(), user_name.clone()), user_key);
+            }
+        }
         for (acc_name, acc) in &op.accounts {
             let acc_key = account_key(acc_name, acc);
             let roles: BTreeMap<&str, (Vec<KeyRef>, &SigningKey)> = acc
@@ -159,7 +182,7 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
             out.insert(
                 id.clone(),
                 DesiredObject {
-                    claims: account_claims(acc_name, acc, &acc_key, &roles),
+                    claims: account_claims(acc_name, acc, &acc_key, &roles, op, &names),
                     subject: acc_key.clone(),
                     signer: account_signer.clone(),
                     trusted: account_trusted.clone(),

@@ -28,8 +28,11 @@ pub(super) fn operator_claims(
     if let Some(sys) = sys {
         nats.insert("system_account".into(), json!(sys.value()));
     }
+    if let Some(v) = &op.assert_server_version {
+        nats.insert("assert_server_version".into(), json!(v));
+    }
     if op.strict_signing_key_usage {
         nats.insert("strict_signing_key_usage".into(), json!(true));
     }
-    finish(name, key, nats, "operator")
+    finish(name, key, nats, "operator", &op.tags, op.expires)
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::common::{finish, normalize_tags, permissions};
+use super::common::{finish, permissions, rules_into};
 use crate::manifest::model::User;
 use crate::plan::keyref::KeyRef;
 
@@ -25,16 +25,11 @@ pub(super) fn user_claims(
             user.subscribe.as_ref(),
             user.resp.as_ref(),
         );
-        m.insert("subs".into(), json!(-1));
-        m.insert("data".into(), json!(-1));
-        m.insert("payload".into(), json!(-1));
+        rules_into(&mut m, user.rules());
         m
     };
     if let Some(acc) = issuer_account {
         nats.insert("issuer_account".into(), json!(acc));
     }
-    if !user.tags.is_empty() {
-        nats.insert("tags".into(), json!(normalize_tags(&user.tags)));
-    }
-    finish(name, key, nats, "user")
+    finish(name, key, nats, "user", &user.tags, user.expires)
 }

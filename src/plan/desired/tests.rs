@@ -1,0 +1,116 @@
+//! Manifest fields reach the wire JSON in the units NATS expects.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::manifest::load::{parse, Format};
+use crate::plan::keyref::KeyBook;
+use crate::tree::ObjectId;
+
+const BASE: &str = r#"
+[operators.O]
+system_account = "SYS"
+[operators.O.accounts.SYS.users.sys]
+"#;
+
+fn claims(extra: &str, id: ObjectId) -> Value {
+    let loaded = parse(Path::new("m.toml"), Format::Toml, format!("{BASE}{extra}")).unwrap();
+    crate::manifest::validate(&loaded).unwrap();
+    super::desired(&loaded.manifest, &KeyBook::new())
+        .remove(&id)
+        .unwrap()
+        .claims
+}
+
+#[test]
+fn user_rules_limits_and_expiry_use_nats_units() {
+    let c = claims(
+        r#"
+[operators.O.accounts.A.users.u]
+resp = { max = 2, ttl = "1m" }
+src = ["10.0.0.0/8"]
+times = [{ start = "08:00:00", end = "17:00:00" }]
+locale = "UTC"
+limits = { subs = 10, payload = "1KiB" }
+bearer_token = true
+allowed_connection_types = ["STANDARD", "WEBSOCKET"]
+expires = 2027-01-01
+"#,
+        ObjectId::user("O", "A", "u"),
+    );
+    assert_eq!(c["exp"], json!(1_798_761_600));
+    let n = &c["nats"];
+    assert_eq!(n["resp"], json!({"max": 2, "ttl": 60_000_000_000i64}));
+    assert_eq!(n["src"], json!(["10.0.0.0/8"]));
+    assert_eq!(n["times_location"], json!("UTC"));
+    assert_eq!(
+        (n["subs"].clone(), n["data"].clone(), n["payload"].clone()),
+        (json!(10), json!(-1), json!(1024))
+    );
+    assert_eq!(n["bearer_token"], json!(true));
+    assert_eq!(
+        n["allowed_connection_types"],
+        json!(["STANDARD", "WEBSOCKET"])
+    );
+}
+
+#[test]
+fn account_limits_default_to_unlimited_and_sizes_convert() {
+    let c = claims(
+        r#"
+[operators.O.accounts.A]
+limits = { conn = 1, payload = "1MiB", wildcard_exports = false }
+jetstream = { disk_storage = "1GB", streams = 2 }
+"#,
+        ObjectId::account("O", "A"),
+    );
+    let l = &c["nats"]["limits"];
+    assert_eq!(l["conn"], json!(1));
+    assert_eq!(l["payload"], json!(1_048_576));
+    assert_eq!(l["subs"], json!(-1));
+    assert_eq!(l["wildcards"], json!(false));
+    assert_eq!(l["disk_storage"], json!(1_000_000_000));
+    assert_eq!(l["mem_storage"], json!(0));
+    assert_eq!(l["streams"], json!(2));
+    assert_eq!(l["consumer"], json!(-1));
+}
+
+#[test]
+fn imports_by_name_resolve_to_the_exporters_key() {
+    let c = claims(
+        r#"
+[[operators.O.accounts.A.exports]]
+subject = "svc.>"
+type = "service"
+response_threshold = "2s"
+[[operators.O.accounts.A.exports]]
+subject = "private.>"
+type = "stream"
+private = true
+[[operators.O.accounts.B.imports]]
+subject = "svc.echo"
+from = "A"
+type = "service"
+[[operators.O.accounts.B.imports]]
+subject = "private.x"
+from = "A"
+type = "stream"
+"#,
+        ObjectId::account("O", "B"),
+    );
+    let imports = c["nats"]["imports"].as_array().unwrap();
+    assert_eq!(imports[0]["account"], json!("(new key account.O/A#v1)"));
+    assert!(imports[0].get("token").is_none());
+    // A private export imported by name: apply fills in the activation.
+    assert_eq!(imports[1]["token"], Value::Null);
+    let loaded = parse(
+        Path::new("m.toml"),
+        Format::Toml,
+        format!("{BASE}[[operators.O.accounts.A.exports]]\nsubject = \"p\"\ntype = \"stream\"\nprivate = true\n[[operators.O.accounts.B.imports]]\nsubject = \"p\"\nfrom = \"A\"\ntype = \"stream\"\n"),
+    )
+    .unwrap();
+    let needs = super::activations_needed(&loaded.manifest);
+    assert_eq!(needs.len(), 1);
+    assert_eq!(needs[0].exporter, ObjectId::account("O", "A"));
+}
