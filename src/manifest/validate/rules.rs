@@ -193,7 +193,7 @@ impl Validator<'_> {
             let host = url
                 .split_once("://")
                 .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
-            if url.len() > MAX_INFO || !host.is_some_and(|h| !h.is_empty()) {
+            if url.len() > MAX_INFO || host.is_none_or(|h| h.is_empty()) {
                 self.err(
                     &base.at("info_url"),
                     addr,
