@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::claims::{self, ClaimPayload, Claims, Validate};
 use crate::keys::{self, Identities, IdentitySources, KeyPair, Recipients, Vault};
-use crate::plan::{self, ActionKind, KeyBook, Plan};
+use crate::plan::keyref::ExpectedActivation;
+use crate::plan::{self, ActionKind, KeyBook, KeyRef, Plan};
 use crate::tree::{ObjectId, ObjectKind};
 use crate::workspace::Workspace;
 
@@ -81,31 +82,25 @@ pub fn apply(
                 action.address
             )
         })?;
-        let signer_pub = want.signer.public.clone().ok_or_else(|| {
-            anyhow!(
-                "{}: signing key {} has no public key",
-                action.address,
-                want.signer.address
-            )
-        })?;
-        if !pairs.contains_key(&signer_pub) {
-            let ids = match &secrets {
-                Some(ids) => ids,
-                None => {
-                    progress("Decrypting signing keys from the vault…");
-                    secrets.insert(
-                        Identities::load(identities)
-                            .context("apply must sign with existing keys")?,
-                    )
-                }
-            };
-            let kp = vault.get(&signer_pub, ids).with_context(|| {
-                format!(
-                    "{}: reading the seed of signing key {}",
-                    action.address, want.signer.address
-                )
-            })?;
-            pairs.insert(signer_pub.clone(), kp);
+        let signer_pub = unlock(
+            &want.signer,
+            &action.address,
+            &mut pairs,
+            &mut secrets,
+            identities,
+            &vault,
+            progress,
+        )?;
+        for act in &want.activations {
+            unlock(
+                &act.signer,
+                &action.address,
+                &mut pairs,
+                &mut secrets,
+                identities,
+                &vault,
+                progress,
+            )?;
         }
         let signer = &pairs[&signer_pub];
         let previous_iat = ws
@@ -131,7 +126,17 @@ pub fn apply(
         .flatten()
         .max()
         .unwrap_or(now);
-        let token = sign(action.id.kind(), &want.claims, iat, signer)
+        let mut claims = want.claims.clone();
+        for act in &want.activations {
+            let token = activation(act, iat, &pairs).with_context(|| {
+                format!(
+                    "{}: issuing the activation for {}",
+                    action.address, act.subject
+                )
+            })?;
+            embed_activation(&mut claims, act, &token);
+        }
+        let token = sign(action.id.kind(), &claims, iat, signer)
             .with_context(|| format!("signing {}", action.address))?;
         tokens.insert(action.id.clone(), token);
     }
@@ -179,6 +184,84 @@ pub fn apply(
         }
     }
     Ok(report)
+}
+
+/// Makes sure the seed of `key` is in `pairs` (decrypting it from the vault
+/// on first need, loading identities once) and returns its public key.
+#[allow(clippy::too_many_arguments)]
+fn unlock(
+    key: &KeyRef,
+    address: &str,
+    pairs: &mut HashMap<String, KeyPair>,
+    secrets: &mut Option<Identities>,
+    identities: &IdentitySources,
+    vault: &Vault,
+    progress: &mut dyn FnMut(&str),
+) -> Result<String> {
+    let public = key
+        .public
+        .clone()
+        .ok_or_else(|| anyhow!("{address}: signing key {} has no public key", key.address))?;
+    if !pairs.contains_key(&public) {
+        let ids = match secrets {
+            Some(ids) => ids,
+            None => {
+                progress("Decrypting signing keys from the vault…");
+                secrets.insert(
+                    Identities::load(identities).context("apply must sign with existing keys")?,
+                )
+            }
+        };
+        let kp = vault.get(&public, ids).with_context(|| {
+            format!("{address}: reading the seed of signing key {}", key.address)
+        })?;
+        pairs.insert(public.clone(), kp);
+    }
+    Ok(public)
+}
+
+/// Signs the activation token `act` describes, issued at `iat`.
+fn activation(
+    act: &ExpectedActivation,
+    iat: i64,
+    pairs: &HashMap<String, KeyPair>,
+) -> Result<String> {
+    let importer = act
+        .importer
+        .public
+        .clone()
+        .ok_or_else(|| anyhow!("the importer has no key yet"))?;
+    let exporter = act
+        .exporter
+        .public
+        .clone()
+        .ok_or_else(|| anyhow!("the exporter has no key yet"))?;
+    let signer = &pairs[act.signer.public.as_ref().expect("unlocked")];
+    let mut c = claims::ActivationClaims::new(importer);
+    c.data.name = act.subject.clone();
+    c.data.iat = iat;
+    c.nats.subject = act.subject.clone();
+    c.nats.kind = Some(serde_json::from_value(Value::String(act.kind.clone()))?);
+    if signer.public_key() != exporter {
+        c.nats.issuer_account = exporter;
+    }
+    Ok(claims::encode(&mut c, signer)?)
+}
+
+/// Puts `token` where the desired claims hold the activation placeholder.
+fn embed_activation(claims: &mut Value, act: &ExpectedActivation, token: &str) {
+    let Some(Value::Array(imports)) = claims.pointer_mut("/nats/imports") else {
+        return;
+    };
+    for import in imports {
+        let matches = import.get("subject").and_then(Value::as_str) == Some(act.subject.as_str())
+            && import.get("type").and_then(Value::as_str) == Some(act.kind.as_str())
+            && import.get("token").and_then(Value::as_str)
+                == Some(plan::keyref::ACTIVATION_PLACEHOLDER);
+        if matches {
+            import["token"] = Value::String(token.to_string());
+        }
+    }
 }
 
 fn past_tense(kind: ActionKind) -> &'static str {

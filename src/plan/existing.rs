@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::keyref::NEW_KEY_PREFIX;
+use super::keyref::{ExpectedActivation, ACTIVATION_PLACEHOLDER, NEW_KEY_PREFIX};
 use crate::claims::{self, gojson, AccountClaims, Claims, OperatorClaims, UserClaims};
 use crate::store::StoreContents;
 use crate::tree::{ObjectId, ObjectKind};
@@ -71,15 +71,79 @@ impl DecodedJwt {
     /// Whether this JWT already holds exactly `wire` (desired claims) as
     /// natsform would sign them with this JWT's issuer and issue time, or
     /// at least the same meaning.
-    pub fn holds(&self, wire: &Value) -> bool {
-        let exact = match self.kind {
-            ObjectKind::Operator => payload_as::<claims::Operator>(wire, self),
-            ObjectKind::Account => payload_as::<claims::Account>(wire, self),
-            ObjectKind::User => payload_as::<claims::User>(wire, self),
-        };
-        exact.as_deref() == Some(self.payload.as_str())
-            || canonical(self.kind, wire) == self.canonical()
+    ///
+    /// Activation tokens natsform issues differ on every signing, so a
+    /// stored token counts as equal when it grants exactly an `expected`
+    /// activation, signed by the key that must sign it.
+    pub fn holds(&self, wire: &Value, expected: &[ExpectedActivation]) -> bool {
+        if expected.is_empty() {
+            let exact = match self.kind {
+                ObjectKind::Operator => payload_as::<claims::Operator>(wire, self),
+                ObjectKind::Account => payload_as::<claims::Account>(wire, self),
+                ObjectKind::User => payload_as::<claims::User>(wire, self),
+            };
+            if exact.as_deref() == Some(self.payload.as_str()) {
+                return true;
+            }
+            return canonical(self.kind, wire) == self.canonical();
+        }
+        let mut mine = self.value();
+        normalize_activations(&mut mine, expected);
+        canonical(self.kind, wire) == canonical(self.kind, &mine)
     }
+}
+
+/// Replaces every stored activation token that grants exactly one of
+/// `expected` by [`ACTIVATION_PLACEHOLDER`], as desired claims write it.
+pub fn normalize_activations(account: &mut Value, expected: &[ExpectedActivation]) {
+    let Some(Value::Array(imports)) = account.pointer_mut("/nats/imports") else {
+        return;
+    };
+    for import in imports {
+        let subject = import
+            .get("subject")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let kind = import
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let Some(Value::String(token)) = import.get_mut("token") else {
+            continue;
+        };
+        let grants = expected
+            .iter()
+            .filter(|e| e.subject == subject && e.kind == kind)
+            .any(|e| activation_grants(token, e));
+        if grants {
+            *token = ACTIVATION_PLACEHOLDER.to_string();
+        }
+    }
+}
+
+/// Whether `token` is a valid activation for `e`, signed by `e.signer`.
+fn activation_grants(token: &str, e: &ExpectedActivation) -> bool {
+    let Ok(claims::ActivationClaims { data, nats }) =
+        claims::decode_as::<claims::Activation>(token)
+    else {
+        return false;
+    };
+    let issuer_account_ok = if Some(&data.iss) == e.exporter.public.as_ref() {
+        nats.issuer_account.is_empty() || Some(&nats.issuer_account) == e.exporter.public.as_ref()
+    } else {
+        Some(&nats.issuer_account) == e.exporter.public.as_ref()
+    };
+    Some(&data.iss) == e.signer.public.as_ref()
+        && Some(&data.sub) == e.importer.public.as_ref()
+        && issuer_account_ok
+        && nats.subject == e.subject
+        && nats
+            .kind
+            .map(|k| serde_json::to_value(k).ok() == Some(Value::String(e.kind.clone())))
+            .unwrap_or(false)
+        && data.exp == 0
 }
 
 fn payload_as<N: claims::ClaimPayload>(wire: &Value, stored: &DecodedJwt) -> Option<String> {

@@ -29,3 +29,23 @@ impl KeyRef {
 
 /// Key address → public key, as recorded in the lock.
 pub type KeyBook = BTreeMap<String, String>;
+
+/// Stands for an activation token natsform issues at apply time, in desired
+/// import claims; a stored token that grants exactly what is expected is
+/// shown (and compared) as this too.
+pub const ACTIVATION_PLACEHOLDER: &str = "(activation token issued by natsform)";
+
+/// An activation token an importing account must embed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExpectedActivation {
+    /// The import's subject (the token's `nats.subject` and `name`).
+    pub subject: String,
+    /// `stream` or `service`.
+    pub kind: String,
+    /// The importing account's identity key (the token's `sub`).
+    pub importer: KeyRef,
+    /// The exporting account's identity key.
+    pub exporter: KeyRef,
+    /// The exporter's key that signs the token.
+    pub signer: KeyRef,
+}

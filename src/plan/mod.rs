@@ -134,6 +134,25 @@ pub fn desired_state(
     existing: &BTreeMap<ObjectId, Existing>,
 ) -> DesiredState {
     let mut objects = desired(manifest, keys);
+    for need in desired::activation::activations_needed(manifest) {
+        let (Some(importer), Some(exporter)) =
+            (objects.get(&need.importer), objects.get(&need.exporter))
+        else {
+            continue;
+        };
+        let signer = activation_signer(manifest, keys, &need.exporter)
+            .unwrap_or_else(|| exporter.subject.clone());
+        let expected = keyref::ExpectedActivation {
+            subject: need.subject.clone(),
+            kind: need.kind.as_str().to_string(),
+            importer: importer.subject.clone(),
+            exporter: exporter.subject.clone(),
+            signer,
+        };
+        if let Some(o) = objects.get_mut(&need.importer) {
+            o.activations.push(expected);
+        }
+    }
     let mut revocation_reasons = BTreeMap::new();
     for (id, revs) in revocations::reconcile(&objects, existing) {
         if let Some(o) = objects.get_mut(&id) {
@@ -147,6 +166,27 @@ pub fn desired_state(
         objects,
         revocation_reasons,
     }
+}
+
+/// Under strict signing key usage the exporter's identity key is not a
+/// trusted signer, so its first signing key (by role name) signs
+/// activations; otherwise the identity key does, as nsc does.
+fn activation_signer(manifest: &Manifest, keys: &KeyBook, exporter: &ObjectId) -> Option<KeyRef> {
+    let op = manifest.operators.get(&exporter.operator)?;
+    if !op.strict_signing_key_usage {
+        return None;
+    }
+    let acc_name = exporter.account.as_deref()?;
+    let (role, sk) = op.accounts.get(acc_name)?.signing_keys.iter().next()?;
+    let address = crate::manifest::address::key(
+        &crate::manifest::address::signing_key(&exporter.operator, acc_name, role),
+        sk.keys.first()?,
+    );
+    Some(KeyRef {
+        public: keys.get(&address).cloned(),
+        address,
+        kind: crate::keys::KeyKind::Account,
+    })
 }
 
 /// Everything the planner looks at.
@@ -185,7 +225,7 @@ pub fn plan(inputs: &Inputs) -> Plan {
                     .existing
                     .get(id)
                     .and_then(|e| e.decoded.as_ref().ok())
-                    .is_some_and(|d| d.holds(&want.claims))
+                    .is_some_and(|d| d.holds(&want.claims, &want.activations))
         })
         .map(|(id, _)| id)
         .collect();
@@ -305,7 +345,7 @@ impl Ctx<'_> {
             );
         }
         let mut reasons = Vec::new();
-        let claims_changed = !decoded.holds(&want.claims);
+        let claims_changed = !decoded.holds(&want.claims, &want.activations);
         if claims_changed {
             reasons.push("claims changed".to_string());
             reasons.extend(
@@ -438,7 +478,11 @@ impl Ctx<'_> {
 
     fn render_existing(&self, id: &ObjectId, have: &Existing) -> Option<String> {
         let decoded = have.decoded.as_ref().ok()?;
-        let mut text = render_claims::render(&decoded.value(), &self.names);
+        let mut claims = decoded.value();
+        if let Some(want) = self.inputs.state.objects.get(id) {
+            existing::normalize_activations(&mut claims, &want.activations);
+        }
+        let mut text = render_claims::render(&claims, &self.names);
         if id.kind() == ObjectKind::User {
             if let Some((role, e)) = self.effective_existing(id, decoded) {
                 text.push_str(&effective_text(&role, &e, &self.names));

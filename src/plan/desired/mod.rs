@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 mod account;
-mod activation;
+pub mod activation;
 mod common;
 mod names;
 mod operator;
@@ -46,6 +46,8 @@ pub struct DesiredObject {
     pub trusted: Vec<KeyRef>,
     /// For users of a scoped role: the role name.
     pub scoped_role: Option<String>,
+    /// For importing accounts: the activation tokens apply must issue.
+    pub activations: Vec<super::keyref::ExpectedActivation>,
 }
 
 /// Every key the manifest needs: address → kind. Bring-your-own user keys
@@ -129,6 +131,7 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                     .chain(op_signing.iter().cloned())
                     .collect(),
                 scoped_role: None,
+                activations: Vec::new(),
                 id,
             },
         );
@@ -187,6 +190,7 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                     signer: account_signer.clone(),
                     trusted: account_trusted.clone(),
                     scoped_role: None,
+                    activations: Vec::new(),
                     id,
                 },
             );
@@ -226,6 +230,7 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                         signer,
                         trusted: user_trusted.clone(),
                         scoped_role,
+                        activations: Vec::new(),
                         id,
                     },
                 );

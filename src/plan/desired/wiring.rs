@@ -6,11 +6,12 @@ use serde_json::{json, Map, Value};
 use super::activation::needs_activation;
 use super::names::OperatorNames;
 use crate::manifest::model::{Account, Operator, Sampling};
+use crate::plan::keyref::ACTIVATION_PLACEHOLDER;
 
 /// `imports`: the exporter's key comes from `from` (an account of the same
 /// operator) or `account`. An import by name of a *private* export carries
-/// `"token": null`: the activation token is issued and filled in at apply
-/// time (see [`super::activation::activations_needed`]).
+/// [`ACTIVATION_PLACEHOLDER`] as its token: apply issues the activation
+/// and fills it in (see [`super::activation::activations_needed`]).
 pub(super) fn imports(acc: &Account, op: &Operator, names: &OperatorNames) -> Vec<Value> {
     acc.imports
         .iter()
@@ -30,7 +31,7 @@ pub(super) fn imports(acc: &Account, op: &Operator, names: &OperatorNames) -> Ve
             if let Some(token) = &imp.token {
                 m.insert("token".into(), json!(token));
             } else if exporter.is_some_and(|e| needs_activation(e, imp.kind, &imp.subject)) {
-                m.insert("token".into(), Value::Null);
+                m.insert("token".into(), json!(ACTIVATION_PLACEHOLDER));
             }
             if let Some(local) = &imp.local_subject {
                 m.insert("local_subject".into(), json!(local));
