@@ -47,6 +47,11 @@ fn redact(v: &mut Value, names: &BTreeMap<String, String>) {
             for (k, x) in m.iter_mut() {
                 if k == "iat" || k == "jti" {
                     *x = Value::String(format!("<{k}>"));
+                } else if let (Value::String(t), "token") = (&*x, k.as_str()) {
+                    // An activation natsform issued: pin its decoded claims.
+                    let mut act = jwt_claims(t);
+                    redact(&mut act, names);
+                    *x = act;
                 } else {
                     redact(x, names);
                 }
