@@ -3,7 +3,7 @@
 //! compare equal exactly when their meaning is equal.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
@@ -18,7 +18,7 @@ use crate::tree::{ObjectId, ObjectKind};
 /// A JWT found in the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Existing {
-    pub token: String,
+    pub token: Arc<str>,
     /// The decoded claims, or why they cannot be trusted.
     pub decoded: Result<DecodedJwt, String>,
 }
@@ -32,31 +32,37 @@ pub struct DecodedJwt {
     pub issued_at: i64,
     /// Unix seconds; 0 when the JWT does not expire.
     pub expires: i64,
-    /// The payload JSON exactly as signed.
-    pub payload: String,
+    /// The token, shared with [`Existing`]; the payload is decoded from it
+    /// when needed rather than kept twice in memory.
+    token: Arc<str>,
     canonical: OnceLock<String>,
 }
 
 impl PartialEq for DecodedJwt {
     fn eq(&self, other: &Self) -> bool {
-        self.payload == other.payload
+        self.token == other.token
     }
 }
 
 impl DecodedJwt {
+    /// The payload JSON exactly as signed (verified when decoded).
+    pub fn payload(&self) -> String {
+        payload_of(&self.token).unwrap_or_default()
+    }
+
     /// Canonical claims (see [`canonical`]), computed on first use: most
     /// stored JWTs match their desired payload byte for byte and never need it.
     pub fn canonical(&self) -> &str {
         self.canonical.get_or_init(|| {
             let parsed = match self.kind {
                 ObjectKind::Operator => {
-                    serde_json::from_str::<OperatorClaims>(&self.payload).map(canonical_of)
+                    serde_json::from_str::<OperatorClaims>(&self.payload()).map(canonical_of)
                 }
                 ObjectKind::Account => {
-                    serde_json::from_str::<AccountClaims>(&self.payload).map(canonical_of)
+                    serde_json::from_str::<AccountClaims>(&self.payload()).map(canonical_of)
                 }
                 ObjectKind::User => {
-                    serde_json::from_str::<UserClaims>(&self.payload).map(canonical_of)
+                    serde_json::from_str::<UserClaims>(&self.payload()).map(canonical_of)
                 }
             };
             parsed.unwrap_or_else(|e| format!("{{\"invalid\":{}}}", Value::String(e.to_string())))
@@ -82,7 +88,7 @@ impl DecodedJwt {
                 ObjectKind::Account => payload_as::<claims::Account>(wire, self),
                 ObjectKind::User => payload_as::<claims::User>(wire, self),
             };
-            if exact.as_deref() == Some(self.payload.as_str()) {
+            if exact.is_some_and(|e| e == self.payload()) {
                 return true;
             }
             return canonical(self.kind, wire) == self.canonical();
@@ -158,19 +164,14 @@ pub fn decode_all(contents: StoreContents) -> BTreeMap<ObjectId, Existing> {
         .jwts
         .into_par_iter()
         .map(|(id, jwt)| {
-            let decoded = decode_one(id.kind(), &jwt.token);
-            (
-                id,
-                Existing {
-                    token: jwt.token,
-                    decoded,
-                },
-            )
+            let token: Arc<str> = Arc::from(jwt.token);
+            let decoded = decode_one(id.kind(), &token);
+            (id, Existing { token, decoded })
         })
         .collect()
 }
 
-fn decode_one(kind: ObjectKind, token: &str) -> Result<DecodedJwt, String> {
+fn decode_one(kind: ObjectKind, token: &Arc<str>) -> Result<DecodedJwt, String> {
     let env = claims::verify_envelope(token).map_err(|e| e.to_string())?;
     if env.claim_type != kind_name(kind) {
         return Err(format!(
@@ -179,21 +180,23 @@ fn decode_one(kind: ObjectKind, token: &str) -> Result<DecodedJwt, String> {
             env.claim_type
         ));
     }
-    let payload = token
-        .split('.')
-        .nth(1)
-        .and_then(|p| data_encoding::BASE64URL_NOPAD.decode(p.as_bytes()).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or("the payload is not base64url JSON")?;
+    if payload_of(token).is_none() {
+        return Err("the payload is not base64url JSON".into());
+    }
     Ok(DecodedJwt {
         kind,
         subject: env.sub,
         issuer: env.iss,
         issued_at: env.iat,
         expires: env.exp,
-        payload,
+        token: Arc::clone(token),
         canonical: OnceLock::new(),
     })
+}
+
+fn payload_of(token: &str) -> Option<String> {
+    let p = token.split('.').nth(1)?;
+    String::from_utf8(data_encoding::BASE64URL_NOPAD.decode(p.as_bytes()).ok()?).ok()
 }
 
 fn kind_name(kind: ObjectKind) -> &'static str {

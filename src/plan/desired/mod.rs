@@ -5,6 +5,7 @@
 //! names and defaults), without `iat`, `jti` and `iss`, which signing adds.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 mod account;
 pub mod activation;
@@ -43,7 +44,8 @@ pub struct DesiredObject {
     pub signer: KeyRef,
     /// Every key the parent trusts to sign it (the signer among them). A
     /// stored JWT signed by any other key is not trusted by its parent.
-    pub trusted: Vec<KeyRef>,
+    /// Shared: every user of an account trusts the same keys.
+    pub trusted: Arc<[KeyRef]>,
     /// For users of a scoped role: the role name.
     pub scoped_role: Option<String>,
     /// For importing accounts: the activation tokens apply must issue.
@@ -142,7 +144,7 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
         // Under strict signing key usage servers drop the identity key from
         // the trusted set (nats-jwt-facts §3).
         let strict = op.strict_signing_key_usage;
-        let account_trusted: Vec<KeyRef> = (!strict)
+        let account_trusted: Arc<[KeyRef]> = (!strict)
             .then(|| op_key.clone())
             .into_iter()
             .chain(op_signing.iter().cloned())
@@ -194,7 +196,7 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                     id,
                 },
             );
-            let user_trusted: Vec<KeyRef> = (!strict)
+            let user_trusted: Arc<[KeyRef]> = (!strict)
                 .then(|| acc_key.clone())
                 .into_iter()
                 .chain(roles.values().flat_map(|(refs, _)| refs.iter().cloned()))
