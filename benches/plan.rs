@@ -182,6 +182,8 @@ fn phases(manifest: &Path) {
         existing: &existing,
         keys: &keys,
         required: &required,
+        now: natsform::workspace::now(),
+        reissue_before: 30 * 86_400,
     });
     eprintln!("  plan               {:.3}s", t.elapsed().as_secs_f64());
     let t = Instant::now();

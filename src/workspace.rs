@@ -18,6 +18,22 @@ pub const LOCK_FILE: &str = "natsform.lock";
 pub const DEFAULT_STORE_DIR: &str = "store";
 pub const DEFAULT_VAULT_DIR: &str = "vault";
 
+/// The current unix time, or `NATSFORM_NOW` (unix seconds) when set: plans
+/// depend on the clock only through expiry, and tests and reproducible CI
+/// runs pin it.
+pub fn now() -> i64 {
+    if let Some(t) = std::env::var("NATSFORM_NOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return t;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// The manifest, lock and store of one project.
 pub struct Workspace {
     pub loaded: Loaded,
@@ -97,6 +113,8 @@ impl Workspace {
             existing: &self.existing,
             keys: &keys,
             required: &required,
+            now: now(),
+            reissue_before: crate::manifest::validate::reissue_window_secs(&self.loaded.manifest),
         })
     }
 }

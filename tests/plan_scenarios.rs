@@ -167,3 +167,79 @@ fn a_tampered_store_jwt_is_reported_and_reissued() {
         .stdout
         .contains("No changes."));
 }
+
+#[test]
+fn a_jwt_near_its_relative_expiry_is_reissued() {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    edit(
+        &p,
+        "[operators.O2.accounts.A.users.U]\nsigner = \"main\"\n",
+        "[operators.O2.accounts.A.users.U]\nsigner = \"main\"\nexpires = \"60d\"\n",
+    );
+    let t0 = "1800000000";
+    p.run_env(&["apply", "--auto-approve"], &[("NATSFORM_NOW", t0)])
+        .success();
+    let u = support::nats::jwt_claims(&p.store_file("O2/accounts/A/users/U.jwt"));
+    assert_eq!(
+        u["exp"].as_i64().unwrap() - u["iat"].as_i64().unwrap(),
+        60 * 86_400
+    );
+    // 20 days later: still 40 days to go, outside the 30-day window.
+    let later = (1_800_000_000i64 + 20 * 86_400).to_string();
+    assert!(p
+        .run_env(&["plan"], &[("NATSFORM_NOW", &later)])
+        .success()
+        .stdout
+        .contains("No changes."));
+    // 40 days later: 20 days to go.
+    let near = (1_800_000_000i64 + 40 * 86_400).to_string();
+    let text = p.redact(
+        &p.run_env(&["plan"], &[("NATSFORM_NOW", &near)])
+            .success()
+            .stdout,
+    );
+    assert!(
+        text.contains("expires in 20d (re-issued within 30d of expiry)"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+    p.run_env(&["apply", "--auto-approve"], &[("NATSFORM_NOW", &near)])
+        .success();
+    let u2 = support::nats::jwt_claims(&p.store_file("O2/accounts/A/users/U.jwt"));
+    assert_eq!(
+        u2["exp"].as_i64().unwrap(),
+        near.parse::<i64>().unwrap() + 60 * 86_400
+    );
+    assert!(p
+        .run_env(&["plan"], &[("NATSFORM_NOW", &near)])
+        .success()
+        .stdout
+        .contains("No changes."));
+}
+
+#[test]
+fn a_fixed_expiry_inside_the_window_is_a_warning_not_a_reissue() {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    edit(
+        &p,
+        "[operators.O2.accounts.A.users.U]\nsigner = \"main\"\n",
+        "[operators.O2.accounts.A.users.U]\nsigner = \"main\"\nexpires = 2027-01-01\n",
+    );
+    p.run_env(
+        &["apply", "--auto-approve"],
+        &[("NATSFORM_NOW", "1795000000")],
+    )
+    .success();
+    // 2026-12-27: five days before the fixed date.
+    let run = p.run_env(
+        &["plan", "--detailed-exitcode"],
+        &[("NATSFORM_NOW", "1798329600")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("Warning: user.O2/A/U: expires in 5d, on the fixed date"),
+        "{}",
+        run.stdout
+    );
+}

@@ -126,7 +126,7 @@ pub fn apply(
         .flatten()
         .max()
         .unwrap_or(now);
-        let mut claims = want.claims.clone();
+        let mut claims = plan::with_expiry(want, iat).into_owned();
         for act in &want.activations {
             let token = activation(act, iat, &pairs).with_context(|| {
                 format!(

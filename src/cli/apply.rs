@@ -3,7 +3,6 @@
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
@@ -70,10 +69,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         }
     }
     let sources = IdentitySources::from_env(args.identity);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::workspace::now();
     let report = apply::apply(&ws, &plan, &sources, now, &mut |line| out.note(line))?;
     out.result(&format!(
         "Apply complete: {} key{} generated, {} JWT{} written, {} deleted.\n",

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::duration::Duration;
-use super::units::Timestamp;
+use super::units::{Expiry, Timestamp};
 
 pub use super::model_limits::{
     AccountLimits, ConnectionType, JetStream, Permissions, TimeWindow, UserLimits,
@@ -43,6 +43,11 @@ pub struct Manifest {
     /// Where the encrypted seeds live, relative to the manifest (default `vault`).
     #[serde(default)]
     pub vault: Option<String>,
+    /// How long before a relative expiry (`expires = "90d"`) the plan
+    /// re-issues a JWT (default `30d`). Also the warning window for fixed
+    /// expiry dates.
+    #[serde(default)]
+    pub reissue_before: Option<Duration>,
     /// Operators by name.
     #[serde(default)]
     pub operators: BTreeMap<String, Operator>,
@@ -88,9 +93,10 @@ pub struct Operator {
     /// Tags (`key:value`) on the operator JWT.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// When the operator JWT expires: an RFC 3339 date-time or a date.
+    /// When the operator JWT expires: a duration after each issue (`90d`), an
+    /// RFC 3339 date-time or a date.
     #[serde(default)]
-    pub expires: Option<Timestamp>,
+    pub expires: Option<Expiry>,
     /// Accounts by name.
     #[serde(default)]
     pub accounts: BTreeMap<String, Account>,
@@ -116,9 +122,10 @@ pub struct Account {
     /// A URL with more information (needs a scheme and a host).
     #[serde(default)]
     pub info_url: Option<String>,
-    /// When the account JWT expires: an RFC 3339 date-time or a date.
+    /// When the account JWT expires: a duration after each issue (`90d`), an
+    /// RFC 3339 date-time or a date.
     #[serde(default)]
-    pub expires: Option<Timestamp>,
+    pub expires: Option<Expiry>,
     /// NATS limits of the account. Omitted limits are unlimited, as
     /// `nsc add account` makes them.
     #[serde(default)]
@@ -269,9 +276,10 @@ pub struct User {
     /// Connection types the user may use; empty allows all.
     #[serde(default)]
     pub allowed_connection_types: Vec<ConnectionType>,
-    /// When the user JWT expires: an RFC 3339 date-time or a date.
+    /// When the user JWT expires: a duration after each issue (`90d`), an
+    /// RFC 3339 date-time or a date.
     #[serde(default)]
-    pub expires: Option<Timestamp>,
+    pub expires: Option<Expiry>,
 }
 
 impl User {

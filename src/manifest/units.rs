@@ -302,3 +302,89 @@ mod tests {
         assert_eq!(t.day.unix(), 1_798_761_600);
     }
 }
+
+/// When a JWT expires: at a fixed point in time (an RFC 3339 date-time or a
+/// date), or a duration after each issue (`90d`), in which case natsform
+/// re-issues it when it comes within `reissue_before` of expiring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    At(Timestamp),
+    After(super::duration::Duration),
+}
+
+impl Expiry {
+    /// The fixed expiry, if any.
+    pub fn at(self) -> Option<Timestamp> {
+        match self {
+            Expiry::At(t) => Some(t),
+            Expiry::After(_) => None,
+        }
+    }
+
+    /// Seconds of validity from the issue time, if relative.
+    pub fn valid_for_secs(self) -> Option<i64> {
+        match self {
+            Expiry::After(d) => Some(d.as_nanos() / 1_000_000_000),
+            Expiry::At(_) => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Expiry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ExpiryVisitor)
+    }
+}
+
+struct ExpiryVisitor;
+
+impl<'de> Visitor<'de> for ExpiryVisitor {
+    type Value = Expiry;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an RFC 3339 date-time, a date, or a duration such as `90d`")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Expiry, E> {
+        if let Ok(d) = super::duration::Duration::parse(v) {
+            if d.as_nanos() < 1_000_000_000 {
+                return Err(E::custom(format!(
+                    "`{v}` is shorter than a second; JWT expiry counts whole seconds"
+                )));
+            }
+            return Ok(Expiry::After(d));
+        }
+        Timestamp::parse(v).map(Expiry::At).map_err(|_| {
+            E::custom(format!(
+                "`{v}` is not an expiry: write a duration after issue (`90d`), an RFC 3339 date-time (`2027-01-01T00:00:00Z`) or a date (`2027-01-01`)"
+            ))
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Expiry, A::Error> {
+        TimestampVisitor.visit_map(map).map(Expiry::At)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Expiry, E> {
+        Err(E::custom(format!(
+            "{v} is ambiguous as an expiry: write a duration (`90d`) or a date (`2027-01-01`)"
+        )))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Expiry, E> {
+        self.visit_i64(v as i64)
+    }
+}
+
+impl JsonSchema for Expiry {
+    fn schema_name() -> Cow<'static, str> {
+        "Expiry".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "When the JWT expires: a duration after each issue (`90d`, re-issued within `reissue_before` of expiry), an RFC 3339 date-time with offset (`2027-01-01T00:00:00Z`) or a date (`2027-01-01`, midnight UTC).",
+            "type": "string",
+            "pattern": "^([0-9]+(ns|us|µs|ms|s|m|h|d|w))+$|^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+        })
+    }
+}

@@ -12,6 +12,7 @@ use super::diagnostic::{did_you_mean, Diagnostic, ManifestErrors};
 use super::load::Loaded;
 use super::model::{Account, Operator, SigningKey, SubjectPermission, User};
 use super::subject::{check_permission_entry, Placeholder};
+use super::units::Expiry;
 
 /// Validates `loaded`; `Ok` means plan and apply can rely on the manifest.
 pub fn validate(loaded: &Loaded) -> Result<(), ManifestErrors> {
@@ -101,6 +102,51 @@ impl<'a> Validator<'a> {
         let mut public_keys: BTreeMap<String, String> = BTreeMap::new();
         for (name, op) in &m.operators {
             self.operator(name, op, &mut public_keys);
+        }
+        self.relative_expiries();
+    }
+
+    /// A validity no longer than the re-issue window would be re-issued by
+    /// every plan.
+    fn relative_expiries(&mut self) {
+        let m = &self.loaded.manifest;
+        let window = reissue_window_secs(m);
+        let mut found: Vec<(Vec<String>, String, i64)> = Vec::new();
+        for (op_name, op) in &m.operators {
+            let base = vec!["operators".to_string(), op_name.clone()];
+            found.extend(
+                op.expires
+                    .and_then(Expiry::valid_for_secs)
+                    .map(|v| (base.clone(), address::operator(op_name), v)),
+            );
+            for (acc_name, acc) in &op.accounts {
+                let mut p = base.clone();
+                p.extend(["accounts".to_string(), acc_name.clone()]);
+                found.extend(
+                    acc.expires
+                        .and_then(Expiry::valid_for_secs)
+                        .map(|v| (p.clone(), address::account(op_name, acc_name), v)),
+                );
+                for (user_name, user) in &acc.users {
+                    let mut up = p.clone();
+                    up.extend(["users".to_string(), user_name.clone()]);
+                    found.extend(
+                        user.expires
+                            .and_then(Expiry::valid_for_secs)
+                            .map(|v| (up, address::user(op_name, acc_name, user_name), v)),
+                    );
+                }
+            }
+        }
+        for (mut path, addr, secs) in found {
+            if secs <= window {
+                path.push("expires".into());
+                let p: Vec<&str> = path.iter().map(String::as_str).collect();
+                self.error(&p, Some(addr), {
+                    let d = |s: i64| super::duration::Duration::from_nanos(s * 1_000_000_000);
+                    format!("expires {} after issue, within the re-issue window of {}", d(secs), d(window))
+                }, "every plan would re-issue it: make `expires` longer than `reissue_before` (default 30d), or lower `reissue_before`");
+            }
         }
     }
 
@@ -468,4 +514,11 @@ fn check_service_url(url: &str) -> Result<(), &'static str> {
         return Err("has no host");
     }
     Ok(())
+}
+
+/// The re-issue window of relative expiries, in seconds (default 30 days).
+pub fn reissue_window_secs(m: &super::model::Manifest) -> i64 {
+    m.reissue_before
+        .map(|d| d.as_nanos() / 1_000_000_000)
+        .unwrap_or(30 * 86_400)
 }

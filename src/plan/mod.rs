@@ -104,6 +104,8 @@ pub struct Plan {
     pub new_keys: Vec<String>,
     /// Deletions that need `--allow-destroy`: operators and system accounts.
     pub protected_deletes: Vec<String>,
+    /// Things a reviewer must know that apply cannot fix.
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -197,6 +199,11 @@ pub struct Inputs<'a> {
     pub keys: &'a KeyBook,
     /// Key addresses the manifest names.
     pub required: &'a BTreeSet<String>,
+    /// The current time (unix seconds), for expiry.
+    pub now: i64,
+    /// JWTs expiring within this many seconds are re-issued (relative
+    /// expiry) or warned about (fixed expiry).
+    pub reissue_before: i64,
 }
 
 /// Computes the plan. Objects are planned in parallel; the result is in
@@ -264,7 +271,58 @@ pub fn plan(inputs: &Inputs) -> Plan {
     }
     plan.new_keys = new_keys.into_iter().collect();
     plan.protected_deletes = protected_deletes(&plan.actions, inputs.existing);
+    plan.warnings = fixed_expiry_warnings(inputs);
     plan
+}
+
+/// The desired wire claims with a relative expiry resolved for `iat`.
+pub fn with_expiry(want: &DesiredObject, iat: i64) -> std::borrow::Cow<'_, Value> {
+    match want.valid_for {
+        Some(v) => {
+            let mut claims = want.claims.clone();
+            claims["exp"] = json!(iat + v);
+            std::borrow::Cow::Owned(claims)
+        }
+        None => std::borrow::Cow::Borrowed(&want.claims),
+    }
+}
+
+fn expiry_reason(exp: i64, now: i64, window: i64) -> String {
+    let days = |s: i64| format!("{}d", s.div_euclid(86_400));
+    if exp <= now {
+        format!("expired {} ago", days(now - exp))
+    } else {
+        format!(
+            "expires in {} (re-issued within {} of expiry)",
+            days(exp - now),
+            days(window)
+        )
+    }
+}
+
+/// JWTs with a fixed `expires` that fall inside the window: re-issuing would
+/// not help, so the reviewer is told to move the date.
+fn fixed_expiry_warnings(inputs: &Inputs) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, want) in &inputs.state.objects {
+        let Some(Ok(d)) = inputs.existing.get(id).map(|e| &e.decoded) else {
+            continue;
+        };
+        let exp = want.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        if want.valid_for.is_none()
+            && exp > 0
+            && exp - inputs.now <= inputs.reissue_before
+            && d.expires == exp
+        {
+            let when = if exp <= inputs.now {
+                format!("expired {}d ago", (inputs.now - exp) / 86_400)
+            } else {
+                format!("expires in {}d", (exp - inputs.now) / 86_400)
+            };
+            out.push(format!("{}: {when}, on the fixed date its `expires` names; re-issuing cannot extend it, so move the date later in the manifest", id.address()));
+        }
+    }
+    out
 }
 
 enum Outcome {
@@ -345,7 +403,8 @@ impl Ctx<'_> {
             );
         }
         let mut reasons = Vec::new();
-        let claims_changed = !decoded.holds(&want.claims, &want.activations);
+        let claims_changed =
+            !decoded.holds(&with_expiry(want, decoded.issued_at), &want.activations);
         if claims_changed {
             reasons.push("claims changed".to_string());
             reasons.extend(
@@ -358,6 +417,16 @@ impl Ctx<'_> {
             );
         }
         reasons.extend(self.issuer_reason(id, want, &decoded.issuer));
+        if want.valid_for.is_some()
+            && decoded.expires > 0
+            && decoded.expires - self.inputs.now <= self.inputs.reissue_before
+        {
+            reasons.push(expiry_reason(
+                decoded.expires,
+                self.inputs.now,
+                self.inputs.reissue_before,
+            ));
+        }
         if !reasons.is_empty() {
             let kind = if claims_changed {
                 ActionKind::Update
@@ -467,8 +536,12 @@ impl Ctx<'_> {
     }
 
     fn render_desired(&self, id: &ObjectId, want: &DesiredObject) -> String {
-        let claims: Value = serde_json::from_str(&existing::canonical(id.kind(), &want.claims))
+        let mut claims: Value = serde_json::from_str(&existing::canonical(id.kind(), &want.claims))
             .unwrap_or(Value::Null);
+        if let (Some(v), Value::Object(m)) = (want.valid_for, &mut claims) {
+            let validity = crate::manifest::duration::Duration::from_nanos(v * 1_000_000_000);
+            m.insert("exp".into(), json!(format!("{validity} after each issue")));
+        }
         let mut text = render_claims::render(&claims, &self.names);
         if let Some((role, e)) = self.effective_desired(id, want) {
             text.push_str(&effective_text(&role, &e, &self.names));

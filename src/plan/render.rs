@@ -46,6 +46,13 @@ impl Style {
 pub fn text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
     if plan.is_empty() && plan.effects.is_empty() {
+        for w in &plan.warnings {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.for_action(ActionKind::Update, &format!("Warning: {w}"))
+            );
+        }
         out.push_str("No changes. The store matches the manifest.\n");
         return out;
     }
@@ -72,7 +79,14 @@ pub fn text(plan: &Plan, style: Style) -> String {
         let warning = format!("Warning: {address} would be deleted; apply refuses this unless --allow-destroy is given.");
         let _ = writeln!(out, "{}", style.for_action(ActionKind::Delete, &warning));
     }
-    if !plan.protected_deletes.is_empty() {
+    for w in &plan.warnings {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.for_action(ActionKind::Update, &format!("Warning: {w}"))
+        );
+    }
+    if !plan.protected_deletes.is_empty() || !plan.warnings.is_empty() {
         out.push('\n');
     }
     out.push_str(&summary(plan));
@@ -203,6 +217,7 @@ struct JsonPlan<'a> {
     summary: JsonSummary,
     new_keys: &'a [String],
     protected_deletes: &'a [String],
+    warnings: &'a [String],
     actions: &'a [Action],
     effects: &'a [Effect],
 }
@@ -236,6 +251,7 @@ pub fn json_document(plan: &Plan, fingerprint: Option<&str>) -> String {
         },
         new_keys: &plan.new_keys,
         protected_deletes: &plan.protected_deletes,
+        warnings: &plan.warnings,
         actions: &plan.actions,
         effects: &plan.effects,
     };

@@ -56,6 +56,21 @@ impl Project {
         Run::from(cmd.output().expect("running natsform"))
     }
 
+    /// Runs natsform like [`Project::run`] with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natsform"));
+        cmd.arg("-f")
+            .arg(&self.manifest)
+            .args(args)
+            .current_dir(self.path());
+        cmd.env_remove("NATSFORM_AGE_KEY")
+            .env_remove("NATSFORM_MANIFEST")
+            .env("NO_COLOR", "1");
+        cmd.env("NATSFORM_AGE_IDENTITY", demo_identity());
+        cmd.envs(env.iter().copied());
+        Run::from(cmd.output().expect("running natsform"))
+    }
+
     /// Runs natsform without any identity available.
     pub fn run_without_identity(&self, args: &[&str]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_natsform"));

@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::manifest::model::{ResponsePermission, Rules, SubjectPermission};
-use crate::manifest::units::{Limit, Size, Timestamp, UNLIMITED};
+use crate::manifest::units::{Expiry, Limit, Size, UNLIMITED};
 use crate::plan::keyref::KeyRef;
 
 /// `pub`, `sub` (always present, as Go writes them) and `resp` (when set).
@@ -98,7 +98,7 @@ pub(super) fn finish(
     mut nats: Map<String, Value>,
     kind: &str,
     tags: &[String],
-    expires: Option<Timestamp>,
+    expires: Option<Expiry>,
 ) -> Value {
     if !tags.is_empty() {
         nats.insert("tags".into(), json!(normalize_tags(tags)));
@@ -106,7 +106,8 @@ pub(super) fn finish(
     nats.insert("type".into(), json!(kind));
     nats.insert("version".into(), json!(2));
     let mut top = Map::new();
-    if let Some(exp) = expires {
+    // A relative expiry depends on the issue time: apply adds it.
+    if let Some(exp) = expires.and_then(Expiry::at) {
         top.insert("exp".into(), json!(exp.unix()));
     }
     top.insert("name".into(), json!(name));

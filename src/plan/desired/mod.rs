@@ -48,6 +48,9 @@ pub struct DesiredObject {
     pub trusted: Arc<[KeyRef]>,
     /// For users of a scoped role: the role name.
     pub scoped_role: Option<String>,
+    /// Seconds of validity after each issue (`expires = "90d"`): apply sets
+    /// `exp = iat + valid_for`.
+    pub valid_for: Option<i64>,
     /// For importing accounts: the activation tokens apply must issue.
     pub activations: Vec<super::keyref::ExpectedActivation>,
 }
@@ -134,6 +137,9 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                     .collect(),
                 scoped_role: None,
                 activations: Vec::new(),
+                valid_for: op
+                    .expires
+                    .and_then(crate::manifest::units::Expiry::valid_for_secs),
                 id,
             },
         );
@@ -193,6 +199,9 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                     trusted: account_trusted.clone(),
                     scoped_role: None,
                     activations: Vec::new(),
+                    valid_for: acc
+                        .expires
+                        .and_then(crate::manifest::units::Expiry::valid_for_secs),
                     id,
                 },
             );
@@ -233,6 +242,9 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                         trusted: user_trusted.clone(),
                         scoped_role,
                         activations: Vec::new(),
+                        valid_for: user
+                            .expires
+                            .and_then(crate::manifest::units::Expiry::valid_for_secs),
                         id,
                     },
                 );
