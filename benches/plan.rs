@@ -125,11 +125,19 @@ fn signature_inputs(tokens: &[String]) -> Vec<(KeyPair, Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
 fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
@@ -159,23 +167,43 @@ fn plan_child(manifest: &Path) {
 fn phases(manifest: &Path) {
     let t = Instant::now();
     let loaded = natsform::manifest::load(manifest).unwrap();
-    eprintln!("  parse manifest     {:.3}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "  parse manifest     {:.3}s  rss {:.0} MiB",
+        t.elapsed().as_secs_f64(),
+        rss_mib()
+    );
     let t = Instant::now();
     natsform::manifest::validate(&loaded).unwrap();
     eprintln!("  validate           {:.3}s", t.elapsed().as_secs_f64());
     let t = Instant::now();
     let store = Store::new(manifest.parent().unwrap().join("store"));
     let contents = store.read().unwrap();
-    eprintln!("  read store         {:.3}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "  read store         {:.3}s  rss {:.0} MiB",
+        t.elapsed().as_secs_f64(),
+        rss_mib()
+    );
     let t = Instant::now();
     let existing = plan::existing::decode_all(contents);
-    eprintln!("  decode + verify    {:.3}s", t.elapsed().as_secs_f64());
-    let ws = Workspace::open(manifest).unwrap();
-    let keys = ws.key_book();
+    eprintln!(
+        "  decode + verify    {:.3}s  rss {:.0} MiB",
+        t.elapsed().as_secs_f64(),
+        rss_mib()
+    );
+    let lock = Lock::load(&manifest.parent().unwrap().join("natsform.lock")).unwrap();
+    let keys: plan::KeyBook = lock
+        .iter()
+        .map(|(a, k)| (a.to_string(), k.to_string()))
+        .collect();
     let t = Instant::now();
     let state = plan::desired_state(&loaded.manifest, &keys, &existing);
-    eprintln!("  desired state      {:.3}s", t.elapsed().as_secs_f64());
-    let required = ws.required_addresses();
+    eprintln!(
+        "  desired state      {:.3}s  rss {:.0} MiB",
+        t.elapsed().as_secs_f64(),
+        rss_mib()
+    );
+    let required: std::collections::BTreeSet<String> =
+        plan::required_keys(&loaded.manifest).into_keys().collect();
     let t = Instant::now();
     let p = plan::plan(&plan::Inputs {
         state: &state,
@@ -185,7 +213,11 @@ fn phases(manifest: &Path) {
         now: natsform::workspace::now(),
         reissue_before: 30 * 86_400,
     });
-    eprintln!("  plan               {:.3}s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "  plan               {:.3}s  rss {:.0} MiB",
+        t.elapsed().as_secs_f64(),
+        rss_mib()
+    );
     let t = Instant::now();
     let _ = render::text(&p, render::Style { color: false });
     eprintln!("  render             {:.3}s", t.elapsed().as_secs_f64());

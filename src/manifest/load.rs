@@ -121,10 +121,11 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
             help,
         }
     };
-    let (manifest, spans) = match format {
+    let mut duplicates = Vec::new();
+    let manifest = match format {
         Format::Toml => match toml::from_str::<Manifest>(&text) {
             // The TOML parser refuses duplicate keys itself.
-            Ok(m) => (m, OnceLock::new()),
+            Ok(m) => m,
             Err(e) => {
                 let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
                 return Err(ManifestErrors(vec![at_line(
@@ -135,8 +136,11 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
         },
         Format::Yaml => match serde_yaml::from_str::<Manifest>(&text) {
             // serde_yaml keeps the last of two equal keys: walk the events
-            // now to find duplicates.
-            Ok(m) => (m, OnceLock::from(SourceMap::from_yaml(&text))),
+            // to find duplicates.
+            Ok(m) => {
+                duplicates = SourceMap::yaml_duplicates(&text);
+                m
+            }
             Err(e) => {
                 let line = e.location().map(|l| l.line());
                 let msg = strip_yaml_position(&e.to_string());
@@ -149,12 +153,10 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
         format,
         text,
         manifest,
-        spans,
+        spans: OnceLock::new(),
     };
-    if !loaded.spans().duplicates.is_empty() {
-        let diags = loaded
-            .spans()
-            .duplicates
+    if !duplicates.is_empty() {
+        let diags = duplicates
             .iter()
             .map(|(p, line)| Diagnostic {
                 file: file.clone(),

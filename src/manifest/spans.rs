@@ -5,7 +5,7 @@
 //! second time with a span-aware parser (`toml_edit` for TOML, `yaml-rust2`'s
 //! event API for YAML) to map key paths to line numbers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
@@ -60,6 +60,19 @@ impl SourceMap {
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut walker, false);
         walker.map
+    }
+
+    /// Keys that appear twice in one YAML mapping, with the line of the
+    /// second; cheap enough to run on every load (serde_yaml keeps the last
+    /// of two equal keys silently).
+    pub fn yaml_duplicates(text: &str) -> Vec<(Vec<String>, usize)> {
+        let mut walker = YamlWalker {
+            duplicates_only: true,
+            ..YamlWalker::default()
+        };
+        let mut parser = Parser::new_from_str(text);
+        let _ = parser.load(&mut walker, false);
+        walker.map.duplicates
     }
 }
 
@@ -159,8 +172,15 @@ fn walk_toml_value(
 }
 
 enum Frame {
-    Mapping { key: Option<String> },
-    Sequence { next: usize },
+    Mapping {
+        key: Option<String>,
+        /// Keys seen so far in this mapping, to find duplicates without
+        /// remembering the whole document.
+        seen: HashSet<String>,
+    },
+    Sequence {
+        next: usize,
+    },
 }
 
 #[derive(Default)]
@@ -168,6 +188,8 @@ struct YamlWalker {
     map: SourceMap,
     stack: Vec<Frame>,
     path: Vec<String>,
+    /// Only find duplicates; record no positions.
+    duplicates_only: bool,
 }
 
 impl YamlWalker {
@@ -175,23 +197,30 @@ impl YamlWalker {
     /// whether it was a mapping key.
     fn value_starts(&mut self, scalar: Option<&str>, mark: Marker) -> bool {
         match self.stack.last_mut() {
-            Some(Frame::Mapping { key }) if key.is_none() => {
+            Some(Frame::Mapping { key, seen }) if key.is_none() => {
                 let k = scalar.unwrap_or("").to_string();
                 *key = Some(k.clone());
+                let duplicate = !seen.insert(k.clone());
                 let mut p = self.path.clone();
                 p.push(k);
-                self.map.record(p, mark.line());
+                if duplicate {
+                    self.map.duplicates.push((p, mark.line()));
+                } else if !self.duplicates_only {
+                    self.map.lines.insert(p, mark.line());
+                }
                 true
             }
-            Some(Frame::Mapping { key }) => {
+            Some(Frame::Mapping { key, .. }) => {
                 self.path.push(key.clone().unwrap_or_default());
                 false
             }
             Some(Frame::Sequence { next }) => {
                 let i = *next;
                 self.path.push(i.to_string());
-                let p = self.path.clone();
-                self.map.record(p, mark.line());
+                if !self.duplicates_only {
+                    let p = self.path.clone();
+                    self.map.record(p, mark.line());
+                }
                 false
             }
             None => false,
@@ -201,7 +230,7 @@ impl YamlWalker {
     /// Called when a value ends: pops its path element and advances the parent.
     fn value_ends(&mut self) {
         match self.stack.last_mut() {
-            Some(Frame::Mapping { key }) => {
+            Some(Frame::Mapping { key, .. }) => {
                 *key = None;
                 self.path.pop();
             }
@@ -222,7 +251,10 @@ impl MarkedEventReceiver for YamlWalker {
             Event::Alias(_) if !self.value_starts(None, mark) => self.value_ends(),
             Event::MappingStart(..) => {
                 self.value_starts(None, mark);
-                self.stack.push(Frame::Mapping { key: None });
+                self.stack.push(Frame::Mapping {
+                    key: None,
+                    seen: HashSet::new(),
+                });
             }
             Event::SequenceStart(..) => {
                 self.value_starts(None, mark);
