@@ -114,7 +114,7 @@ pub fn apply(
         let revoked = match (action.id.account_id(), &want.subject.public) {
             (Some(acc), Some(key)) if action.id.user.is_some() => desired
                 .get(&acc)
-                .and_then(|a| plan::revocations::revoked_at(&a.claims, key)),
+                .and_then(|a| plan::revocations::revoked_at(&a.claims.value(), key)),
             _ => None,
         };
         let iat = [
@@ -126,7 +126,7 @@ pub fn apply(
         .flatten()
         .max()
         .unwrap_or(now);
-        let mut claims = plan::with_expiry(want, iat).into_owned();
+        let mut claims = want.wire_at(iat);
         for act in &want.activations {
             let token = activation(act, iat, &pairs).with_context(|| {
                 format!(

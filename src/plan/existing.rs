@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::desired::DesiredObject;
 use super::keyref::{ExpectedActivation, ACTIVATION_PLACEHOLDER, NEW_KEY_PREFIX};
 use crate::claims::{self, gojson, AccountClaims, Claims, OperatorClaims, UserClaims};
 use crate::store::StoreContents;
@@ -81,21 +82,21 @@ impl DecodedJwt {
     /// Activation tokens natsform issues differ on every signing, so a
     /// stored token counts as equal when it grants exactly an `expected`
     /// activation, signed by the key that must sign it.
-    pub fn holds(&self, wire: &Value, expected: &[ExpectedActivation]) -> bool {
-        if expected.is_empty() {
+    pub fn holds(&self, want: &DesiredObject) -> bool {
+        if want.activations.is_empty() {
             let exact = match self.kind {
-                ObjectKind::Operator => payload_as::<claims::Operator>(wire, self),
-                ObjectKind::Account => payload_as::<claims::Account>(wire, self),
-                ObjectKind::User => payload_as::<claims::User>(wire, self),
+                ObjectKind::Operator => payload_as::<claims::Operator>(want, self),
+                ObjectKind::Account => payload_as::<claims::Account>(want, self),
+                ObjectKind::User => payload_as::<claims::User>(want, self),
             };
             if exact.is_some_and(|e| e == self.payload()) {
                 return true;
             }
-            return canonical(self.kind, wire) == self.canonical();
+            return canonical(self.kind, &want.wire_at(self.issued_at)) == self.canonical();
         }
         let mut mine = self.value();
-        normalize_activations(&mut mine, expected);
-        canonical(self.kind, wire) == canonical(self.kind, &mine)
+        normalize_activations(&mut mine, &want.activations);
+        canonical(self.kind, &want.wire_at(self.issued_at)) == canonical(self.kind, &mine)
     }
 }
 
@@ -152,8 +153,14 @@ fn activation_grants(token: &str, e: &ExpectedActivation) -> bool {
         && data.exp == 0
 }
 
-fn payload_as<N: claims::ClaimPayload>(wire: &Value, stored: &DecodedJwt) -> Option<String> {
-    let mut c: Claims<N> = serde_json::from_value(wire.clone()).ok()?;
+fn payload_as<N: claims::ClaimPayload>(
+    want: &DesiredObject,
+    stored: &DecodedJwt,
+) -> Option<String> {
+    let mut c: Claims<N> = serde_json::from_str(want.claims.text()).ok()?;
+    if let Some(v) = want.valid_for {
+        c.data.exp = stored.issued_at + v;
+    }
     c.data.iat = stored.issued_at;
     claims::payload_for(&mut c, &stored.issuer).ok()
 }

@@ -158,7 +158,9 @@ pub fn desired_state(
     let mut revocation_reasons = BTreeMap::new();
     for (id, revs) in revocations::reconcile(&objects, existing) {
         if let Some(o) = objects.get_mut(&id) {
-            revocations::apply_to(&mut o.claims, &revs.entries);
+            let mut claims = o.claims.value();
+            revocations::apply_to(&mut claims, &revs.entries);
+            o.claims = desired::WireClaims::new(&claims);
         }
         if !revs.reasons.is_empty() {
             revocation_reasons.insert(id, revs.reasons);
@@ -232,7 +234,7 @@ pub fn plan(inputs: &Inputs) -> Plan {
                     .existing
                     .get(id)
                     .and_then(|e| e.decoded.as_ref().ok())
-                    .is_some_and(|d| d.holds(&want.claims, &want.activations))
+                    .is_some_and(|d| d.holds(want))
         })
         .map(|(id, _)| id)
         .collect();
@@ -266,25 +268,13 @@ pub fn plan(inputs: &Inputs) -> Plan {
             }
         }
         if d.id.kind() != ObjectKind::User {
-            new_keys.extend(existing::placeholders_in(&d.claims));
+            new_keys.extend(existing::placeholders_in(&d.claims.value()));
         }
     }
     plan.new_keys = new_keys.into_iter().collect();
     plan.protected_deletes = protected_deletes(&plan.actions, inputs.existing);
     plan.warnings = fixed_expiry_warnings(inputs);
     plan
-}
-
-/// The desired wire claims with a relative expiry resolved for `iat`.
-pub fn with_expiry(want: &DesiredObject, iat: i64) -> std::borrow::Cow<'_, Value> {
-    match want.valid_for {
-        Some(v) => {
-            let mut claims = want.claims.clone();
-            claims["exp"] = json!(iat + v);
-            std::borrow::Cow::Owned(claims)
-        }
-        None => std::borrow::Cow::Borrowed(&want.claims),
-    }
 }
 
 fn expiry_reason(exp: i64, now: i64, window: i64) -> String {
@@ -308,12 +298,20 @@ fn fixed_expiry_warnings(inputs: &Inputs) -> Vec<String> {
         let Some(Ok(d)) = inputs.existing.get(id).map(|e| &e.decoded) else {
             continue;
         };
-        let exp = want.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-        if want.valid_for.is_none()
-            && exp > 0
-            && exp - inputs.now <= inputs.reissue_before
-            && d.expires == exp
+        // Cheap checks first: parsing every desired object would cost.
+        if want.valid_for.is_some()
+            || d.expires <= 0
+            || d.expires - inputs.now > inputs.reissue_before
         {
+            continue;
+        }
+        let exp = want
+            .claims
+            .value()
+            .get("exp")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if exp > 0 && d.expires == exp {
             let when = if exp <= inputs.now {
                 format!("expired {}d ago", (inputs.now - exp) / 86_400)
             } else {
@@ -403,8 +401,7 @@ impl Ctx<'_> {
             );
         }
         let mut reasons = Vec::new();
-        let claims_changed =
-            !decoded.holds(&with_expiry(want, decoded.issued_at), &want.activations);
+        let claims_changed = !decoded.holds(want);
         if claims_changed {
             reasons.push("claims changed".to_string());
             reasons.extend(
@@ -485,7 +482,7 @@ impl Ctx<'_> {
     fn revoked_key_note(&self, id: &ObjectId, want: &DesiredObject) -> Option<String> {
         let public = want.subject.public.as_ref()?;
         let account = self.inputs.state.objects.get(&id.account_id()?)?;
-        let at = revocations::revoked_at(&account.claims, public)?;
+        let at = revocations::revoked_at(&account.claims.value(), public)?;
         Some(format!("its key was revoked at {at} (unix seconds); older JWTs stay revoked and this one is issued after that"))
     }
 
@@ -497,14 +494,16 @@ impl Ctx<'_> {
     ) -> Option<(String, effective::Effective)> {
         let role = want.scoped_role.as_ref()?;
         let account = self.inputs.state.objects.get(&id.account_id()?)?;
-        let (_, template) = effective::scope_of(&account.claims, &want.signer.value())?;
+        let account_claims = account.claims.value();
+        let user_claims = want.claims.value();
+        let (_, template) = effective::scope_of(&account_claims, &want.signer.value())?;
         let ctx = effective::UserContext {
             name: id.name(),
             subject: &want.subject.value(),
             account_name: account.id.name(),
             account_subject: &account.subject.value(),
-            user_tags: &effective::tags_of(&want.claims),
-            account_tags: &effective::tags_of(&account.claims),
+            user_tags: &effective::tags_of(&user_claims),
+            account_tags: &effective::tags_of(&account_claims),
         };
         Some((role.clone(), effective::expand(template, &ctx)))
     }
@@ -536,8 +535,9 @@ impl Ctx<'_> {
     }
 
     fn render_desired(&self, id: &ObjectId, want: &DesiredObject) -> String {
-        let mut claims: Value = serde_json::from_str(&existing::canonical(id.kind(), &want.claims))
-            .unwrap_or(Value::Null);
+        let mut claims: Value =
+            serde_json::from_str(&existing::canonical(id.kind(), &want.claims.value()))
+                .unwrap_or(Value::Null);
         if let (Some(v), Value::Object(m)) = (want.valid_for, &mut claims) {
             let validity = crate::manifest::duration::Duration::from_nanos(v * 1_000_000_000);
             m.insert("exp".into(), json!(format!("{validity} after each issue")));

@@ -44,7 +44,8 @@ pub fn reconcile(
                 }
             }
         };
-        merge(&mut acc.entries, want.claims.pointer("/nats/revocations"));
+        let claims = want.claims.value();
+        merge(&mut acc.entries, claims.pointer("/nats/revocations"));
         if let Some(Ok(d)) = existing.get(id).map(|e| &e.decoded) {
             merge(&mut acc.entries, d.value().pointer("/nats/revocations"));
         }

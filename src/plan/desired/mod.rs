@@ -32,12 +32,48 @@ use names::OperatorNames;
 use operator::operator_claims;
 use user::user_claims;
 
+/// Wire claims kept as compact JSON text: as `serde_json::Value`s, the
+/// claims of 100,000 users would dominate the planner's memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireClaims(Box<str>);
+
+impl WireClaims {
+    pub fn new(v: &Value) -> Self {
+        WireClaims(
+            serde_json::to_string(v)
+                .expect("JSON values serialize")
+                .into(),
+        )
+    }
+
+    /// The claims as a JSON value.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).expect("wire claims are JSON")
+    }
+
+    /// The claims as JSON text.
+    pub fn text(&self) -> &str {
+        &self.0
+    }
+}
+
+impl DesiredObject {
+    /// The wire claims as signed at `iat`: a relative expiry becomes `exp`.
+    pub fn wire_at(&self, iat: i64) -> Value {
+        let mut claims = self.claims.value();
+        if let Some(v) = self.valid_for {
+            claims["exp"] = Value::from(iat + v);
+        }
+        claims
+    }
+}
+
 /// What one object should look like.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredObject {
     pub id: ObjectId,
     /// The claims as wire JSON, minus `iat`, `jti`, `iss`.
-    pub claims: Value,
+    pub claims: WireClaims,
     /// The object's identity key (its `sub`).
     pub subject: KeyRef,
     /// The key that must sign it.
@@ -128,7 +164,13 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
         out.insert(
             id.clone(),
             DesiredObject {
-                claims: operator_claims(op_name, op, &op_key, &op_signing, sys_key.as_ref()),
+                claims: WireClaims::new(&operator_claims(
+                    op_name,
+                    op,
+                    &op_key,
+                    &op_signing,
+                    sys_key.as_ref(),
+                )),
                 subject: op_key.clone(),
                 // The identity key signs the operator JWT, as nsc does.
                 signer: op_key.clone(),
@@ -193,7 +235,9 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
             out.insert(
                 id.clone(),
                 DesiredObject {
-                    claims: account_claims(acc_name, acc, &acc_key, &roles, op, &names),
+                    claims: WireClaims::new(&account_claims(
+                        acc_name, acc, &acc_key, &roles, op, &names,
+                    )),
                     subject: acc_key.clone(),
                     signer: account_signer.clone(),
                     trusted: account_trusted.clone(),
@@ -230,13 +274,13 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                 out.insert(
                     id.clone(),
                     DesiredObject {
-                        claims: user_claims(
+                        claims: WireClaims::new(&user_claims(
                             user_name,
                             user,
                             &user_key,
                             issuer_account,
                             scoped_role.is_some(),
-                        ),
+                        )),
                         subject: user_key,
                         signer,
                         trusted: user_trusted.clone(),

@@ -21,6 +21,7 @@ fn claims(extra: &str, id: ObjectId) -> Value {
         .remove(&id)
         .unwrap()
         .claims
+        .value()
 }
 
 #[test]
