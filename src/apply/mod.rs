@@ -82,18 +82,12 @@ pub fn apply(
                 action.address
             )
         })?;
-        let signer_pub = unlock(
-            &want.signer,
-            &action.address,
-            &mut pairs,
-            &mut secrets,
-            identities,
-            &vault,
-            progress,
-        )?;
-        for act in &want.activations {
+        // The object's signer, and the exporters' keys of its activations.
+        let signers =
+            std::iter::once(&want.signer).chain(want.activations.iter().map(|a| &a.signer));
+        for key in signers {
             unlock(
-                &act.signer,
+                key,
                 &action.address,
                 &mut pairs,
                 &mut secrets,
@@ -102,7 +96,7 @@ pub fn apply(
                 progress,
             )?;
         }
-        let signer = &pairs[&signer_pub];
+        let signer = &pairs[want.signer.public.as_ref().expect("unlocked above")];
         let previous_iat = ws
             .existing
             .get(&action.id)

@@ -238,11 +238,22 @@ pub fn plan(inputs: &Inputs) -> Plan {
         })
         .map(|(id, _)| id)
         .collect();
+    let desired_accounts = changed_accounts
+        .iter()
+        .filter_map(|id| {
+            inputs
+                .state
+                .objects
+                .get(*id)
+                .map(|o| ((*id).clone(), o.claims.value()))
+        })
+        .collect();
     let ctx = Ctx {
         inputs,
         names,
         existing_accounts,
         changed_accounts,
+        desired_accounts,
     };
     let ids: Vec<&ObjectId> = inputs
         .state
@@ -333,6 +344,8 @@ struct Ctx<'a> {
     names: KeyNames,
     existing_accounts: BTreeMap<&'a ObjectId, (Value, &'a existing::DecodedJwt)>,
     changed_accounts: BTreeSet<&'a ObjectId>,
+    /// Desired claims of the changed accounts, parsed once.
+    desired_accounts: BTreeMap<ObjectId, Value>,
 }
 
 impl Ctx<'_> {
@@ -493,17 +506,26 @@ impl Ctx<'_> {
         want: &DesiredObject,
     ) -> Option<(String, effective::Effective)> {
         let role = want.scoped_role.as_ref()?;
-        let account = self.inputs.state.objects.get(&id.account_id()?)?;
-        let account_claims = account.claims.value();
+        let account_id = id.account_id()?;
+        let account = self.inputs.state.objects.get(&account_id)?;
+        // Parsed once per changed account, not once per user.
+        let parsed;
+        let account_claims = match self.desired_accounts.get(&account_id) {
+            Some(v) => v,
+            None => {
+                parsed = account.claims.value();
+                &parsed
+            }
+        };
         let user_claims = want.claims.value();
-        let (_, template) = effective::scope_of(&account_claims, &want.signer.value())?;
+        let (_, template) = effective::scope_of(account_claims, &want.signer.value())?;
         let ctx = effective::UserContext {
             name: id.name(),
             subject: &want.subject.value(),
             account_name: account.id.name(),
             account_subject: &account.subject.value(),
             user_tags: &effective::tags_of(&user_claims),
-            account_tags: &effective::tags_of(&account_claims),
+            account_tags: &effective::tags_of(account_claims),
         };
         Some((role.clone(), effective::expand(template, &ctx)))
     }

@@ -44,16 +44,7 @@ impl Project {
 
     /// Runs natsform with `-f <manifest>` and the demo identity in the environment.
     pub fn run(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natsform"));
-        cmd.arg("-f")
-            .arg(&self.manifest)
-            .args(args)
-            .current_dir(self.path());
-        cmd.env_remove("NATSFORM_AGE_KEY")
-            .env_remove("NATSFORM_MANIFEST")
-            .env("NO_COLOR", "1");
-        cmd.env("NATSFORM_AGE_IDENTITY", demo_identity());
-        Run::from(cmd.output().expect("running natsform"))
+        self.run_env(args, &[])
     }
 
     /// Runs natsform like [`Project::run`] with extra environment variables.
