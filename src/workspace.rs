@@ -105,13 +105,14 @@ impl Workspace {
 
     /// The plan for the current manifest, lock and store.
     pub fn plan(&self) -> Plan {
-        let keys = self.key_book();
-        let state = self.desired(&keys);
+        // The lock's own map: a copy would cost as much again for 100,000 users.
+        let keys = self.lock.bindings();
+        let state = self.desired(keys);
         let required = self.required_addresses();
         plan::plan(&plan::Inputs {
             state: &state,
             existing: &self.existing,
-            keys: &keys,
+            keys,
             required: &required,
             now: now(),
             reissue_before: crate::manifest::validate::reissue_window_secs(&self.loaded.manifest),

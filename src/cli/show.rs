@@ -16,11 +16,7 @@ pub struct Args {
 
 pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(path)?;
-    let names: KeyNames = ws
-        .lock
-        .iter()
-        .map(|(a, k)| (k.to_string(), a.to_string()))
-        .collect();
+    let names: KeyNames = ws.lock.iter().map(|(a, k)| (k, a)).collect();
     let mut text = String::new();
     for (id, existing) in &ws.existing {
         let address = id.address();
@@ -39,9 +35,9 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         match &existing.decoded {
             Ok(d) => {
                 let issuer = names
-                    .get(&d.issuer)
-                    .cloned()
-                    .unwrap_or_else(|| d.issuer.clone());
+                    .get(d.issuer.as_str())
+                    .copied()
+                    .unwrap_or(d.issuer.as_str());
                 let _ = writeln!(text, "{pad}  issuer: {issuer}");
                 for line in render(&d.value(), &names).lines() {
                     let _ = writeln!(text, "{pad}  {line}");

@@ -157,6 +157,11 @@ impl Lock {
         self.keys.remove(address)
     }
 
+    /// Every binding, address → public key, sorted by address.
+    pub fn bindings(&self) -> &BTreeMap<String, String> {
+        &self.keys
+    }
+
     /// All bindings, sorted by address.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.keys.iter().map(|(a, k)| (a.as_str(), k.as_str()))

@@ -214,7 +214,7 @@ pub fn plan(inputs: &Inputs) -> Plan {
     let names: KeyNames = inputs
         .keys
         .iter()
-        .map(|(addr, public)| (public.clone(), addr.clone()))
+        .map(|(addr, public)| (public.as_str(), addr.as_str()))
         .collect();
     // Parsed once per account: every scoped user of the account needs it.
     let existing_accounts: BTreeMap<&ObjectId, (Value, &existing::DecodedJwt)> = inputs
@@ -341,7 +341,7 @@ enum Outcome {
 
 struct Ctx<'a> {
     inputs: &'a Inputs<'a>,
-    names: KeyNames,
+    names: KeyNames<'a>,
     existing_accounts: BTreeMap<&'a ObjectId, (Value, &'a existing::DecodedJwt)>,
     changed_accounts: BTreeSet<&'a ObjectId>,
     /// Desired claims of the changed accounts, parsed once.
@@ -485,7 +485,7 @@ impl Ctx<'_> {
         let parent = parent_address(id);
         Some(match self.names.get(issuer) {
             Some(addr) if trusted => format!("signed by `{addr}`, which stays trusted; `{signer}` signs now"),
-            Some(addr) if !self.inputs.required.contains(addr) => format!("issuer key `{addr}` removed; `{signer}` signs now"),
+            Some(addr) if !self.inputs.required.contains(*addr) => format!("issuer key `{addr}` removed; `{signer}` signs now"),
             Some(addr) => format!("issuer `{addr}` is not trusted by {parent}; `{signer}` signs now"),
             None => format!("issuer {} is not a key of this manifest, so {parent} does not trust it; `{signer}` signs now", short(issuer)),
         })

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::keyref::NEW_KEY_PREFIX;
 
 /// Public key → key address, for annotations.
-pub type KeyNames = BTreeMap<String, String>;
+pub type KeyNames<'a> = BTreeMap<&'a str, &'a str>;
 
 /// Fields left out of the rendering: they change on every signing, or are
 /// constant on the wire (`type`, `version`).
@@ -117,14 +117,14 @@ fn signing_key_order(v: &Value, names: &KeyNames) -> String {
         .strip_prefix(NEW_KEY_PREFIX)
         .map(|a| a.trim_end_matches(')').to_string());
     address
-        .or_else(|| names.get(key).cloned())
+        .or_else(|| names.get(key).map(|a| a.to_string()))
         .unwrap_or_else(|| key.to_string())
 }
 
 fn scalar(v: &Value, names: &KeyNames) -> String {
     match v {
         Value::String(s) if s.starts_with(NEW_KEY_PREFIX) => s.clone(),
-        Value::String(s) => match names.get(s) {
+        Value::String(s) => match names.get(s.as_str()) {
             Some(addr) => format!("{s}  # {addr}"),
             None => quote(s),
         },
@@ -162,7 +162,7 @@ mod tests {
             "nats": {"limits": {"conn": -1}, "signing_keys": ["SK1", {"kind": "user_scope", "key": "SK2", "role": "svc", "template": {"pub": {"deny": [">"]}, "sub": {}}}], "type": "account", "version": 2}
         });
         let mut names = KeyNames::new();
-        names.insert("AKEY".into(), "account.O/A#v1".into());
+        names.insert("AKEY", "account.O/A#v1");
         let text = render(&claims, &names);
         assert_eq!(
             text,
