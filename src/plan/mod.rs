@@ -454,12 +454,21 @@ impl Ctx<'_> {
         let account_changed = id
             .account_id()
             .is_some_and(|a| self.changed_accounts.contains(&a));
-        if want.scoped_role.is_none()
-            || !account_changed
-            || self.effective_desired(id, want) == self.effective_existing(id, decoded)
-        {
+        if want.scoped_role.is_none() || !account_changed {
             return None;
         }
+        let (after, before) = (
+            self.effective_desired(id, want),
+            self.effective_existing(id, decoded),
+        );
+        if after == before {
+            return None;
+        }
+        // The claims are unchanged: show only what changes, the permissions.
+        let show = |e: Option<(String, effective::Effective)>| {
+            e.map(|(role, e)| effective_text(&role, &e, &self.names))
+                .unwrap_or_default()
+        };
         Some(Outcome::Effect(Effect {
             address,
             reasons: vec![format!(
@@ -467,8 +476,8 @@ impl Ctx<'_> {
                 want.scoped_role.clone().unwrap_or_default(),
                 id.account_id().map(|a| a.address()).unwrap_or_default()
             )],
-            before: self.render_existing(id, have).unwrap_or_default(),
-            after: self.render_desired(id, want),
+            before: show(before),
+            after: show(after),
         }))
     }
 
