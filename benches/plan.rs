@@ -154,14 +154,12 @@ fn plan_child(manifest: &Path) {
     let start = Instant::now();
     let ws = Workspace::open(manifest).unwrap();
     let plan = ws.plan();
-    let text = render::text(&plan, render::Style { color: false });
+    // Streamed, as `natsform plan` prints it; only the size is kept.
+    let mut sink = Sink(0);
+    render::write_text(&mut sink, &plan, render::Style { color: false });
     let secs = start.elapsed().as_secs_f64();
-    let summary = text.lines().last().unwrap_or_default().to_string();
-    println!(
-        "{secs:.3}\t{:.0}\t{}\t{summary}",
-        peak_rss_mib(),
-        text.len()
-    );
+    let summary = render::summary(&plan);
+    println!("{secs:.3}\t{:.0}\t{}\t{summary}", peak_rss_mib(), sink.0);
 }
 
 /// Where the time of a plan goes (NATSFORM_BENCH_PHASES=1), on stderr.
@@ -222,6 +220,16 @@ fn phases(manifest: &Path) {
     let t = Instant::now();
     let _ = render::text(&p, render::Style { color: false });
     eprintln!("  render             {:.3}s", t.elapsed().as_secs_f64());
+}
+
+/// Counts what a plan would print.
+struct Sink(usize);
+
+impl std::fmt::Write for Sink {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
 }
 
 fn run_child(manifest: &Path) -> (f64, f64, String) {

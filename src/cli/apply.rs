@@ -9,7 +9,6 @@ use anyhow::{bail, Context};
 use super::Output;
 use crate::apply;
 use crate::keys::IdentitySources;
-use crate::plan::render;
 use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
@@ -47,7 +46,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if !out.quiet {
-        out.result(&render::text(&plan, out.style()));
+        out.plan(&plan);
     }
     if !plan.protected_deletes.is_empty() && !args.allow_destroy {
         bail!(

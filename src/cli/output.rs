@@ -48,6 +48,13 @@ impl Output {
         let _ = stdout.flush();
     }
 
+    /// A text plan, streamed to stdout rather than built in memory first.
+    pub fn plan(&self, plan: &crate::plan::Plan) {
+        let mut w = FmtToIo(std::io::BufWriter::new(std::io::stdout().lock()));
+        crate::plan::render::write_text(&mut w, plan, self.style());
+        let _ = w.0.flush();
+    }
+
     /// Progress and notes: stderr, silenced by --quiet.
     pub fn note(&self, text: &str) {
         if !self.quiet {
@@ -77,5 +84,14 @@ impl Output {
     /// Whether stdin and stderr are a terminal (so we may ask questions).
     pub fn interactive(&self) -> bool {
         std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+    }
+}
+
+/// Lets the renderers, which write `fmt::Write`, write to a byte stream.
+struct FmtToIo<W: Write>(W);
+
+impl<W: Write> std::fmt::Write for FmtToIo<W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.write_all(s.as_bytes()).map_err(|_| std::fmt::Error)
     }
 }

@@ -36,7 +36,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     if args.json {
         out.result(&render::json(&plan));
     } else {
-        out.result(&render::text(&plan, out.style()));
+        out.plan(&plan);
     }
     Ok(if args.detailed_exitcode && !plan.is_empty() {
         ExitCode::from(2)

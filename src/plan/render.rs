@@ -1,8 +1,6 @@
 //! Views of a plan: Terraform-style text for people (with or without
 //! colour) and a versioned JSON document for machines.
 
-use std::fmt::Write;
-
 use serde::Serialize;
 use similar::{ChangeTag, TextDiff};
 
@@ -45,6 +43,17 @@ impl Style {
 /// The text plan.
 pub fn text(plan: &Plan, style: Style) -> String {
     let mut out = String::new();
+    write_text(&mut out, plan, style);
+    out
+}
+
+/// The text plan, written piece by piece: a plan of 100,000 users is not
+/// worth holding twice in memory just to print it.
+pub fn write_text(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) {
+    let _ = write_text_inner(out, plan, style);
+}
+
+fn write_text_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std::fmt::Result {
     if plan.is_empty() && plan.effects.is_empty() {
         for w in &plan.warnings {
             let _ = writeln!(
@@ -53,8 +62,8 @@ pub fn text(plan: &Plan, style: Style) -> String {
                 style.for_action(ActionKind::Update, &format!("Warning: {w}"))
             );
         }
-        out.push_str("No changes. The store matches the manifest.\n");
-        return out;
+        out.write_str("No changes. The store matches the manifest.\n")?;
+        return Ok(());
     }
     if !plan.new_keys.is_empty() {
         let _ = writeln!(
@@ -65,15 +74,15 @@ pub fn text(plan: &Plan, style: Style) -> String {
         for k in &plan.new_keys {
             let _ = writeln!(out, "  {} {k}", style.for_action(ActionKind::Create, "+"));
         }
-        out.push('\n');
+        out.write_char('\n')?;
     }
     for action in &plan.actions {
-        action_text(&mut out, action, style);
-        out.push('\n');
+        action_text(out, action, style);
+        out.write_char('\n')?;
     }
     for effect in &plan.effects {
-        effect_text(&mut out, effect, style);
-        out.push('\n');
+        effect_text(out, effect, style);
+        out.write_char('\n')?;
     }
     for address in &plan.protected_deletes {
         let warning = format!("Warning: {address} would be deleted; apply refuses this unless --allow-destroy is given.");
@@ -87,11 +96,11 @@ pub fn text(plan: &Plan, style: Style) -> String {
         );
     }
     if !plan.protected_deletes.is_empty() || !plan.warnings.is_empty() {
-        out.push('\n');
+        out.write_char('\n')?;
     }
-    out.push_str(&summary(plan));
-    out.push('\n');
-    out
+    out.write_str(&summary(plan))?;
+    out.write_char('\n')?;
+    Ok(())
 }
 
 /// `Plan: N to create, …` — the last line of a text plan.
@@ -117,7 +126,7 @@ pub fn summary(plan: &Plan) -> String {
 /// Unchanged lines shown around each change of an update.
 const CONTEXT_LINES: usize = 4;
 
-fn action_text(out: &mut String, a: &Action, style: Style) {
+fn action_text(out: &mut dyn std::fmt::Write, a: &Action, style: Style) {
     let header = format!("# {} {}", a.address, a.action.phrase());
     let _ = writeln!(out, "  {}", style.for_action(a.action, &header));
     for r in &a.reasons {
@@ -140,7 +149,7 @@ fn action_text(out: &mut String, a: &Action, style: Style) {
     );
 }
 
-fn effect_text(out: &mut String, e: &Effect, style: Style) {
+fn effect_text(out: &mut dyn std::fmt::Write, e: &Effect, style: Style) {
     let header = format!(
         "# {}: effective permissions change; its JWT stays as it is",
         e.address
@@ -160,9 +169,9 @@ fn effect_text(out: &mut String, e: &Effect, style: Style) {
 
 /// A unified diff: every line of a create or delete, and the changes of an
 /// update with a few lines of context, `…` marking what is left out.
-fn diff_text(out: &mut String, before: &str, after: &str, style: Style) {
+fn diff_text(out: &mut dyn std::fmt::Write, before: &str, after: &str, style: Style) {
     let diff = TextDiff::from_lines(before, after);
-    let line = |out: &mut String, tag: ChangeTag, text: &str| {
+    let line = |out: &mut dyn std::fmt::Write, tag: ChangeTag, text: &str| {
         let text = text.trim_end_matches('\n');
         let _ = match tag {
             ChangeTag::Equal => writeln!(out, "      {text}"),
