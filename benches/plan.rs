@@ -291,7 +291,8 @@ fn main() {
     let manifest_path = dir.join("natsform.toml");
     let (nochange_s, nochange_mib, nochange_summary) = run_child(&manifest_path);
     assert!(
-        nochange_summary.contains("No changes"),
+        nochange_summary
+            .contains("0 to create, 0 to update, 0 to re-issue, 0 to replace, 0 to delete"),
         "{nochange_summary}"
     );
     std::fs::write(&manifest_path, manifest(accounts, users, true)).unwrap();
