@@ -7,8 +7,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
 mod account;
 pub mod activation;
 mod common;
@@ -214,97 +212,88 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                     .insert((acc_name.clone(), user_name.clone()), user_key);
             }
         }
-        // Accounts are independent: build them (and their users) in parallel.
-        let parts: Vec<Vec<(ObjectId, DesiredObject)>> = op
-            .accounts
-            .par_iter()
-            .map(|(acc_name, acc)| {
-                let mut part = Vec::with_capacity(acc.users.len() + 1);
-                let acc_key = account_key(acc_name, acc);
-                let roles: BTreeMap<&str, (Vec<KeyRef>, &SigningKey)> = acc
-                    .signing_keys
-                    .iter()
-                    .map(|(role, sk)| {
-                        let refs = sk
-                            .keys
-                            .iter()
-                            .map(|l| {
-                                key(address::key(
-                                    &address::signing_key(op_name, acc_name, role),
-                                    l,
-                                ))
-                            })
-                            .collect();
-                        (role.as_str(), (refs, sk))
-                    })
-                    .collect();
-                let id = ObjectId::account(op_name, acc_name);
-                part.push((
+        for (acc_name, acc) in &op.accounts {
+            let acc_key = account_key(acc_name, acc);
+            let roles: BTreeMap<&str, (Vec<KeyRef>, &SigningKey)> = acc
+                .signing_keys
+                .iter()
+                .map(|(role, sk)| {
+                    let refs = sk
+                        .keys
+                        .iter()
+                        .map(|l| {
+                            key(address::key(
+                                &address::signing_key(op_name, acc_name, role),
+                                l,
+                            ))
+                        })
+                        .collect();
+                    (role.as_str(), (refs, sk))
+                })
+                .collect();
+            let id = ObjectId::account(op_name, acc_name);
+            out.insert(
+                id.clone(),
+                DesiredObject {
+                    claims: WireClaims::new(&account_claims(
+                        acc_name, acc, &acc_key, &roles, op, &names,
+                    )),
+                    subject: acc_key.clone(),
+                    signer: account_signer.clone(),
+                    trusted: account_trusted.clone(),
+                    scoped_role: None,
+                    activations: Vec::new(),
+                    valid_for: acc
+                        .expires
+                        .and_then(crate::manifest::units::Expiry::valid_for_secs),
+                    id,
+                },
+            );
+            let user_trusted: Arc<[KeyRef]> = (!strict)
+                .then(|| acc_key.clone())
+                .into_iter()
+                .chain(roles.values().flat_map(|(refs, _)| refs.iter().cloned()))
+                .collect();
+            for (user_name, user) in &acc.users {
+                let user_key = key(address::key(
+                    &address::user(op_name, acc_name, user_name),
+                    &user.key,
+                ));
+                let role = user
+                    .signer
+                    .as_deref()
+                    .and_then(|r| roles.get(r).map(|(refs, sk)| (r, refs, *sk)));
+                let (signer, scoped_role) = match role {
+                    Some((r, refs, sk)) if !refs.is_empty() => {
+                        (refs[0].clone(), sk.is_scoped().then(|| r.to_string()))
+                    }
+                    _ => (acc_key.clone(), None),
+                };
+                let issuer_account = (signer.address != acc_key.address).then(|| acc_key.value());
+                let id = ObjectId::user(op_name, acc_name, user_name);
+                out.insert(
                     id.clone(),
                     DesiredObject {
-                        claims: WireClaims::new(&account_claims(
-                            acc_name, acc, &acc_key, &roles, op, &names,
+                        claims: WireClaims::new(&user_claims(
+                            user_name,
+                            user,
+                            &user_key,
+                            issuer_account,
+                            scoped_role.is_some(),
                         )),
-                        subject: acc_key.clone(),
-                        signer: account_signer.clone(),
-                        trusted: account_trusted.clone(),
-                        scoped_role: None,
+                        subject: user_key,
+                        signer,
+                        trusted: user_trusted.clone(),
+                        scoped_role,
                         activations: Vec::new(),
-                        valid_for: acc
+                        valid_for: user
                             .expires
                             .and_then(crate::manifest::units::Expiry::valid_for_secs),
                         id,
                     },
-                ));
-                let user_trusted: Arc<[KeyRef]> = (!strict)
-                    .then(|| acc_key.clone())
-                    .into_iter()
-                    .chain(roles.values().flat_map(|(refs, _)| refs.iter().cloned()))
-                    .collect();
-                for (user_name, user) in &acc.users {
-                    let user_key = key(address::key(
-                        &address::user(op_name, acc_name, user_name),
-                        &user.key,
-                    ));
-                    let role = user
-                        .signer
-                        .as_deref()
-                        .and_then(|r| roles.get(r).map(|(refs, sk)| (r, refs, *sk)));
-                    let (signer, scoped_role) = match role {
-                        Some((r, refs, sk)) if !refs.is_empty() => {
-                            (refs[0].clone(), sk.is_scoped().then(|| r.to_string()))
-                        }
-                        _ => (acc_key.clone(), None),
-                    };
-                    let issuer_account =
-                        (signer.address != acc_key.address).then(|| acc_key.value());
-                    let id = ObjectId::user(op_name, acc_name, user_name);
-                    part.push((
-                        id.clone(),
-                        DesiredObject {
-                            claims: WireClaims::new(&user_claims(
-                                user_name,
-                                user,
-                                &user_key,
-                                issuer_account,
-                                scoped_role.is_some(),
-                            )),
-                            subject: user_key,
-                            signer,
-                            trusted: user_trusted.clone(),
-                            scoped_role,
-                            activations: Vec::new(),
-                            valid_for: user
-                                .expires
-                                .and_then(crate::manifest::units::Expiry::valid_for_secs),
-                            id,
-                        },
-                    ));
-                }
-                part
-            })
-            .collect();
-        out.extend(parts.into_iter().flatten());
+                );
+            }
+        }
     }
     out
 }
