@@ -217,12 +217,6 @@ pub fn plan(inputs: &Inputs) -> Plan {
         .map(|(addr, public)| (public.as_str(), addr.as_str()))
         .collect();
     // Parsed once per account: every scoped user of the account needs it.
-    let existing_accounts: BTreeMap<&ObjectId, (Value, &existing::DecodedJwt)> = inputs
-        .existing
-        .iter()
-        .filter(|(id, _)| id.kind() == ObjectKind::Account)
-        .filter_map(|(id, e)| e.decoded.as_ref().ok().map(|d| (id, (d.value(), d))))
-        .collect();
     // Effective permissions can only change where the account JWT changes.
     let changed_accounts: BTreeSet<&ObjectId> = inputs
         .state
@@ -237,6 +231,14 @@ pub fn plan(inputs: &Inputs) -> Plan {
                     .is_some_and(|d| d.holds(want))
         })
         .map(|(id, _)| id)
+        .collect();
+    // Parsed once per changed account: every scoped user of it needs them.
+    let existing_accounts: BTreeMap<&ObjectId, (Value, &existing::DecodedJwt)> = changed_accounts
+        .iter()
+        .filter_map(|id| {
+            let d = inputs.existing.get(*id)?.decoded.as_ref().ok()?;
+            Some((*id, (d.value(), d)))
+        })
         .collect();
     let desired_accounts = changed_accounts
         .iter()
@@ -545,7 +547,22 @@ impl Ctx<'_> {
         id: &ObjectId,
         decoded: &existing::DecodedJwt,
     ) -> Option<(String, effective::Effective)> {
-        let (acc_claims, account) = self.existing_accounts.get(&id.account_id()?)?;
+        let account_id = id.account_id()?;
+        let parsed;
+        let (acc_claims, account) = match self.existing_accounts.get(&account_id) {
+            Some((v, d)) => (v, *d),
+            None => {
+                let d = self
+                    .inputs
+                    .existing
+                    .get(&account_id)?
+                    .decoded
+                    .as_ref()
+                    .ok()?;
+                parsed = d.value();
+                (&parsed, d)
+            }
+        };
         let (role, template) = effective::scope_of(acc_claims, &decoded.issuer)?;
         let claims = decoded.value();
         let ctx = effective::UserContext {

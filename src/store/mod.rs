@@ -182,16 +182,18 @@ fn file_name(p: &Path) -> String {
 }
 
 fn sorted_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    list(dir, |p| p.is_dir())
+    list(dir, |p, t| t.is_dir() || (t.is_symlink() && p.is_dir()))
 }
 
 fn sorted_files(dir: &Path, ext: &str) -> io::Result<Vec<PathBuf>> {
-    list(dir, |p| {
-        p.is_file() && p.extension().is_some_and(|e| e == ext)
+    list(dir, |p, t| {
+        (t.is_file() || (t.is_symlink() && p.is_file())) && p.extension().is_some_and(|e| e == ext)
     })
 }
 
-fn list(dir: &Path, keep: impl Fn(&Path) -> bool) -> io::Result<Vec<PathBuf>> {
+/// Entries of `dir` that `keep` accepts, sorted; hidden ones skipped. The
+/// entry's own file type avoids a `stat` per file (100,000 users).
+fn list(dir: &Path, keep: impl Fn(&Path, fs::FileType) -> bool) -> io::Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -204,8 +206,9 @@ fn list(dir: &Path, keep: impl Fn(&Path) -> bool) -> io::Result<Vec<PathBuf>> {
     };
     let mut out = Vec::new();
     for entry in entries {
-        let p = entry?.path();
-        if keep(&p) && !file_name(&p).starts_with('.') {
+        let entry = entry?;
+        let p = entry.path();
+        if keep(&p, entry.file_type()?) && !file_name(&p).starts_with('.') {
             out.push(p);
         }
     }
