@@ -23,6 +23,9 @@ use natsform::store::Store;
 use natsform::tree::ObjectId;
 use natsform::workspace::Workspace;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROLES: usize = 5;
 
 fn env_usize(name: &str, default: usize) -> usize {

@@ -265,9 +265,11 @@ pub fn plan(inputs: &Inputs) -> Plan {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let outcomes: Vec<Option<Outcome>> = ids.par_iter().map(|id| ctx.object(id)).collect();
+    // Only objects with something to say are kept (rayon keeps the order).
+    let outcomes: Vec<Outcome> = ids.par_iter().filter_map(|id| ctx.object(id)).collect();
+    drop(ids);
     let mut plan = Plan::default();
-    for outcome in outcomes.into_iter().flatten() {
+    for outcome in outcomes {
         match outcome {
             Outcome::Action(a) => plan.actions.push(a),
             Outcome::Effect(e) => plan.effects.push(e),
