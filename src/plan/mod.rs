@@ -232,31 +232,7 @@ pub fn plan(inputs: &Inputs) -> Plan {
         })
         .map(|(id, _)| id)
         .collect();
-    // Parsed once per changed account: every scoped user of it needs them.
-    let existing_accounts: BTreeMap<&ObjectId, (Value, &existing::DecodedJwt)> = changed_accounts
-        .iter()
-        .filter_map(|id| {
-            let d = inputs.existing.get(*id)?.decoded.as_ref().ok()?;
-            Some((*id, (d.value(), d)))
-        })
-        .collect();
-    let desired_accounts = changed_accounts
-        .iter()
-        .filter_map(|id| {
-            inputs
-                .state
-                .objects
-                .get(*id)
-                .map(|o| ((*id).clone(), o.claims.value()))
-        })
-        .collect();
-    let ctx = Ctx {
-        inputs,
-        names,
-        existing_accounts,
-        changed_accounts,
-        desired_accounts,
-    };
+    let ctx = Ctx { inputs, names };
     let ids: Vec<&ObjectId> = inputs
         .state
         .objects
@@ -265,16 +241,20 @@ pub fn plan(inputs: &Inputs) -> Plan {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    // Only objects with something to say are kept (rayon keeps the order).
-    let outcomes: Vec<Outcome> = ids.par_iter().filter_map(|id| ctx.object(id)).collect();
+    // Only objects with something to do are kept (rayon keeps the order).
+    let outcomes: Vec<Action> = ids.par_iter().filter_map(|id| ctx.object(id)).collect();
     drop(ids);
-    let mut plan = Plan::default();
-    for outcome in outcomes {
-        match outcome {
-            Outcome::Action(a) => plan.actions.push(a),
-            Outcome::Effect(e) => plan.effects.push(e),
-        }
-    }
+    let mut plan = Plan {
+        actions: outcomes,
+        ..Plan::default()
+    };
+    // Effective permissions can change only under an account that changes;
+    // one account at a time, so its parsed claims are held only meanwhile.
+    let acted: BTreeSet<&ObjectId> = plan.actions.iter().map(|a| &a.id).collect();
+    plan.effects = changed_accounts
+        .par_iter()
+        .flat_map_iter(|acc| ctx.effects_of(acc, &acted))
+        .collect();
     let mut new_keys = BTreeSet::new();
     for d in inputs.state.objects.values() {
         for k in [&d.subject, &d.signer] {
@@ -338,27 +318,18 @@ fn fixed_expiry_warnings(inputs: &Inputs) -> Vec<String> {
     out
 }
 
-enum Outcome {
-    Action(Action),
-    Effect(Effect),
-}
-
 struct Ctx<'a> {
     inputs: &'a Inputs<'a>,
     names: KeyNames<'a>,
-    existing_accounts: BTreeMap<&'a ObjectId, (Value, &'a existing::DecodedJwt)>,
-    changed_accounts: BTreeSet<&'a ObjectId>,
-    /// Desired claims of the changed accounts, parsed once.
-    desired_accounts: BTreeMap<ObjectId, Value>,
 }
 
 impl Ctx<'_> {
-    fn object(&self, id: &ObjectId) -> Option<Outcome> {
+    fn object(&self, id: &ObjectId) -> Option<Action> {
         let want = self.inputs.state.objects.get(id);
         let have = self.inputs.existing.get(id);
         let address = id.address();
         let action = |action, reasons: Vec<String>, before, after| {
-            Some(Outcome::Action(Action {
+            Some(Action {
                 id: id.clone(),
                 address: address.clone(),
                 action,
@@ -368,7 +339,7 @@ impl Ctx<'_> {
                     .map(|w| w.signer.address.clone()),
                 before,
                 after,
-            }))
+            })
         };
         let (want, have) = match (want, have) {
             (None, None) => return None,
@@ -454,35 +425,53 @@ impl Ctx<'_> {
                 Some(self.render_desired(id, want)),
             );
         }
-        // The JWT stays; a scoped user may still see its permissions change.
-        let account_changed = id
-            .account_id()
-            .is_some_and(|a| self.changed_accounts.contains(&a));
-        if want.scoped_role.is_none() || !account_changed {
-            return None;
-        }
-        let (after, before) = (
-            self.effective_desired(id, want),
-            self.effective_existing(id, decoded),
-        );
-        if after == before {
-            return None;
-        }
-        // The claims are unchanged: show only what changes, the permissions.
+        None
+    }
+
+    /// Users of `account_id` whose JWTs stay but whose effective permissions
+    /// change (their role's template changed).
+    fn effects_of(&self, account_id: &ObjectId, acted: &BTreeSet<&ObjectId>) -> Vec<Effect> {
+        let objects = &self.inputs.state.objects;
+        let (Some(account), Some(stored)) = (
+            objects.get(account_id),
+            self.inputs.existing.get(account_id),
+        ) else {
+            return Vec::new();
+        };
+        let Ok(stored) = &stored.decoded else {
+            return Vec::new();
+        };
+        let (desired_claims, stored_claims) = (account.claims.value(), stored.value());
         let show = |e: Option<(String, effective::Effective)>| {
             e.map(|(role, e)| effective_text(&role, &e, &self.names))
                 .unwrap_or_default()
         };
-        Some(Outcome::Effect(Effect {
-            address,
-            reasons: vec![format!(
-                "role `{}` changed in {}",
-                want.scoped_role.clone().unwrap_or_default(),
-                id.account_id().map(|a| a.address()).unwrap_or_default()
-            )],
-            before: show(before),
-            after: show(after),
-        }))
+        let mut out = Vec::new();
+        let users = objects.range(account_id..).skip(1).take_while(|(id, _)| {
+            id.user.is_some() && id.account_id().as_ref() == Some(account_id)
+        });
+        for (id, want) in users {
+            let Some(role) = &want.scoped_role else {
+                continue;
+            };
+            if acted.contains(id) {
+                continue;
+            }
+            let Some(Ok(decoded)) = self.inputs.existing.get(id).map(|e| &e.decoded) else {
+                continue;
+            };
+            let after = desired_effective(id, want, account, &desired_claims);
+            let before = stored_effective(decoded, stored, &stored_claims);
+            if after != before {
+                out.push(Effect {
+                    address: id.address(),
+                    reasons: vec![format!("role `{role}` changed in {}", account_id.address())],
+                    before: show(before),
+                    after: show(after),
+                });
+            }
+        }
+        out
     }
 
     /// Why a JWT signed by `issuer` must be signed again, if it must.
@@ -518,29 +507,8 @@ impl Ctx<'_> {
         id: &ObjectId,
         want: &DesiredObject,
     ) -> Option<(String, effective::Effective)> {
-        let role = want.scoped_role.as_ref()?;
-        let account_id = id.account_id()?;
-        let account = self.inputs.state.objects.get(&account_id)?;
-        // Parsed once per changed account, not once per user.
-        let parsed;
-        let account_claims = match self.desired_accounts.get(&account_id) {
-            Some(v) => v,
-            None => {
-                parsed = account.claims.value();
-                &parsed
-            }
-        };
-        let user_claims = want.claims.value();
-        let (_, template) = effective::scope_of(account_claims, &want.signer.value())?;
-        let ctx = effective::UserContext {
-            name: id.name(),
-            subject: &want.subject.value(),
-            account_name: account.id.name(),
-            account_subject: &account.subject.value(),
-            user_tags: &effective::tags_of(&user_claims),
-            account_tags: &effective::tags_of(account_claims),
-        };
-        Some((role.clone(), effective::expand(template, &ctx)))
+        let account = self.inputs.state.objects.get(&id.account_id()?)?;
+        desired_effective(id, want, account, &account.claims.value())
     }
 
     /// Effective permissions a stored user has under its stored account.
@@ -549,39 +517,14 @@ impl Ctx<'_> {
         id: &ObjectId,
         decoded: &existing::DecodedJwt,
     ) -> Option<(String, effective::Effective)> {
-        let account_id = id.account_id()?;
-        let parsed;
-        let (acc_claims, account) = match self.existing_accounts.get(&account_id) {
-            Some((v, d)) => (v, *d),
-            None => {
-                let d = self
-                    .inputs
-                    .existing
-                    .get(&account_id)?
-                    .decoded
-                    .as_ref()
-                    .ok()?;
-                parsed = d.value();
-                (&parsed, d)
-            }
-        };
-        let (role, template) = effective::scope_of(acc_claims, &decoded.issuer)?;
-        let claims = decoded.value();
-        let ctx = effective::UserContext {
-            name: claims
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-            subject: &decoded.subject,
-            account_name: acc_claims
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-            account_subject: &account.subject,
-            user_tags: &effective::tags_of(&claims),
-            account_tags: &effective::tags_of(acc_claims),
-        };
-        Some((role.to_string(), effective::expand(template, &ctx)))
+        let account = self
+            .inputs
+            .existing
+            .get(&id.account_id()?)?
+            .decoded
+            .as_ref()
+            .ok()?;
+        stored_effective(decoded, account, &account.value())
     }
 
     fn render_desired(&self, id: &ObjectId, want: &DesiredObject) -> String {
@@ -613,6 +556,53 @@ impl Ctx<'_> {
         }
         Some(text)
     }
+}
+
+/// Effective permissions of a desired scoped user under desired account
+/// claims `account_claims`.
+fn desired_effective(
+    id: &ObjectId,
+    want: &DesiredObject,
+    account: &DesiredObject,
+    account_claims: &Value,
+) -> Option<(String, effective::Effective)> {
+    let role = want.scoped_role.as_ref()?;
+    let (_, template) = effective::scope_of(account_claims, &want.signer.value())?;
+    let user_claims = want.claims.value();
+    let ctx = effective::UserContext {
+        name: id.name(),
+        subject: &want.subject.value(),
+        account_name: account.id.name(),
+        account_subject: &account.subject.value(),
+        user_tags: &effective::tags_of(&user_claims),
+        account_tags: &effective::tags_of(account_claims),
+    };
+    Some((role.clone(), effective::expand(template, &ctx)))
+}
+
+/// Effective permissions of a stored user under its stored account.
+fn stored_effective(
+    user: &existing::DecodedJwt,
+    account: &existing::DecodedJwt,
+    account_claims: &Value,
+) -> Option<(String, effective::Effective)> {
+    let (role, template) = effective::scope_of(account_claims, &user.issuer)?;
+    let claims = user.value();
+    let ctx = effective::UserContext {
+        name: claims
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        subject: &user.subject,
+        account_name: account_claims
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        account_subject: &account.subject,
+        user_tags: &effective::tags_of(&claims),
+        account_tags: &effective::tags_of(account_claims),
+    };
+    Some((role.to_string(), effective::expand(template, &ctx)))
 }
 
 /// The effective-permissions block of a scoped user's rendering.
