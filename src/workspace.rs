@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 
 use crate::keys::Lock;
 use crate::manifest::{self, Loaded};
-use crate::plan::{self, DesiredState, Existing, KeyBook, Plan};
+use crate::plan::{self, DesiredObject, DesiredState, Existing, KeyBook, Plan};
 use crate::store::Store;
 use crate::tree::ObjectId;
 
@@ -42,23 +43,34 @@ pub struct Workspace {
     pub store: Store,
     pub vault_dir: PathBuf,
     pub existing: BTreeMap<ObjectId, Existing>,
+    /// Desired objects for the lock's keys, computed while the store was
+    /// read; taken by the first [`Workspace::plan`].
+    prepared: Mutex<Option<BTreeMap<ObjectId, DesiredObject>>>,
 }
 
 impl Workspace {
     /// Loads and validates the manifest at `path`, then reads lock and store.
     pub fn open(path: &Path) -> Result<Workspace> {
         let loaded = manifest::load(path)?;
-        manifest::validate(&loaded)?;
         let base = loaded.base_dir();
         let m = &loaded.manifest;
         let store = Store::new(base.join(m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR)));
         let vault_dir = base.join(m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR));
         let lock_path = base.join(LOCK_FILE);
         let lock = Lock::load(&lock_path)?;
-        let contents = store
-            .read()
+        // The manifest side (validation, desired claims) and the store side
+        // (reading, verifying) are independent: on a large tree, overlapping
+        // them saves most of the manifest's time.
+        let (manifest_side, store_side) = rayon::join(
+            || {
+                manifest::validate(&loaded)
+                    .map(|()| plan::desired(&loaded.manifest, lock.bindings()))
+            },
+            || store.read().map(plan::existing::decode_all),
+        );
+        let prepared = manifest_side?;
+        let existing = store_side
             .with_context(|| format!("reading the store at {}", store.root().display()))?;
-        let existing = plan::existing::decode_all(contents);
         Ok(Workspace {
             loaded,
             lock_path,
@@ -66,6 +78,7 @@ impl Workspace {
             store,
             vault_dir,
             existing,
+            prepared: Mutex::new(Some(prepared)),
         })
     }
 
@@ -107,7 +120,13 @@ impl Workspace {
     pub fn plan(&self) -> Plan {
         // The lock's own map: a copy would cost as much again for 100,000 users.
         let keys = self.lock.bindings();
-        let state = self.desired(keys);
+        let prepared = self.prepared.lock().ok().and_then(|mut p| p.take());
+        let state = match prepared {
+            Some(objects) => {
+                plan::complete_state(objects, &self.loaded.manifest, keys, &self.existing)
+            }
+            None => self.desired(keys),
+        };
         let required = self.required_addresses();
         plan::plan(&plan::Inputs {
             state: &state,

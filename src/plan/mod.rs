@@ -135,7 +135,17 @@ pub fn desired_state(
     keys: &KeyBook,
     existing: &BTreeMap<ObjectId, Existing>,
 ) -> DesiredState {
-    let mut objects = desired(manifest, keys);
+    complete_state(desired(manifest, keys), manifest, keys, existing)
+}
+
+/// [`desired_state`] from objects already computed by [`desired`] with the
+/// same manifest and keys: adds activations and reconciled revocations.
+pub fn complete_state(
+    mut objects: BTreeMap<ObjectId, DesiredObject>,
+    manifest: &Manifest,
+    keys: &KeyBook,
+    existing: &BTreeMap<ObjectId, Existing>,
+) -> DesiredState {
     for need in desired::activation::activations_needed(manifest) {
         let (Some(importer), Some(exporter)) =
             (objects.get(&need.importer), objects.get(&need.exporter))
