@@ -51,16 +51,6 @@ fn applied() -> Project {
     project
 }
 
-fn connect(server: &NatsServer, creds: &str) -> Client {
-    server.connect(creds).unwrap_or_else(|e| {
-        panic!(
-            "connect failed on {}: {e}\n{}",
-            server.version(),
-            server.log()
-        )
-    })
-}
-
 #[test]
 fn account_conn_limit_and_user_src_networks_are_enforced_on_every_server() {
     let project = applied();
@@ -74,7 +64,7 @@ fn account_conn_limit_and_user_src_networks_are_enforced_on_every_server() {
         let server = NatsServer::start_binary_with(&binary, |_| config.clone());
         let v = server.version().to_string();
 
-        let _first = connect(&server, &solo);
+        let _first = server.connect_ok(&solo);
         let err = server
             .connect(&solo)
             .expect_err("a second connection must exceed conn = 1");
@@ -87,7 +77,7 @@ fn account_conn_limit_and_user_src_networks_are_enforced_on_every_server() {
             .connect(&far)
             .expect_err("a user limited to 10.0.0.0/8 must not connect from 127.0.0.1");
         assert!(err.contains("Authorization Violation"), "{v}: {err}");
-        connect(&server, &near);
+        server.connect_ok(&near);
     }
 }
 
@@ -122,7 +112,7 @@ fn jetstream_limits_admit_streams_within_them_and_refuse_the_rest() {
             )
         });
         let v = server.version().to_string();
-        let mut c = connect(&server, &creds);
+        let mut c = server.connect_ok(&creds);
 
         let too_big = create_stream(&mut c, "BIG", 2 * 1024 * 1024);
         assert!(
@@ -147,7 +137,7 @@ fn a_public_service_export_imported_by_account_name_answers_requests() {
     for binary in nats::nats_server_binaries() {
         let server = NatsServer::start_binary_with(&binary, |_| config.clone());
         let v = server.version().to_string();
-        let mut responder = connect(&server, &server_creds);
+        let mut responder = server.connect_ok(&server_creds);
         responder.subscribe("svc.echo").unwrap();
         let answering = thread::spawn(move || {
             let msg = responder
@@ -157,7 +147,7 @@ fn a_public_service_export_imported_by_account_name_answers_requests() {
             reply.extend_from_slice(&msg.payload);
             responder.respond(&msg, &reply).unwrap();
         });
-        let mut client = connect(&server, &client_creds);
+        let mut client = server.connect_ok(&client_creds);
         let reply = client
             .request("echo", b"hello", DEFAULT_TIMEOUT)
             .unwrap_or_else(|e| panic!("{v}: request through the import: {e}"));

@@ -4,6 +4,7 @@
 mod support;
 
 use std::fs;
+use std::path::PathBuf;
 
 use support::cli::Project;
 
@@ -25,27 +26,23 @@ fn a_saved_plan_applies_without_asking_and_converges() {
     assert!(p.run(&["plan"]).success().stdout.contains("No changes."));
 }
 
-#[test]
-fn a_saved_plan_is_refused_after_the_manifest_changes() {
+/// The applied walkthrough with one edit, and a plan for it saved to disk.
+fn saved_plan_for_an_edit() -> (Project, PathBuf) {
     let p = Project::from_example("walkthrough", "natsform.toml");
     p.apply();
-    fs::write(
-        &p.manifest,
-        fs::read_to_string(&p.manifest)
-            .unwrap()
-            .replace("team:leads", "team:managers"),
-    )
-    .unwrap();
+    let text = fs::read_to_string(&p.manifest).unwrap();
+    fs::write(&p.manifest, text.replace("team:leads", "team:managers")).unwrap();
     let plan_file = p.path().join("plan.json");
     p.run(&["plan", "--out", plan_file.to_str().unwrap()])
         .success();
-    fs::write(
-        &p.manifest,
-        fs::read_to_string(&p.manifest)
-            .unwrap()
-            .replace("team:managers", "team:owners"),
-    )
-    .unwrap();
+    (p, plan_file)
+}
+
+#[test]
+fn a_saved_plan_is_refused_after_the_manifest_changes() {
+    let (p, plan_file) = saved_plan_for_an_edit();
+    let text = fs::read_to_string(&p.manifest).unwrap();
+    fs::write(&p.manifest, text.replace("team:managers", "team:owners")).unwrap();
     let before = p.files();
     let run = p.run(&["apply", plan_file.to_str().unwrap()]).failure();
     assert!(run.stderr.contains("stale"), "{}", run.stderr);
@@ -54,18 +51,7 @@ fn a_saved_plan_is_refused_after_the_manifest_changes() {
 
 #[test]
 fn a_saved_plan_is_refused_after_the_store_changes() {
-    let p = Project::from_example("walkthrough", "natsform.toml");
-    p.apply();
-    fs::write(
-        &p.manifest,
-        fs::read_to_string(&p.manifest)
-            .unwrap()
-            .replace("team:leads", "team:managers"),
-    )
-    .unwrap();
-    let plan_file = p.path().join("plan.json");
-    p.run(&["plan", "--out", plan_file.to_str().unwrap()])
-        .success();
+    let (p, plan_file) = saved_plan_for_an_edit();
     // Someone applies in between.
     p.apply();
     let run = p.run(&["apply", plan_file.to_str().unwrap()]).failure();

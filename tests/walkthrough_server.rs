@@ -11,32 +11,8 @@ use support::nats::{self, Client, NatsServer};
 
 /// A server trusting the project's operator, all accounts preloaded.
 fn server_for(project: &Project, binary: &Path) -> NatsServer {
-    let store = project.path().join("store/O2");
-    let operator = std::fs::read_to_string(store.join("O2.jwt")).unwrap();
-    let mut accounts = Vec::new();
-    let mut sys = None;
-    for entry in std::fs::read_dir(store.join("accounts")).unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        let jwt =
-            std::fs::read_to_string(store.join(format!("accounts/{name}/{name}.jwt"))).unwrap();
-        if name == "SYS" {
-            sys = Some(nats::jwt_subject(&jwt));
-        }
-        accounts.push((nats::jwt_subject(&jwt), jwt));
-    }
-    accounts.sort();
-    let config = nats::memory_resolver_config(&operator, &sys.expect("SYS account"), &accounts);
+    let config = project.memory_resolver_config("O2");
     NatsServer::start_binary_with(binary, |_| config)
-}
-
-fn connect(server: &NatsServer, creds: &str) -> Client {
-    server.connect(creds).unwrap_or_else(|e| {
-        panic!(
-            "connect failed on {}: {e}\n{}",
-            server.version(),
-            server.log()
-        )
-    })
 }
 
 #[test]
@@ -58,7 +34,7 @@ fn walkthrough_creds_have_exactly_the_declared_permissions_on_every_server() {
         let v = server.version().to_string();
 
         // U, signed by A's plain signing key, may publish and subscribe freely.
-        let mut c = connect(&server, &u);
+        let mut c = server.connect_ok(&u);
         c.subscribe("anything.>")
             .unwrap_or_else(|e| panic!("{v}: U subscribe: {e}"));
         c.publish("foo", b"x")
@@ -70,7 +46,7 @@ fn walkthrough_creds_have_exactly_the_declared_permissions_on_every_server() {
         );
 
         // The `service` role: sub q.>, deny pub >, may answer requests.
-        let mut w = connect(&server, &worker);
+        let mut w = server.connect_ok(&worker);
         w.subscribe("q.work")
             .unwrap_or_else(|e| panic!("{v}: worker subscribe q.work: {e}"));
         let err = w
@@ -89,14 +65,14 @@ fn walkthrough_creds_have_exactly_the_declared_permissions_on_every_server() {
         );
 
         // Templated role: sales.<team>.<name>.>
-        let mut p = connect(&server, &pam);
+        let mut p = server.connect_ok(&pam);
         p.subscribe("sales.support.pam.x")
             .unwrap_or_else(|e| panic!("{v}: pam own subject: {e}"));
         let err = p
             .subscribe("sales.leads.joe.x")
             .expect_err("pam must not read joe's subjects");
         assert!(err.contains("Permissions Violation"), "{v}: {err}");
-        let mut j = connect(&server, &joe);
+        let mut j = server.connect_ok(&joe);
         j.subscribe("sales.leads.joe.x")
             .unwrap_or_else(|e| panic!("{v}: joe own subject: {e}"));
         let err = j
@@ -105,7 +81,7 @@ fn walkthrough_creds_have_exactly_the_declared_permissions_on_every_server() {
         assert!(err.contains("Permissions Violation"), "{v}: {err}");
 
         // The system account user connects.
-        connect(&server, &sys);
+        server.connect_ok(&sys);
 
         // Tampered creds are refused: flip a character inside the JWT signature.
         let (jwt, seed) = nats::parse_creds(&u).unwrap();
@@ -147,7 +123,7 @@ fn rotated_and_deleted_users_lose_access_on_every_server() {
     for binary in nats::nats_server_binaries() {
         let server = server_for(&project, &binary);
         let v = server.version().to_string();
-        let mut w = connect(&server, &new_worker);
+        let mut w = server.connect_ok(&new_worker);
         w.subscribe("q.work")
             .unwrap_or_else(|e| panic!("{v}: rotated worker subscribe: {e}"));
         let err = server

@@ -226,6 +226,13 @@ impl NatsServer {
     }
 
     /// Connects a [`Client`] with a `.creds` text.
+    /// Connects with `creds`, panicking with the server's version and log
+    /// if the server refuses.
+    pub fn connect_ok(&self, creds: &str) -> Client {
+        self.connect(creds)
+            .unwrap_or_else(|e| panic!("connect failed on {}: {e}\n{}", self.version(), self.log()))
+    }
+
     pub fn connect(&self, creds: &str) -> Result<Client, String> {
         Client::connect(self.port, creds)
     }
