@@ -28,13 +28,14 @@ pub struct Args {
 
 pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(path)?;
+    let vault = Vault::new(&ws.vault_dir);
     let ids: Vec<ObjectId> = if args.users.is_empty() {
         if args.out.is_none() {
             bail!("name a user, e.g. `natsform creds A/U`\n  = help: with --out DIR and no user, creds of every user are written");
         }
         ws.existing
             .keys()
-            .filter(|id| id.user.is_some() && holds_seed(&ws, id))
+            .filter(|id| id.user.is_some() && holds_seed(&ws, &vault, id))
             .cloned()
             .collect()
     } else {
@@ -59,7 +60,6 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     }
     let identities = Identities::load(&IdentitySources::from_env(args.identity))
         .context("creds need the user's seed")?;
-    let vault = Vault::new(&ws.vault_dir);
     for id in &ids {
         let stored = ws
             .existing
@@ -94,8 +94,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn holds_seed(ws: &Workspace, id: &ObjectId) -> bool {
-    let vault = Vault::new(&ws.vault_dir);
+fn holds_seed(ws: &Workspace, vault: &Vault, id: &ObjectId) -> bool {
     ws.existing
         .get(id)
         .and_then(|e| e.decoded.as_ref().ok())

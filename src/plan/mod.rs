@@ -226,8 +226,8 @@ pub fn plan(inputs: &Inputs) -> Plan {
         .iter()
         .map(|(addr, public)| (public.as_str(), addr.as_str()))
         .collect();
-    // Parsed once per account: every scoped user of the account needs it.
-    // Effective permissions can only change where the account JWT changes.
+    // Accounts whose claims change: effective permissions can only change
+    // under them, and their actions reuse the answer.
     let changed_accounts: BTreeSet<&ObjectId> = inputs
         .state
         .objects
@@ -242,7 +242,11 @@ pub fn plan(inputs: &Inputs) -> Plan {
         })
         .map(|(id, _)| id)
         .collect();
-    let ctx = Ctx { inputs, names };
+    let ctx = Ctx {
+        inputs,
+        names,
+        changed_accounts,
+    };
     let ids: Vec<&ObjectId> = inputs
         .state
         .objects
@@ -261,7 +265,8 @@ pub fn plan(inputs: &Inputs) -> Plan {
     // Effective permissions can change only under an account that changes;
     // one account at a time, so its parsed claims are held only meanwhile.
     let acted: BTreeSet<&ObjectId> = plan.actions.iter().map(|a| &a.id).collect();
-    plan.effects = changed_accounts
+    plan.effects = ctx
+        .changed_accounts
         .par_iter()
         .flat_map_iter(|acc| ctx.effects_of(acc, &acted))
         .collect();
@@ -331,6 +336,8 @@ fn fixed_expiry_warnings(inputs: &Inputs) -> Vec<String> {
 struct Ctx<'a> {
     inputs: &'a Inputs<'a>,
     names: KeyNames<'a>,
+    /// Accounts whose stored JWT does not hold their desired claims.
+    changed_accounts: BTreeSet<&'a ObjectId>,
 }
 
 impl Ctx<'_> {
@@ -399,7 +406,11 @@ impl Ctx<'_> {
             );
         }
         let mut reasons = Vec::new();
-        let claims_changed = !decoded.holds(want);
+        // Accounts were compared once already (comparing is not cheap for them).
+        let claims_changed = match id.kind() {
+            ObjectKind::Account => self.changed_accounts.contains(id),
+            _ => !decoded.holds(want),
+        };
         if claims_changed {
             reasons.push("claims changed".to_string());
             reasons.extend(
