@@ -198,7 +198,7 @@ fn phases(manifest: &Path) {
         .map(|(a, k)| (a.to_string(), k.to_string()))
         .collect();
     let t = Instant::now();
-    let state = plan::desired_state(&loaded.manifest, &keys, &existing);
+    let state = plan::desired_state(&loaded.manifest, &keys, &existing, &Default::default());
     eprintln!(
         "  desired state      {:.3}s  rss {:.0} MiB",
         t.elapsed().as_secs_f64(),
@@ -214,6 +214,8 @@ fn phases(manifest: &Path) {
         required: &required,
         now: natsform::workspace::now(),
         reissue_before: 30 * 86_400,
+        recorded: &Default::default(),
+        seed_problems: &Default::default(),
     });
     eprintln!(
         "  plan               {:.3}s  rss {:.0} MiB",

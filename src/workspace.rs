@@ -43,6 +43,9 @@ pub struct Workspace {
     pub store: Store,
     pub vault_dir: PathBuf,
     pub existing: BTreeMap<ObjectId, Existing>,
+    /// Keys the lock binds for the manifest whose seed file is missing or
+    /// damaged (address → problem); found without any secret.
+    pub seed_problems: BTreeMap<String, String>,
     /// Desired objects for the lock's keys, computed while the store was
     /// read; taken by the first [`Workspace::plan`].
     prepared: Mutex<Option<BTreeMap<ObjectId, DesiredObject>>>,
@@ -55,7 +58,8 @@ impl Workspace {
         let base = loaded.base_dir();
         let m = &loaded.manifest;
         let store = Store::new(base.join(m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR)));
-        let vault_dir = base.join(m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR));
+        let vault_name = m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR);
+        let vault_dir = base.join(vault_name);
         let lock_path = base.join(LOCK_FILE);
         let lock = Lock::load(&lock_path)?;
         // The manifest side (validation, desired claims) and the store side
@@ -63,12 +67,16 @@ impl Workspace {
         // them saves most of the manifest's time.
         let (manifest_side, store_side) = rayon::join(
             || {
-                manifest::validate(&loaded)
-                    .map(|()| plan::desired(&loaded.manifest, lock.bindings()))
+                manifest::validate(&loaded).map(|()| {
+                    rayon::join(
+                        || plan::desired(&loaded.manifest, lock.bindings()),
+                        || seed_problems(&loaded.manifest, &lock, &vault_dir, vault_name),
+                    )
+                })
             },
             || store.read().map(plan::existing::decode_all),
         );
-        let prepared = manifest_side?;
+        let (prepared, seed_problems) = manifest_side?;
         let existing = store_side
             .with_context(|| format!("reading the store at {}", store.root().display()))?;
         Ok(Workspace {
@@ -78,6 +86,7 @@ impl Workspace {
             store,
             vault_dir,
             existing,
+            seed_problems,
             prepared: Mutex::new(Some(prepared)),
         })
     }
@@ -93,7 +102,12 @@ impl Workspace {
     /// Desired claims with the given key bindings, revocations reconciled
     /// against the store.
     pub fn desired(&self, keys: &KeyBook) -> DesiredState {
-        plan::desired_state(&self.loaded.manifest, keys, &self.existing)
+        plan::desired_state(
+            &self.loaded.manifest,
+            keys,
+            &self.existing,
+            self.lock.revocations(),
+        )
     }
 
     /// Fingerprint of the manifest, lock and store a plan is computed from.
@@ -122,9 +136,13 @@ impl Workspace {
         let keys = self.lock.bindings();
         let prepared = self.prepared.lock().ok().and_then(|mut p| p.take());
         let state = match prepared {
-            Some(objects) => {
-                plan::complete_state(objects, &self.loaded.manifest, keys, &self.existing)
-            }
+            Some(objects) => plan::complete_state(
+                objects,
+                &self.loaded.manifest,
+                keys,
+                &self.existing,
+                self.lock.revocations(),
+            ),
             None => self.desired(keys),
         };
         let required = self.required_addresses();
@@ -135,6 +153,51 @@ impl Workspace {
             required: &required,
             now: now(),
             reissue_before: crate::manifest::validate::reissue_window_secs(&self.loaded.manifest),
+            recorded: self.lock.revocations(),
+            seed_problems: &self.seed_problems,
         })
     }
+}
+
+/// Keys the manifest needs and the lock binds (bring-your-own keys aside,
+/// whose seeds natsform never holds) whose seed file is missing or damaged,
+/// and bring-your-own keys that the lock binds to another address.
+fn seed_problems(
+    manifest: &manifest::Manifest,
+    lock: &Lock,
+    vault_dir: &Path,
+    vault_name: &str,
+) -> BTreeMap<String, String> {
+    use rayon::prelude::*;
+    let vault = crate::keys::Vault::new(vault_dir);
+    let required = plan::required_keys(manifest);
+    let mut problems: BTreeMap<String, String> = BTreeMap::new();
+    let owners: BTreeMap<&str, &str> = lock.iter().map(|(a, k)| (k, a)).collect();
+    for (addr, (_, byo)) in &required {
+        let Some(public) = byo else { continue };
+        if let Some(other) = owners.get(public.as_str()).filter(|o| **o != addr) {
+            problems.insert(
+                addr.clone(),
+                format!("its public_key is the key natsform.lock binds to `{other}`; every object needs a key of its own, so give this user its own public_key"),
+            );
+        }
+    }
+    let bound: Vec<(&String, &str)> = required
+        .iter()
+        .filter(|(_, (_, byo))| byo.is_none())
+        .filter_map(|(addr, _)| lock.get(addr).map(|public| (addr, public)))
+        .collect();
+    let missing: Vec<(String, String)> = bound
+        .into_par_iter()
+        .filter_map(|(addr, public)| {
+            vault.inspect(public).map(|problem| {
+                (
+                    addr.clone(),
+                    format!("{problem}\n    fix: restore the file from git history (`git log --diff-filter=D -- {vault_name}/` finds the commit that removed it), or rotate the key by changing its label in the manifest (what it signed is re-issued)"),
+                )
+            })
+        })
+        .collect();
+    problems.extend(missing);
+    problems
 }

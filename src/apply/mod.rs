@@ -36,6 +36,12 @@ pub fn apply(
     now: i64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report> {
+    if !plan.blockers.is_empty() {
+        bail!(
+            "the plan has problems apply refuses to work around: {}",
+            plan.blockers.join("; ")
+        );
+    }
     let mut report = Report::default();
     let required = plan::required_keys(&ws.loaded.manifest);
     let vault = Vault::new(&ws.vault_dir);
@@ -155,6 +161,8 @@ pub fn apply(
     for (addr, public) in &book {
         lock.insert(addr.clone(), public.clone())?;
     }
+    // The second record of every revocation, beside the account JWTs.
+    lock.set_revocations(state.revocations.clone());
     report.lock_changed = lock.save(&ws.lock_path)?;
     for action in &plan.actions {
         match action.action {

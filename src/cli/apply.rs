@@ -41,6 +41,12 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         }
         None => false,
     };
+    if !plan.blockers.is_empty() {
+        if !out.quiet {
+            out.plan(&plan);
+        }
+        bail!(super::plan::blocked_message(&plan));
+    }
     if plan.is_empty() {
         out.result("No changes. The store matches the manifest.\n");
         return Ok(ExitCode::SUCCESS);

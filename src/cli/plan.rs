@@ -38,9 +38,28 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     } else {
         out.plan(&plan);
     }
+    if !plan.blockers.is_empty() {
+        anyhow::bail!(blocked_message(&plan));
+    }
     Ok(if args.detailed_exitcode && !plan.is_empty() {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The error of a plan that apply would refuse: what is wrong, once more
+/// after the plan, so it is the last thing a reader sees.
+pub(super) fn blocked_message(plan: &crate::plan::Plan) -> String {
+    let n = plan.blockers.len();
+    format!(
+        "apply refuses this plan: {n} key{s} the lock names {has} no usable seed in the vault; nothing was changed\n{}",
+        plan.blockers
+            .iter()
+            .map(|b| format!("  - {b}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        s = if n == 1 { "" } else { "s" },
+        has = if n == 1 { "has" } else { "have" },
+    )
 }

@@ -208,6 +208,19 @@ pub enum KeysError {
         /// A short prefix of the value.
         shown: String,
     },
+
+    /// Two lock addresses name the same public key.
+    #[error("{}: `{first}` and `{second}` are both bound to key {shown}; each object needs a key of its own (two JWTs would share one identity)\n  restore the lock file from git (`git checkout -- {}`), or delete the line of the address that should get a new key: the next apply generates one and re-issues what it signs", path.display(), path.display())]
+    LockDuplicateKey {
+        /// The lock file.
+        path: PathBuf,
+        /// The address listed first (sorted order).
+        first: String,
+        /// The other address.
+        second: String,
+        /// A short prefix of the key.
+        shown: String,
+    },
 }
 
 /// Result alias for `crate::keys`.

@@ -1,7 +1,13 @@
 //! `natsform.lock`: which public key each key address is bound to.
 //!
 //! The lock is the only record of label → public key bindings, so it is
-//! committed next to the manifest. It holds no secrets. Its text is a pure
+//! committed next to the manifest. It holds no secrets.
+//!
+//! It also keeps a second copy of every account's revocations (user public
+//! key → revocation time). The account JWT is the copy that servers read;
+//! this one lets the plan repair an account JWT that was damaged, rolled
+//! back or removed, so a deleted user's revocation survives the loss of any
+//! one file. Its text is a pure
 //! function of its content (sorted keys, fixed header), so saving an
 //! unchanged lock never rewrites the file.
 
@@ -12,7 +18,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::write_atomic;
-use crate::keys::error::{shown_key, KeysError, Result};
+use crate::keys::error::{short, shown_key, KeysError, Result};
 use crate::keys::kind::{kind_of_public_key, KeyKind};
 
 /// The lock format version this build reads and writes.
@@ -34,7 +40,11 @@ const HEADER: &str = "\
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lock {
     keys: BTreeMap<String, String>,
+    revocations: Revocations,
 }
+
+/// Account address (`account.O2/A`) → revoked user key (or `*`) → unix time.
+pub type Revocations = BTreeMap<String, BTreeMap<String, i64>>;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +52,8 @@ struct LockFile {
     version: i64,
     #[serde(default)]
     keys: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    revocations: Revocations,
 }
 
 /// Read first, leniently, so a newer format is reported as a version problem
@@ -98,6 +110,9 @@ impl Lock {
             });
         }
         let file: LockFile = toml::from_str(text).map_err(parse_err)?;
+        // Which address first claimed each key: a key bound twice would give
+        // two objects one identity (two JWTs with the same subject).
+        let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
         for (address, public_key) in &file.keys {
             if kind_of_public_key(public_key).is_none() {
                 return Err(KeysError::LockBadKey {
@@ -106,8 +121,39 @@ impl Lock {
                     shown: shown_key(public_key),
                 });
             }
+            if let Some(first) = owners.insert(public_key, address) {
+                return Err(KeysError::LockDuplicateKey {
+                    path: path.to_path_buf(),
+                    first: first.to_string(),
+                    second: address.clone(),
+                    shown: short(public_key, 12),
+                });
+            }
         }
-        Ok(Lock { keys: file.keys })
+        for (account, entries) in &file.revocations {
+            if !account.starts_with("account.") {
+                return Err(KeysError::LockParse {
+                    path: path.to_path_buf(),
+                    line: line_of(text, text.find(account.as_str()).unwrap_or(0)),
+                    message: format!(
+                        "revocations are recorded per account (`account.OPERATOR/ACCOUNT`), not `{account}`"
+                    ),
+                });
+            }
+            for key in entries.keys() {
+                if key != "*" && kind_of_public_key(key) != Some(KeyKind::User) {
+                    return Err(KeysError::LockBadKey {
+                        path: path.to_path_buf(),
+                        address: format!("revocations.\"{account}\""),
+                        shown: shown_key(key),
+                    });
+                }
+            }
+        }
+        Ok(Lock {
+            keys: file.keys,
+            revocations: file.revocations,
+        })
     }
 
     /// Writes the lock to `path` atomically (mode 0644); returns whether the
@@ -157,6 +203,17 @@ impl Lock {
         self.keys.remove(address)
     }
 
+    /// The recorded revocations of every account.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    /// Replaces the recorded revocations (accounts with none are dropped).
+    pub fn set_revocations(&mut self, mut revocations: Revocations) {
+        revocations.retain(|_, entries| !entries.is_empty());
+        self.revocations = revocations;
+    }
+
     /// Every binding, address → public key, sorted by address.
     pub fn bindings(&self) -> &BTreeMap<String, String> {
         &self.keys
@@ -185,6 +242,7 @@ impl fmt::Display for Lock {
         let body = toml::to_string(&LockFile {
             version: LOCK_VERSION,
             keys: self.keys.clone(),
+            revocations: self.revocations.clone(),
         })
         .map_err(|_| fmt::Error)?;
         write!(f, "{HEADER}\n{body}")

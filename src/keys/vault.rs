@@ -131,6 +131,39 @@ impl Vault {
         Ok(kp)
     }
 
+    /// What is wrong with the seed file of `public_key`, if anything, found
+    /// without decrypting it: missing, not a regular file, or not a
+    /// well-formed armoured age file. Needs no identity, so `plan` can tell
+    /// a reviewer about a deleted or damaged seed before apply needs it.
+    pub fn inspect(&self, public_key: &str) -> Option<String> {
+        let path = match self.seed_path(public_key) {
+            Ok(p) => p,
+            Err(e) => return Some(e.to_string()),
+        };
+        let name = format!("{public_key}{VAULT_SUFFIX}");
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Some(format!("its seed file {name} is missing from the vault"))
+            }
+            Err(e) => return Some(format!("its seed file {name} cannot be read: {e}")),
+            Ok(m) if !m.file_type().is_file() => {
+                return Some(format!("its seed file {name} is not a regular file"))
+            }
+            Ok(_) => {}
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => return Some(format!("its seed file {name} cannot be read: {e}")),
+        };
+        match age::Decryptor::new_buffered(ArmoredReader::new(&bytes[..])) {
+            Ok(d) if !d.is_scrypt() => None,
+            Ok(_) => Some(format!(
+                "its seed file {name} is passphrase-encrypted, which natsform never writes"
+            )),
+            Err(e) => Some(format!("its seed file {name} is damaged ({e})")),
+        }
+    }
+
     /// Public keys that have a seed file, sorted. A missing directory is an
     /// empty vault; files that are not `<PUBLIC_KEY>.age` are ignored.
     pub fn list(&self) -> Result<Vec<String>> {

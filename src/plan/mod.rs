@@ -29,6 +29,7 @@ pub use existing::Existing;
 pub use keyref::{KeyBook, KeyRef};
 use render_claims::KeyNames;
 
+use crate::keys::Revocations;
 use crate::manifest::Manifest;
 use crate::tree::{ObjectId, ObjectKind};
 
@@ -106,12 +107,18 @@ pub struct Plan {
     pub protected_deletes: Vec<String>,
     /// Things a reviewer must know that apply cannot fix.
     pub warnings: Vec<String>,
+    /// Changes to the revocation record in `natsform.lock` that no JWT
+    /// action carries (e.g. a lock that lacks what the store holds).
+    pub lock_records: Vec<String>,
+    /// Problems apply refuses to work around (a seed the lock names is
+    /// missing or damaged); each says how to fix it.
+    pub blockers: Vec<String>,
 }
 
 impl Plan {
     /// Whether applying would change nothing.
     pub fn is_empty(&self) -> bool {
-        self.actions.is_empty() && self.new_keys.is_empty()
+        self.actions.is_empty() && self.new_keys.is_empty() && self.lock_records.is_empty()
     }
 
     /// How many actions of `kind` the plan holds.
@@ -126,6 +133,8 @@ pub struct DesiredState {
     pub objects: BTreeMap<ObjectId, DesiredObject>,
     /// Why an account's revocations change, per account.
     pub revocation_reasons: BTreeMap<ObjectId, Vec<String>>,
+    /// Every desired account's revocations, as the lock must record them.
+    pub revocations: Revocations,
 }
 
 /// Computes the desired state: claims from the manifest and key bindings,
@@ -134,8 +143,9 @@ pub fn desired_state(
     manifest: &Manifest,
     keys: &KeyBook,
     existing: &BTreeMap<ObjectId, Existing>,
+    recorded: &Revocations,
 ) -> DesiredState {
-    complete_state(desired(manifest, keys), manifest, keys, existing)
+    complete_state(desired(manifest, keys), manifest, keys, existing, recorded)
 }
 
 /// [`desired_state`] from objects already computed by [`desired`] with the
@@ -145,6 +155,7 @@ pub fn complete_state(
     manifest: &Manifest,
     keys: &KeyBook,
     existing: &BTreeMap<ObjectId, Existing>,
+    recorded: &Revocations,
 ) -> DesiredState {
     for need in desired::activation::activations_needed(manifest) {
         let (Some(importer), Some(exporter)) =
@@ -166,7 +177,11 @@ pub fn complete_state(
         }
     }
     let mut revocation_reasons = BTreeMap::new();
-    for (id, revs) in revocations::reconcile(&objects, existing) {
+    let mut all_revocations = Revocations::new();
+    for (id, revs) in revocations::reconcile(&objects, existing, recorded) {
+        if !revs.entries.is_empty() {
+            all_revocations.insert(id.address(), revs.entries.clone());
+        }
         if let Some(o) = objects.get_mut(&id) {
             let mut claims = o.claims.value();
             revocations::apply_to(&mut claims, &revs.entries);
@@ -179,6 +194,7 @@ pub fn complete_state(
     DesiredState {
         objects,
         revocation_reasons,
+        revocations: all_revocations,
     }
 }
 
@@ -216,6 +232,12 @@ pub struct Inputs<'a> {
     /// JWTs expiring within this many seconds are re-issued (relative
     /// expiry) or warned about (fixed expiry).
     pub reissue_before: i64,
+    /// The revocations `natsform.lock` records.
+    pub recorded: &'a Revocations,
+    /// Key addresses whose seed file is missing or damaged, or whose key is
+    /// bound elsewhere too, with the problem and its fix (found by the
+    /// caller, which reads the vault).
+    pub seed_problems: &'a BTreeMap<String, String>,
 }
 
 /// Computes the plan. Objects are planned in parallel; the result is in
@@ -284,7 +306,53 @@ pub fn plan(inputs: &Inputs) -> Plan {
     plan.new_keys = new_keys.into_iter().collect();
     plan.protected_deletes = protected_deletes(&plan.actions, inputs.existing);
     plan.warnings = fixed_expiry_warnings(inputs);
+    plan.lock_records = lock_records(inputs, &acted);
+    plan.blockers = seed_blockers(inputs);
     plan
+}
+
+/// Revocation records the lock gains or drops where no account action
+/// explains it (an account action's reasons already do).
+fn lock_records(inputs: &Inputs, acted: &BTreeSet<&ObjectId>) -> Vec<String> {
+    let want = &inputs.state.revocations;
+    let have = inputs.recorded;
+    let acted_accounts: BTreeSet<String> = acted
+        .iter()
+        .filter(|id| id.kind() == ObjectKind::Account)
+        .map(|id| id.address())
+        .collect();
+    let mut out = Vec::new();
+    for account in want.keys().chain(have.keys()).collect::<BTreeSet<_>>() {
+        let (w, h) = (want.get(account), have.get(account));
+        if w == h || acted_accounts.contains(account) {
+            continue;
+        }
+        out.push(match w {
+            Some(w) => {
+                let new = w
+                    .keys()
+                    .filter(|k| h.is_none_or(|h| !h.contains_key(*k)))
+                    .count();
+                format!("natsform.lock will record the revocations of {account} that its stored JWT holds ({new} not recorded yet)")
+            }
+            None => format!(
+                "natsform.lock drops the revocation record of {account} (not in the manifest)"
+            ),
+        });
+    }
+    out
+}
+
+/// A seed the lock names but the vault lacks (or holds damaged) would make
+/// apply fail halfway or issue a JWT nobody can use; a key bound to two
+/// objects would give two JWTs one identity. Apply refuses both.
+fn seed_blockers(inputs: &Inputs) -> Vec<String> {
+    inputs
+        .seed_problems
+        .iter()
+        .filter(|(addr, _)| inputs.required.contains(*addr))
+        .map(|(addr, problem)| format!("{addr}: {problem}"))
+        .collect()
 }
 
 fn expiry_reason(exp: i64, now: i64, window: i64) -> String {
@@ -363,6 +431,14 @@ impl Ctx<'_> {
             (Some(w), None) => {
                 let mut reasons = vec!["not in the store".to_string()];
                 reasons.extend(self.revoked_key_note(id, w));
+                reasons.extend(
+                    self.inputs
+                        .state
+                        .revocation_reasons
+                        .get(id)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
                 return action(
                     ActionKind::Create,
                     reasons,
@@ -396,6 +472,13 @@ impl Ctx<'_> {
         if want.subject.public.as_deref() != Some(decoded.subject.as_str()) {
             let reason = match &want.subject.public {
                 None => format!("identity key `{}` is new", want.subject.address),
+                // The lock names no address for the stored key: nothing natsform
+                // wrote explains the change, so a reviewer must be told.
+                Some(new) if !self.names.contains_key(decoded.subject.as_str()) => format!(
+                    "natsform.lock binds `{}` to {new}, but the stored JWT's identity is {}, a key the lock does not name (was the lock edited by hand?)",
+                    want.subject.address,
+                    decoded.subject
+                ),
                 Some(_) => format!("identity key is now `{}`", want.subject.address),
             };
             return action(

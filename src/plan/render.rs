@@ -54,7 +54,7 @@ pub fn write_text(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) {
 }
 
 fn write_text_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std::fmt::Result {
-    if plan.is_empty() && plan.effects.is_empty() {
+    if plan.is_empty() && plan.effects.is_empty() && plan.blockers.is_empty() {
         for w in &plan.warnings {
             let _ = writeln!(
                 out,
@@ -84,6 +84,16 @@ fn write_text_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) ->
         effect_text(out, effect, style);
         out.write_char('\n')?;
     }
+    for record in &plan.lock_records {
+        let _ = writeln!(
+            out,
+            "  {} {record}",
+            style.for_action(ActionKind::Update, "~")
+        );
+    }
+    if !plan.lock_records.is_empty() {
+        out.write_char('\n')?;
+    }
     for address in &plan.protected_deletes {
         let warning = format!("Warning: {address} would be deleted; apply refuses this unless --allow-destroy is given.");
         let _ = writeln!(out, "{}", style.for_action(ActionKind::Delete, &warning));
@@ -95,7 +105,15 @@ fn write_text_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) ->
             style.for_action(ActionKind::Update, &format!("Warning: {w}"))
         );
     }
-    if !plan.protected_deletes.is_empty() || !plan.warnings.is_empty() {
+    for b in &plan.blockers {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.for_action(ActionKind::Delete, &format!("Error: {b}"))
+        );
+    }
+    if !plan.protected_deletes.is_empty() || !plan.warnings.is_empty() || !plan.blockers.is_empty()
+    {
         out.write_char('\n')?;
     }
     out.write_str(&summary(plan))?;
@@ -227,6 +245,12 @@ struct JsonPlan<'a> {
     new_keys: &'a [String],
     protected_deletes: &'a [String],
     warnings: &'a [String],
+    /// Changes to the lock's revocation record that no action carries.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    lock_records: &'a [String],
+    /// Problems apply refuses (missing or damaged seeds, shared keys).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    blockers: &'a [String],
     actions: &'a [Action],
     effects: &'a [Effect],
 }
@@ -261,6 +285,8 @@ pub fn json_document(plan: &Plan, fingerprint: Option<&str>) -> String {
         new_keys: &plan.new_keys,
         protected_deletes: &plan.protected_deletes,
         warnings: &plan.warnings,
+        lock_records: &plan.lock_records,
+        blockers: &plan.blockers,
         actions: &plan.actions,
         effects: &plan.effects,
     };

@@ -1,8 +1,10 @@
 //! Deletion that revokes: a user removed from the manifest is revoked in its
 //! account's JWT, so creds already handed out stop working on a live server.
 //!
-//! Revocations are reconciled state. The account JWT in the store is the
-//! record of past revocations, so they carry over to every re-issue; a
+//! Revocations are reconciled state with two records: the account JWT in the
+//! store and a copy in `natsform.lock`. Both carry over to every re-issue,
+//! so losing, damaging or rolling back either file loses no revocation: the
+//! plan restores what the other still holds, and says so. A
 //! removed user adds an entry for its key at its JWT's `iat` (revocation
 //! matches `iat <= t`, so every JWT natsform issued for that key is covered
 //! and the time is deterministic). A user re-added with a revoked key keeps
@@ -14,6 +16,7 @@ use serde_json::Value;
 
 use super::desired::DesiredObject;
 use super::existing::Existing;
+use crate::keys::Revocations;
 use crate::tree::ObjectId;
 
 /// The revocations an account must carry, with why they changed.
@@ -23,10 +26,12 @@ pub struct AccountRevocations {
     pub reasons: Vec<String>,
 }
 
-/// Revocations per desired account.
+/// Revocations per desired account: the manifest's, the stored JWT's, the
+/// lock's record (`recorded`), and those that deleted users add.
 pub fn reconcile(
     desired: &BTreeMap<ObjectId, DesiredObject>,
     existing: &BTreeMap<ObjectId, Existing>,
+    recorded: &Revocations,
 ) -> BTreeMap<ObjectId, AccountRevocations> {
     let mut out: BTreeMap<ObjectId, AccountRevocations> = BTreeMap::new();
     for (id, want) in desired
@@ -46,8 +51,24 @@ pub fn reconcile(
         };
         let claims = want.claims.value();
         merge(&mut acc.entries, claims.pointer("/nats/revocations"));
+        let mut stored = BTreeMap::new();
         if let Some(Ok(d)) = existing.get(id).map(|e| &e.decoded) {
-            merge(&mut acc.entries, d.value().pointer("/nats/revocations"));
+            merge(&mut stored, d.value().pointer("/nats/revocations"));
+        }
+        for (k, t) in &stored {
+            let e = acc.entries.entry(k.clone()).or_insert(*t);
+            *e = (*e).max(*t);
+        }
+        if let Some(lock) = recorded.get(&id.address()) {
+            for (key, t) in lock {
+                if stored.get(key).is_none_or(|s| s < t) {
+                    acc.reasons.push(format!(
+                        "restores the revocation of {key} recorded in natsform.lock (the stored account JWT lacks it: damaged, rolled back or removed)"
+                    ));
+                }
+                let e = acc.entries.entry(key.clone()).or_insert(*t);
+                *e = (*e).max(*t);
+            }
         }
         out.insert(id.clone(), acc);
     }

@@ -1,0 +1,131 @@
+//! A deleted user's revocation survives the loss of any one file: the
+//! account JWT damaged, rolled back to an older (validly signed) version or
+//! wiped, or the lock's copy of the record rolled back. Each time the plan
+//! shows the repair, apply makes it, and a real nats-server (every version
+//! found) refuses the deleted user's old creds afterwards.
+
+mod support;
+
+use std::fs;
+
+use support::cli::Project;
+use support::nats::{self, NatsServer};
+
+const ACCOUNT_JWT: &str = "O2/accounts/A/A.jwt";
+
+/// The walkthrough applied, then user U deleted and applied: returns the
+/// project, U's creds from before the deletion, the account JWT from before
+/// the deletion (valid, without the revocation) and U's public key.
+fn deleted_user() -> (Project, String, String, String) {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    p.apply();
+    let creds = p.creds("A/U");
+    let (jwt, _) = nats::parse_creds(&creds).unwrap();
+    let key = nats::jwt_subject(&jwt);
+    let old_account = p.store_file(ACCOUNT_JWT);
+    let text = fs::read_to_string(&p.manifest).unwrap();
+    let without = text.replacen(
+        "[operators.O2.accounts.A.users.U]\nsigner = \"main\"\n",
+        "",
+        1,
+    );
+    assert_ne!(text, without);
+    fs::write(&p.manifest, without).unwrap();
+    p.apply();
+    assert!(revoked(&p, &key), "the deletion revokes U");
+    let lock = fs::read_to_string(p.path().join("natsform.lock")).unwrap();
+    assert!(
+        lock.contains("[revocations.\"account.O2/A\"]") && lock.contains(&key),
+        "the lock records the revocation:\n{lock}"
+    );
+    (p, creds, old_account, key)
+}
+
+fn revoked(p: &Project, key: &str) -> bool {
+    let claims = nats::jwt_claims(&p.store_file(ACCOUNT_JWT));
+    claims["nats"]["revocations"][key].is_i64()
+}
+
+fn plan(p: &Project) -> String {
+    p.redact(&p.run_without_identity(&["plan"]).success().stdout)
+}
+
+/// After the repair: the plan is empty and every server refuses U's creds.
+fn assert_refused_everywhere(p: &Project, creds: &str) {
+    let run = p.run_without_identity(&["plan", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "plan converged:\n{}", run.stdout);
+    for binary in nats::nats_server_binaries() {
+        let config = p.memory_resolver_config("O2");
+        let server = NatsServer::start_binary_with(&binary, |_| config);
+        let v = server.version().to_string();
+        let err = server
+            .connect(creds)
+            .expect_err("a deleted user's creds must stay revoked");
+        assert!(err.contains("Authorization Violation"), "{v}: {err}");
+    }
+}
+
+#[test]
+fn a_rolled_back_account_jwt_gets_its_revocation_back() {
+    let (p, creds, old_account, key) = deleted_user();
+    // An older, validly signed version of the account: no revocation.
+    fs::write(p.path().join("store").join(ACCOUNT_JWT), &old_account).unwrap();
+    let text = plan(&p);
+    assert!(
+        text.contains("restores the revocation of <KEY> recorded in natsform.lock"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+    p.apply();
+    assert!(revoked(&p, &key));
+    assert_refused_everywhere(&p, &creds);
+}
+
+#[test]
+fn a_damaged_account_jwt_is_reissued_with_its_revocation() {
+    let (p, creds, _, key) = deleted_user();
+    fs::write(p.path().join("store").join(ACCOUNT_JWT), "eyJnot.a.jwt").unwrap();
+    let text = plan(&p);
+    assert!(text.contains("cannot be trusted"), "{text}");
+    assert!(text.contains(&"revocations:".to_string()), "{text}");
+    p.apply();
+    assert!(revoked(&p, &key));
+    assert_refused_everywhere(&p, &creds);
+}
+
+#[test]
+fn a_wiped_account_jwt_is_created_again_with_its_revocation() {
+    let (p, creds, _, key) = deleted_user();
+    fs::remove_file(p.path().join("store").join(ACCOUNT_JWT)).unwrap();
+    let text = plan(&p);
+    assert!(
+        text.contains("restores the revocation of <KEY> recorded in natsform.lock"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+    p.apply();
+    assert!(revoked(&p, &key));
+    assert_refused_everywhere(&p, &creds);
+}
+
+#[test]
+fn a_lock_that_lost_the_record_is_repaired_from_the_account_jwt() {
+    let (p, creds, _, key) = deleted_user();
+    let lock_path = p.path().join("natsform.lock");
+    let lock = fs::read_to_string(&lock_path).unwrap();
+    let start = lock.find("\n[revocations.").unwrap();
+    fs::write(&lock_path, &lock[..start + 1]).unwrap();
+    let text = plan(&p);
+    assert!(
+        text.contains("natsform.lock will record the revocations of account.O2/A"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+    p.apply();
+    assert_eq!(fs::read_to_string(&lock_path).unwrap(), lock);
+    // Now the account JWT alone can be lost again without losing U's revocation.
+    fs::remove_file(p.path().join("store").join(ACCOUNT_JWT)).unwrap();
+    p.apply();
+    assert!(revoked(&p, &key));
+    assert_refused_everywhere(&p, &creds);
+}
