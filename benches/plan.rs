@@ -58,7 +58,8 @@ fn manifest(accounts: usize, users: usize, extra_subject: bool) -> String {
     t
 }
 
-/// Writes manifest, lock and store (no vault: plan needs no secrets).
+/// Writes manifest, lock, vault and store, as an applied project has them
+/// (plan reads no secret, but checks that every seed file is there).
 fn generate(dir: &Path, accounts: usize, users: usize) {
     let path = dir.join("natsform.toml");
     std::fs::write(&path, manifest(accounts, users, false)).unwrap();
@@ -75,6 +76,11 @@ fn generate(dir: &Path, accounts: usize, users: usize) {
         by_public.insert(kp.public_key(), kp);
     }
     lock.save(&ws.lock_path).unwrap();
+    let recipients = keys::Recipients::parse(&ws.loaded.manifest.secrets.recipients).unwrap();
+    let vault = keys::Vault::new(&ws.vault_dir);
+    pairs
+        .par_iter()
+        .for_each(|(_, kp)| assert!(vault.put(kp, &recipients).unwrap()));
     let book: plan::KeyBook = lock
         .iter()
         .map(|(a, k)| (a.to_string(), k.to_string()))
@@ -161,6 +167,7 @@ fn plan_child(manifest: &Path) {
     let mut sink = Sink(0);
     render::write_text(&mut sink, &plan, render::Style { color: false });
     let secs = start.elapsed().as_secs_f64();
+    assert!(plan.blockers.is_empty(), "{:?}", &plan.blockers[..1]);
     let summary = render::summary(&plan);
     println!("{secs:.3}\t{:.0}\t{}\t{summary}", peak_rss_mib(), sink.0);
 }
