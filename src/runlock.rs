@@ -106,7 +106,7 @@ fn busy_message(dir: &Path, mode: Mode, holder: &Holder, waited: Duration) -> St
 /// `1m30s`, `500ms`: how long we waited, as the flag is written.
 fn human(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let s = ms / 1000;
