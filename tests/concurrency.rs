@@ -198,6 +198,30 @@ fn apply_fails_at_once_while_another_apply_holds_the_lock_and_changes_nothing() 
 }
 
 #[test]
+fn a_saved_plan_waits_its_turn_like_apply() {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    let plan_file = p.path().join("plan.json");
+    let plan_file = plan_file.to_str().unwrap();
+    p.run(&["plan", "--out", plan_file]).success();
+    let held = hold(&p, true);
+    let before = p.files();
+    let run = p.run(&["apply", plan_file]).failure();
+    assert!(
+        run.stderr
+            .contains("another natsform apply holds the lock on"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(p.files(), before);
+    let child = spawn(&p, &["apply", plan_file, "--lock-timeout", "1m"]);
+    std::thread::sleep(Duration::from_millis(500));
+    drop(held);
+    let run = finish(child).success();
+    assert!(run.stdout.contains("Apply complete"), "{}", run.stdout);
+    assert_converged(&p, true);
+}
+
+#[test]
 fn plan_show_and_creds_refuse_to_read_a_half_written_apply() {
     let p = Project::from_example("walkthrough", "natsform.toml");
     p.apply();

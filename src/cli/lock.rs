@@ -9,8 +9,8 @@ use crate::runlock::{self, Mode, RunLock};
 /// The lock flags every command that reads the store shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LockArgs {
-    /// How long to wait for another natsform run on this project (an apply,
-    /// or a plan while applying) to finish, e.g. 30s or 5m; 0s fails at once.
+    /// How long to wait while another natsform run holds this project's lock
+    /// (e.g. 30s, 5m); 0s fails at once.
     #[arg(
         long,
         value_name = "DURATION",
