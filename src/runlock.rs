@@ -256,7 +256,7 @@ fn open(path: &Path) -> io::Result<File> {
     }
     #[cfg(not(unix))]
     if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(io::Error::from_raw_os_error(0));
+        return Err(io::Error::other("the lock file is a symbolic link"));
     }
     let file = options.open(path)?;
     if !file.metadata()?.is_file() {
