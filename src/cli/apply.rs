@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use super::lock::{self, LockArgs};
 use super::Output;
 use crate::apply;
 use crate::keys::IdentitySources;
+use crate::runlock::Mode;
 use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
@@ -26,9 +28,14 @@ pub struct Args {
     /// age identity file to decrypt seeds with (repeatable).
     #[arg(short = 'i', long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    // Held from before the workspace is read (so the plan applied is computed
+    // under it) until the last write; the OS releases it if we die.
+    let _lock = lock::take(path, Mode::Exclusive, &args.lock, out)?;
     let ws = Workspace::open(path)?;
     let plan = ws.plan();
     let saved = match &args.plan_file {
@@ -48,6 +55,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         bail!(super::plan::blocked_message(&plan));
     }
     if plan.is_empty() {
+        remove_leftovers(&ws, out);
         out.result("No changes. The store matches the manifest.\n");
         return Ok(ExitCode::SUCCESS);
     }
@@ -76,6 +84,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let sources = IdentitySources::from_env(args.identity);
     let now = crate::workspace::now();
     let report = apply::apply(&ws, &plan, &sources, now, &mut |line| out.note(line))?;
+    remove_leftovers(&ws, out);
     out.result(&format!(
         "Apply complete: {} key{} generated, {} JWT{} written, {} deleted.\n",
         report.keys_generated,
@@ -85,4 +94,16 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         report.jwts_deleted
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Temporary files an interrupted apply left in the vault, the store and the
+/// lock's directory. Called under the exclusive lock, once apply completed:
+/// no other natsform run can be writing them.
+fn remove_leftovers(ws: &Workspace, out: &Output) {
+    let lock_dir = crate::runlock::project_dir(&ws.lock_path);
+    // store/<operator>/accounts/<account>/users/: four levels below the root.
+    lock::sweep(
+        &[(&ws.vault_dir, 0), (ws.store.root(), 4), (&lock_dir, 0)],
+        out,
+    );
 }

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
 
+use super::lock::{self, LockArgs};
 use super::Output;
 use crate::claims;
 use crate::fsutil::write_atomic;
 use crate::keys::{Identities, IdentitySources, Vault};
 use crate::plan::ActionKind;
+use crate::runlock::Mode;
 use crate::tree::ObjectId;
 use crate::workspace::Workspace;
 
@@ -24,9 +26,20 @@ pub struct Args {
     /// age identity file to decrypt seeds with (repeatable).
     #[arg(short = 'i', long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    // Printing creds only reads (shared). Writing them takes the lock alone,
+    // so that sweeping the temporary files an interrupted `creds --out` left
+    // cannot remove those of a concurrent one.
+    let mode = if args.out.is_some() {
+        Mode::Exclusive
+    } else {
+        Mode::Shared
+    };
+    let _lock = lock::take(path, mode, &args.lock, out)?;
     let ws = Workspace::open(path)?;
     let vault = Vault::new(&ws.vault_dir);
     let ids: Vec<ObjectId> = if args.users.is_empty() {
@@ -60,6 +73,9 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     }
     let identities = Identities::load(&IdentitySources::from_env(args.identity))
         .context("creds need the user's seed")?;
+    if let Some(dir) = &args.out {
+        remove_leftovers(&ws, dir, out);
+    }
     for id in &ids {
         let stored = ws
             .existing
@@ -92,6 +108,20 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Temporary files (each a full creds file, seed included) an interrupted
+/// `creds --out DIR` left where it writes: DIR, DIR/<operator> and
+/// DIR/<operator>/<account> for the manifest's operators and accounts. Only
+/// there: DIR may be a large directory natsform does not own.
+fn remove_leftovers(ws: &Workspace, dir: &Path, out: &Output) {
+    let mut dirs = vec![dir.to_path_buf()];
+    for (op, operator) in &ws.loaded.manifest.operators {
+        dirs.push(dir.join(op));
+        dirs.extend(operator.accounts.keys().map(|a| dir.join(op).join(a)));
+    }
+    let dirs: Vec<(&Path, usize)> = dirs.iter().map(|d| (d.as_path(), 0)).collect();
+    lock::sweep(&dirs, out);
 }
 
 fn holds_seed(ws: &Workspace, vault: &Vault, id: &ObjectId) -> bool {

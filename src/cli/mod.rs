@@ -4,6 +4,7 @@
 mod apply;
 mod creds;
 mod init;
+mod lock;
 mod output;
 mod plan;
 mod schema;

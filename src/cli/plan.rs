@@ -3,8 +3,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::lock::{self, LockArgs};
 use super::Output;
 use crate::plan::render;
+use crate::runlock::Mode;
 use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
@@ -18,9 +20,12 @@ pub struct Args {
     /// Also save the plan (JSON with a fingerprint of its inputs) for `apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let held = lock::take(path, Mode::Shared, &args.lock, out)?;
     let ws = Workspace::open(path)?;
     let plan = ws.plan();
     if let Some(file) = &args.out {
@@ -33,6 +38,8 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             file.display()
         ));
     }
+    // Everything is read: printing (perhaps into a slow pipe) needs no lock.
+    drop(held);
     if args.json {
         out.result(&render::json(&plan));
     } else {

@@ -4,18 +4,25 @@ use std::fmt::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::lock::{self, LockArgs};
 use super::Output;
 use crate::plan::render_claims::{render, KeyNames};
+use crate::runlock::Mode;
 use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only objects whose address contains this text (e.g. `account.O2/A`).
     pub filter: Option<String>,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+    let held = lock::take(path, Mode::Shared, &args.lock, out)?;
     let ws = Workspace::open(path)?;
+    // The store is read and decoded: showing it needs no lock.
+    drop(held);
     let names: KeyNames = ws.lock.iter().map(|(a, k)| (k, a)).collect();
     let mut text = String::new();
     for (id, existing) in &ws.existing {
