@@ -109,6 +109,15 @@ pub fn check_no_links(base: &Path, path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Why a link is refused, for messages that name the path themselves.
+pub const LINK_REFUSED: &str = "it is a symbolic link, and natsform does not follow links inside \
+     the project; replace the link by the file itself";
+
+/// Whether `path` itself is a symbolic link (false when it does not exist).
+pub fn is_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
 /// Refuses `path` itself when it is a symbolic link (a missing path is fine).
 pub fn check_not_link(path: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(path) {
