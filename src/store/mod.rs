@@ -360,4 +360,69 @@ mod tests {
         assert!(store.remove(&id).unwrap());
         assert!(!dir.path().join("O/accounts/A/users").exists());
     }
+
+    #[test]
+    fn names_that_are_not_one_file_name_are_refused_for_writing_and_removing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("store"));
+        for id in [
+            ObjectId::operator("../x"),
+            ObjectId::account("O", ".."),
+            ObjectId::user("O", "A", "/abs"),
+            ObjectId::user("O", "A", "e\u{1b}"),
+        ] {
+            assert!(store.write(&id, "a.b.c").is_err(), "{id:?}");
+            assert!(store.remove(&id).is_err(), "{id:?}");
+        }
+        assert!(!dir.path().join("x").exists());
+        assert!(!dir.path().join("store").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_refused_for_writing_and_removing() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir_all(outside.path().join("A/users")).unwrap();
+        fs::write(outside.path().join("A/A.jwt"), "keep").unwrap();
+        let store = Store::new(dir.path());
+        store.write(&ObjectId::account("O", "B"), "a.b.c").unwrap();
+        symlink(outside.path().join("A"), dir.path().join("O/accounts/A")).unwrap();
+        let e = store
+            .write(&ObjectId::user("O", "A", "U"), "a.b.c")
+            .unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        let e = store.remove(&ObjectId::account("O", "A")).unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        assert!(store.read().is_err());
+        assert_eq!(
+            fs::read_to_string(outside.path().join("A/A.jwt")).unwrap(),
+            "keep"
+        );
+        assert!(!outside.path().join("A/users/U.jwt").exists());
+        // Removing an account whose users/ is a link removes the link, not
+        // what it points to.
+        let users = dir.path().join("O/accounts/B/users");
+        symlink(outside.path().join("A/users"), &users).unwrap();
+        fs::write(outside.path().join("A/users/keep.jwt"), "keep").unwrap();
+        assert!(store.remove(&ObjectId::account("O", "B")).unwrap());
+        assert!(outside.path().join("A/users/keep.jwt").exists());
+    }
+
+    #[test]
+    fn a_marker_must_name_its_own_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("evil")).unwrap();
+        fs::write(
+            dir.path().join("evil/.nsc"),
+            r#"{"managed":false,"name":"../../x","kind":"operator","version":"1"}"#,
+        )
+        .unwrap();
+        let e = Store::new(dir.path()).read().unwrap_err().to_string();
+        assert!(
+            e.contains("names operator `../../x`, but its directory is `evil`"),
+            "{e}"
+        );
+    }
 }
