@@ -11,6 +11,7 @@ pub mod keys;
 pub mod manifest;
 pub mod plan;
 pub mod runlock;
+pub mod safepath;
 pub mod store;
 pub mod tree;
 pub mod workspace;

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use crate::keys::Lock;
 use crate::manifest::{self, Loaded};
 use crate::plan::{self, DesiredObject, DesiredState, Existing, KeyBook, Plan};
+use crate::safepath;
 use crate::store::Store;
 use crate::tree::ObjectId;
 
@@ -57,10 +58,27 @@ impl Workspace {
         let loaded = manifest::load(path)?;
         let base = loaded.base_dir();
         let m = &loaded.manifest;
-        let store = Store::new(base.join(m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR)));
+        let store_dir = m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR);
         let vault_name = m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR);
+        if [store_dir, vault_name]
+            .iter()
+            .any(|d| safepath::project_dir_problem(d).is_some())
+        {
+            // Validation says which, with file and line; nothing is read first.
+            manifest::validate(&loaded)?;
+            anyhow::bail!(
+                "`store` and `vault` must be directories inside the manifest's directory"
+            );
+        }
+        let store = Store::new(base.join(store_dir));
         let vault_dir = base.join(vault_name);
         let lock_path = base.join(LOCK_FILE);
+        // Everything natsform reads or writes lies under these three paths;
+        // none of them, nor a directory between them and the project
+        // directory, may be a symbolic link.
+        for p in [store.root(), vault_dir.as_path(), lock_path.as_path()] {
+            safepath::check_no_links(&base, p)?;
+        }
         let lock = Lock::load(&lock_path)?;
         // The manifest side (validation, desired claims) and the store side
         // (reading, verifying) are independent: on a large tree, overlapping

@@ -82,6 +82,9 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         }
     }
     let sources = IdentitySources::from_env(args.identity);
+    for w in sources.warnings() {
+        out.warning(&w);
+    }
     let now = crate::workspace::now();
     let report = apply::apply(&ws, &plan, &sources, now, &mut |line| out.note(line))?;
     remove_leftovers(&ws, out);

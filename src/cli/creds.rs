@@ -73,6 +73,9 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     }
     let identities = Identities::load(&IdentitySources::from_env(args.identity))
         .context("creds need the user's seed")?;
+    for w in identities.warnings() {
+        out.warning(w);
+    }
     if let Some(dir) = &args.out {
         remove_leftovers(&ws, dir, out);
     }

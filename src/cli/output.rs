@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use super::{Cli, ColorChoice};
 use crate::manifest::ManifestErrors;
 use crate::plan::render::Style;
+use crate::safepath::escape_controls;
 
 /// Printing policy for one run.
 pub struct Output {
@@ -58,8 +59,18 @@ impl Output {
     /// Progress and notes: stderr, silenced by --quiet.
     pub fn note(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{text}");
+            eprintln!("{}", escape_controls(text));
         }
+    }
+
+    /// A warning: stderr, even with --quiet (it asks the user to act).
+    pub fn warning(&self, text: &str) {
+        let head = if self.stderr_color {
+            "\x1b[1;33mwarning\x1b[0m"
+        } else {
+            "warning"
+        };
+        eprintln!("{head}: {}", escape_controls(text));
     }
 
     /// An error, with its causes; manifest errors print as they render.
@@ -69,15 +80,17 @@ impl Output {
         } else {
             "error"
         };
+        // Messages quote manifest lines, store names and claims: their
+        // control characters are escaped before our colour is added.
         if let Some(m) = e.downcast_ref::<ManifestErrors>() {
             let text = m.to_string();
-            let text = text.replace("error:", &format!("{head}:"));
+            let text = escape_controls(&text).replace("error:", &format!("{head}:"));
             eprintln!("{text}");
             return;
         }
-        eprintln!("{head}: {e}");
+        eprintln!("{head}: {}", escape_controls(&e.to_string()));
         for cause in e.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            eprintln!("  caused by: {}", escape_controls(&cause.to_string()));
         }
     }
 

@@ -1,4 +1,5 @@
-//! `natsform show`: the trust tree as the store holds it.
+//! `natsform show`: the trust tree as the store holds it. Everything shown
+//! comes from the store, so control characters are escaped (`\u{1b}`).
 
 use std::fmt::Write;
 use std::path::Path;
@@ -8,6 +9,7 @@ use super::lock::{self, LockArgs};
 use super::Output;
 use crate::plan::render_claims::{render, KeyNames};
 use crate::runlock::Mode;
+use crate::safepath::escape_line;
 use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
@@ -38,20 +40,22 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             0
         };
         let pad = "  ".repeat(depth);
-        let _ = writeln!(text, "{pad}{}", out.style().bold(&address));
+        let _ = writeln!(text, "{pad}{}", out.style().bold(&escape_line(&address)));
         match &existing.decoded {
             Ok(d) => {
                 let issuer = names
                     .get(d.issuer.as_str())
                     .copied()
                     .unwrap_or(d.issuer.as_str());
-                let _ = writeln!(text, "{pad}  issuer: {issuer}");
+                let _ = writeln!(text, "{pad}  issuer: {}", escape_line(issuer));
+                // The rendering escapes what the claims hold; lines are
+                // escaped again in case a line breaks elsewhere.
                 for line in render(&d.value(), &names).lines() {
-                    let _ = writeln!(text, "{pad}  {line}");
+                    let _ = writeln!(text, "{pad}  {}", escape_line(line));
                 }
             }
             Err(e) => {
-                let _ = writeln!(text, "{pad}  INVALID: {e}");
+                let _ = writeln!(text, "{pad}  INVALID: {}", escape_line(&e.to_string()));
             }
         }
     }

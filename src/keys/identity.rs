@@ -53,6 +53,57 @@ impl IdentitySources {
     }
 }
 
+impl IdentitySources {
+    /// Warnings about the identity files the highest-precedence source
+    /// names: one for each file that group or others can read (see
+    /// [`permission_warning`]). Reads only file modes, never the keys; for
+    /// a command to print before it uses the identities.
+    pub fn warnings(&self) -> Vec<String> {
+        let env_path = self.env_path.as_ref().filter(|p| !p.is_empty());
+        let files: Vec<(&Path, &str)> = if !self.paths.is_empty() {
+            self.paths
+                .iter()
+                .map(|p| (p.as_path(), "--identity"))
+                .collect()
+        } else if let Some(p) = env_path {
+            vec![(Path::new(p), ENV_IDENTITY_FILE)]
+        } else {
+            Vec::new()
+        };
+        files
+            .into_iter()
+            .filter_map(|(path, flag)| permission_warning(path, flag))
+            .collect()
+    }
+}
+
+/// A warning when the identity file at `path` can be read by group or
+/// others (Unix mode & 0o077). ssh refuses such private keys; natsform
+/// uses them, since CI systems often check files out with a umask of 022,
+/// but says how to fix it. `None` elsewhere, and when the mode is private
+/// or cannot be read (loading reports that).
+pub fn permission_warning(path: &Path, flag: &str) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "identity file {} ({flag}) can be read by other users (mode {mode:04o}); \
+                 anyone who can read it can decrypt every seed in the vault\n  = help: run \
+                 `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, flag);
+        None
+    }
+}
+
 impl fmt::Debug for IdentitySources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdentitySources")
@@ -68,6 +119,7 @@ impl fmt::Debug for IdentitySources {
 pub struct Identities {
     list: Vec<Box<dyn age::Identity + Send + Sync>>,
     origins: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Identities {
@@ -80,6 +132,7 @@ impl Identities {
         let mut ids = Identities {
             list: Vec::new(),
             origins: Vec::new(),
+            warnings: Vec::new(),
         };
         let env_path = sources.env_path.as_ref().filter(|p| !p.is_empty());
         let env_key = sources
@@ -105,6 +158,12 @@ impl Identities {
     /// Where the identities came from, e.g. `identity file k.txt (--identity)`.
     pub fn origins(&self) -> &[String] {
         &self.origins
+    }
+
+    /// Warnings about the files the identities came from (a file others
+    /// can read); the caller shows them to the user.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Number of identities loaded.
@@ -167,6 +226,7 @@ impl Identities {
             }
         }
         self.origins.push(origin);
+        self.warnings.extend(permission_warning(path, flag));
         Ok(())
     }
 

@@ -80,6 +80,14 @@ impl Vault {
         // rename in write_atomic; natsform is not meant to run concurrently
         // on one checkout, and both writers would hold a seed for the same
         // public key only if they held the same seed.)
+        // A link is refused rather than taken for a stored seed (or followed).
+        if crate::safepath::is_link(&path) {
+            return Err(KeysError::VaultIo {
+                action: "write",
+                path,
+                source: std::io::Error::other(crate::safepath::LINK_REFUSED),
+            });
+        }
         if path.exists() {
             return Ok(false);
         }
@@ -98,6 +106,13 @@ impl Vault {
     /// key pair, checked to have exactly that public key.
     pub fn get(&self, public_key: &str, identities: &Identities) -> Result<KeyPair> {
         let path = self.seed_path(public_key)?;
+        if crate::safepath::is_link(&path) {
+            return Err(KeysError::VaultIo {
+                action: "read",
+                path,
+                source: std::io::Error::other(crate::safepath::LINK_REFUSED),
+            });
+        }
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -146,6 +161,9 @@ impl Vault {
                 return Some(format!("its seed file {name} is missing from the vault"))
             }
             Err(e) => return Some(format!("its seed file {name} cannot be read: {e}")),
+            Ok(m) if m.file_type().is_symlink() => {
+                return Some(format!("its seed file {name} is a symbolic link, and natsform does not follow links inside the project; replace the link by the file itself"))
+            }
             Ok(m) if !m.file_type().is_file() => {
                 return Some(format!("its seed file {name} is not a regular file"))
             }

@@ -99,11 +99,29 @@ impl<'a> Validator<'a> {
                 self.error(&["secrets", "recipients", &idx], None, reason, "use an age public key (`age1…`, print it with `age-keygen -y KEYFILE`) or an SSH public key (`ssh-ed25519 AAAA…`)");
             }
         }
+        self.project_dirs();
         let mut public_keys: BTreeMap<String, String> = BTreeMap::new();
         for (name, op) in &m.operators {
             self.operator(name, op, &mut public_keys);
         }
         self.relative_expiries();
+    }
+
+    /// `store` and `vault` are relative paths inside the manifest's directory.
+    fn project_dirs(&mut self) {
+        let m = &self.loaded.manifest;
+        let dirs = [("store", m.store.clone()), ("vault", m.vault.clone())];
+        for (key, value) in dirs {
+            let Some(value) = value else { continue };
+            if let Some(problem) = crate::safepath::project_dir_problem(&value) {
+                self.error(
+                    &[key],
+                    None,
+                    format!("`{key}` {problem}: natsform only writes inside the manifest's directory"),
+                    format!("give a relative path below the manifest's directory, e.g. `{key} = \"{key}\"`"),
+                );
+            }
+        }
     }
 
     /// A validity no longer than the re-issue window would be re-issued by

@@ -56,6 +56,7 @@ pub fn write_text(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) {
 fn write_text_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std::fmt::Result {
     if plan.is_empty() && plan.effects.is_empty() && plan.blockers.is_empty() {
         for w in &plan.warnings {
+            let w = crate::safepath::escape_controls(w);
             let _ = writeln!(
                 out,
                 "{}",
@@ -72,6 +73,7 @@ fn write_text_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) ->
             style.bold("Keys to generate (seeds are stored encrypted in the vault):")
         );
         for k in &plan.new_keys {
+            let k = esc(k);
             let _ = writeln!(out, "  {} {k}", style.for_action(ActionKind::Create, "+"));
         }
         out.write_char('\n')?;
@@ -95,10 +97,12 @@ fn write_text_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) ->
         out.write_char('\n')?;
     }
     for address in &plan.protected_deletes {
+        let address = esc(address);
         let warning = format!("Warning: {address} would be deleted; apply refuses this unless --allow-destroy is given.");
         let _ = writeln!(out, "{}", style.for_action(ActionKind::Delete, &warning));
     }
     for w in &plan.warnings {
+        let w = crate::safepath::escape_controls(w);
         let _ = writeln!(
             out,
             "{}",
@@ -141,23 +145,33 @@ pub fn summary(plan: &Plan) -> String {
     s
 }
 
+/// Text that did not come from natsform itself (addresses, reasons, claim
+/// lines), made safe for a terminal: controls and newlines escaped as
+/// `\u{1b}`, so nothing can move the cursor, clear the screen or start a
+/// line that looks like natsform's. The renderer's own colours are added
+/// after escaping.
+fn esc(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::safepath::escape_line(text)
+}
+
 /// Unchanged lines shown around each change of an update.
 const CONTEXT_LINES: usize = 4;
 
 fn action_text(out: &mut dyn std::fmt::Write, a: &Action, style: Style) {
-    let header = format!("# {} {}", a.address, a.action.phrase());
+    let address = esc(&a.address);
+    let header = format!("# {address} {}", a.action.phrase());
     let _ = writeln!(out, "  {}", style.for_action(a.action, &header));
     for r in &a.reasons {
-        let _ = writeln!(out, "    reason: {r}");
+        let _ = writeln!(out, "    reason: {}", crate::safepath::escape_controls(r));
     }
     if let Some(s) = &a.signer {
-        let _ = writeln!(out, "    signed by: {s}");
+        let _ = writeln!(out, "    signed by: {}", esc(s));
     }
     let _ = writeln!(
         out,
         "  {} {}",
         style.for_action(a.action, a.action.symbol()),
-        style.bold(&a.address)
+        style.bold(&address)
     );
     diff_text(
         out,
@@ -168,19 +182,17 @@ fn action_text(out: &mut dyn std::fmt::Write, a: &Action, style: Style) {
 }
 
 fn effect_text(out: &mut dyn std::fmt::Write, e: &Effect, style: Style) {
-    let header = format!(
-        "# {}: effective permissions change; its JWT stays as it is",
-        e.address
-    );
+    let address = esc(&e.address);
+    let header = format!("# {address}: effective permissions change; its JWT stays as it is");
     let _ = writeln!(out, "  {}", style.for_action(ActionKind::Update, &header));
     for r in &e.reasons {
-        let _ = writeln!(out, "    reason: {r}");
+        let _ = writeln!(out, "    reason: {}", crate::safepath::escape_controls(r));
     }
     let _ = writeln!(
         out,
         "  {} {}",
         style.for_action(ActionKind::Update, "~"),
-        style.bold(&e.address)
+        style.bold(&address)
     );
     diff_text(out, &e.before, &e.after, style);
 }
@@ -190,7 +202,7 @@ fn effect_text(out: &mut dyn std::fmt::Write, e: &Effect, style: Style) {
 fn diff_text(out: &mut dyn std::fmt::Write, before: &str, after: &str, style: Style) {
     let diff = TextDiff::from_lines(before, after);
     let line = |out: &mut dyn std::fmt::Write, tag: ChangeTag, text: &str| {
-        let text = text.trim_end_matches('\n');
+        let text = esc(text.trim_end_matches('\n'));
         let _ = match tag {
             ChangeTag::Equal => writeln!(out, "      {text}"),
             ChangeTag::Delete => writeln!(

@@ -2,12 +2,14 @@
 //! per line, public keys annotated with the address that owns them, and
 //! none of the fields that change on every signing (`iat`, `jti`, `iss`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde_json::Value;
 
 use super::keyref::NEW_KEY_PREFIX;
+use crate::safepath;
 
 /// Public key → key address, for annotations.
 pub type KeyNames<'a> = BTreeMap<&'a str, &'a str>;
@@ -56,6 +58,7 @@ fn top_level_label(key: &str) -> &str {
 
 fn field(out: &mut String, indent: usize, key: &str, value: &Value, names: &KeyNames) {
     let pad = "  ".repeat(indent);
+    let key = key_text(key);
     match value {
         Value::Object(m) if m.is_empty() => {
             let _ = writeln!(out, "{pad}{key}: {{}}");
@@ -123,12 +126,30 @@ fn signing_key_order(v: &Value, names: &KeyNames) -> String {
 
 fn scalar(v: &Value, names: &KeyNames) -> String {
     match v {
+        Value::String(s) if s.chars().any(needs_escape) => quote(s),
         Value::String(s) if s.starts_with(NEW_KEY_PREFIX) => s.clone(),
         Value::String(s) => match names.get(s.as_str()) {
-            Some(addr) => format!("{s}  # {addr}"),
+            Some(addr) => format!("{s}  # {}", safepath::escape_line(addr)),
             None => quote(s),
         },
         other => other.to_string(),
+    }
+}
+
+/// Characters that force a string into quotes, escaped: newlines (which
+/// would break the one-value-per-line structure) and every character a
+/// terminal could act on ([`safepath::is_unsafe_char`]).
+fn needs_escape(c: char) -> bool {
+    safepath::is_unsafe_char(c)
+}
+
+/// A map key as shown: as is, unless it holds characters that must be
+/// escaped (keys of a stored JWT are whatever its author wrote).
+fn key_text(key: &str) -> Cow<'_, str> {
+    if key.chars().any(needs_escape) {
+        Cow::Owned(quote(key))
+    } else {
+        Cow::Borrowed(key)
     }
 }
 
@@ -142,12 +163,36 @@ fn quote(s: &str) -> String {
         && !s.contains(" #")
         && !s.ends_with(' ')
         && !matches!(s, "true" | "false" | "null" | "~")
-        && s.parse::<f64>().is_err();
+        && s.parse::<f64>().is_err()
+        && !s.chars().any(needs_escape);
     if plain {
         s.to_string()
     } else {
-        serde_json::to_string(s).expect("strings serialize")
+        double_quoted(s)
     }
+}
+
+/// `"…"` with `\\`, `\"`, `\n`, `\t`, `\r` and every other control or
+/// direction-changing character as `\u{1b}` (Rust's notation; also what
+/// natsform's messages use), so nothing in a claim can act on a terminal.
+fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if needs_escape(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::fsutil::write_atomic;
+use crate::safepath::{self, check_no_links, check_not_link, is_safe_name};
 use crate::tree::ObjectId;
 
 /// A JWT read from the store, not yet decoded.
@@ -64,21 +65,30 @@ impl Store {
 
     /// Reads every operator directory (recognised by its `.nsc` marker, as
     /// nsc does) with its accounts and users. A missing store is empty.
+    ///
+    /// Nothing here follows a symbolic link: a link as the store root, as an
+    /// operator, account or `users/` directory, as a marker or as a JWT file
+    /// is refused with an error naming it. So is a name that could not be a
+    /// manifest name ([`safepath::is_safe_name`]), and a marker whose operator
+    /// name is not its directory's name (nsc names the directory after the
+    /// operator; natsform builds every path from the name).
     pub fn read(&self) -> io::Result<StoreContents> {
+        check_not_link(&self.root)?;
         let mut ids = Vec::new();
         for op_dir in sorted_dirs(&self.root)? {
-            let Some(op) = operator_name(&op_dir) else {
+            let Some(op) = operator_name(&op_dir)? else {
                 continue;
             };
             ids.push(ObjectId::operator(&op));
             for acc_dir in sorted_dirs(&op_dir.join("accounts"))? {
-                let acc = file_name(&acc_dir);
+                let acc = entry_name(&acc_dir, "account", &acc_dir)?;
                 ids.push(ObjectId::account(&op, &acc));
                 for user_file in sorted_files(&acc_dir.join("users"), "jwt")? {
-                    let user = user_file
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default();
+                    let user = entry_name(
+                        Path::new(user_file.file_stem().unwrap_or_default()),
+                        "user",
+                        &user_file,
+                    )?;
                     ids.push(ObjectId::user(&op, &acc, &user));
                 }
             }
@@ -99,6 +109,11 @@ impl Store {
 
     fn read_jwt(&self, id: &ObjectId) -> io::Result<Option<StoredJwt>> {
         let path = self.path_of(id);
+        // User files were listed without following links; the operator's
+        // and accounts' JWTs are opened by name, so look first.
+        if id.user.is_none() {
+            check_not_link(&path)?;
+        }
         match fs::read_to_string(&path) {
             // Go tools tolerate surrounding whitespace; so do we.
             Ok(text) => Ok(Some(StoredJwt {
@@ -113,18 +128,38 @@ impl Store {
         }
     }
 
+    /// Refuses `id` when one of its names is not a single safe file name,
+    /// or when the store root, a directory on the way to `path` or `path`
+    /// itself is a symbolic link.
+    fn guard(&self, id: &ObjectId, path: &Path) -> io::Result<()> {
+        let names = [Some(&id.operator), id.account.as_ref(), id.user.as_ref()];
+        if let Some(bad) = names.into_iter().flatten().find(|n| !is_safe_name(n)) {
+            return Err(io::Error::other(format!(
+                "`{}` cannot name a file in the store at {}",
+                safepath::escape_line(bad),
+                self.root.display()
+            )));
+        }
+        check_not_link(&self.root)?;
+        check_no_links(&self.root, path)
+    }
+
     /// Writes the JWT of `id` (and the operator's `.nsc` marker). Returns
     /// whether anything on disk changed.
     pub fn write(&self, id: &ObjectId, token: &str) -> io::Result<bool> {
-        let marker = self.ensure_marker(&id.operator)?;
         let path = self.path_of(id);
+        self.guard(id, &path)?;
+        let marker = self.ensure_marker(id)?;
         let wrote = write_atomic(&path, token.as_bytes(), 0o600)
             .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))?;
         Ok(marker || wrote)
     }
 
     /// Removes the JWT of `id`; an account also loses its directory (with
-    /// its users). Returns whether anything was removed.
+    /// its users). Returns whether anything was removed. The directory to
+    /// remove and every directory above it up to the store root are checked
+    /// not to be links first (`remove_dir_all` itself does not follow links
+    /// inside what it removes).
     pub fn remove(&self, id: &ObjectId) -> io::Result<bool> {
         let path = self.path_of(id);
         let target = match (&id.account, &id.user) {
@@ -132,7 +167,9 @@ impl Store {
             (None, _) => self.root.join(&id.operator),
             _ => path.clone(),
         };
-        let result = if target.is_dir() {
+        self.guard(id, &target)?;
+        let is_dir = fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir());
+        let result = if is_dir {
             fs::remove_dir_all(&target)
         } else {
             fs::remove_file(&target)
@@ -155,24 +192,70 @@ impl Store {
         }
     }
 
-    fn ensure_marker(&self, op: &str) -> io::Result<bool> {
+    fn ensure_marker(&self, id: &ObjectId) -> io::Result<bool> {
+        let op = &id.operator;
         let body = format!(
             r#"{{"managed":false,"name":{},"kind":"operator","version":"1"}}"#,
             serde_json::to_string(op).expect("string serializes")
         );
-        write_atomic(&self.root.join(op).join(".nsc"), body.as_bytes(), 0o600)
+        let path = self.root.join(op).join(".nsc");
+        self.guard(&ObjectId::operator(op), &path)?;
+        write_atomic(&path, body.as_bytes(), 0o600)
     }
 }
 
-/// The operator name from a directory's `.nsc` marker, if it is an operator directory.
-fn operator_name(dir: &Path) -> Option<String> {
-    let text = fs::read_to_string(dir.join(".nsc")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    if v.get("kind")?.as_str()? != "operator" {
-        return None;
+/// The operator name from a directory's `.nsc` marker, if it is an
+/// operator directory; an error if the marker is a link, or names an
+/// operator other than its directory.
+fn operator_name(dir: &Path) -> io::Result<Option<String>> {
+    let marker = dir.join(".nsc");
+    check_not_link(&marker)?;
+    let Ok(text) = fs::read_to_string(&marker) else {
+        return Ok(None);
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(None);
+    };
+    if v.get("kind").and_then(|k| k.as_str()) != Some("operator") {
+        return Ok(None);
     }
-    let name = v.get("name")?.as_str()?.trim().to_string();
-    (!name.is_empty()).then_some(name)
+    let Some(name) = v.get("name").and_then(|n| n.as_str()) else {
+        return Ok(None);
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let dir_name = dir.file_name().and_then(|n| n.to_str());
+    if dir_name != Some(name) {
+        return Err(io::Error::other(format!(
+            "{} names operator `{}`, but its directory is `{}`; natsform reads an operator \
+             only from the directory of its own name\n  = help: nsc names the directory after \
+             the operator: rename the directory to the operator's name, or correct `name` in \
+             the marker (a name is one file name: no `/`, `\\`, `..` or control characters)",
+            marker.display(),
+            safepath::escape_line(name),
+            safepath::escape_line(&dir.file_name().unwrap_or_default().to_string_lossy()),
+        )));
+    }
+    entry_name(dir, "operator", &marker).map(Some)
+}
+
+/// The name of a store entry (directory, or file stem given as `entry`),
+/// refused when a manifest could not declare it: such a name could not be
+/// managed, and could not be written back safely.
+fn entry_name(entry: &Path, kind: &str, shown: &Path) -> io::Result<String> {
+    let name = entry.file_name().and_then(|n| n.to_str());
+    match name {
+        Some(n) if is_safe_name(n) => Ok(n.to_string()),
+        _ => Err(io::Error::other(format!(
+            "{}: `{}` is not a usable {kind} name\n  = help: names become file names in the \
+             store: no `/`, `\\`, control characters, leading `.` or surrounding spaces; \
+             rename or remove it",
+            shown.display(),
+            safepath::escape_line(&entry.file_name().unwrap_or_default().to_string_lossy()),
+        ))),
+    }
 }
 
 fn file_name(p: &Path) -> String {
@@ -182,17 +265,20 @@ fn file_name(p: &Path) -> String {
 }
 
 fn sorted_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    list(dir, |p, t| t.is_dir() || (t.is_symlink() && p.is_dir()))
+    check_not_link(dir)?;
+    list(dir, |_, t| t.is_dir())
 }
 
 fn sorted_files(dir: &Path, ext: &str) -> io::Result<Vec<PathBuf>> {
+    check_not_link(dir)?;
     list(dir, |p, t| {
-        (t.is_file() || (t.is_symlink() && p.is_file())) && p.extension().is_some_and(|e| e == ext)
+        t.is_file() && p.extension().is_some_and(|e| e == ext)
     })
 }
 
 /// Entries of `dir` that `keep` accepts, sorted; hidden ones skipped. The
-/// entry's own file type avoids a `stat` per file (100,000 users).
+/// entry's own file type avoids a `stat` per file (100,000 users); it is
+/// the entry's, not a link target's, so a visible link is refused here.
 fn list(dir: &Path, keep: impl Fn(&Path, fs::FileType) -> bool) -> io::Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -208,7 +294,14 @@ fn list(dir: &Path, keep: impl Fn(&Path, fs::FileType) -> bool) -> io::Result<Ve
     for entry in entries {
         let entry = entry?;
         let p = entry.path();
-        if keep(&p, entry.file_type()?) && !file_name(&p).starts_with('.') {
+        if file_name(&p).starts_with('.') {
+            continue;
+        }
+        let file_type = entry.file_type()?;
+        if file_type.is_symlink() {
+            return Err(safepath::link_error(&p));
+        }
+        if keep(&p, file_type) {
             out.push(p);
         }
     }
@@ -266,5 +359,70 @@ mod tests {
         );
         assert!(store.remove(&id).unwrap());
         assert!(!dir.path().join("O/accounts/A/users").exists());
+    }
+
+    #[test]
+    fn names_that_are_not_one_file_name_are_refused_for_writing_and_removing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("store"));
+        for id in [
+            ObjectId::operator("../x"),
+            ObjectId::account("O", ".."),
+            ObjectId::user("O", "A", "/abs"),
+            ObjectId::user("O", "A", "e\u{1b}"),
+        ] {
+            assert!(store.write(&id, "a.b.c").is_err(), "{id:?}");
+            assert!(store.remove(&id).is_err(), "{id:?}");
+        }
+        assert!(!dir.path().join("x").exists());
+        assert!(!dir.path().join("store").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_refused_for_writing_and_removing() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir_all(outside.path().join("A/users")).unwrap();
+        fs::write(outside.path().join("A/A.jwt"), "keep").unwrap();
+        let store = Store::new(dir.path());
+        store.write(&ObjectId::account("O", "B"), "a.b.c").unwrap();
+        symlink(outside.path().join("A"), dir.path().join("O/accounts/A")).unwrap();
+        let e = store
+            .write(&ObjectId::user("O", "A", "U"), "a.b.c")
+            .unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        let e = store.remove(&ObjectId::account("O", "A")).unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        assert!(store.read().is_err());
+        assert_eq!(
+            fs::read_to_string(outside.path().join("A/A.jwt")).unwrap(),
+            "keep"
+        );
+        assert!(!outside.path().join("A/users/U.jwt").exists());
+        // Removing an account whose users/ is a link removes the link, not
+        // what it points to.
+        let users = dir.path().join("O/accounts/B/users");
+        symlink(outside.path().join("A/users"), &users).unwrap();
+        fs::write(outside.path().join("A/users/keep.jwt"), "keep").unwrap();
+        assert!(store.remove(&ObjectId::account("O", "B")).unwrap());
+        assert!(outside.path().join("A/users/keep.jwt").exists());
+    }
+
+    #[test]
+    fn a_marker_must_name_its_own_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("evil")).unwrap();
+        fs::write(
+            dir.path().join("evil/.nsc"),
+            r#"{"managed":false,"name":"../../x","kind":"operator","version":"1"}"#,
+        )
+        .unwrap();
+        let e = Store::new(dir.path()).read().unwrap_err().to_string();
+        assert!(
+            e.contains("names operator `../../x`, but its directory is `evil`"),
+            "{e}"
+        );
     }
 }
