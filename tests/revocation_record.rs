@@ -50,8 +50,11 @@ fn plan(p: &Project) -> String {
     p.redact(&p.run_without_identity(&["plan"]).success().stdout)
 }
 
-/// After the repair: the plan is empty and every server refuses U's creds.
-fn assert_refused_everywhere(p: &Project, creds: &str) {
+/// Applies the repair: the account revokes `key` again, the plan is empty
+/// and every server refuses U's creds.
+fn repair_and_check(p: &Project, key: &str, creds: &str) {
+    p.apply();
+    assert!(revoked(p, key), "the account JWT revokes U again");
     let run = p.run_without_identity(&["plan", "--detailed-exitcode"]);
     assert_eq!(run.code, 0, "plan converged:\n{}", run.stdout);
     for binary in nats::nats_server_binaries() {
@@ -76,9 +79,7 @@ fn a_rolled_back_account_jwt_gets_its_revocation_back() {
         "{text}"
     );
     insta::assert_snapshot!(text);
-    p.apply();
-    assert!(revoked(&p, &key));
-    assert_refused_everywhere(&p, &creds);
+    repair_and_check(&p, &key, &creds);
 }
 
 #[test]
@@ -87,10 +88,8 @@ fn a_damaged_account_jwt_is_reissued_with_its_revocation() {
     fs::write(p.path().join("store").join(ACCOUNT_JWT), "eyJnot.a.jwt").unwrap();
     let text = plan(&p);
     assert!(text.contains("cannot be trusted"), "{text}");
-    assert!(text.contains(&"revocations:".to_string()), "{text}");
-    p.apply();
-    assert!(revoked(&p, &key));
-    assert_refused_everywhere(&p, &creds);
+    assert!(text.contains("revocations:"), "{text}");
+    repair_and_check(&p, &key, &creds);
 }
 
 #[test]
@@ -103,9 +102,7 @@ fn a_wiped_account_jwt_is_created_again_with_its_revocation() {
         "{text}"
     );
     insta::assert_snapshot!(text);
-    p.apply();
-    assert!(revoked(&p, &key));
-    assert_refused_everywhere(&p, &creds);
+    repair_and_check(&p, &key, &creds);
 }
 
 #[test]
@@ -125,7 +122,5 @@ fn a_lock_that_lost_the_record_is_repaired_from_the_account_jwt() {
     assert_eq!(fs::read_to_string(&lock_path).unwrap(), lock);
     // Now the account JWT alone can be lost again without losing U's revocation.
     fs::remove_file(p.path().join("store").join(ACCOUNT_JWT)).unwrap();
-    p.apply();
-    assert!(revoked(&p, &key));
-    assert_refused_everywhere(&p, &creds);
+    repair_and_check(&p, &key, &creds);
 }

@@ -431,14 +431,7 @@ impl Ctx<'_> {
             (Some(w), None) => {
                 let mut reasons = vec!["not in the store".to_string()];
                 reasons.extend(self.revoked_key_note(id, w));
-                reasons.extend(
-                    self.inputs
-                        .state
-                        .revocation_reasons
-                        .get(id)
-                        .cloned()
-                        .unwrap_or_default(),
-                );
+                reasons.extend(self.revocation_reasons(id));
                 return action(
                     ActionKind::Create,
                     reasons,
@@ -496,14 +489,7 @@ impl Ctx<'_> {
         };
         if claims_changed {
             reasons.push("claims changed".to_string());
-            reasons.extend(
-                self.inputs
-                    .state
-                    .revocation_reasons
-                    .get(id)
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            reasons.extend(self.revocation_reasons(id));
         }
         reasons.extend(self.issuer_reason(id, want, &decoded.issuer));
         if want.valid_for.is_some()
@@ -595,6 +581,16 @@ impl Ctx<'_> {
             Some(addr) => format!("issuer `{addr}` is not trusted by {parent}; `{signer}` signs now"),
             None => format!("issuer {} is not a key of this manifest, so {parent} does not trust it; `{signer}` signs now", short(issuer)),
         })
+    }
+
+    /// Why an account's revocations change (deleted users, repairs).
+    fn revocation_reasons(&self, id: &ObjectId) -> Vec<String> {
+        self.inputs
+            .state
+            .revocation_reasons
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// A user created with a key its account has revoked: say what happens.
