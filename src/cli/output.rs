@@ -58,7 +58,7 @@ impl Output {
     /// Progress and notes: stderr, silenced by --quiet.
     pub fn note(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{text}");
+            eprintln!("{}", crate::redact::redact_secrets(text));
         }
     }
 
@@ -69,15 +69,18 @@ impl Output {
         } else {
             "error"
         };
+        // Whatever an error says, a seed or an age secret key in it is
+        // hidden (defence in depth: the errors themselves redact).
+        let shown = |s: String| crate::redact::redact_secrets(&s).into_owned();
         if let Some(m) = e.downcast_ref::<ManifestErrors>() {
-            let text = m.to_string();
+            let text = shown(m.to_string());
             let text = text.replace("error:", &format!("{head}:"));
             eprintln!("{text}");
             return;
         }
-        eprintln!("{head}: {e}");
+        eprintln!("{head}: {}", shown(e.to_string()));
         for cause in e.chain().skip(1) {
-            eprintln!("  caused by: {cause}");
+            eprintln!("  caused by: {}", shown(cause.to_string()));
         }
     }
 
