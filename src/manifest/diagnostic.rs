@@ -21,9 +21,9 @@ pub struct Diagnostic {
 }
 
 /// Added to the help of a diagnostic whose text held a secret.
-pub const SECRET_HELP: &str = "the value looks like a secret (an nkey seed or an age secret key), \
-so it is not shown: put the public key here instead (`nk -inkey SEEDFILE -pubout`, \
-`age-keygen -y KEYFILE`); if this file was shared or committed, treat the secret as leaked and rotate it";
+pub const SECRET_HELP: &str = "the value looks like a secret (a seed or an age secret key) \
+and is not shown: put the public key here (`nk -inkey SEEDFILE -pubout`, `age-keygen -y KEYFILE`), \
+and rotate the secret if this file was ever shared or committed";
 
 impl Diagnostic {
     /// The diagnostic with every seed and age secret key in its message,
@@ -163,4 +163,54 @@ pub fn did_you_mean<'a>(
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_hidden_in_every_part_and_the_help_says_why() {
+        let seed = crate::keys::generate(crate::keys::KeyKind::User)
+            .seed()
+            .unwrap();
+        let d = Diagnostic {
+            file: "natsform.toml".into(),
+            line: Some(3),
+            source_line: Some(format!("public_key = \"{seed}\"")),
+            address: Some("user.O/A/U".into()),
+            message: format!("`{seed}` is not a user public key"),
+            help: Some("use a public key".into()),
+        };
+        // Display hides it even when the diagnostic was built directly.
+        let shown = d.to_string();
+        assert!(!shown.contains(&seed[2..]), "{shown}");
+        assert!(
+            shown.contains("3 | public_key = \"SU…(seed; not shown)\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("use a public key; the value looks like a secret"),
+            "{shown}"
+        );
+        let r = d.redacted();
+        assert!(!format!("{r:?}").contains(&seed[2..]));
+        // Redacting twice changes nothing more.
+        assert_eq!(r.clone().redacted(), r);
+    }
+
+    #[test]
+    fn long_source_lines_are_cut() {
+        let d = Diagnostic {
+            file: "f.yaml".into(),
+            line: Some(1),
+            source_line: Some("x".repeat(10_000)),
+            address: None,
+            message: "m".into(),
+            help: None,
+        };
+        let shown = d.to_string();
+        assert!(shown.len() < 400, "{shown}");
+        assert!(shown.contains("(line cut at 200 characters)"));
+    }
 }

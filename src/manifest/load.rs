@@ -168,8 +168,13 @@ fn secret_file_kind(text: &str) -> Option<&'static str> {
         Some("an age identity file (it holds a secret key)")
     } else if text.contains("PRIVATE KEY-----") {
         Some("a private key file")
-    } else if crate::redact::contains_secret(text) {
-        Some("a file holding a secret (an nkey seed or an age secret key)")
+    } else if text.lines().any(|l| {
+        let t = l.trim();
+        t.chars().all(|c| c.is_ascii_alphanumeric()) && crate::redact::contains_secret(t)
+    }) {
+        // A line that is a seed and nothing else (an nkey seed file; in a
+        // manifest a key follows `=`, `:` or `-`).
+        Some("an nkey seed file (it holds a seed)")
     } else {
         None
     }

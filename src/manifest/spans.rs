@@ -499,6 +499,39 @@ mod tests {
     }
 
     #[test]
+    fn nesting_deeper_than_the_limit_is_found_on_its_line() {
+        let deep =
+            |open: &str, close: &str, n: usize| format!("{}1{}", open.repeat(n), close.repeat(n));
+        // At the limit: accepted; one more: refused, on the line it happens.
+        let ok = format!("a:\n  x: {}\n", deep("[", "]", MAX_DEPTH));
+        assert_eq!(yaml_flow_too_deep(&ok), None);
+        let bad = format!("a:\n  x: {}\n", deep("[", "]", MAX_DEPTH + 1));
+        assert_eq!(yaml_flow_too_deep(&bad), Some(2));
+        let bad = format!("a:\n  x: {}\n", deep("{b: ", "}", MAX_DEPTH + 1));
+        assert_eq!(yaml_flow_too_deep(&bad), Some(2));
+        // Brackets inside quotes, comments and plain scalars do not count.
+        let text = format!("a: '{0}'\nb: \"{0}\"\nc: x{0}\n# {0}\n", "[".repeat(100));
+        assert_eq!(yaml_flow_too_deep(&text), None);
+        // Block nesting is counted by the event walk.
+        let mut block = String::new();
+        for i in 0..=MAX_DEPTH {
+            block.push_str(&format!("{}k:\n", " ".repeat(i)));
+        }
+        block.push_str(&format!("{}v: 1\n", " ".repeat(MAX_DEPTH + 1)));
+        assert_eq!(SourceMap::yaml_check(&block).too_deep, Some(MAX_DEPTH + 1));
+
+        let ok = format!("[t]\nx = {}\n", deep("[", "]", MAX_DEPTH));
+        assert_eq!(toml_too_deep(&ok), None);
+        let bad = format!("[t]\n[[u]]\nx = {}\n", deep("{a = ", "}", MAX_DEPTH + 1));
+        assert_eq!(toml_too_deep(&bad), Some(3));
+        let text = format!(
+            "[t]\na = '{0}'\nb = \"{0}\"\nc = \"\"\"\n{0}\"\"\"\n# {0}\n",
+            "[".repeat(100)
+        );
+        assert_eq!(toml_too_deep(&text), None);
+    }
+
+    #[test]
     fn toml_keys_map_to_their_lines() {
         let text = "[operators.O2]\nsigning_keys = [\"ops\"]\n\n[operators.O2.accounts.A.users.U]\nsigner = \"main\"\ntags = [\"a\"]\n";
         let m = SourceMap::from_toml(text);
