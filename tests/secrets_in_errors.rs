@@ -180,6 +180,60 @@ fn a_seed_in_any_public_key_field_is_refused_without_being_shown() {
 }
 
 #[test]
+fn a_secret_in_a_free_text_field_is_refused_before_it_reaches_a_jwt() {
+    let s = secrets();
+    for (name, flaw, secret) in [
+        (
+            "description_seed",
+            format!(
+                "[operators.O.accounts.A]\ndescription = \"our key is {}\"\n",
+                s.account
+            ),
+            &s.account,
+        ),
+        (
+            "tag_age_key",
+            format!("[operators.O.accounts.A]\ntags = [\"key:{}\"]\n", s.age),
+            &s.age,
+        ),
+    ] {
+        let toml_text = format!("{HEAD}\n{flaw}");
+        for (ext, text) in [("toml", toml_text.clone()), ("yaml", to_yaml(&toml_text))] {
+            let dir = tempfile::tempdir().unwrap();
+            let file = format!("natsform.{ext}");
+            fs::write(dir.path().join(&file), &text).unwrap();
+            // plan prints claims on stdout: it must refuse before that.
+            for args in [&["validate"][..], &["plan"]] {
+                let out = Command::new(env!("CARGO_BIN_EXE_natsform"))
+                    .args(["-f", &file])
+                    .args(args)
+                    .current_dir(dir.path())
+                    .env("NO_COLOR", "1")
+                    .env("NATSFORM_AGE_IDENTITY", demo_identity())
+                    .output()
+                    .unwrap();
+                let run = Run::from(out).no_secrets_shown(args).failure();
+                check_hidden(&run.stderr, secret);
+                assert!(run.stdout.is_empty(), "{}", run.stdout);
+                assert!(
+                    run.stderr.contains(
+                        "error: this line holds a secret (an nkey seed or an age secret key)"
+                    ),
+                    "{}",
+                    run.stderr
+                );
+                assert!(
+                    run.stderr.contains(&format!("--> {file}:")),
+                    "{}",
+                    run.stderr
+                );
+                insta::assert_snapshot!(format!("{name}_{ext}"), run.stderr);
+            }
+        }
+    }
+}
+
+#[test]
 fn an_age_secret_key_or_a_seed_as_recipient_is_refused_without_being_shown() {
     let s = secrets();
     for (name, secret) in [

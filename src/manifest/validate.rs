@@ -21,6 +21,7 @@ pub fn validate(loaded: &Loaded) -> Result<(), ManifestErrors> {
         errors: Vec::new(),
     };
     v.manifest();
+    v.secrets_anywhere();
     if v.errors.is_empty() {
         Ok(())
     } else {
@@ -79,6 +80,31 @@ impl<'a> Validator<'a> {
         let help = if help.is_empty() { None } else { Some(help) };
         let d = self.loaded.diagnostic(path, address, message, help);
         self.errors.push(d);
+    }
+
+    /// A seed or an age secret key on any line not already reported: in a
+    /// free-text field (a description, a tag, a subject) it would be
+    /// copied into a JWT, which is public.
+    fn secrets_anywhere(&mut self) {
+        let text = &self.loaded.text;
+        if !crate::redact::contains_secret(text) {
+            return;
+        }
+        let reported: BTreeSet<usize> = self.errors.iter().filter_map(|d| d.line).collect();
+        let file = self.loaded.path.display().to_string();
+        for (i, line) in text.lines().enumerate() {
+            if reported.contains(&(i + 1)) || !crate::redact::contains_secret(line) {
+                continue;
+            }
+            self.errors.push(Diagnostic {
+                file: file.clone(),
+                line: Some(i + 1),
+                source_line: Some(crate::redact::redact_secrets(line).into_owned()),
+                address: None,
+                message: "this line holds a secret (an nkey seed or an age secret key)".into(),
+                help: Some("secrets never belong in the manifest (what it says may be copied into JWTs, which are public): remove it, and rotate the secret if this file was ever shared or committed".into()),
+            });
+        }
     }
 
     fn manifest(&mut self) {
