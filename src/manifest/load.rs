@@ -113,8 +113,16 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestErrors> {
             Some("name the manifest natsform.toml or natsform.yaml".into()),
         ));
     };
-    let bytes = read_limited(path, MAX_MANIFEST_BYTES).map_err(cannot_read)?;
-    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+    // A regular file's size is known without reading it; anything else
+    // (a pipe, a device) is read up to one byte past the limit.
+    let oversized =
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > MAX_MANIFEST_BYTES);
+    let bytes = if oversized {
+        Vec::new()
+    } else {
+        read_limited(path, MAX_MANIFEST_BYTES).map_err(cannot_read)?
+    };
+    if oversized || bytes.len() as u64 > MAX_MANIFEST_BYTES {
         return Err(plain(
             format!(
                 "the manifest is larger than {} MiB, the most natsform reads",
