@@ -170,8 +170,8 @@ fn secret_file_kind(text: &str) -> Option<&'static str> {
         Some("a NATS creds or seed file (it holds a seed)")
     } else if text.lines().any(|l| {
         l.trim_start()
-            .to_ascii_uppercase()
-            .starts_with("AGE-SECRET-KEY-1")
+            .get(..16)
+            .is_some_and(|p| p.eq_ignore_ascii_case("AGE-SECRET-KEY-1"))
     }) {
         Some("an age identity file (it holds a secret key)")
     } else if text.contains("PRIVATE KEY-----") {
