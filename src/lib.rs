@@ -10,6 +10,7 @@ pub mod fsutil;
 pub mod keys;
 pub mod manifest;
 pub mod plan;
+pub mod redact;
 pub mod runlock;
 pub mod safepath;
 pub mod store;

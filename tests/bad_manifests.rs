@@ -17,10 +17,8 @@ fn run(dir: &Path, file: &str, args: &[&str]) -> (i32, String) {
         .env("NATSFORM_AGE_IDENTITY", support::cli::demo_identity())
         .output()
         .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = support::cli::Run::from(out).no_secrets_shown(args);
+    (run.code, run.stderr)
 }
 
 #[test]

@@ -59,7 +59,7 @@ impl Output {
     /// Progress and notes: stderr, silenced by --quiet.
     pub fn note(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{}", escape_controls(text));
+            eprintln!("{}", shown(text));
         }
     }
 
@@ -70,7 +70,7 @@ impl Output {
         } else {
             "warning"
         };
-        eprintln!("{head}: {}", escape_controls(text));
+        eprintln!("{head}: {}", shown(text));
     }
 
     /// An error, with its causes; manifest errors print as they render.
@@ -80,17 +80,18 @@ impl Output {
         } else {
             "error"
         };
-        // Messages quote manifest lines, store names and claims: their
-        // control characters are escaped before our colour is added.
+        // Messages quote manifest lines, store names and claims: seeds and
+        // age secret keys are hidden (defence in depth: the errors
+        // themselves redact) and control characters escaped before our
+        // colour is added.
         if let Some(m) = e.downcast_ref::<ManifestErrors>() {
-            let text = m.to_string();
-            let text = escape_controls(&text).replace("error:", &format!("{head}:"));
+            let text = shown(&m.to_string()).replace("error:", &format!("{head}:"));
             eprintln!("{text}");
             return;
         }
-        eprintln!("{head}: {}", escape_controls(&e.to_string()));
+        eprintln!("{head}: {}", shown(&e.to_string()));
         for cause in e.chain().skip(1) {
-            eprintln!("  caused by: {}", escape_controls(&cause.to_string()));
+            eprintln!("  caused by: {}", shown(&cause.to_string()));
         }
     }
 
@@ -107,4 +108,9 @@ impl<W: Write> std::fmt::Write for FmtToIo<W> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         self.0.write_all(s.as_bytes()).map_err(|_| std::fmt::Error)
     }
+}
+
+/// What an error or note may show: no secret, no terminal control.
+fn shown(text: &str) -> String {
+    escape_controls(&crate::redact::redact_secrets(text)).into_owned()
 }

@@ -67,7 +67,12 @@ impl fmt::Debug for Recipients {
 fn parse_one(index: usize, s: &str) -> Result<Entry> {
     let bad = |reason: &str| KeysError::BadRecipient {
         index,
-        shown: short(s, 16),
+        // A seed pasted here is a secret: not even its prefix is shown.
+        shown: if s.starts_with('S') {
+            "S… (looks like a seed; not shown)".to_string()
+        } else {
+            short(s, 16)
+        },
         reason: reason.to_string(),
     };
     if s.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {

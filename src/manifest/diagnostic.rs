@@ -20,33 +20,108 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
+/// Added to the help of a diagnostic whose text held a secret.
+pub const SECRET_HELP: &str = "the value looks like a secret (a seed or an age secret key) \
+and is not shown: put the public key here (`nk -inkey SEEDFILE -pubout`, `age-keygen -y KEYFILE`), \
+and rotate the secret if this file was ever shared or committed";
+
+impl Diagnostic {
+    /// The diagnostic with every seed and age secret key in its message,
+    /// quoted line, address and help hidden ([`crate::redact`]); when
+    /// something was hidden, the help says so and what to do.
+    pub fn redacted(mut self) -> Diagnostic {
+        use crate::redact::{contains_secret, redact_secrets};
+        let mut found = false;
+        let mut hide = |s: &mut String| {
+            if contains_secret(s) {
+                found = true;
+                *s = redact_secrets(s).into_owned();
+            }
+        };
+        hide(&mut self.message);
+        hide(&mut self.file);
+        if let Some(s) = self.source_line.as_mut() {
+            hide(s);
+        }
+        if let Some(s) = self.address.as_mut() {
+            hide(s);
+        }
+        if let Some(s) = self.help.as_mut() {
+            hide(s);
+        }
+        if found {
+            self.help = Some(match self.help.take() {
+                Some(h) => format!("{h}; {SECRET_HELP}"),
+                None => SECRET_HELP.to_string(),
+            });
+        }
+        self
+    }
+
+    fn holds_secret(&self) -> bool {
+        use crate::redact::contains_secret;
+        [
+            Some(&self.message),
+            Some(&self.file),
+            self.source_line.as_ref(),
+            self.address.as_ref(),
+            self.help.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|s| contains_secret(s))
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.address {
-            Some(a) => writeln!(f, "error: {a}: {}", self.message)?,
-            None => writeln!(f, "error: {}", self.message)?,
+        // Every constructor redacts; this keeps a diagnostic built some
+        // other way from ever showing a secret.
+        let hidden;
+        let d = if self.holds_secret() {
+            hidden = self.clone().redacted();
+            &hidden
+        } else {
+            self
+        };
+        match &d.address {
+            Some(a) => writeln!(f, "error: {a}: {}", d.message)?,
+            None => writeln!(f, "error: {}", d.message)?,
         }
-        match self.line {
+        match d.line {
             Some(line) => {
                 let width = line.to_string().len();
-                writeln!(f, "{:width$}--> {}:{line}", "", self.file)?;
-                if let Some(src) = &self.source_line {
+                writeln!(f, "{:width$}--> {}:{line}", "", d.file)?;
+                if let Some(src) = &d.source_line {
                     writeln!(f, "{:width$} |", "")?;
-                    writeln!(f, "{line} | {}", src.trim_end())?;
+                    writeln!(f, "{line} | {}", quoted(src.trim_end()))?;
                     writeln!(f, "{:width$} |", "")?;
                 }
-                if let Some(help) = &self.help {
+                if let Some(help) = &d.help {
                     writeln!(f, "{:width$} = help: {help}", "")?;
                 }
             }
             None => {
-                writeln!(f, "  --> {}", self.file)?;
-                if let Some(help) = &self.help {
+                writeln!(f, "  --> {}", d.file)?;
+                if let Some(help) = &d.help {
                     writeln!(f, "   = help: {help}")?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Longest quoted source line, in characters: a one-line document of
+/// megabytes must not be printed whole.
+const MAX_QUOTED: usize = 200;
+
+fn quoted(line: &str) -> std::borrow::Cow<'_, str> {
+    match line.char_indices().nth(MAX_QUOTED) {
+        None => line.into(),
+        Some((cut, _)) => {
+            format!("{} … (line cut at {MAX_QUOTED} characters)", &line[..cut]).into()
+        }
     }
 }
 
@@ -88,4 +163,54 @@ pub fn did_you_mean<'a>(
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_hidden_in_every_part_and_the_help_says_why() {
+        let seed = crate::keys::generate(crate::keys::KeyKind::User)
+            .seed()
+            .unwrap();
+        let d = Diagnostic {
+            file: "natsform.toml".into(),
+            line: Some(3),
+            source_line: Some(format!("public_key = \"{seed}\"")),
+            address: Some("user.O/A/U".into()),
+            message: format!("`{seed}` is not a user public key"),
+            help: Some("use a public key".into()),
+        };
+        // Display hides it even when the diagnostic was built directly.
+        let shown = d.to_string();
+        assert!(!shown.contains(&seed[2..]), "{shown}");
+        assert!(
+            shown.contains("3 | public_key = \"SU…(seed; not shown)\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("use a public key; the value looks like a secret"),
+            "{shown}"
+        );
+        let r = d.redacted();
+        assert!(!format!("{r:?}").contains(&seed[2..]));
+        // Redacting twice changes nothing more.
+        assert_eq!(r.clone().redacted(), r);
+    }
+
+    #[test]
+    fn long_source_lines_are_cut() {
+        let d = Diagnostic {
+            file: "f.yaml".into(),
+            line: Some(1),
+            source_line: Some("x".repeat(10_000)),
+            address: None,
+            message: "m".into(),
+            help: None,
+        };
+        let shown = d.to_string();
+        assert!(shown.len() < 400, "{shown}");
+        assert!(shown.contains("(line cut at 200 characters)"));
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use super::diagnostic::{Diagnostic, ManifestErrors};
 use super::model::Manifest;
-use super::spans::SourceMap;
+use super::spans::{toml_too_deep, yaml_flow_too_deep, SourceMap, MAX_DEPTH};
 
 /// The two manifest syntaxes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,7 @@ impl Loaded {
             message: message.into(),
             help,
         }
+        .redacted()
     }
 }
 
@@ -88,26 +89,120 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestErrors> {
             help,
         }])
     };
-    let format = format_of(path).ok_or_else(|| {
-        plain(
-            "unknown manifest format".into(),
-            Some("name the manifest natsform.toml or natsform.yaml".into()),
-        )
-    })?;
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let cannot_read = |e: std::io::Error| {
         plain(
             format!("cannot read the manifest: {e}"),
             Some(
                 "pass the manifest with -f/--manifest, or run `natsform init` to create one".into(),
             ),
         )
+    };
+    let Some(format) = format_of(path) else {
+        // Say what the file is when it is a secret passed by mistake (its
+        // content is never shown).
+        let bytes = read_limited(path, 64 * 1024).map_err(cannot_read)?;
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(kind) = secret_file_kind(&text) {
+            return Err(plain(
+                format!("this is {kind}, not a manifest (its content is not shown)"),
+                Some(SECRET_FILE_HELP.into()),
+            ));
+        }
+        return Err(plain(
+            "unknown manifest format".into(),
+            Some("name the manifest natsform.toml or natsform.yaml".into()),
+        ));
+    };
+    // A regular file's size is known without reading it; anything else
+    // (a pipe, a device) is read up to one byte past the limit.
+    let oversized =
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > MAX_MANIFEST_BYTES);
+    let bytes = if oversized {
+        Vec::new()
+    } else {
+        read_limited(path, MAX_MANIFEST_BYTES).map_err(cannot_read)?
+    };
+    if oversized || bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(plain(
+            format!(
+                "the manifest is larger than {} MiB, the most natsform reads",
+                MAX_MANIFEST_BYTES / (1024 * 1024)
+            ),
+            Some("a manifest of 100,000 users is about 6 MiB: check that this is the manifest you meant; split the operators into several manifests if it really is".into()),
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        plain(
+            format!(
+                "the manifest is not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+            Some("save the manifest as UTF-8".into()),
+        )
     })?;
     parse(path, format, text)
+}
+
+/// The largest manifest natsform reads (32 MiB). The 100,000-user
+/// benchmark manifest is about 6 MiB; the limit bounds the time and memory
+/// a hostile or mistaken file can cost.
+pub const MAX_MANIFEST_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Reads at most `limit + 1` bytes of `path`: one byte more than allowed
+/// tells the caller the file is too large without reading all of it (a
+/// pipe or a device has no reliable size).
+fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+const SECRET_FILE_HELP: &str = "pass the manifest (natsform.toml or natsform.yaml) with -f; \
+keep creds files and identities out of the repository";
+
+/// What kind of secret file `text` is, if it is one: a NATS creds file or
+/// an nkey seed file, or an age identity file.
+fn secret_file_kind(text: &str) -> Option<&'static str> {
+    if text.contains("NKEY SEED-----") || text.contains("-----BEGIN NATS USER JWT-----") {
+        Some("a NATS creds or seed file (it holds a seed)")
+    } else if text.lines().any(|l| {
+        l.trim_start()
+            .get(..16)
+            .is_some_and(|p| p.eq_ignore_ascii_case("AGE-SECRET-KEY-1"))
+    }) {
+        Some("an age identity file (it holds a secret key)")
+    } else if text.contains("PRIVATE KEY-----") {
+        Some("a private key file")
+    } else if text.lines().any(|l| {
+        let t = l.trim();
+        t.chars().all(|c| c.is_ascii_alphanumeric()) && crate::redact::contains_secret(t)
+    }) {
+        // A line that is a seed and nothing else (an nkey seed file; in a
+        // manifest a key follows `=`, `:` or `-`).
+        Some("an nkey seed file (it holds a seed)")
+    } else {
+        None
+    }
 }
 
 /// Parses manifest text already read from `path`.
 pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, ManifestErrors> {
     let file = path.display().to_string();
+    if let Some(kind) = secret_file_kind(&text) {
+        // A creds file or identity named like a manifest: refuse before a
+        // parser quotes the line holding the secret.
+        return Err(ManifestErrors(vec![Diagnostic {
+            file,
+            line: None,
+            source_line: None,
+            address: None,
+            message: format!("this is {kind}, not a manifest (its content is not shown)"),
+            help: Some(SECRET_FILE_HELP.into()),
+        }]));
+    }
     let at_line = |line: Option<usize>, message: String| {
         let (message, help) = split_hint(message);
         Diagnostic {
@@ -120,33 +215,55 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
             message,
             help,
         }
+        .redacted()
+    };
+    let too_deep = |line: usize| {
+        let mut d = at_line(
+            Some(line),
+            format!("maps and lists nest more than {MAX_DEPTH} levels deep here"),
+        );
+        d.help = Some("no manifest field nests that deep: remove the nested value (it is probably under a misspelt or unknown key)".into());
+        ManifestErrors(vec![d])
     };
     let mut duplicates = Vec::new();
     let manifest = match format {
-        Format::Toml => match toml::from_str::<Manifest>(&text) {
-            // The TOML parser refuses duplicate keys itself.
-            Ok(m) => m,
-            Err(e) => {
-                let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-                return Err(ManifestErrors(vec![at_line(
-                    line,
-                    e.message().trim().to_string(),
-                )]));
-            }
+        Format::Toml => match toml_too_deep(&text) {
+            Some(line) => return Err(too_deep(line)),
+            None => match toml::from_str::<Manifest>(&text) {
+                // The TOML parser refuses duplicate keys itself.
+                Ok(m) => m,
+                Err(e) => {
+                    let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+                    return Err(ManifestErrors(vec![at_line(
+                        line,
+                        e.message().trim().to_string(),
+                    )]));
+                }
+            },
         },
-        Format::Yaml => match serde_yaml::from_str::<Manifest>(&text) {
+        Format::Yaml => {
             // serde_yaml keeps the last of two equal keys: walk the events
-            // to find duplicates.
-            Ok(m) => {
-                duplicates = SourceMap::yaml_duplicates(&text);
-                m
+            // to find duplicates (and refuse deep nesting before serde and
+            // the line map spend time on it).
+            if let Some(line) = yaml_flow_too_deep(&text) {
+                return Err(too_deep(line));
             }
-            Err(e) => {
-                let line = e.location().map(|l| l.line());
-                let msg = strip_yaml_position(&e.to_string());
-                return Err(ManifestErrors(vec![at_line(line, msg)]));
+            let check = SourceMap::yaml_check(&text);
+            if let Some(line) = check.too_deep {
+                return Err(too_deep(line));
             }
-        },
+            match serde_yaml::from_str::<Manifest>(&text) {
+                Ok(m) => {
+                    duplicates = check.duplicates;
+                    m
+                }
+                Err(e) => {
+                    let line = e.location().map(|l| l.line());
+                    let msg = strip_yaml_position(&e.to_string());
+                    return Err(ManifestErrors(vec![at_line(line, msg)]));
+                }
+            }
+        }
     };
     let loaded = Loaded {
         path: path.to_path_buf(),
@@ -158,13 +275,16 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
     if !duplicates.is_empty() {
         let diags = duplicates
             .iter()
-            .map(|(p, line)| Diagnostic {
-                file: file.clone(),
-                line: Some(*line),
-                source_line: loaded.text.lines().nth(line - 1).map(str::to_string),
-                address: None,
-                message: format!("duplicate key `{}`", p.join(".")),
-                help: Some("each name may appear once; remove or rename one of them".into()),
+            .map(|(p, line)| {
+                Diagnostic {
+                    file: file.clone(),
+                    line: Some(*line),
+                    source_line: loaded.text.lines().nth(line - 1).map(str::to_string),
+                    address: None,
+                    message: format!("duplicate key `{}`", p.join(".")),
+                    help: Some("each name may appear once; remove or rename one of them".into()),
+                }
+                .redacted()
             })
             .collect();
         return Err(ManifestErrors(diags));

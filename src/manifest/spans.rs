@@ -62,18 +62,204 @@ impl SourceMap {
         walker.map
     }
 
-    /// Keys that appear twice in one YAML mapping, with the line of the
-    /// second; cheap enough to run on every load (serde_yaml keeps the last
-    /// of two equal keys silently).
-    pub fn yaml_duplicates(text: &str) -> Vec<(Vec<String>, usize)> {
+    /// Checks a YAML document before serde reads it: keys that appear twice
+    /// in one mapping, with the line of the second (serde_yaml keeps the
+    /// last of two equal keys silently), and nesting deeper than
+    /// [`MAX_DEPTH`] (stops there, so the cost is linear in the text).
+    /// Cheap enough to run on every load; a syntax error ends the walk
+    /// (serde reports it).
+    pub fn yaml_check(text: &str) -> YamlCheck {
         let mut walker = YamlWalker {
             duplicates_only: true,
             ..YamlWalker::default()
         };
         let mut parser = Parser::new_from_str(text);
-        let _ = parser.load(&mut walker, false);
-        walker.map.duplicates
+        let mut depth = 0usize;
+        let mut too_deep = None;
+        while let Ok((ev, mark)) = parser.next_token() {
+            match ev {
+                Event::StreamEnd => break,
+                Event::MappingStart(..) | Event::SequenceStart(..) => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        too_deep = Some(mark.line());
+                        break;
+                    }
+                }
+                Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            walker.on_event(ev, mark);
+        }
+        YamlCheck {
+            duplicates: walker.map.duplicates,
+            too_deep,
+        }
     }
+}
+
+/// How deeply maps and lists may nest in a manifest. The deepest real
+/// manifest path (`operators.O.accounts.A.users.U.sub.allow.0`, or a
+/// mapping's weighted destinations) is about 10 levels; the limit stops
+/// hostile input (thousands of levels under an unknown field) before any
+/// parser spends time on it.
+pub const MAX_DEPTH: usize = 64;
+
+/// The line where YAML flow collections (`[…]`, `{…}`) first nest deeper
+/// than [`MAX_DEPTH`]. yaml-rust2's scanner is quadratic in the depth of
+/// `[[[…` (each level stays a possible key), so this linear scan runs
+/// first. A bracket counts only where a flow collection may start: at the
+/// start of a line (after indentation), after `- `, `: `, `? `, or inside a
+/// flow collection after `[`, `{` or `,`; quoted scalars and comments are
+/// skipped. Closing brackets never take the depth below zero.
+pub fn yaml_flow_too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut line = 1usize;
+    // Whether a flow collection may start here (only whitespace since a
+    // value start).
+    let mut value_start = true;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\n' => {
+                line += 1;
+                value_start = true;
+            }
+            b' ' | b'\t' | b'\r' => {}
+            b'#' if i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' if value_start => {
+                i += 1;
+                while i < b.len() {
+                    match b[i] {
+                        b'\\' if c == b'"' => i += 1,
+                        b'\'' if c == b'\'' && b.get(i + 1) == Some(&b'\'') => i += 1,
+                        b'\n' => line += 1,
+                        q if q == c => break,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                value_start = false;
+            }
+            b'[' | b'{' if value_start => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(line);
+                }
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                value_start = false;
+            }
+            b',' if depth > 0 => value_start = true,
+            b'-' | b':' | b'?'
+                if matches!(b.get(i + 1), None | Some(b' ' | b'\t' | b'\n' | b'\r')) =>
+            {
+                value_start = true
+            }
+            b':' if depth > 0 => value_start = true,
+            _ => value_start = false,
+        }
+        i += 1;
+    }
+    None
+}
+
+/// What [`SourceMap::yaml_check`] found.
+#[derive(Debug, Default)]
+pub struct YamlCheck {
+    /// Repeated keys: key path and the line of the repetition.
+    pub duplicates: Vec<(Vec<String>, usize)>,
+    /// The line where nesting first exceeds [`MAX_DEPTH`].
+    pub too_deep: Option<usize>,
+}
+
+/// The line where maps and lists (`[…]`, `{…}`, and `[…]`/`{…}` values of
+/// a TOML document) first nest deeper than [`MAX_DEPTH`], found by a linear
+/// scan that skips strings and comments; table headers (`[a.b]`, `[[a]]`)
+/// do not count as nesting.
+pub fn toml_too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut line = 1usize;
+    // Whether only whitespace has been seen on this line at depth 0 (a `[`
+    // there opens a table header).
+    let mut line_start = true;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\n' => {
+                line += 1;
+                line_start = true;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' => {
+                let triple = b[i..].starts_with(if c == b'"' { b"\"\"\"" } else { b"\'\'\'" });
+                let (open, close): (usize, &[u8]) = if triple {
+                    (3, if c == b'"' { b"\"\"\"" } else { b"\'\'\'" })
+                } else {
+                    (1, if c == b'"' { b"\"" } else { b"\'" })
+                };
+                i += open;
+                while i < b.len() {
+                    if b[i] == b'\\' && c == b'"' {
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == b'\n' {
+                        if !triple {
+                            break;
+                        }
+                        line += 1;
+                    }
+                    if b[i..].starts_with(close) {
+                        i += close.len();
+                        break;
+                    }
+                    i += 1;
+                }
+                line_start = false;
+                continue;
+            }
+            b'[' if depth == 0 && line_start => {
+                // A table header: skip to the end of the line.
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(line);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        line_start = false;
+        i += 1;
+    }
+    None
 }
 
 /// Byte offset → line lookups.
@@ -201,12 +387,14 @@ impl YamlWalker {
                 let k = scalar.unwrap_or("").to_string();
                 *key = Some(k.clone());
                 let duplicate = !seen.insert(k.clone());
-                let mut p = self.path.clone();
-                p.push(k);
-                if duplicate {
-                    self.map.duplicates.push((p, mark.line()));
-                } else if !self.duplicates_only {
-                    self.map.lines.insert(p, mark.line());
+                if duplicate || !self.duplicates_only {
+                    let mut p = self.path.clone();
+                    p.push(k);
+                    if duplicate {
+                        self.map.duplicates.push((p, mark.line()));
+                    } else {
+                        self.map.lines.insert(p, mark.line());
+                    }
                 }
                 true
             }
@@ -308,6 +496,39 @@ mod tests {
             m.duplicates,
             vec![(vec!["a".to_string(), "x".to_string()], 3)]
         );
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_found_on_its_line() {
+        let deep =
+            |open: &str, close: &str, n: usize| format!("{}1{}", open.repeat(n), close.repeat(n));
+        // At the limit: accepted; one more: refused, on the line it happens.
+        let ok = format!("a:\n  x: {}\n", deep("[", "]", MAX_DEPTH));
+        assert_eq!(yaml_flow_too_deep(&ok), None);
+        let bad = format!("a:\n  x: {}\n", deep("[", "]", MAX_DEPTH + 1));
+        assert_eq!(yaml_flow_too_deep(&bad), Some(2));
+        let bad = format!("a:\n  x: {}\n", deep("{b: ", "}", MAX_DEPTH + 1));
+        assert_eq!(yaml_flow_too_deep(&bad), Some(2));
+        // Brackets inside quotes, comments and plain scalars do not count.
+        let text = format!("a: '{0}'\nb: \"{0}\"\nc: x{0}\n# {0}\n", "[".repeat(100));
+        assert_eq!(yaml_flow_too_deep(&text), None);
+        // Block nesting is counted by the event walk.
+        let mut block = String::new();
+        for i in 0..=MAX_DEPTH {
+            block.push_str(&format!("{}k:\n", " ".repeat(i)));
+        }
+        block.push_str(&format!("{}v: 1\n", " ".repeat(MAX_DEPTH + 1)));
+        assert_eq!(SourceMap::yaml_check(&block).too_deep, Some(MAX_DEPTH + 1));
+
+        let ok = format!("[t]\nx = {}\n", deep("[", "]", MAX_DEPTH));
+        assert_eq!(toml_too_deep(&ok), None);
+        let bad = format!("[t]\n[[u]]\nx = {}\n", deep("{a = ", "}", MAX_DEPTH + 1));
+        assert_eq!(toml_too_deep(&bad), Some(3));
+        let text = format!(
+            "[t]\na = '{0}'\nb = \"{0}\"\nc = \"\"\"\n{0}\"\"\"\n# {0}\n",
+            "[".repeat(100)
+        );
+        assert_eq!(toml_too_deep(&text), None);
     }
 
     #[test]

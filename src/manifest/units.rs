@@ -166,8 +166,21 @@ impl Timestamp {
         self.0
     }
 
-    /// Parses an RFC 3339 date-time or a plain date (midnight UTC).
+    /// Parses an RFC 3339 date-time or a plain date (midnight UTC), after
+    /// the unix epoch: JWTs carry unix seconds, where 0 means "never" and
+    /// a negative time means nothing to nats-server.
     pub fn parse(text: &str) -> Result<Timestamp, String> {
+        let t = Self::parse_any(text)?;
+        if t.0 <= 0 {
+            return Err(format!(
+                "`{}` is not after 1970-01-01T00:00:00Z, the earliest time a JWT can carry: write a later date, e.g. `2027-01-01`",
+                text.trim()
+            ));
+        }
+        Ok(t)
+    }
+
+    fn parse_any(text: &str) -> Result<Timestamp, String> {
         let s = text.trim();
         if let Ok(ts) = s.parse::<jiff::Timestamp>() {
             return Ok(Timestamp(ts.as_second()));
@@ -286,6 +299,10 @@ mod tests {
             1_798_761_600
         );
         assert!(Timestamp::parse("90d").is_err());
+        assert!(Timestamp::parse("1900-01-01").is_err());
+        assert!(Timestamp::parse("1970-01-01").is_err());
+        assert!(Timestamp::parse("1969-12-31T23:59:59Z").is_err());
+        assert_eq!(Timestamp::parse("1970-01-01T00:00:01Z").unwrap().unix(), 1);
         assert!(Timestamp::parse("2027-01-01T00:00:00").is_err());
         assert!(Timestamp::parse("2027-13-01").is_err());
     }
@@ -354,11 +371,13 @@ impl<'de> Visitor<'de> for ExpiryVisitor {
             }
             return Ok(Expiry::After(d));
         }
-        Timestamp::parse(v).map(Expiry::At).map_err(|_| {
-            E::custom(format!(
+        if Timestamp::parse_any(v).is_ok() {
+            // A point in time: after the epoch, or said why not.
+            return Timestamp::parse(v).map(Expiry::At).map_err(E::custom);
+        }
+        Err(E::custom(format!(
                 "`{v}` is not an expiry: write a duration after issue (`90d`), an RFC 3339 date-time (`2027-01-01T00:00:00Z`) or a date (`2027-01-01`)"
-            ))
-        })
+            )))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Expiry, A::Error> {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::address;
 use super::diagnostic::{did_you_mean, Diagnostic, ManifestErrors};
 use super::load::Loaded;
-use super::model::{Account, Operator, SigningKey, SubjectPermission, User};
+use super::model::{Account, Operator, ResponsePermission, SigningKey, SubjectPermission, User};
 use super::subject::{check_permission_entry, Placeholder};
 use super::units::Expiry;
 
@@ -21,6 +21,7 @@ pub fn validate(loaded: &Loaded) -> Result<(), ManifestErrors> {
         errors: Vec::new(),
     };
     v.manifest();
+    v.secrets_anywhere();
     if v.errors.is_empty() {
         Ok(())
     } else {
@@ -81,6 +82,31 @@ impl<'a> Validator<'a> {
         self.errors.push(d);
     }
 
+    /// A seed or an age secret key on any line not already reported: in a
+    /// free-text field (a description, a tag, a subject) it would be
+    /// copied into a JWT, which is public.
+    fn secrets_anywhere(&mut self) {
+        let text = &self.loaded.text;
+        if !crate::redact::contains_secret(text) {
+            return;
+        }
+        let reported: BTreeSet<usize> = self.errors.iter().filter_map(|d| d.line).collect();
+        let file = self.loaded.path.display().to_string();
+        for (i, line) in text.lines().enumerate() {
+            if reported.contains(&(i + 1)) || !crate::redact::contains_secret(line) {
+                continue;
+            }
+            self.errors.push(Diagnostic {
+                file: file.clone(),
+                line: Some(i + 1),
+                source_line: Some(crate::redact::redact_secrets(line).into_owned()),
+                address: None,
+                message: "this line holds a secret (an nkey seed or an age secret key)".into(),
+                help: Some("secrets never belong in the manifest (what it says may be copied into JWTs, which are public): remove it, and rotate the secret if this file was ever shared or committed".into()),
+            });
+        }
+    }
+
     fn manifest(&mut self) {
         let m = &self.loaded.manifest;
         if m.operators.is_empty() {
@@ -101,7 +127,16 @@ impl<'a> Validator<'a> {
         }
         self.project_dirs();
         let mut public_keys: BTreeMap<String, String> = BTreeMap::new();
+        let mut lowered: BTreeMap<String, &str> = BTreeMap::new();
         for (name, op) in &m.operators {
+            if let Some(prev) = lowered.insert(name.to_lowercase(), name) {
+                self.error(
+                    &["operators", name],
+                    Some(address::operator(name)),
+                    format!("operator `{name}` differs from `{prev}` only in case"),
+                    "store directories would collide on case-insensitive file systems; rename one",
+                );
+            }
             self.operator(name, op, &mut public_keys);
         }
         self.relative_expiries();
@@ -177,6 +212,28 @@ impl<'a> Validator<'a> {
                 .any(|c| c == '/' || c == '\\' || c.is_control());
         if bad {
             self.error(path, Some(addr.to_string()), format!("`{name}` is not a usable {kind} name"), "names become file names in the store: no `/`, `\\`, control characters, leading `.` or surrounding spaces");
+        } else if name.len() > MAX_NAME_BYTES {
+            let shown: String = name.chars().take(20).collect();
+            self.error(
+                path,
+                Some(addr.to_string()),
+                format!("{kind} name `{shown}…` is {} bytes long, more than the {MAX_NAME_BYTES} allowed", name.len()),
+                format!("names become file names in the store (`<name>.jwt`, `<name>.creds`), and file systems allow 255 bytes; use a name of at most {MAX_NAME_BYTES} bytes"),
+            );
+        }
+    }
+
+    /// `resp.max` must be a count of responses.
+    fn resp(&mut self, base: &[&str], addr: &str, resp: Option<&ResponsePermission>) {
+        if let Some(max) = resp.and_then(|r| r.max) {
+            if max < 1 {
+                self.error(
+                    &[base, &["resp", "max"]].concat(),
+                    Some(addr.to_string()),
+                    format!("resp max = {max} is not a number of responses"),
+                    "write 1 or more (how many replies may be sent to each request), or leave `max` out for 1",
+                );
+            }
         }
     }
 
@@ -319,6 +376,7 @@ impl<'a> Validator<'a> {
                 true,
             );
             self.rules(&KeyPath::new(&p), &sk_addr, sk.rules());
+            self.resp(&p, &sk_addr, sk.resp.as_ref());
         }
         let mut lowered: BTreeMap<String, &str> = BTreeMap::new();
         for (user_name, user) in &acc.users {
@@ -420,6 +478,7 @@ impl<'a> Validator<'a> {
             );
             self.rules(&KeyPath::new(&base), &addr, user.rules());
         }
+        self.resp(&base, &addr, user.resp.as_ref());
     }
 
     fn tags(&mut self, path: &[&str], addr: &str, tags: &[String]) {
@@ -533,6 +592,13 @@ fn check_service_url(url: &str) -> Result<(), &'static str> {
     }
     Ok(())
 }
+
+/// The longest name (in bytes, UTF-8) of an operator, account, user or
+/// signing key role. Names become file name components in the store
+/// (`<name>.jwt`, `users/<name>.creds`, and the temporary files beside
+/// them); Linux and macOS allow 255 bytes per component, and the margin
+/// leaves room for suffixes.
+pub const MAX_NAME_BYTES: usize = 200;
 
 /// The re-issue window of relative expiries, in seconds (default 30 days).
 pub fn reissue_window_secs(m: &super::model::Manifest) -> i64 {

@@ -200,7 +200,6 @@ fn effect_text(out: &mut dyn std::fmt::Write, e: &Effect, style: Style) {
 /// A unified diff: every line of a create or delete, and the changes of an
 /// update with a few lines of context, `…` marking what is left out.
 fn diff_text(out: &mut dyn std::fmt::Write, before: &str, after: &str, style: Style) {
-    let diff = TextDiff::from_lines(before, after);
     let line = |out: &mut dyn std::fmt::Write, tag: ChangeTag, text: &str| {
         let text = esc(text.trim_end_matches('\n'));
         let _ = match tag {
@@ -222,11 +221,27 @@ fn diff_text(out: &mut dyn std::fmt::Write, before: &str, after: &str, style: St
         return;
     }
     if before.is_empty() || after.is_empty() {
+        // Linear: one side is empty.
+        let diff = TextDiff::from_lines(before, after);
         for change in diff.iter_all_changes() {
             line(out, change.tag(), change.value());
         }
         return;
     }
+    let old: Vec<&str> = before.split_inclusive('\n').collect();
+    let new: Vec<&str> = after.split_inclusive('\n').collect();
+    let head = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+    let tail = old[head..]
+        .iter()
+        .rev()
+        .zip(new[head..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if (old.len() - head - tail) + (new.len() - head - tail) > EXACT_DIFF_MAX_LINES {
+        large_diff(out, &old, &new, head, tail, &line);
+        return;
+    }
+    let diff = TextDiff::from_lines(before, after);
     let total = before.lines().count();
     let mut shown_until = 0;
     for group in diff.grouped_ops(CONTEXT_LINES) {
@@ -242,6 +257,88 @@ fn diff_text(out: &mut dyn std::fmt::Write, before: &str, after: &str, style: St
         }
     }
     if shown_until < total {
+        let _ = writeln!(out, "      …");
+    }
+}
+
+/// Above this many changed lines (old and new, between the common head
+/// and tail) an update is not diffed exactly: the exact diff costs
+/// O((N+M)·D), seconds for an allow list of 40,000 subjects.
+const EXACT_DIFF_MAX_LINES: usize = 4_000;
+
+/// Most changed lines [`large_diff`] prints.
+const LARGE_DIFF_SHOWN: usize = 400;
+
+/// The view of an update too large to diff exactly, in linear time and
+/// deterministic: a few lines of context, then the lines that are gone
+/// (in their old order) and the lines that are new (in their new order),
+/// matched as multisets so lines that only moved are not listed; at most
+/// [`LARGE_DIFF_SHOWN`] of them, and a line saying how many more there are
+/// and where to see everything.
+fn large_diff(
+    out: &mut dyn std::fmt::Write,
+    old: &[&str],
+    new: &[&str],
+    head: usize,
+    tail: usize,
+    line: &dyn Fn(&mut dyn std::fmt::Write, ChangeTag, &str),
+) {
+    use std::collections::HashMap;
+    let old_mid = &old[head..old.len() - tail];
+    let new_mid = &new[head..new.len() - tail];
+    let not_in = |lines: &[&str], other: &[&str]| -> Vec<usize> {
+        let mut left: HashMap<&str, usize> = HashMap::new();
+        for l in other {
+            *left.entry(l).or_default() += 1;
+        }
+        (0..lines.len())
+            .filter(|&i| match left.get_mut(lines[i]) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    false
+                }
+                _ => true,
+            })
+            .collect()
+    };
+    let removed = not_in(old_mid, new_mid);
+    let added = not_in(new_mid, old_mid);
+    let show_removed = removed
+        .len()
+        .min((LARGE_DIFF_SHOWN / 2).max(LARGE_DIFF_SHOWN.saturating_sub(added.len())));
+    let show_added = added.len().min(LARGE_DIFF_SHOWN - show_removed);
+
+    if head > CONTEXT_LINES {
+        let _ = writeln!(out, "      …");
+    }
+    for l in &old[head.saturating_sub(CONTEXT_LINES)..head] {
+        line(out, ChangeTag::Equal, l);
+    }
+    let _ = writeln!(
+        out,
+        "      (a large change: {} line{} removed and {} added, listed without their positions)",
+        removed.len(),
+        if removed.len() == 1 { "" } else { "s" },
+        added.len()
+    );
+    for &i in &removed[..show_removed] {
+        line(out, ChangeTag::Delete, old_mid[i]);
+    }
+    for &i in &added[..show_added] {
+        line(out, ChangeTag::Insert, new_mid[i]);
+    }
+    let hidden = removed.len() + added.len() - show_removed - show_added;
+    if hidden > 0 {
+        let _ = writeln!(
+            out,
+            "      … {hidden} more changed lines not shown; `natsform plan --json` has the claims before and after in full"
+        );
+    }
+    let after_tail = &new[new.len() - tail..];
+    for l in &after_tail[..tail.min(CONTEXT_LINES)] {
+        line(out, ChangeTag::Equal, l);
+    }
+    if tail > CONTEXT_LINES {
         let _ = writeln!(out, "      …");
     }
 }
@@ -305,4 +402,68 @@ pub fn json_document(plan: &Plan, fingerprint: Option<&str>) -> String {
     let mut s = serde_json::to_string_pretty(&doc).expect("plan serializes");
     s.push('\n');
     s
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+
+    fn lines(prefix: &str, n: usize) -> String {
+        (0..n).map(|i| format!("{prefix}{i}\n")).collect()
+    }
+
+    fn render(before: &str, after: &str) -> String {
+        let mut out = String::new();
+        diff_text(&mut out, before, after, Style { color: false });
+        out
+    }
+
+    #[test]
+    fn changes_up_to_the_limit_are_diffed_exactly_and_larger_ones_summarised() {
+        let half = EXACT_DIFF_MAX_LINES / 2;
+        let common = lines("same", 10);
+        let exact = render(
+            &format!("{common}{}{common}", lines("a", half)),
+            &format!("{common}{}{common}", lines("b", half)),
+        );
+        assert!(!exact.contains("a large change"));
+        assert_eq!(
+            exact.lines().filter(|l| l.starts_with("    - ")).count(),
+            half
+        );
+        let large = render(
+            &format!("{common}{}{common}", lines("a", half + 1)),
+            &format!("{common}{}{common}", lines("b", half + 1)),
+        );
+        assert!(large.contains(&format!(
+            "(a large change: {} lines removed and {} added, listed without their positions)",
+            half + 1,
+            half + 1
+        )));
+        assert!(large.contains(&format!(
+            "… {} more changed lines not shown",
+            2 * (half + 1) - LARGE_DIFF_SHOWN
+        )));
+        // Context: `…`, four lines before and after the change, `…`.
+        assert!(large.starts_with("      …\n      same6\n"), "{large}");
+        assert!(large.ends_with("      same3\n      …\n"), "{large}");
+    }
+
+    #[test]
+    fn the_large_view_lists_moved_lines_as_unchanged_and_duplicates_by_count() {
+        let n = EXACT_DIFF_MAX_LINES;
+        let before = format!("{}x\nx\n", lines("a", n));
+        // Reversed order, one `x` fewer, one new line.
+        let mut rev: Vec<String> = (0..n).rev().map(|i| format!("a{i}\n")).collect();
+        rev.push("x\nnew\n".into());
+        let after: String = rev.concat();
+        let out = render(&before, &after);
+        assert!(
+            out.contains("(a large change: 1 line removed and 1 added"),
+            "{out}"
+        );
+        assert!(out.contains("    - x\n"));
+        assert!(out.contains("    + new\n"));
+        assert!(!out.contains("more changed lines"));
+    }
 }

@@ -59,7 +59,7 @@ impl Project {
             .env("NO_COLOR", "1");
         cmd.env("NATSFORM_AGE_IDENTITY", demo_identity());
         cmd.envs(env.iter().copied());
-        Run::from(cmd.output().expect("running natsform"))
+        Run::from(cmd.output().expect("running natsform")).no_secrets_shown(args)
     }
 
     /// Runs natsform without any identity available.
@@ -73,7 +73,7 @@ impl Project {
             .env_remove("NATSFORM_AGE_IDENTITY")
             .env_remove("NATSFORM_MANIFEST")
             .env("NO_COLOR", "1");
-        Run::from(cmd.output().expect("running natsform"))
+        Run::from(cmd.output().expect("running natsform")).no_secrets_shown(args)
     }
 
     /// `apply --auto-approve`, asserting success.
@@ -152,14 +152,80 @@ impl Run {
     }
 }
 
-/// Every substring that looks like a plaintext nkey seed (`SO…`, `SA…`, `SU…`: 58 base32 chars).
+impl Run {
+    /// The guard every run through this helper passes: no seed and no age
+    /// secret key on stderr, ever; none on stdout either, except the one
+    /// seed line of a creds file that `creds` prints (the line after
+    /// `-----BEGIN USER NKEY SEED-----`). This makes every error path the
+    /// tests exercise a secret scan.
+    pub fn no_secrets_shown(self, args: &[&str]) -> Self {
+        let err = find_secrets(&self.stderr);
+        assert!(
+            err.is_empty(),
+            "natsform {args:?} printed a secret on stderr:\n{}",
+            self.stderr
+        );
+        let subcommand = args.iter().find(|a| !a.starts_with('-'));
+        let stdout = if subcommand == Some(&"creds") {
+            without_creds_seed_lines(&self.stdout)
+        } else {
+            self.stdout.clone()
+        };
+        let out = find_secrets(&stdout);
+        assert!(
+            out.is_empty(),
+            "natsform {args:?} printed a secret on stdout:\n{}",
+            self.stdout
+        );
+        self
+    }
+}
+
+/// `text` without the line after each `-----BEGIN USER NKEY SEED-----`.
+fn without_creds_seed_lines(text: &str) -> String {
+    let mut out = String::new();
+    let mut skip = false;
+    for line in text.lines() {
+        if !std::mem::take(&mut skip) {
+            out.push_str(line);
+            out.push('\n');
+        }
+        skip = line.trim() == "-----BEGIN USER NKEY SEED-----";
+    }
+    out
+}
+
+/// Every nkey seed and age secret key in `text`.
+pub fn find_secrets(text: &str) -> Vec<String> {
+    let mut out = find_seeds(text.as_bytes());
+    let upper = text.to_ascii_uppercase();
+    let mut from = 0;
+    while let Some(i) = upper[from..].find("AGE-SECRET-KEY-1") {
+        let start = from + i;
+        let end = start
+            + 16
+            + upper[start + 16..]
+                .bytes()
+                .take_while(u8::is_ascii_alphanumeric)
+                .count();
+        // The prefix alone (in help texts: `AGE-SECRET-KEY-1…`) is no secret.
+        if end - start > 16 + 8 {
+            out.push(text[start..end].to_string());
+        }
+        from = end;
+    }
+    out
+}
+
+/// Every substring that looks like a plaintext nkey seed (`S` + `O`, `A`,
+/// `U`, `N`, `C`, `X` or `P`, 58 base32 chars).
 pub fn find_seeds(bytes: &[u8]) -> Vec<String> {
     let is_b32 = |b: u8| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b);
     let mut out = Vec::new();
     let mut i = 0;
     while i + 58 <= bytes.len() {
         if bytes[i] == b'S'
-            && matches!(bytes[i + 1], b'O' | b'A' | b'U')
+            && matches!(bytes[i + 1], b'O' | b'A' | b'U' | b'N' | b'C' | b'X' | b'P')
             && bytes[i..i + 58].iter().all(|b| is_b32(*b))
         {
             out.push(String::from_utf8_lossy(&bytes[i..i + 58]).into_owned());

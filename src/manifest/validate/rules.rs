@@ -171,6 +171,7 @@ impl Validator<'_> {
     fn default_permissions(&mut self, base: &KeyPath, addr: &str, p: &Permissions) {
         let path: Vec<&str> = base.0.iter().map(String::as_str).collect();
         self.permissions(&path, addr, p.publish.as_ref(), p.subscribe.as_ref(), false);
+        self.resp(&path, addr, p.resp.as_ref());
     }
 
     /// `description` and `info_url` as the Go library checks them.
