@@ -18,7 +18,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use natsform::keys::{self, KeyPair, Lock};
-use natsform::plan::{self, render};
+use natsform::plan::{self, views};
 use natsform::store::Store;
 use natsform::tree::ObjectId;
 use natsform::workspace::Workspace;
@@ -165,10 +165,10 @@ fn plan_child(manifest: &Path) {
     let plan = ws.plan();
     // Streamed, as `natsform plan` prints it; only the size is kept.
     let mut sink = Sink(0);
-    render::write_text(&mut sink, &plan, render::Style { color: false });
+    views::text::write(&mut sink, &plan, views::Style { color: false });
     let secs = start.elapsed().as_secs_f64();
     assert!(plan.blockers.is_empty(), "{:?}", &plan.blockers[..1]);
-    let summary = render::summary(&plan);
+    let summary = views::text::summary(&plan);
     println!("{secs:.3}\t{:.0}\t{}\t{summary}", peak_rss_mib(), sink.0);
 }
 
@@ -230,7 +230,7 @@ fn phases(manifest: &Path) {
         rss_mib()
     );
     let t = Instant::now();
-    let _ = render::text(&p, render::Style { color: false });
+    let _ = views::text::text(&p, views::Style { color: false });
     eprintln!("  render             {:.3}s", t.elapsed().as_secs_f64());
 }
 

@@ -39,7 +39,11 @@ pub fn apply(
     if !plan.blockers.is_empty() {
         bail!(
             "the plan has problems apply refuses to work around: {}",
-            plan.blockers.join("; ")
+            plan.blockers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         );
     }
     let mut report = Report::default();

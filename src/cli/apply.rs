@@ -65,7 +65,11 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     if !plan.protected_deletes.is_empty() && !args.allow_destroy {
         bail!(
             "the plan deletes {}; nothing was changed\n  = help: if that is intended, run apply again with --allow-destroy",
-            plan.protected_deletes.join(" and ")
+            plan.protected_deletes
+                .iter()
+                .map(|id| id.address())
+                .collect::<Vec<_>>()
+                .join(" and ")
         );
     }
     if !args.auto_approve && !saved {

@@ -1,11 +1,17 @@
 //! Where everything a command prints goes: stdout for results, stderr for
 //! progress and errors, colour only on a terminal (or when asked).
+//!
+//! Colours are anstyle styles; every stream goes through anstream, which
+//! strips them when the stream is not to show colour (not a terminal,
+//! `NO_COLOR`, `--color never`/`--no-color`, `TERM=dumb`).
 
 use std::io::{IsTerminal, Write};
 
+use anstyle::{AnsiColor, Style as Ansi};
+
 use super::{Cli, ColorChoice};
 use crate::manifest::ManifestErrors;
-use crate::plan::render::Style;
+use crate::plan::views::Style;
 use crate::safepath::escape_controls;
 
 /// Printing policy for one run.
@@ -17,21 +23,28 @@ pub struct Output {
 
 impl Output {
     pub fn new(cli: &Cli) -> Self {
+        // NO_COLOR wins even over --color always, as it always has here.
         let choice = if cli.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
         {
-            ColorChoice::Never
+            anstream::ColorChoice::Never
         } else {
-            cli.color
+            match cli.color {
+                ColorChoice::Always => anstream::ColorChoice::Always,
+                ColorChoice::Never => anstream::ColorChoice::Never,
+                ColorChoice::Auto => anstream::ColorChoice::Auto,
+            }
         };
-        let decide = |tty: bool| match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => tty && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true),
+        choice.write_global();
+        let shows = |c: anstream::ColorChoice| {
+            !matches!(
+                c,
+                anstream::ColorChoice::Never | anstream::ColorChoice::Auto
+            )
         };
         Output {
             quiet: cli.quiet,
-            stdout_color: decide(std::io::stdout().is_terminal()),
-            stderr_color: decide(std::io::stderr().is_terminal()),
+            stdout_color: shows(anstream::AutoStream::choice(&std::io::stdout())),
+            stderr_color: shows(anstream::AutoStream::choice(&std::io::stderr())),
         }
     }
 
@@ -44,15 +57,16 @@ impl Output {
 
     /// A result: always printed to stdout.
     pub fn result(&self, text: &str) {
-        let mut stdout = std::io::stdout().lock();
+        let mut stdout = anstream::stdout().lock();
         let _ = stdout.write_all(text.as_bytes());
         let _ = stdout.flush();
     }
 
     /// A text plan, streamed to stdout rather than built in memory first.
     pub fn plan(&self, plan: &crate::plan::Plan) {
-        let mut w = FmtToIo(std::io::BufWriter::new(std::io::stdout().lock()));
-        crate::plan::render::write_text(&mut w, plan, self.style());
+        let stdout = std::io::BufWriter::new(anstream::stdout().lock());
+        let mut w = FmtToIo(stdout);
+        crate::plan::views::text::write(&mut w, plan, self.style());
         let _ = w.0.flush();
     }
 
@@ -65,33 +79,35 @@ impl Output {
 
     /// A warning: stderr, even with --quiet (it asks the user to act).
     pub fn warning(&self, text: &str) {
-        let head = if self.stderr_color {
-            "\x1b[1;33mwarning\x1b[0m"
-        } else {
-            "warning"
-        };
-        eprintln!("{head}: {}", shown(text));
+        let head = self.paint_stderr(AnsiColor::Yellow, "warning");
+        anstream::eprintln!("{head}: {}", shown(text));
     }
 
     /// An error, with its causes; manifest errors print as they render.
     pub fn error(&self, e: &anyhow::Error) {
-        let head = if self.stderr_color {
-            "\x1b[1;31merror\x1b[0m"
-        } else {
-            "error"
-        };
+        let head = self.paint_stderr(AnsiColor::Red, "error");
         // Messages quote manifest lines, store names and claims: seeds and
         // age secret keys are hidden (defence in depth: the errors
         // themselves redact) and control characters escaped before our
         // colour is added.
         if let Some(m) = e.downcast_ref::<ManifestErrors>() {
             let text = shown(&m.to_string()).replace("error:", &format!("{head}:"));
-            eprintln!("{text}");
+            anstream::eprintln!("{text}");
             return;
         }
-        eprintln!("{head}: {}", shown(&e.to_string()));
+        anstream::eprintln!("{head}: {}", shown(&e.to_string()));
         for cause in e.chain().skip(1) {
-            eprintln!("  caused by: {}", shown(&cause.to_string()));
+            anstream::eprintln!("  caused by: {}", shown(&cause.to_string()));
+        }
+    }
+
+    /// `word` in bold `color` when stderr shows colour.
+    fn paint_stderr(&self, color: AnsiColor, word: &str) -> String {
+        if self.stderr_color {
+            let style = Ansi::new().bold().fg_color(Some(color.into()));
+            format!("{style}{word}{style:#}")
+        } else {
+            word.to_string()
         }
     }
 

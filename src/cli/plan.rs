@@ -5,14 +5,18 @@ use std::process::ExitCode;
 
 use super::lock::{self, LockArgs};
 use super::Output;
-use crate::plan::render;
+use crate::plan::views;
 use crate::runlock::Mode;
 use crate::workspace::Workspace;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print the plan as a versioned JSON document.
-    #[arg(long)]
+    /// How to print the plan: text for a terminal, a versioned JSON
+    /// document, or Markdown for a pull-request comment.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
     /// Exit 0 when there are no changes, 2 when there are, 1 on error.
     #[arg(long)]
@@ -22,6 +26,14 @@ pub struct Args {
     pub out: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub lock: LockArgs,
+}
+
+/// Output formats of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
 }
 
 pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
@@ -40,10 +52,13 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     }
     // Everything is read: printing (perhaps into a slow pipe) needs no lock.
     drop(held);
-    if args.json {
-        out.result(&render::json(&plan));
-    } else {
-        out.plan(&plan);
+    match if args.json { Format::Json } else { args.format } {
+        Format::Text => out.plan(&plan),
+        Format::Json => out.result(&views::json::json(&plan)),
+        Format::Markdown => out.result(&views::markdown::markdown(
+            &plan,
+            &path.display().to_string(),
+        )),
     }
     if !plan.blockers.is_empty() {
         anyhow::bail!(blocked_message(&plan));

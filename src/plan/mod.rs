@@ -1,5 +1,7 @@
 //! The planner: desired state (manifest + lock) against the store, giving
-//! one action per object with its reasons and a before/after rendering.
+//! one action per object with its typed reasons and the claims before and
+//! after, as data. Views ([`views`]) turn a plan into text, JSON or
+//! Markdown.
 //!
 //! Pure: data in, data out. No file system, no clock, no randomness — the
 //! caller reads the store and passes what it found.
@@ -9,94 +11,38 @@
 //! disappears (or stops being first in its list) everything it signed is
 //! re-issued by the key that now signs for that role.
 
+mod actions;
 pub mod desired;
 pub mod effective;
+mod effects;
 pub mod existing;
+mod expiry;
 pub mod keyref;
-pub mod render;
+pub mod reasons;
 pub mod render_claims;
 pub mod revocations;
 pub mod saved;
+pub mod views;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub use desired::{desired, required_keys, DesiredObject};
 pub use existing::Existing;
 pub use keyref::{KeyBook, KeyRef};
 use render_claims::KeyNames;
 
+pub use actions::{Action, ActionKind, Claims, Effect, EffectivePermissions};
+pub use reasons::{Blocker, LockRecord, Reason, Warning};
+
 use crate::keys::Revocations;
 use crate::manifest::Manifest;
 use crate::tree::{ObjectId, ObjectKind};
 
-/// What apply will do to one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ActionKind {
-    Create,
-    Update,
-    Reissue,
-    Replace,
-    Delete,
-}
-
-impl ActionKind {
-    /// The plan symbol, as Terraform users know them.
-    pub fn symbol(self) -> &'static str {
-        match self {
-            ActionKind::Create => "+",
-            ActionKind::Update => "~",
-            ActionKind::Reissue => "↻",
-            ActionKind::Replace => "-/+",
-            ActionKind::Delete => "-",
-        }
-    }
-
-    /// Verb phrase for headers: "will be created".
-    pub fn phrase(self) -> &'static str {
-        match self {
-            ActionKind::Create => "will be created",
-            ActionKind::Update => "will be updated",
-            ActionKind::Reissue => "will be re-issued",
-            ActionKind::Replace => "will be replaced (new identity key)",
-            ActionKind::Delete => "will be deleted",
-        }
-    }
-}
-
-/// One planned change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Action {
-    #[serde(skip)]
-    pub id: ObjectId,
-    pub address: String,
-    pub action: ActionKind,
-    /// Why, in words a reviewer understands.
-    pub reasons: Vec<String>,
-    /// The key that will sign the new JWT (address), if one is written.
-    pub signer: Option<String>,
-    /// Rendering of the stored claims, if any.
-    pub before: Option<String>,
-    /// Rendering of the claims apply will write, if any.
-    pub after: Option<String>,
-}
-
-/// A user whose JWT stays as it is but whose effective permissions change,
-/// because the scoped role that signed it changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Effect {
-    pub address: String,
-    pub reasons: Vec<String>,
-    pub before: String,
-    pub after: String,
-}
-
-/// The whole plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// The whole plan: data only; [`views`] render it.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub actions: Vec<Action>,
     /// Users whose effective permissions change without a new JWT.
@@ -104,15 +50,18 @@ pub struct Plan {
     /// Key addresses apply will generate.
     pub new_keys: Vec<String>,
     /// Deletions that need `--allow-destroy`: operators and system accounts.
-    pub protected_deletes: Vec<String>,
+    pub protected_deletes: Vec<ObjectId>,
     /// Things a reviewer must know that apply cannot fix.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// Changes to the revocation record in `natsform.lock` that no JWT
     /// action carries (e.g. a lock that lacks what the store holds).
-    pub lock_records: Vec<String>,
+    pub lock_records: Vec<LockRecord>,
     /// Problems apply refuses to work around (a seed the lock names is
     /// missing or damaged); each says how to fix it.
-    pub blockers: Vec<String>,
+    pub blockers: Vec<Blocker>,
+    /// Public key → key address, for the views to annotate keys in claims.
+    /// Empty when there is nothing to render.
+    pub key_names: BTreeMap<String, String>,
 }
 
 impl Plan {
@@ -132,7 +81,7 @@ impl Plan {
 pub struct DesiredState {
     pub objects: BTreeMap<ObjectId, DesiredObject>,
     /// Why an account's revocations change, per account.
-    pub revocation_reasons: BTreeMap<ObjectId, Vec<String>>,
+    pub revocation_reasons: BTreeMap<ObjectId, Vec<Reason>>,
     /// Every desired account's revocations, as the lock must record them.
     pub revocations: Revocations,
 }
@@ -305,15 +254,24 @@ pub fn plan(inputs: &Inputs) -> Plan {
     }
     plan.new_keys = new_keys.into_iter().collect();
     plan.protected_deletes = protected_deletes(&plan.actions, inputs.existing);
-    plan.warnings = fixed_expiry_warnings(inputs);
+    plan.warnings = expiry::fixed_expiry_warnings(inputs);
     plan.lock_records = lock_records(inputs, &acted);
     plan.blockers = seed_blockers(inputs);
+    // The views annotate keys in the claims they render; a plan with
+    // nothing to render needs no names.
+    if !plan.actions.is_empty() || !plan.effects.is_empty() {
+        plan.key_names = inputs
+            .keys
+            .iter()
+            .map(|(addr, public)| (public.clone(), addr.clone()))
+            .collect();
+    }
     plan
 }
 
 /// Revocation records the lock gains or drops where no account action
 /// explains it (an account action's reasons already do).
-fn lock_records(inputs: &Inputs, acted: &BTreeSet<&ObjectId>) -> Vec<String> {
+fn lock_records(inputs: &Inputs, acted: &BTreeSet<&ObjectId>) -> Vec<LockRecord> {
     let want = &inputs.state.revocations;
     let have = inputs.recorded;
     let acted_accounts: BTreeSet<String> = acted
@@ -327,17 +285,16 @@ fn lock_records(inputs: &Inputs, acted: &BTreeSet<&ObjectId>) -> Vec<String> {
         if w == h || acted_accounts.contains(account) {
             continue;
         }
+        let account = account.clone();
         out.push(match w {
             Some(w) => {
                 let new = w
                     .keys()
                     .filter(|k| h.is_none_or(|h| !h.contains_key(*k)))
                     .count();
-                format!("natsform.lock will record the revocations of {account} that its stored JWT holds ({new} not recorded yet)")
+                LockRecord::Records { account, new }
             }
-            None => format!(
-                "natsform.lock drops the revocation record of {account} (not in the manifest)"
-            ),
+            None => LockRecord::Drops { account },
         });
     }
     out
@@ -346,372 +303,25 @@ fn lock_records(inputs: &Inputs, acted: &BTreeSet<&ObjectId>) -> Vec<String> {
 /// A seed the lock names but the vault lacks (or holds damaged) would make
 /// apply fail halfway or issue a JWT nobody can use; a key bound to two
 /// objects would give two JWTs one identity. Apply refuses both.
-fn seed_blockers(inputs: &Inputs) -> Vec<String> {
+fn seed_blockers(inputs: &Inputs) -> Vec<Blocker> {
     inputs
         .seed_problems
         .iter()
         .filter(|(addr, _)| inputs.required.contains(*addr))
-        .map(|(addr, problem)| format!("{addr}: {problem}"))
+        .map(|(addr, problem)| Blocker::Seed {
+            address: addr.clone(),
+            problem: problem.clone(),
+        })
         .collect()
 }
 
-fn expiry_reason(exp: i64, now: i64, window: i64) -> String {
-    let days = |s: i64| format!("{}d", s.div_euclid(86_400));
-    if exp <= now {
-        format!("expired {} ago", days(now - exp))
-    } else {
-        format!(
-            "expires in {} (re-issued within {} of expiry)",
-            days(exp - now),
-            days(window)
-        )
-    }
-}
-
-/// JWTs with a fixed `expires` that fall inside the window: re-issuing would
-/// not help, so the reviewer is told to move the date.
-fn fixed_expiry_warnings(inputs: &Inputs) -> Vec<String> {
-    let mut out = Vec::new();
-    for (id, want) in &inputs.state.objects {
-        let Some(Ok(d)) = inputs.existing.get(id).map(|e| &e.decoded) else {
-            continue;
-        };
-        // Cheap checks first: parsing every desired object would cost.
-        if want.valid_for.is_some()
-            || d.expires <= 0
-            || d.expires - inputs.now > inputs.reissue_before
-        {
-            continue;
-        }
-        let exp = want
-            .claims
-            .value()
-            .get("exp")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        if exp > 0 && d.expires == exp {
-            let when = if exp <= inputs.now {
-                format!("expired {}d ago", (inputs.now - exp) / 86_400)
-            } else {
-                format!("expires in {}d", (exp - inputs.now) / 86_400)
-            };
-            out.push(format!("{}: {when}, on the fixed date its `expires` names; re-issuing cannot extend it, so move the date later in the manifest", id.address()));
-        }
-    }
-    out
-}
-
+/// What planning one object needs besides the object: shared by every
+/// object planned in parallel.
 struct Ctx<'a> {
     inputs: &'a Inputs<'a>,
     names: KeyNames<'a>,
     /// Accounts whose stored JWT does not hold their desired claims.
     changed_accounts: BTreeSet<&'a ObjectId>,
-}
-
-impl Ctx<'_> {
-    fn object(&self, id: &ObjectId) -> Option<Action> {
-        let want = self.inputs.state.objects.get(id);
-        let have = self.inputs.existing.get(id);
-        let address = id.address();
-        let action = |action, reasons: Vec<String>, before, after| {
-            Some(Action {
-                id: id.clone(),
-                address: address.clone(),
-                action,
-                reasons,
-                signer: want
-                    .filter(|_| action != ActionKind::Delete)
-                    .map(|w| w.signer.address.clone()),
-                before,
-                after,
-            })
-        };
-        let (want, have) = match (want, have) {
-            (None, None) => return None,
-            (Some(w), None) => {
-                let mut reasons = vec!["not in the store".to_string()];
-                reasons.extend(self.revoked_key_note(id, w));
-                reasons.extend(self.revocation_reasons(id));
-                return action(
-                    ActionKind::Create,
-                    reasons,
-                    None,
-                    Some(self.render_desired(id, w)),
-                );
-            }
-            (None, Some(h)) => {
-                return action(
-                    ActionKind::Delete,
-                    vec!["not in the manifest".into()],
-                    self.render_existing(id, h),
-                    None,
-                );
-            }
-            (Some(w), Some(h)) => (w, h),
-        };
-        let decoded = match &have.decoded {
-            Ok(d) => d,
-            Err(e) => {
-                let reason =
-                    format!("the stored JWT cannot be trusted ({e}); it will be signed again");
-                return action(
-                    ActionKind::Reissue,
-                    vec![reason],
-                    None,
-                    Some(self.render_desired(id, want)),
-                );
-            }
-        };
-        if want.subject.public.as_deref() != Some(decoded.subject.as_str()) {
-            let reason = match &want.subject.public {
-                None => format!("identity key `{}` is new", want.subject.address),
-                // The lock names no address for the stored key: nothing natsform
-                // wrote explains the change, so a reviewer must be told.
-                Some(new) if !self.names.contains_key(decoded.subject.as_str()) => format!(
-                    "natsform.lock binds `{}` to {new}, but the stored JWT's identity is {}, a key the lock does not name (was the lock edited by hand?)",
-                    want.subject.address,
-                    decoded.subject
-                ),
-                Some(_) => format!("identity key is now `{}`", want.subject.address),
-            };
-            return action(
-                ActionKind::Replace,
-                vec![reason],
-                self.render_existing(id, have),
-                Some(self.render_desired(id, want)),
-            );
-        }
-        let mut reasons = Vec::new();
-        // Accounts were compared once already (comparing is not cheap for them).
-        let claims_changed = match id.kind() {
-            ObjectKind::Account => self.changed_accounts.contains(id),
-            _ => !decoded.holds(want),
-        };
-        if claims_changed {
-            reasons.push("claims changed".to_string());
-            reasons.extend(self.revocation_reasons(id));
-        }
-        reasons.extend(self.issuer_reason(id, want, &decoded.issuer));
-        if want.valid_for.is_some()
-            && decoded.expires > 0
-            && decoded.expires - self.inputs.now <= self.inputs.reissue_before
-        {
-            reasons.push(expiry_reason(
-                decoded.expires,
-                self.inputs.now,
-                self.inputs.reissue_before,
-            ));
-        }
-        if !reasons.is_empty() {
-            let kind = if claims_changed {
-                ActionKind::Update
-            } else {
-                ActionKind::Reissue
-            };
-            return action(
-                kind,
-                reasons,
-                self.render_existing(id, have),
-                Some(self.render_desired(id, want)),
-            );
-        }
-        None
-    }
-
-    /// Users of `account_id` whose JWTs stay but whose effective permissions
-    /// change (their role's template changed).
-    fn effects_of(&self, account_id: &ObjectId, acted: &BTreeSet<&ObjectId>) -> Vec<Effect> {
-        let objects = &self.inputs.state.objects;
-        let (Some(account), Some(stored)) = (
-            objects.get(account_id),
-            self.inputs.existing.get(account_id),
-        ) else {
-            return Vec::new();
-        };
-        let Ok(stored) = &stored.decoded else {
-            return Vec::new();
-        };
-        let (desired_claims, stored_claims) = (account.claims.value(), stored.value());
-        let show = |e: Option<(String, effective::Effective)>| {
-            e.map(|(role, e)| effective_text(&role, &e, &self.names))
-                .unwrap_or_default()
-        };
-        let mut out = Vec::new();
-        let users = objects.range(account_id..).skip(1).take_while(|(id, _)| {
-            id.user.is_some() && id.account_id().as_ref() == Some(account_id)
-        });
-        for (id, want) in users {
-            let Some(role) = &want.scoped_role else {
-                continue;
-            };
-            if acted.contains(id) {
-                continue;
-            }
-            let Some(Ok(decoded)) = self.inputs.existing.get(id).map(|e| &e.decoded) else {
-                continue;
-            };
-            let after = desired_effective(id, want, account, &desired_claims);
-            let before = stored_effective(decoded, stored, &stored_claims);
-            if after != before {
-                out.push(Effect {
-                    address: id.address(),
-                    reasons: vec![format!("role `{role}` changed in {}", account_id.address())],
-                    before: show(before),
-                    after: show(after),
-                });
-            }
-        }
-        out
-    }
-
-    /// Why a JWT signed by `issuer` must be signed again, if it must.
-    fn issuer_reason(&self, id: &ObjectId, want: &DesiredObject, issuer: &str) -> Option<String> {
-        if want.signer.public.as_deref() == Some(issuer) {
-            return None;
-        }
-        let signer = &want.signer.address;
-        let trusted = want
-            .trusted
-            .iter()
-            .any(|k| k.public.as_deref() == Some(issuer));
-        let parent = parent_address(id);
-        Some(match self.names.get(issuer) {
-            Some(addr) if trusted => format!("signed by `{addr}`, which stays trusted; `{signer}` signs now"),
-            Some(addr) if !self.inputs.required.contains(*addr) => format!("issuer key `{addr}` removed; `{signer}` signs now"),
-            Some(addr) => format!("issuer `{addr}` is not trusted by {parent}; `{signer}` signs now"),
-            None => format!("issuer {} is not a key of this manifest, so {parent} does not trust it; `{signer}` signs now", short(issuer)),
-        })
-    }
-
-    /// Why an account's revocations change (deleted users, repairs).
-    fn revocation_reasons(&self, id: &ObjectId) -> Vec<String> {
-        self.inputs
-            .state
-            .revocation_reasons
-            .get(id)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// A user created with a key its account has revoked: say what happens.
-    fn revoked_key_note(&self, id: &ObjectId, want: &DesiredObject) -> Option<String> {
-        let public = want.subject.public.as_ref()?;
-        let account = self.inputs.state.objects.get(&id.account_id()?)?;
-        let at = revocations::revoked_at(&account.claims.value(), public)?;
-        Some(format!("its key was revoked at {at} (unix seconds); older JWTs stay revoked and this one is issued after that"))
-    }
-
-    /// Effective permissions a desired scoped user will have, with its role.
-    fn effective_desired(
-        &self,
-        id: &ObjectId,
-        want: &DesiredObject,
-    ) -> Option<(String, effective::Effective)> {
-        let account = self.inputs.state.objects.get(&id.account_id()?)?;
-        desired_effective(id, want, account, &account.claims.value())
-    }
-
-    /// Effective permissions a stored user has under its stored account.
-    fn effective_existing(
-        &self,
-        id: &ObjectId,
-        decoded: &existing::DecodedJwt,
-    ) -> Option<(String, effective::Effective)> {
-        let account = self
-            .inputs
-            .existing
-            .get(&id.account_id()?)?
-            .decoded
-            .as_ref()
-            .ok()?;
-        stored_effective(decoded, account, &account.value())
-    }
-
-    fn render_desired(&self, id: &ObjectId, want: &DesiredObject) -> String {
-        let mut claims: Value =
-            serde_json::from_str(&existing::canonical(id.kind(), &want.claims.value()))
-                .unwrap_or(Value::Null);
-        if let (Some(v), Value::Object(m)) = (want.valid_for, &mut claims) {
-            let validity = crate::manifest::duration::Duration::from_nanos(v * 1_000_000_000);
-            m.insert("exp".into(), json!(format!("{validity} after each issue")));
-        }
-        let mut text = render_claims::render(&claims, &self.names);
-        if let Some((role, e)) = self.effective_desired(id, want) {
-            text.push_str(&effective_text(&role, &e, &self.names));
-        }
-        text
-    }
-
-    fn render_existing(&self, id: &ObjectId, have: &Existing) -> Option<String> {
-        let decoded = have.decoded.as_ref().ok()?;
-        let mut claims = decoded.value();
-        if let Some(want) = self.inputs.state.objects.get(id) {
-            existing::normalize_activations(&mut claims, &want.activations);
-        }
-        let mut text = render_claims::render(&claims, &self.names);
-        if id.kind() == ObjectKind::User {
-            if let Some((role, e)) = self.effective_existing(id, decoded) {
-                text.push_str(&effective_text(&role, &e, &self.names));
-            }
-        }
-        Some(text)
-    }
-}
-
-/// Effective permissions of a desired scoped user under desired account
-/// claims `account_claims`.
-fn desired_effective(
-    id: &ObjectId,
-    want: &DesiredObject,
-    account: &DesiredObject,
-    account_claims: &Value,
-) -> Option<(String, effective::Effective)> {
-    let role = want.scoped_role.as_ref()?;
-    let (_, template) = effective::scope_of(account_claims, &want.signer.value())?;
-    let user_claims = want.claims.value();
-    let ctx = effective::UserContext {
-        name: id.name(),
-        subject: &want.subject.value(),
-        account_name: account.id.name(),
-        account_subject: &account.subject.value(),
-        user_tags: &effective::tags_of(&user_claims),
-        account_tags: &effective::tags_of(account_claims),
-    };
-    Some((role.clone(), effective::expand(template, &ctx)))
-}
-
-/// Effective permissions of a stored user under its stored account.
-fn stored_effective(
-    user: &existing::DecodedJwt,
-    account: &existing::DecodedJwt,
-    account_claims: &Value,
-) -> Option<(String, effective::Effective)> {
-    let (role, template) = effective::scope_of(account_claims, &user.issuer)?;
-    let claims = user.value();
-    let ctx = effective::UserContext {
-        name: claims
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-        subject: &user.subject,
-        account_name: account_claims
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-        account_subject: &account.subject,
-        user_tags: &effective::tags_of(&claims),
-        account_tags: &effective::tags_of(account_claims),
-    };
-    Some((role.to_string(), effective::expand(template, &ctx)))
-}
-
-/// The effective-permissions block of a scoped user's rendering.
-fn effective_text(role: &str, e: &effective::Effective, names: &KeyNames) -> String {
-    let doc = json!({"effective_permissions": effective::block(role, e)});
-    format!(
-        "# as nats-server expands role `{role}` for this user:\n{}",
-        render_claims::render(&doc, names)
-    )
 }
 
 fn parent_address(id: &ObjectId) -> String {
@@ -723,16 +333,16 @@ fn parent_address(id: &ObjectId) -> String {
 }
 
 /// Deletions of operators and of the system account an operator JWT names.
-fn protected_deletes(actions: &[Action], existing: &BTreeMap<ObjectId, Existing>) -> Vec<String> {
+fn protected_deletes(actions: &[Action], existing: &BTreeMap<ObjectId, Existing>) -> Vec<ObjectId> {
     let deleted: BTreeSet<&ObjectId> = actions
         .iter()
         .filter(|a| a.action == ActionKind::Delete)
         .map(|a| &a.id)
         .collect();
     let mut out = Vec::new();
-    for id in &deleted {
+    for id in deleted {
         match id.kind() {
-            ObjectKind::Operator => out.push(id.address()),
+            ObjectKind::Operator => out.push(id.clone()),
             ObjectKind::Account => {
                 let op = existing
                     .get(&ObjectId::operator(&id.operator))
@@ -745,7 +355,7 @@ fn protected_deletes(actions: &[Action], existing: &BTreeMap<ObjectId, Existing>
                         .and_then(Value::as_str)
                         == Some(acc.subject.as_str())
                     {
-                        out.push(id.address());
+                        out.push(id.clone());
                     }
                 }
             }

@@ -14,13 +14,31 @@ use crate::safepath;
 /// Public key → key address, for annotations.
 pub type KeyNames<'a> = BTreeMap<&'a str, &'a str>;
 
+/// Looks up the key address that owns a public key: borrowed
+/// ([`KeyNames`]) or owned (a plan's `key_names`).
+pub trait Names: Sync {
+    fn name_of(&self, public: &str) -> Option<&str>;
+}
+
+impl Names for KeyNames<'_> {
+    fn name_of(&self, public: &str) -> Option<&str> {
+        self.get(public).copied()
+    }
+}
+
+impl Names for BTreeMap<String, String> {
+    fn name_of(&self, public: &str) -> Option<&str> {
+        self.get(public).map(String::as_str)
+    }
+}
+
 /// Fields left out of the rendering: they change on every signing, or are
 /// constant on the wire (`type`, `version`).
 const SKIPPED_TOP: &[&str] = &["iat", "jti", "iss"];
 const SKIPPED_NATS: &[&str] = &["type", "version"];
 
 /// Renders wire claims (full payload JSON) as sorted-by-schema text lines.
-pub fn render(claims: &Value, names: &KeyNames) -> String {
+pub fn render(claims: &Value, names: &(impl Names + ?Sized)) -> String {
     let mut out = String::new();
     if let Value::Object(top) = claims {
         for (k, v) in top {
@@ -56,7 +74,7 @@ fn top_level_label(key: &str) -> &str {
     }
 }
 
-fn field(out: &mut String, indent: usize, key: &str, value: &Value, names: &KeyNames) {
+fn field(out: &mut String, indent: usize, key: &str, value: &Value, names: &(impl Names + ?Sized)) {
     let pad = "  ".repeat(indent);
     let key = key_text(key);
     match value {
@@ -110,7 +128,7 @@ fn field(out: &mut String, indent: usize, key: &str, value: &Value, names: &KeyN
     }
 }
 
-fn signing_key_order(v: &Value, names: &KeyNames) -> String {
+fn signing_key_order(v: &Value, names: &(impl Names + ?Sized)) -> String {
     let key = match v {
         Value::String(s) => s.as_str(),
         Value::Object(m) => m.get("key").and_then(Value::as_str).unwrap_or(""),
@@ -120,15 +138,15 @@ fn signing_key_order(v: &Value, names: &KeyNames) -> String {
         .strip_prefix(NEW_KEY_PREFIX)
         .map(|a| a.trim_end_matches(')').to_string());
     address
-        .or_else(|| names.get(key).map(|a| a.to_string()))
+        .or_else(|| names.name_of(key).map(|a| a.to_string()))
         .unwrap_or_else(|| key.to_string())
 }
 
-fn scalar(v: &Value, names: &KeyNames) -> String {
+fn scalar(v: &Value, names: &(impl Names + ?Sized)) -> String {
     match v {
         Value::String(s) if s.chars().any(needs_escape) => quote(s),
         Value::String(s) if s.starts_with(NEW_KEY_PREFIX) => s.clone(),
-        Value::String(s) => match names.get(s.as_str()) {
+        Value::String(s) => match names.name_of(s.as_str()) {
             Some(addr) => format!("{s}  # {}", safepath::escape_line(addr)),
             None => quote(s),
         },

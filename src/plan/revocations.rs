@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::desired::DesiredObject;
 use super::existing::Existing;
+use super::reasons::Reason;
 use crate::keys::Revocations;
 use crate::tree::ObjectId;
 
@@ -23,7 +24,7 @@ use crate::tree::ObjectId;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountRevocations {
     pub entries: BTreeMap<String, i64>,
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
 }
 
 /// Revocations per desired account: the manifest's, the stored JWT's, the
@@ -62,9 +63,8 @@ pub fn reconcile(
         if let Some(lock) = recorded.get(&id.address()) {
             for (key, t) in lock {
                 if stored.get(key).is_none_or(|s| s < t) {
-                    acc.reasons.push(format!(
-                        "restores the revocation of {key} recorded in natsform.lock (the stored account JWT lacks it: damaged, rolled back or removed)"
-                    ));
+                    acc.reasons
+                        .push(Reason::RestoresRevocation { key: key.clone() });
                 }
                 let e = acc.entries.entry(key.clone()).or_insert(*t);
                 *e = (*e).max(*t);
@@ -88,8 +88,7 @@ pub fn reconcile(
             continue;
         }
         acc.entries.insert(d.subject.clone(), d.issued_at);
-        acc.reasons
-            .push(format!("revokes {} (not in the manifest)", id.address()));
+        acc.reasons.push(Reason::Revokes { user: id.address() });
     }
     out
 }

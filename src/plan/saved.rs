@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::render::{self, JSON_FORMAT_VERSION};
+use super::views::json::{self, FORMAT_VERSION as JSON_FORMAT_VERSION};
 use super::Plan;
 
 /// What apply reads back from a saved plan.
@@ -44,7 +44,7 @@ pub fn fingerprint<'a>(parts: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> 
 
 /// The saved form of `plan`.
 pub fn save(plan: &Plan, fingerprint: &str) -> String {
-    render::json_document(plan, Some(fingerprint))
+    json::document(plan, Some(fingerprint))
 }
 
 /// Checks that `saved` (file text) is the plan `current` computed from
@@ -85,7 +85,7 @@ mod tests {
             Err(SavedPlanError::NotAPlan(_))
         ));
         assert_eq!(
-            check(&render::json(&plan), &plan, "sha256:1"),
+            check(&json::json(&plan), &plan, "sha256:1"),
             Err(SavedPlanError::NoFingerprint)
         );
     }

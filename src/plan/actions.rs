@@ -1,0 +1,349 @@
+//! One action per object: what apply does to it and why, with the claims
+//! before and after as data.
+
+use serde_json::Value;
+
+use super::desired::DesiredObject;
+use super::effective::Effective;
+use super::existing::{self, Existing};
+use super::reasons::Reason;
+use super::{effects, parent_address, revocations, Ctx};
+use crate::tree::{ObjectId, ObjectKind};
+
+/// What apply will do to one object.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    Create,
+    Update,
+    Reissue,
+    Replace,
+    Delete,
+}
+
+impl ActionKind {
+    /// The plan symbol, as Terraform users know them.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ActionKind::Create => "+",
+            ActionKind::Update => "~",
+            ActionKind::Reissue => "↻",
+            ActionKind::Replace => "-/+",
+            ActionKind::Delete => "-",
+        }
+    }
+
+    /// Verb phrase for headers: "will be created".
+    pub fn phrase(self) -> &'static str {
+        match self {
+            ActionKind::Create => "will be created",
+            ActionKind::Update => "will be updated",
+            ActionKind::Reissue => "will be re-issued",
+            ActionKind::Replace => "will be replaced (new identity key)",
+            ActionKind::Delete => "will be deleted",
+        }
+    }
+
+    /// Every kind, in the order summaries list them.
+    pub const ALL: [ActionKind; 5] = [
+        ActionKind::Create,
+        ActionKind::Update,
+        ActionKind::Reissue,
+        ActionKind::Replace,
+        ActionKind::Delete,
+    ];
+}
+
+/// One planned change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub id: ObjectId,
+    pub address: String,
+    pub action: ActionKind,
+    /// Why, as data; `Display` words each reason.
+    pub reasons: Vec<Reason>,
+    /// The key that will sign the new JWT (address), if one is written.
+    pub signer: Option<String>,
+    /// The stored claims, when there is a trusted stored JWT.
+    pub before: Option<Claims>,
+    /// The claims apply will write, if it writes a JWT.
+    pub after: Option<Claims>,
+}
+
+/// The claims of one side of a change. Kept as compact canonical JSON (as
+/// [`super::desired::WireClaims`] are): as `serde_json::Value`s the claims
+/// of 100,000 users would dominate the plan's memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    /// Canonical claims JSON: stored ones as decoded (activation tokens
+    /// normalised to what they grant), desired ones as apply will sign them
+    /// (without `iat`, `jti`, `iss`; key placeholders for keys to generate).
+    json: Box<str>,
+    /// Seconds of validity after each issue, for desired claims with a
+    /// relative `expires` (their `exp` is set when signed).
+    pub valid_for: Option<i64>,
+    /// A scoped user's effective permissions, with its role.
+    pub effective: Option<EffectivePermissions>,
+}
+
+impl Claims {
+    /// The claims as a JSON value.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.json).unwrap_or(Value::Null)
+    }
+
+    /// The claims as compact JSON text.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+}
+
+/// The permissions nats-server gives a user of a scoped role: the role's
+/// template expanded for the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectivePermissions {
+    pub role: String,
+    pub permissions: Effective,
+}
+
+impl EffectivePermissions {
+    pub(super) fn new((role, permissions): (String, Effective)) -> Self {
+        EffectivePermissions { role, permissions }
+    }
+}
+
+/// A user whose JWT stays as it is but whose effective permissions change,
+/// because the scoped role that signed it changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effect {
+    pub id: ObjectId,
+    pub address: String,
+    pub reasons: Vec<Reason>,
+    pub before: Option<EffectivePermissions>,
+    pub after: Option<EffectivePermissions>,
+}
+
+impl Ctx<'_> {
+    pub(super) fn object(&self, id: &ObjectId) -> Option<Action> {
+        let want = self.inputs.state.objects.get(id);
+        let have = self.inputs.existing.get(id);
+        let address = id.address();
+        let action = |action, reasons: Vec<Reason>, before, after| {
+            Some(Action {
+                id: id.clone(),
+                address: address.clone(),
+                action,
+                reasons,
+                signer: want
+                    .filter(|_| action != ActionKind::Delete)
+                    .map(|w| w.signer.address.clone()),
+                before,
+                after,
+            })
+        };
+        let (want, have) = match (want, have) {
+            (None, None) => return None,
+            (Some(w), None) => {
+                let mut reasons = vec![Reason::NotInStore];
+                reasons.extend(self.revoked_key_note(id, w));
+                reasons.extend(self.revocation_reasons(id));
+                return action(
+                    ActionKind::Create,
+                    reasons,
+                    None,
+                    Some(self.desired_claims(id, w)),
+                );
+            }
+            (None, Some(h)) => {
+                return action(
+                    ActionKind::Delete,
+                    vec![Reason::NotInManifest],
+                    self.stored_claims(id, h),
+                    None,
+                );
+            }
+            (Some(w), Some(h)) => (w, h),
+        };
+        let decoded = match &have.decoded {
+            Ok(d) => d,
+            Err(e) => {
+                return action(
+                    ActionKind::Reissue,
+                    vec![Reason::UntrustedJwt { error: e.clone() }],
+                    None,
+                    Some(self.desired_claims(id, want)),
+                );
+            }
+        };
+        if want.subject.public.as_deref() != Some(decoded.subject.as_str()) {
+            let key = want.subject.address.clone();
+            let reason = match &want.subject.public {
+                None => Reason::NewIdentityKey { key },
+                // The lock names no address for the stored key: nothing natsform
+                // wrote explains the change, so a reviewer must be told.
+                Some(new) if !self.names.contains_key(decoded.subject.as_str()) => {
+                    Reason::LockEdited {
+                        key,
+                        bound: new.clone(),
+                        stored: decoded.subject.clone(),
+                    }
+                }
+                Some(_) => Reason::IdentityKeyNow { key },
+            };
+            return action(
+                ActionKind::Replace,
+                vec![reason],
+                self.stored_claims(id, have),
+                Some(self.desired_claims(id, want)),
+            );
+        }
+        let mut reasons = Vec::new();
+        // Accounts were compared once already (comparing is not cheap for them).
+        let claims_changed = match id.kind() {
+            ObjectKind::Account => self.changed_accounts.contains(id),
+            _ => !decoded.holds(want),
+        };
+        if claims_changed {
+            reasons.push(Reason::ClaimsChanged);
+            reasons.extend(self.revocation_reasons(id));
+        }
+        reasons.extend(self.issuer_reason(id, want, &decoded.issuer));
+        if want.valid_for.is_some()
+            && decoded.expires > 0
+            && decoded.expires - self.inputs.now <= self.inputs.reissue_before
+        {
+            reasons.push(Reason::Expiring {
+                expires: decoded.expires,
+                now: self.inputs.now,
+                window: self.inputs.reissue_before,
+            });
+        }
+        if !reasons.is_empty() {
+            let kind = if claims_changed {
+                ActionKind::Update
+            } else {
+                ActionKind::Reissue
+            };
+            return action(
+                kind,
+                reasons,
+                self.stored_claims(id, have),
+                Some(self.desired_claims(id, want)),
+            );
+        }
+        None
+    }
+
+    /// Why a JWT signed by `issuer` must be signed again, if it must.
+    fn issuer_reason(&self, id: &ObjectId, want: &DesiredObject, issuer: &str) -> Option<Reason> {
+        if want.signer.public.as_deref() == Some(issuer) {
+            return None;
+        }
+        let signer = want.signer.address.clone();
+        let trusted = want
+            .trusted
+            .iter()
+            .any(|k| k.public.as_deref() == Some(issuer));
+        let parent = parent_address(id);
+        Some(match self.names.get(issuer) {
+            Some(addr) if trusted => Reason::SignerRotated {
+                old: addr.to_string(),
+                signer,
+            },
+            Some(addr) if !self.inputs.required.contains(*addr) => Reason::IssuerKeyRemoved {
+                old: addr.to_string(),
+                signer,
+            },
+            Some(addr) => Reason::IssuerNotTrusted {
+                old: addr.to_string(),
+                parent,
+                signer,
+            },
+            None => Reason::IssuerUnknown {
+                issuer: issuer.to_string(),
+                parent,
+                signer,
+            },
+        })
+    }
+
+    /// Why an account's revocations change (deleted users, repairs).
+    fn revocation_reasons(&self, id: &ObjectId) -> Vec<Reason> {
+        self.inputs
+            .state
+            .revocation_reasons
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A user created with a key its account has revoked: say what happens.
+    fn revoked_key_note(&self, id: &ObjectId, want: &DesiredObject) -> Option<Reason> {
+        let public = want.subject.public.as_ref()?;
+        let account = self.inputs.state.objects.get(&id.account_id()?)?;
+        let at = revocations::revoked_at(&account.claims.value(), public)?;
+        Some(Reason::KeyRevokedAt { at })
+    }
+
+    /// The claims apply will write for `want`, canonical, with the
+    /// effective permissions of a scoped user.
+    fn desired_claims(&self, id: &ObjectId, want: &DesiredObject) -> Claims {
+        Claims {
+            json: existing::canonical(id.kind(), &want.claims.value()).into(),
+            valid_for: want.valid_for,
+            effective: self
+                .effective_desired(id, want)
+                .map(EffectivePermissions::new),
+        }
+    }
+
+    /// The stored claims of `have`, if it can be trusted.
+    fn stored_claims(&self, id: &ObjectId, have: &Existing) -> Option<Claims> {
+        let decoded = have.decoded.as_ref().ok()?;
+        let mut claims = decoded.value();
+        if let Some(want) = self.inputs.state.objects.get(id) {
+            existing::normalize_activations(&mut claims, &want.activations);
+        }
+        let effective = match id.kind() {
+            ObjectKind::User => self
+                .effective_existing(id, decoded)
+                .map(EffectivePermissions::new),
+            _ => None,
+        };
+        Some(Claims {
+            json: serde_json::to_string(&claims)
+                .expect("claims serialize")
+                .into(),
+            valid_for: None,
+            effective,
+        })
+    }
+
+    /// Effective permissions a desired scoped user will have, with its role.
+    fn effective_desired(
+        &self,
+        id: &ObjectId,
+        want: &DesiredObject,
+    ) -> Option<(String, Effective)> {
+        let account = self.inputs.state.objects.get(&id.account_id()?)?;
+        effects::desired_effective(id, want, account, &account.claims.value())
+    }
+
+    /// Effective permissions a stored user has under its stored account.
+    fn effective_existing(
+        &self,
+        id: &ObjectId,
+        decoded: &existing::DecodedJwt,
+    ) -> Option<(String, Effective)> {
+        let account = self
+            .inputs
+            .existing
+            .get(&id.account_id()?)?
+            .decoded
+            .as_ref()
+            .ok()?;
+        effects::stored_effective(decoded, account, &account.value())
+    }
+}

@@ -1,0 +1,40 @@
+//! Expiry the planner cannot fix: JWTs with a fixed `expires` inside the
+//! re-issue window. (A relative expiry is re-issued instead; see
+//! [`super::Reason::Expiring`].)
+
+use serde_json::Value;
+
+use super::reasons::Warning;
+use super::Inputs;
+
+/// JWTs with a fixed `expires` that fall inside the window: re-issuing would
+/// not help, so the reviewer is told to move the date.
+pub(super) fn fixed_expiry_warnings(inputs: &Inputs) -> Vec<Warning> {
+    let mut out = Vec::new();
+    for (id, want) in &inputs.state.objects {
+        let Some(Ok(d)) = inputs.existing.get(id).map(|e| &e.decoded) else {
+            continue;
+        };
+        // Cheap checks first: parsing every desired object would cost.
+        if want.valid_for.is_some()
+            || d.expires <= 0
+            || d.expires - inputs.now > inputs.reissue_before
+        {
+            continue;
+        }
+        let exp = want
+            .claims
+            .value()
+            .get("exp")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if exp > 0 && d.expires == exp {
+            out.push(Warning::FixedExpiry {
+                address: id.address(),
+                expires: exp,
+                now: inputs.now,
+            });
+        }
+    }
+    out
+}

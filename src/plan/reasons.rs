@@ -1,0 +1,263 @@
+//! Why the plan does what it does, as data: each reason, warning, lock
+//! record and blocker is a variant carrying what it names (the key, the
+//! role, the date, the user…). Views decide the words; [`Display`] gives
+//! the sentence the text plan has always printed, which the other views
+//! reuse.
+//!
+//! [`Display`]: std::fmt::Display
+
+use std::fmt;
+
+use super::short;
+
+/// Why one object is created, updated, re-issued, replaced or deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The store holds no JWT for a desired object.
+    NotInStore,
+    /// The store holds a JWT for an object the manifest no longer names.
+    NotInManifest,
+    /// The stored JWT failed to decode or verify; `error` says why.
+    UntrustedJwt { error: String },
+    /// The object's identity key has no binding in the lock yet: apply
+    /// generates `key` (a key address).
+    NewIdentityKey { key: String },
+    /// The lock binds `key` (address) to `bound` (public key), but the
+    /// stored JWT's identity is `stored`, a key the lock does not name.
+    LockEdited {
+        key: String,
+        bound: String,
+        stored: String,
+    },
+    /// The identity key is now the one at address `key`.
+    IdentityKeyNow { key: String },
+    /// The stored claims differ from the desired ones.
+    ClaimsChanged,
+    /// Signed by `old` (address), which stays trusted; `signer` signs now.
+    SignerRotated { old: String, signer: String },
+    /// The issuer key `old` (address) left the manifest; `signer` signs now.
+    IssuerKeyRemoved { old: String, signer: String },
+    /// The issuer `old` (address) is no longer trusted by `parent`.
+    IssuerNotTrusted {
+        old: String,
+        parent: String,
+        signer: String,
+    },
+    /// The issuer (a public key) is no key of this manifest.
+    IssuerUnknown {
+        issuer: String,
+        parent: String,
+        signer: String,
+    },
+    /// A relative expiry: the JWT expires at `expires` (unix seconds),
+    /// within `window` seconds of `now`, so it is re-issued.
+    Expiring { expires: i64, now: i64, window: i64 },
+    /// A user created with a key its account revoked at `at` (unix seconds).
+    KeyRevokedAt { at: i64 },
+    /// An account's revocation of `key` (public) is restored from the lock.
+    RestoresRevocation { key: String },
+    /// An account revokes the deleted user `user` (address).
+    Revokes { user: String },
+    /// A scoped user's effective permissions change: `role` changed in
+    /// `account` (address).
+    RoleChanged { role: String, account: String },
+}
+
+impl Reason {
+    /// A stable machine-readable name for the variant (the JSON view's
+    /// `reason_kinds`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::NotInStore => "not-in-store",
+            Reason::NotInManifest => "not-in-manifest",
+            Reason::UntrustedJwt { .. } => "untrusted-jwt",
+            Reason::NewIdentityKey { .. } => "new-identity-key",
+            Reason::LockEdited { .. } => "lock-edited",
+            Reason::IdentityKeyNow { .. } => "identity-key-changed",
+            Reason::ClaimsChanged => "claims-changed",
+            Reason::SignerRotated { .. } => "signer-rotated",
+            Reason::IssuerKeyRemoved { .. } => "issuer-key-removed",
+            Reason::IssuerNotTrusted { .. } => "issuer-not-trusted",
+            Reason::IssuerUnknown { .. } => "issuer-unknown",
+            Reason::Expiring { .. } => "expiring",
+            Reason::KeyRevokedAt { .. } => "key-revoked",
+            Reason::RestoresRevocation { .. } => "restores-revocation",
+            Reason::Revokes { .. } => "revokes-user",
+            Reason::RoleChanged { .. } => "role-changed",
+        }
+    }
+}
+
+fn days(s: i64) -> String {
+    format!("{}d", s.div_euclid(86_400))
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NotInStore => f.write_str("not in the store"),
+            Reason::NotInManifest => f.write_str("not in the manifest"),
+            Reason::UntrustedJwt { error } => write!(
+                f,
+                "the stored JWT cannot be trusted ({error}); it will be signed again"
+            ),
+            Reason::NewIdentityKey { key } => write!(f, "identity key `{key}` is new"),
+            Reason::LockEdited { key, bound, stored } => write!(
+                f,
+                "natsform.lock binds `{key}` to {bound}, but the stored JWT's identity is {stored}, a key the lock does not name (was the lock edited by hand?)"
+            ),
+            Reason::IdentityKeyNow { key } => write!(f, "identity key is now `{key}`"),
+            Reason::ClaimsChanged => f.write_str("claims changed"),
+            Reason::SignerRotated { old, signer } => write!(
+                f,
+                "signed by `{old}`, which stays trusted; `{signer}` signs now"
+            ),
+            Reason::IssuerKeyRemoved { old, signer } => {
+                write!(f, "issuer key `{old}` removed; `{signer}` signs now")
+            }
+            Reason::IssuerNotTrusted {
+                old,
+                parent,
+                signer,
+            } => write!(
+                f,
+                "issuer `{old}` is not trusted by {parent}; `{signer}` signs now"
+            ),
+            Reason::IssuerUnknown {
+                issuer,
+                parent,
+                signer,
+            } => write!(
+                f,
+                "issuer {} is not a key of this manifest, so {parent} does not trust it; `{signer}` signs now",
+                short(issuer)
+            ),
+            Reason::Expiring {
+                expires,
+                now,
+                window,
+            } => {
+                if expires <= now {
+                    write!(f, "expired {} ago", days(now - expires))
+                } else {
+                    write!(
+                        f,
+                        "expires in {} (re-issued within {} of expiry)",
+                        days(expires - now),
+                        days(*window)
+                    )
+                }
+            }
+            Reason::KeyRevokedAt { at } => write!(
+                f,
+                "its key was revoked at {at} (unix seconds); older JWTs stay revoked and this one is issued after that"
+            ),
+            Reason::RestoresRevocation { key } => write!(
+                f,
+                "restores the revocation of {key} recorded in natsform.lock (the stored account JWT lacks it: damaged, rolled back or removed)"
+            ),
+            Reason::Revokes { user } => write!(f, "revokes {user} (not in the manifest)"),
+            Reason::RoleChanged { role, account } => {
+                write!(f, "role `{role}` changed in {account}")
+            }
+        }
+    }
+}
+
+/// Something a reviewer must know that apply cannot fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// `address` has a fixed `expires` (unix seconds) inside the re-issue
+    /// window: re-issuing cannot extend it.
+    FixedExpiry {
+        address: String,
+        expires: i64,
+        now: i64,
+    },
+}
+
+impl Warning {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Warning::FixedExpiry { .. } => "fixed-expiry",
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::FixedExpiry {
+                address,
+                expires,
+                now,
+            } => {
+                let when = if expires <= now {
+                    format!("expired {}d ago", (now - expires) / 86_400)
+                } else {
+                    format!("expires in {}d", (expires - now) / 86_400)
+                };
+                write!(f, "{address}: {when}, on the fixed date its `expires` names; re-issuing cannot extend it, so move the date later in the manifest")
+            }
+        }
+    }
+}
+
+/// A change to the revocation record in `natsform.lock` that no JWT action
+/// carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockRecord {
+    /// The lock records the revocations of `account` (address) that its
+    /// stored JWT holds; `new` of them are not recorded yet.
+    Records { account: String, new: usize },
+    /// The lock drops the record of `account`, which the manifest lacks.
+    Drops { account: String },
+}
+
+impl LockRecord {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LockRecord::Records { .. } => "records-revocations",
+            LockRecord::Drops { .. } => "drops-revocations",
+        }
+    }
+}
+
+impl fmt::Display for LockRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockRecord::Records { account, new } => write!(
+                f,
+                "natsform.lock will record the revocations of {account} that its stored JWT holds ({new} not recorded yet)"
+            ),
+            LockRecord::Drops { account } => write!(
+                f,
+                "natsform.lock drops the revocation record of {account} (not in the manifest)"
+            ),
+        }
+    }
+}
+
+/// A problem apply refuses to work around.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    /// The seed of `address` is missing or damaged, or its key is bound
+    /// elsewhere too; `problem` says which and how to fix it.
+    Seed { address: String, problem: String },
+}
+
+impl Blocker {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Blocker::Seed { .. } => "seed",
+        }
+    }
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Blocker::Seed { address, problem } => write!(f, "{address}: {problem}"),
+        }
+    }
+}

@@ -1,0 +1,606 @@
+//! The Markdown view: a plan as a pull-request comment.
+//!
+//! Layout: a hidden marker line (so a bot finds and updates its own
+//! comment), a one-line summary and a counts table; then what a reviewer
+//! must not miss (deletions apply refuses without `--allow-destroy`,
+//! blockers, warnings, lock records); then one collapsible `<details>` per
+//! changed object with its reasons and a fenced `diff`; then the users whose
+//! effective permissions change, listed by role.
+//!
+//! A comment holds at most [`LIMIT`] characters. When the whole plan is
+//! larger, the summary, the table, the lists above and every object's
+//! header are kept (deletions first, should even the headers not fit) and
+//! the largest diffs are shortened first; a note says exactly what was left
+//! out and how to see everything. Nothing is cut silently.
+//!
+//! Everything the manifest, the lock or the store controls is escaped for
+//! where it lands: HTML text in `<summary>`, Markdown text in lists (no
+//! emphasis, links, HTML or code spans can start), and code in fences whose
+//! backtick run is longer than any the content holds.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use rayon::prelude::*;
+
+use super::diff::{self, Line};
+use super::{effective_side, side_text};
+use crate::plan::{Action, ActionKind, Effect, Plan, Reason};
+use crate::safepath::escape_line;
+
+/// Most characters a GitHub pull-request comment holds.
+pub const LIMIT: usize = 65_536;
+
+/// Room kept for the note on what was left out and the closing lines.
+const RESERVE: usize = 2_000;
+
+/// The plan as a pull-request comment for the manifest at `manifest` (the
+/// path as given on the command line), at most [`LIMIT`] characters.
+pub fn markdown(plan: &Plan, manifest: &str) -> String {
+    render(plan, manifest, LIMIT)
+}
+
+/// [`markdown`] with a limit of `limit` characters.
+pub fn render(plan: &Plan, manifest: &str, limit: usize) -> String {
+    let mut head = String::new();
+    let _ = writeln!(
+        head,
+        "<!-- natsform plan: {} -->",
+        html(&escape_line(manifest)).replace("--", "&#45;&#45;")
+    );
+    if plan.is_empty() && plan.effects.is_empty() && plan.blockers.is_empty() {
+        head.push_str("**natsform plan:** no changes. The store matches the manifest.\n");
+        notices(&mut head, plan);
+        return head;
+    }
+    let _ = writeln!(head, "**natsform plan:** {}\n", summary_line(plan));
+    counts_table(&mut head, plan);
+    notices(&mut head, plan);
+
+    let sections = sections(plan);
+    let fixed = chars(&head) + RESERVE;
+    let budget = limit.saturating_sub(fixed);
+
+    // Which sections get their header: all, unless even the headers do not
+    // fit; then deletions first, the rest in plan order, as many as fit.
+    let header_sizes: Vec<usize> = sections.iter().map(|s| chars(&s.header) + FOOTER).collect();
+    let mut shown = vec![true; sections.len()];
+    let mut total: usize = header_sizes.iter().sum::<usize>() + group_sizes(&sections, &shown);
+    if total > budget {
+        shown = vec![false; sections.len()];
+        total = 0;
+        let order = sections
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.deletion)
+            .chain(sections.iter().enumerate().filter(|(_, s)| !s.deletion))
+            .map(|(i, _)| i);
+        for i in order {
+            let extra = header_sizes[i] + GROUP_RESERVE;
+            if total + extra > budget {
+                break;
+            }
+            shown[i] = true;
+            total += extra;
+        }
+        total = shown
+            .iter()
+            .zip(&header_sizes)
+            .filter(|(s, _)| **s)
+            .map(|(_, n)| n)
+            .sum::<usize>()
+            + group_sizes(&sections, &shown);
+    }
+
+    // The diffs of the sections shown, rendered in parallel.
+    let bodies: Vec<Option<Vec<String>>> = sections
+        .par_iter()
+        .zip(shown.par_iter())
+        .map(|(s, &show)| show.then(|| s.of.diff(plan)))
+        .collect();
+    let sizes: Vec<usize> = bodies
+        .iter()
+        .map(|b| b.as_ref().map_or(0, |b| body_size(b)))
+        .collect();
+    let room = budget.saturating_sub(total);
+    let cap = cap_for(&sizes, room);
+
+    let mut out = head;
+    let mut shortened = 0usize;
+    let mut lines_left_out = 0usize;
+    let mut changes_started = false;
+    let mut effects_started = false;
+    let mut group: Option<&str> = None;
+    for ((section, body), &size) in sections.iter().zip(&bodies).zip(&sizes) {
+        let Some(body) = body else { continue };
+        if !section.effect && !changes_started {
+            changes_started = true;
+            out.push_str("### Changes\n\n");
+        }
+        if section.effect {
+            if !effects_started {
+                effects_started = true;
+                out.push_str("### Effective permissions of scoped users\n\nTheir JWTs stay as they are; what nats-server lets them do changes with their role.\n\n");
+            }
+            if group != section.group.as_deref() {
+                group = section.group.as_deref();
+                let _ = writeln!(out, "{}\n", group.unwrap_or_default());
+            }
+        }
+        out.push_str(&section.header);
+        let left_out = write_body(&mut out, body, size, cap);
+        if left_out > 0 {
+            shortened += 1;
+            lines_left_out += left_out;
+        }
+        out.push_str("</details>\n\n");
+    }
+
+    let hidden: Vec<&Section> = sections
+        .iter()
+        .zip(&shown)
+        .filter(|(_, s)| !**s)
+        .map(|(s, _)| s)
+        .collect();
+    if shortened > 0 || !hidden.is_empty() {
+        out.push_str("---\n\n**Not everything fits in a comment** (at most 65,536 characters), so this one leaves out:\n\n");
+        if shortened > 0 {
+            let _ = writeln!(
+                out,
+                "- {lines_left_out} diff line{} of {shortened} object{} (the largest diffs were shortened first; each says where)",
+                plural(lines_left_out),
+                plural(shortened)
+            );
+        }
+        if !hidden.is_empty() {
+            let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+            for s in &hidden {
+                *by_kind.entry(s.kind).or_default() += 1;
+            }
+            let kinds = by_kind
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                out,
+                "- {} object{} listed in the counts above but not shown one by one: {kinds}",
+                hidden.len(),
+                plural(hidden.len())
+            );
+        }
+        out.push_str("\nTo see the whole plan, run `natsform plan` locally, or keep the output of `natsform plan` (or `natsform plan --format json`) as a build artifact of this pipeline.\n");
+    }
+    out
+}
+
+/// Characters the closing `</details>` and blank line take.
+const FOOTER: usize = "</details>\n\n".len();
+
+/// Characters kept per header for group titles when headers are dropped.
+const GROUP_RESERVE: usize = 8;
+
+/// One collapsible block: an action or an effect.
+struct Section<'a> {
+    /// `<details><summary>…</summary>`, blank line, reasons.
+    header: String,
+    /// What the diff is of.
+    of: Of<'a>,
+    deletion: bool,
+    effect: bool,
+    /// For effects: the title of their role's group.
+    group: Option<String>,
+    /// What the note on left-out objects calls it: "to create", ….
+    kind: &'static str,
+}
+
+/// The change a section's diff shows.
+enum Of<'a> {
+    Action(&'a Action),
+    Effect(&'a Effect),
+}
+
+impl Of<'_> {
+    /// The diff lines, escaped, without fences.
+    fn diff(&self, plan: &Plan) -> Vec<String> {
+        let names = &plan.key_names;
+        let (before, after) = match self {
+            Of::Action(a) => (
+                side_text(a.before.as_ref(), names),
+                side_text(a.after.as_ref(), names),
+            ),
+            Of::Effect(e) => (
+                effective_side(e.before.as_ref(), names),
+                effective_side(e.after.as_ref(), names),
+            ),
+        };
+        diff_lines(&before, &after)
+    }
+}
+
+fn sections(plan: &Plan) -> Vec<Section<'_>> {
+    let mut out: Vec<Section> = plan.actions.iter().map(action_section).collect();
+    // Effects by role: the group title names the role and its account.
+    let mut effects: Vec<(&Effect, String)> =
+        plan.effects.iter().map(|e| (e, role_title(e))).collect();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, t) in &effects {
+        *counts.entry(t.clone()).or_default() += 1;
+    }
+    effects.sort_by(|a, b| a.1.cmp(&b.1));
+    out.extend(effects.into_iter().map(|(e, t)| {
+        let n = counts[&t];
+        effect_section(e, format!("{t}: {n} user{}", plural(n)))
+    }));
+    out
+}
+
+fn role_title(e: &Effect) -> String {
+    let role = e.reasons.iter().find_map(|r| match r {
+        Reason::RoleChanged { role, account } => Some((role, account)),
+        _ => None,
+    });
+    match role {
+        Some((role, account)) => format!("#### Role {} of {}", code(role), code(account)),
+        None => "#### Other users".to_string(),
+    }
+}
+
+fn action_section(a: &Action) -> Section<'_> {
+    let mut header = format!(
+        "<details><summary><code>{}</code> <b>{}</b> {}</summary>\n\n",
+        html(a.action.symbol()),
+        html(&escape_line(&a.address)),
+        a.action.phrase()
+    );
+    for r in &a.reasons {
+        let _ = writeln!(header, "- {}", md(&r.to_string()));
+    }
+    if let Some(s) = &a.signer {
+        let _ = writeln!(header, "- signed by {}", code(s));
+    }
+    header.push('\n');
+    Section {
+        header,
+        of: Of::Action(a),
+        deletion: a.action == ActionKind::Delete,
+        effect: false,
+        group: None,
+        kind: match a.action {
+            ActionKind::Create => "to create",
+            ActionKind::Update => "to update",
+            ActionKind::Reissue => "to re-issue",
+            ActionKind::Replace => "to replace",
+            ActionKind::Delete => "to delete",
+        },
+    }
+}
+
+fn effect_section(e: &Effect, group: String) -> Section<'_> {
+    let mut header = format!(
+        "<details><summary><code>~</code> <b>{}</b>: effective permissions change; its JWT stays as it is</summary>\n\n",
+        html(&escape_line(&e.address)),
+    );
+    for r in &e.reasons {
+        let _ = writeln!(header, "- {}", md(&r.to_string()));
+    }
+    header.push('\n');
+    Section {
+        header,
+        of: Of::Effect(e),
+        deletion: false,
+        effect: true,
+        group: Some(group),
+        kind: "with changed effective permissions",
+    }
+}
+
+/// Characters the group titles of the shown effects take.
+fn group_sizes(sections: &[Section], shown: &[bool]) -> usize {
+    let mut last: Option<&str> = None;
+    let mut n = 0;
+    let mut any_action = false;
+    let mut any_effect = false;
+    for (s, _) in sections.iter().zip(shown).filter(|(_, s)| **s) {
+        any_action |= !s.effect;
+        any_effect |= s.effect;
+        if let Some(g) = s.group.as_deref() {
+            if last != Some(g) {
+                n += chars(g) + 2;
+                last = Some(g);
+            }
+        }
+    }
+    n + if any_action { 20 } else { 0 } + if any_effect { 160 } else { 0 }
+}
+
+/// The diff as the lines of a `diff` block, escaped.
+fn diff_lines(before: &str, after: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    diff::lines(before, after, &mut |line| {
+        lines.push(match line {
+            Line::Same(t) => format!("  {}", escape_line(t)),
+            Line::Removed(t) => format!("- {}", escape_line(t)),
+            Line::Added(t) => format!("+ {}", escape_line(t)),
+            Line::Unchanged => "  (claims unchanged)".to_string(),
+            Line::Skipped => "  …".to_string(),
+            Line::Large { removed, added } => format!(
+                "  (a large change: {removed} line{} removed and {added} added, listed without their positions)",
+                plural(removed)
+            ),
+            Line::Hidden(n) => format!(
+                "  … {n} more changed lines not shown; `natsform plan --format json` has the claims before and after in full"
+            ),
+        });
+    });
+    lines
+}
+
+/// Characters a body takes in full: its lines and the fences.
+fn body_size(lines: &[String]) -> usize {
+    let fence = fence_for(lines).len();
+    lines.iter().map(|l| chars(l) + 1).sum::<usize>() + 2 * fence + "diff\n\n\n".len()
+}
+
+/// Characters reserved for the note in a shortened body.
+const CUT_NOTE: usize = 120;
+
+/// The largest per-body size such that all bodies, each cut to it (with
+/// its note), fit in `room`: the largest diffs are shortened first, and
+/// none more than it must be.
+fn cap_for(sizes: &[usize], room: usize) -> usize {
+    let cost = |cap: usize| -> usize {
+        sizes
+            .iter()
+            .map(|&s| if s <= cap { s } else { cap + CUT_NOTE })
+            .sum()
+    };
+    let max = sizes.iter().copied().max().unwrap_or(0);
+    if cost(max) <= room {
+        return max;
+    }
+    let (mut lo, mut hi) = (0, max);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if cost(mid) <= room {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
+/// Writes a body cut to `cap` characters; returns how many lines were
+/// left out (0 when it is whole).
+fn write_body(out: &mut String, lines: &[String], size: usize, cap: usize) -> usize {
+    let fence = fence_for(lines);
+    if size <= cap {
+        let _ = writeln!(out, "{fence}diff");
+        for l in lines {
+            out.push_str(l);
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{fence}\n");
+        return 0;
+    }
+    let overhead = 2 * fence.len() + "diff\n\n\n".len();
+    let mut used = overhead;
+    let mut kept = 0;
+    for l in lines {
+        let n = chars(l) + 1;
+        if used + n > cap {
+            break;
+        }
+        used += n;
+        kept += 1;
+    }
+    let left = lines.len() - kept;
+    if kept == 0 {
+        let _ = writeln!(
+            out,
+            "*The diff ({left} line{}) is left out to fit the comment; `natsform plan` shows it.*\n",
+            plural(left)
+        );
+        return left;
+    }
+    let _ = writeln!(out, "{fence}diff");
+    for l in &lines[..kept] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{fence}\n");
+    let _ = writeln!(
+        out,
+        "*{left} more line{} of this diff left out to fit the comment; `natsform plan` shows them.*\n",
+        plural(left)
+    );
+    left
+}
+
+/// A code fence no line of `lines` can close: longer than any backtick
+/// run they hold.
+fn fence_for(lines: &[String]) -> String {
+    let mut longest = 0;
+    for l in lines {
+        let mut run = 0;
+        for c in l.chars() {
+            if c == '`' {
+                run += 1;
+                longest = longest.max(run);
+            } else {
+                run = 0;
+            }
+        }
+    }
+    "`".repeat((longest + 1).max(3))
+}
+
+/// `Plan: …` as one line.
+fn summary_line(plan: &Plan) -> String {
+    let mut s = format!(
+        "{} to create, {} to update, {} to re-issue, {} to replace, {} to delete",
+        plan.count(ActionKind::Create),
+        plan.count(ActionKind::Update),
+        plan.count(ActionKind::Reissue),
+        plan.count(ActionKind::Replace),
+        plan.count(ActionKind::Delete)
+    );
+    if !plan.effects.is_empty() {
+        let n = plan.effects.len();
+        let _ = write!(
+            s,
+            "; {n} user{} with changed effective permissions",
+            plural(n)
+        );
+    }
+    if !plan.blockers.is_empty() {
+        s.push_str("; **apply refuses this plan** (see below)");
+    }
+    s.push('.');
+    s
+}
+
+fn counts_table(out: &mut String, plan: &Plan) {
+    out.push_str("| | Objects |\n|---|---:|\n");
+    for kind in ActionKind::ALL {
+        let _ = writeln!(
+            out,
+            "| <code>{}</code> {} | {} |",
+            html(kind.symbol()),
+            match kind {
+                ActionKind::Create => "create",
+                ActionKind::Update => "update",
+                ActionKind::Reissue => "re-issue",
+                ActionKind::Replace => "replace (new identity key)",
+                ActionKind::Delete => "delete",
+            },
+            plan.count(kind)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| users with changed effective permissions | {} |",
+        plan.effects.len()
+    );
+    let _ = writeln!(out, "| keys to generate | {} |", plan.new_keys.len());
+    out.push('\n');
+}
+
+/// Deletions apply refuses, blockers, warnings and lock records: what a
+/// reviewer must see before any diff.
+fn notices(out: &mut String, plan: &Plan) {
+    if !plan.protected_deletes.is_empty() {
+        out.push_str("**Deletions apply refuses unless `--allow-destroy` is given:**\n\n");
+        for id in &plan.protected_deletes {
+            let _ = writeln!(out, "- {}", code(&id.address()));
+        }
+        out.push('\n');
+    }
+    if !plan.blockers.is_empty() {
+        out.push_str("**Apply refuses this plan:**\n\n");
+        for b in &plan.blockers {
+            let _ = writeln!(out, "- {}", md(&b.to_string()));
+        }
+        out.push('\n');
+    }
+    if !plan.warnings.is_empty() {
+        out.push_str("**Warnings:**\n\n");
+        for w in &plan.warnings {
+            let _ = writeln!(out, "- {}", md(&w.to_string()));
+        }
+        out.push('\n');
+    }
+    if !plan.lock_records.is_empty() {
+        out.push_str("**The lock's revocation record:**\n\n");
+        for r in &plan.lock_records {
+            let _ = writeln!(out, "- {}", md(&r.to_string()));
+        }
+        out.push('\n');
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn chars(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Text for HTML (inside `<summary>`, `<code>`, comments): controls
+/// escaped by the caller, markup characters as entities.
+fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text for a Markdown paragraph or list item: controls escaped, HTML
+/// markup as entities, and every character that could start emphasis, a
+/// link, a code span, a heading or a table cell backslash-escaped.
+fn md(text: &str) -> String {
+    let text = escape_line(text);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '!' | '|' | '~' | '{' | '}'
+            | '+' | '-' | '.' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A name (address, role) as inline code in HTML, which no content can
+/// close: `<code>` with entities.
+fn code(text: &str) -> String {
+    format!("<code>{}</code>", html(&escape_line(text)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fences_outgrow_the_backticks_inside() {
+        assert_eq!(fence_for(&["a".into()]), "```");
+        assert_eq!(fence_for(&["+ x ````` y".into()]), "``````");
+    }
+
+    #[test]
+    fn markdown_text_cannot_open_markup() {
+        let s = md("`x` <details> --> *a* [l](u) \u{1b}[2J");
+        assert!(!s.contains('<') && !s.contains('>'));
+        assert!(!s.contains('\u{1b}'));
+        assert!(s.contains("\\`x\\`"));
+    }
+
+    #[test]
+    fn the_cap_shortens_the_largest_first() {
+        let sizes = [100, 5_000, 20_000];
+        let cap = cap_for(&sizes, 10_000);
+        assert!(cap < 5_000 && cap > 4_000, "{cap}");
+        assert_eq!(cap_for(&sizes, 100_000), 20_000);
+        assert_eq!(cap_for(&[], 0), 0);
+    }
+}

@@ -1,0 +1,58 @@
+//! Views of a plan: the plan is data ([`super::Plan`]); each view turns it
+//! into one format and owns its wording.
+//!
+//! - [`text`]: Terraform-style text for a terminal, with or without colour.
+//! - [`json`]: a versioned, documented JSON document for machines (and the
+//!   saved plans `apply FILE` checks).
+//! - [`markdown`]: a pull-request comment, bounded in size.
+//!
+//! Everything that came from the manifest, the lock or the store is escaped
+//! by the view that prints it, for the medium it prints to.
+
+mod diff;
+pub mod json;
+pub mod markdown;
+pub mod text;
+
+use serde_json::{json, Value};
+
+use super::actions::{Claims, EffectivePermissions};
+use super::effective;
+use super::render_claims::{self, Names};
+
+pub use text::Style;
+
+/// The human rendering of one side's claims: the claims one value per
+/// line, then a scoped user's effective permissions.
+pub fn claims_text(c: &Claims, names: &(impl Names + ?Sized)) -> String {
+    let mut claims = c.value();
+    if let (Some(v), Value::Object(m)) = (c.valid_for, &mut claims) {
+        let validity = crate::manifest::duration::Duration::from_nanos(v * 1_000_000_000);
+        m.insert("exp".into(), json!(format!("{validity} after each issue")));
+    }
+    let mut text = render_claims::render(&claims, names);
+    if let Some(e) = &c.effective {
+        text.push_str(&effective_text(e, names));
+    }
+    text
+}
+
+/// The effective-permissions block of a scoped user's rendering.
+pub fn effective_text(e: &EffectivePermissions, names: &(impl Names + ?Sized)) -> String {
+    let role = &e.role;
+    let doc = json!({"effective_permissions": effective::block(role, &e.permissions)});
+    format!(
+        "# as nats-server expands role `{role}` for this user:\n{}",
+        render_claims::render(&doc, names)
+    )
+}
+
+/// [`claims_text`] of an optional side: empty when there is none.
+fn side_text(c: Option<&Claims>, names: &(impl Names + ?Sized)) -> String {
+    c.map(|c| claims_text(c, names)).unwrap_or_default()
+}
+
+/// [`effective_text`] of an optional side: empty when there is none.
+fn effective_side(e: Option<&EffectivePermissions>, names: &(impl Names + ?Sized)) -> String {
+    e.map(|e| effective_text(e, names)).unwrap_or_default()
+}
