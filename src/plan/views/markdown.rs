@@ -63,7 +63,11 @@ pub fn render(plan: &Plan, manifest: &str, limit: usize) -> String {
 
     // Which sections get their header: all, unless even the headers do not
     // fit; then deletions first, the rest in plan order, as many as fit.
-    let header_sizes: Vec<usize> = sections.iter().map(|s| chars(&s.header) + FOOTER).collect();
+    // Each header reserves room for the note that replaces a diff left out.
+    let header_sizes: Vec<usize> = sections
+        .iter()
+        .map(|s| chars(&s.header) + FOOTER + CUT_NOTE)
+        .collect();
     let mut shown = vec![true; sections.len()];
     let mut total: usize = header_sizes.iter().sum::<usize>() + group_sizes(&sections, &shown);
     if total > budget {
@@ -102,7 +106,8 @@ pub fn render(plan: &Plan, manifest: &str, limit: usize) -> String {
         .iter()
         .map(|b| b.as_ref().map_or(0, |b| body_size(b)))
         .collect();
-    let room = budget.saturating_sub(total);
+    let shown_count = shown.iter().filter(|s| **s).count();
+    let room = budget.saturating_sub(total) + shown_count * CUT_NOTE;
     let cap = cap_for(&sizes, room);
 
     let mut out = head;
