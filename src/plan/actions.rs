@@ -101,16 +101,34 @@ impl Claims {
 }
 
 /// The permissions nats-server gives a user of a scoped role: the role's
-/// template expanded for the user.
+/// template expanded for the user. Kept compact (JSON text), like
+/// [`Claims`]: a role change can touch tens of thousands of users.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EffectivePermissions {
     pub role: String,
-    pub permissions: Effective,
+    /// The expanded template, as compact JSON.
+    permissions: Box<str>,
+    /// Deny entries that could not expand: nats-server refuses the connection.
+    pub refused: Vec<String>,
 }
 
 impl EffectivePermissions {
-    pub(super) fn new((role, permissions): (String, Effective)) -> Self {
-        EffectivePermissions { role, permissions }
+    pub(super) fn new((role, e): (String, Effective)) -> Self {
+        EffectivePermissions {
+            role,
+            permissions: serde_json::to_string(&e.permissions)
+                .expect("JSON values serialize")
+                .into(),
+            refused: e.refused,
+        }
+    }
+
+    /// The expansion as [`Effective`].
+    pub fn effective(&self) -> Effective {
+        Effective {
+            permissions: serde_json::from_str(&self.permissions).unwrap_or(Value::Null),
+            refused: self.refused.clone(),
+        }
     }
 }
 

@@ -18,16 +18,17 @@ mod effects;
 pub mod existing;
 mod expiry;
 pub mod keyref;
+mod notices;
 pub mod reasons;
 pub mod render_claims;
 pub mod revocations;
 pub mod saved;
+mod state;
 pub mod views;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
-use serde_json::Value;
 
 pub use desired::{desired, required_keys, DesiredObject};
 pub use existing::Existing;
@@ -36,9 +37,9 @@ use render_claims::KeyNames;
 
 pub use actions::{Action, ActionKind, Claims, Effect, EffectivePermissions};
 pub use reasons::{Blocker, LockRecord, Reason, Warning};
+pub use state::{complete_state, desired_state, DesiredState};
 
 use crate::keys::Revocations;
-use crate::manifest::Manifest;
 use crate::tree::{ObjectId, ObjectKind};
 
 /// The whole plan: data only; [`views`] render it.
@@ -75,99 +76,6 @@ impl Plan {
         self.actions.iter().filter(|a| a.action == kind).count()
     }
 }
-
-/// Desired claims of every object, with reconciled revocations.
-#[derive(Debug, Clone, Default)]
-pub struct DesiredState {
-    pub objects: BTreeMap<ObjectId, DesiredObject>,
-    /// Why an account's revocations change, per account.
-    pub revocation_reasons: BTreeMap<ObjectId, Vec<Reason>>,
-    /// Every desired account's revocations, as the lock must record them.
-    pub revocations: Revocations,
-}
-
-/// Computes the desired state: claims from the manifest and key bindings,
-/// plus the revocations that deleted users require.
-pub fn desired_state(
-    manifest: &Manifest,
-    keys: &KeyBook,
-    existing: &BTreeMap<ObjectId, Existing>,
-    recorded: &Revocations,
-) -> DesiredState {
-    complete_state(desired(manifest, keys), manifest, keys, existing, recorded)
-}
-
-/// [`desired_state`] from objects already computed by [`desired`] with the
-/// same manifest and keys: adds activations and reconciled revocations.
-pub fn complete_state(
-    mut objects: BTreeMap<ObjectId, DesiredObject>,
-    manifest: &Manifest,
-    keys: &KeyBook,
-    existing: &BTreeMap<ObjectId, Existing>,
-    recorded: &Revocations,
-) -> DesiredState {
-    for need in desired::activation::activations_needed(manifest) {
-        let (Some(importer), Some(exporter)) =
-            (objects.get(&need.importer), objects.get(&need.exporter))
-        else {
-            continue;
-        };
-        let signer = activation_signer(manifest, keys, &need.exporter)
-            .unwrap_or_else(|| exporter.subject.clone());
-        let expected = keyref::ExpectedActivation {
-            subject: need.subject.clone(),
-            kind: need.kind.as_str().to_string(),
-            importer: importer.subject.clone(),
-            exporter: exporter.subject.clone(),
-            signer,
-        };
-        if let Some(o) = objects.get_mut(&need.importer) {
-            o.activations.push(expected);
-        }
-    }
-    let mut revocation_reasons = BTreeMap::new();
-    let mut all_revocations = Revocations::new();
-    for (id, revs) in revocations::reconcile(&objects, existing, recorded) {
-        if !revs.entries.is_empty() {
-            all_revocations.insert(id.address(), revs.entries.clone());
-        }
-        if let Some(o) = objects.get_mut(&id) {
-            let mut claims = o.claims.value();
-            revocations::apply_to(&mut claims, &revs.entries);
-            o.claims = desired::WireClaims::new(&claims);
-        }
-        if !revs.reasons.is_empty() {
-            revocation_reasons.insert(id, revs.reasons);
-        }
-    }
-    DesiredState {
-        objects,
-        revocation_reasons,
-        revocations: all_revocations,
-    }
-}
-
-/// Under strict signing key usage the exporter's identity key is not a
-/// trusted signer, so its first signing key (by role name) signs
-/// activations; otherwise the identity key does, as nsc does.
-fn activation_signer(manifest: &Manifest, keys: &KeyBook, exporter: &ObjectId) -> Option<KeyRef> {
-    let op = manifest.operators.get(&exporter.operator)?;
-    if !op.strict_signing_key_usage {
-        return None;
-    }
-    let acc_name = exporter.account.as_deref()?;
-    let (role, sk) = op.accounts.get(acc_name)?.signing_keys.iter().next()?;
-    let address = crate::manifest::address::key(
-        &crate::manifest::address::signing_key(&exporter.operator, acc_name, role),
-        sk.keys.first()?,
-    );
-    Some(KeyRef {
-        public: keys.get(&address).cloned(),
-        address,
-        kind: crate::keys::KeyKind::Account,
-    })
-}
-
 /// Everything the planner looks at.
 pub struct Inputs<'a> {
     pub state: &'a DesiredState,
@@ -253,10 +161,10 @@ pub fn plan(inputs: &Inputs) -> Plan {
         }
     }
     plan.new_keys = new_keys.into_iter().collect();
-    plan.protected_deletes = protected_deletes(&plan.actions, inputs.existing);
+    plan.protected_deletes = notices::protected_deletes(&plan.actions, inputs.existing);
     plan.warnings = expiry::fixed_expiry_warnings(inputs);
-    plan.lock_records = lock_records(inputs, &acted);
-    plan.blockers = seed_blockers(inputs);
+    plan.lock_records = notices::lock_records(inputs, &acted);
+    plan.blockers = notices::seed_blockers(inputs);
     // The views annotate keys in the claims they render; a plan with
     // nothing to render needs no names.
     if !plan.actions.is_empty() || !plan.effects.is_empty() {
@@ -268,53 +176,6 @@ pub fn plan(inputs: &Inputs) -> Plan {
     }
     plan
 }
-
-/// Revocation records the lock gains or drops where no account action
-/// explains it (an account action's reasons already do).
-fn lock_records(inputs: &Inputs, acted: &BTreeSet<&ObjectId>) -> Vec<LockRecord> {
-    let want = &inputs.state.revocations;
-    let have = inputs.recorded;
-    let acted_accounts: BTreeSet<String> = acted
-        .iter()
-        .filter(|id| id.kind() == ObjectKind::Account)
-        .map(|id| id.address())
-        .collect();
-    let mut out = Vec::new();
-    for account in want.keys().chain(have.keys()).collect::<BTreeSet<_>>() {
-        let (w, h) = (want.get(account), have.get(account));
-        if w == h || acted_accounts.contains(account) {
-            continue;
-        }
-        let account = account.clone();
-        out.push(match w {
-            Some(w) => {
-                let new = w
-                    .keys()
-                    .filter(|k| h.is_none_or(|h| !h.contains_key(*k)))
-                    .count();
-                LockRecord::Records { account, new }
-            }
-            None => LockRecord::Drops { account },
-        });
-    }
-    out
-}
-
-/// A seed the lock names but the vault lacks (or holds damaged) would make
-/// apply fail halfway or issue a JWT nobody can use; a key bound to two
-/// objects would give two JWTs one identity. Apply refuses both.
-fn seed_blockers(inputs: &Inputs) -> Vec<Blocker> {
-    inputs
-        .seed_problems
-        .iter()
-        .filter(|(addr, _)| inputs.required.contains(*addr))
-        .map(|(addr, problem)| Blocker::Seed {
-            address: addr.clone(),
-            problem: problem.clone(),
-        })
-        .collect()
-}
-
 /// What planning one object needs besides the object: shared by every
 /// object planned in parallel.
 struct Ctx<'a> {
@@ -331,40 +192,6 @@ fn parent_address(id: &ObjectId) -> String {
         ObjectKind::User => id.account_id().map(|a| a.address()).unwrap_or_default(),
     }
 }
-
-/// Deletions of operators and of the system account an operator JWT names.
-fn protected_deletes(actions: &[Action], existing: &BTreeMap<ObjectId, Existing>) -> Vec<ObjectId> {
-    let deleted: BTreeSet<&ObjectId> = actions
-        .iter()
-        .filter(|a| a.action == ActionKind::Delete)
-        .map(|a| &a.id)
-        .collect();
-    let mut out = Vec::new();
-    for id in deleted {
-        match id.kind() {
-            ObjectKind::Operator => out.push(id.clone()),
-            ObjectKind::Account => {
-                let op = existing
-                    .get(&ObjectId::operator(&id.operator))
-                    .and_then(|e| e.decoded.as_ref().ok());
-                let acc = existing.get(id).and_then(|e| e.decoded.as_ref().ok());
-                if let (Some(op), Some(acc)) = (op, acc) {
-                    if op
-                        .value()
-                        .pointer("/nats/system_account")
-                        .and_then(Value::as_str)
-                        == Some(acc.subject.as_str())
-                    {
-                        out.push(id.clone());
-                    }
-                }
-            }
-            ObjectKind::User => {}
-        }
-    }
-    out
-}
-
 /// A public key shortened for prose: `ABCDEFGHIJKL…`.
 pub fn short(key: &str) -> String {
     if key.len() > 12 {

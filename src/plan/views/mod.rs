@@ -40,7 +40,7 @@ pub fn claims_text(c: &Claims, names: &(impl Names + ?Sized)) -> String {
 /// The effective-permissions block of a scoped user's rendering.
 pub fn effective_text(e: &EffectivePermissions, names: &(impl Names + ?Sized)) -> String {
     let role = &e.role;
-    let doc = json!({"effective_permissions": effective::block(role, &e.permissions)});
+    let doc = json!({"effective_permissions": effective::block(role, &e.effective())});
     format!(
         "# as nats-server expands role `{role}` for this user:\n{}",
         render_claims::render(&doc, names)

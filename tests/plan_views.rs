@@ -1,6 +1,8 @@
-//! `natsform plan --format markdown`: the plan as a pull-request comment.
-//! Snapshots of the walkthrough changes a reviewer sees; the size limit of
-//! a comment; and content from the manifest that must not escape its place.
+//! The views of a plan beside the text one (which plan_scenarios.rs and
+//! plan_snapshots.rs pin): `--format markdown`, the plan as a pull-request
+//! comment (the walkthrough changes a reviewer sees, the size limit of a
+//! comment, content from the manifest that must not escape its place), and
+//! the JSON document of `--format json`.
 
 mod support;
 
@@ -143,6 +145,24 @@ fn json_is_an_alias_of_format_json_and_they_conflict() {
     assert_eq!(doc["actions"][0]["reason_kinds"][1], "revokes-user");
     p.run_without_identity(&["plan", "--json", "--format", "text"])
         .failure();
+}
+
+#[test]
+fn the_json_document_is_pinned() {
+    let p = applied();
+    edit(&p, "[operators.O2.accounts.A.users.worker]", "[operators.O2.accounts.A.users.reporter]\nsigner = \"main\"\nsub = { allow = [\"reports.>\"] }\n\n[operators.O2.accounts.A.users.worker]");
+    edit(
+        &p,
+        "[operators.O2.accounts.A.users.U]\nsigner = \"main\"\n",
+        "",
+    );
+    let run = p
+        .run_without_identity(&["plan", "--format", "json"])
+        .success();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["format_version"], 1);
+    assert!(doc.get("lock_records").is_none() && doc.get("blockers").is_none());
+    insta::assert_snapshot!(p.redact(&run.stdout));
 }
 
 /// Everything a hostile description could try in a comment.
