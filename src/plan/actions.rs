@@ -123,6 +123,11 @@ impl EffectivePermissions {
         }
     }
 
+    /// The expanded template as compact JSON text.
+    pub fn json(&self) -> &str {
+        &self.permissions
+    }
+
     /// The expansion as [`Effective`].
     pub fn effective(&self) -> Effective {
         Effective {

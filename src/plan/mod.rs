@@ -60,8 +60,8 @@ pub struct Plan {
     /// Problems apply refuses to work around (a seed the lock names is
     /// missing or damaged); each says how to fix it.
     pub blockers: Vec<Blocker>,
-    /// Public key → key address, for the views to annotate keys in claims.
-    /// Empty when there is nothing to render.
+    /// Public key → key address of every key the claims above mention,
+    /// for the views to annotate.
     pub key_names: BTreeMap<String, String>,
 }
 
@@ -165,16 +165,49 @@ pub fn plan(inputs: &Inputs) -> Plan {
     plan.warnings = expiry::fixed_expiry_warnings(inputs);
     plan.lock_records = notices::lock_records(inputs, &acted);
     plan.blockers = notices::seed_blockers(inputs);
-    // The views annotate keys in the claims they render; a plan with
-    // nothing to render needs no names.
-    if !plan.actions.is_empty() || !plan.effects.is_empty() {
-        plan.key_names = inputs
-            .keys
-            .iter()
-            .map(|(addr, public)| (public.clone(), addr.clone()))
-            .collect();
-    }
+    plan.key_names = key_names_of(&plan, &ctx.names);
     plan
+}
+
+/// The addresses of the public keys the plan's claims mention, which the
+/// views annotate: only those, not the whole lock (100,000 users' keys).
+fn key_names_of(plan: &Plan, names: &KeyNames) -> BTreeMap<String, String> {
+    let found = |texts: &mut dyn Iterator<Item = &str>| -> Vec<(String, String)> {
+        texts
+            .flat_map(|t| t.split('"'))
+            .filter(|t| {
+                t.len() == 56
+                    && t.bytes()
+                        .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+            })
+            .filter_map(|t| names.get_key_value(t))
+            .map(|(k, a)| (k.to_string(), a.to_string()))
+            .collect()
+    };
+    fn of_claims(c: &Claims) -> impl Iterator<Item = &str> {
+        std::iter::once(c.json()).chain(c.effective.iter().map(EffectivePermissions::json))
+    }
+    let from_actions = plan.actions.par_iter().flat_map_iter(|a| {
+        found(
+            &mut [&a.before, &a.after]
+                .into_iter()
+                .flatten()
+                .flat_map(of_claims),
+        )
+    });
+    let from_effects = plan.effects.par_iter().flat_map_iter(|e| {
+        found(
+            &mut [&e.before, &e.after]
+                .into_iter()
+                .flatten()
+                .map(EffectivePermissions::json),
+        )
+    });
+    from_actions
+        .chain(from_effects)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
 }
 /// What planning one object needs besides the object: shared by every
 /// object planned in parallel.

@@ -492,8 +492,11 @@ fn counts_table(out: &mut String, plan: &Plan) {
     out.push('\n');
 }
 
-/// Deletions apply refuses, blockers, warnings and lock records: what a
-/// reviewer must see before any diff.
+/// Longest list of keys to generate the comment holds.
+const KEY_LIST_MAX: usize = 4_000;
+
+/// Deletions apply refuses, blockers, warnings, keys to generate and lock
+/// records: what a reviewer must see before any diff.
 fn notices(out: &mut String, plan: &Plan) {
     if !plan.protected_deletes.is_empty() {
         out.push_str("**Deletions apply refuses unless `--allow-destroy` is given:**\n\n");
@@ -515,6 +518,26 @@ fn notices(out: &mut String, plan: &Plan) {
             let _ = writeln!(out, "- {}", md(&w.to_string()));
         }
         out.push('\n');
+    }
+    if !plan.new_keys.is_empty() {
+        let list: String = plan
+            .new_keys
+            .iter()
+            .map(|k| format!("- {}\n", code(k)))
+            .collect();
+        let n = plan.new_keys.len();
+        if chars(&list) <= KEY_LIST_MAX {
+            let _ = writeln!(
+                out,
+                "<details><summary>{n} key{} to generate (seeds are stored encrypted in the vault)</summary>\n\n{list}\n</details>\n",
+                plural(n)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "{n} keys to generate (seeds are stored encrypted in the vault); too many to list here, `natsform plan` lists them.\n"
+            );
+        }
     }
     if !plan.lock_records.is_empty() {
         out.push_str("**The lock's revocation record:**\n\n");
