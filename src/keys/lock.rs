@@ -121,6 +121,18 @@ impl Lock {
                     shown: shown_key(public_key),
                 });
             }
+            if let Some(expected) = kind_of_address(address) {
+                let found = kind_of_public_key(public_key).expect("checked above");
+                if found != expected {
+                    return Err(KeysError::LockKindMismatch {
+                        path: path.to_path_buf(),
+                        address: address.clone(),
+                        shown: short(public_key, 12),
+                        found,
+                        expected,
+                    });
+                }
+            }
             if let Some(first) = owners.insert(public_key, address) {
                 return Err(KeysError::LockDuplicateKey {
                     path: path.to_path_buf(),
@@ -246,6 +258,21 @@ impl fmt::Display for Lock {
         })
         .map_err(|_| fmt::Error)?;
         write!(f, "{HEADER}\n{body}")
+    }
+}
+
+/// The kind of key a lock address must be bound to, from its object
+/// address: `operator.O` and `signing_key.O` (operator signing keys) take an
+/// operator key, `account.O/A` and `signing_key.O/A/role` an account key,
+/// `user.O/A/U` a user key. `None` for an address of no known shape.
+fn kind_of_address(address: &str) -> Option<KeyKind> {
+    let object = address.split_once('#').map_or(address, |(o, _)| o);
+    let (kind, rest) = object.split_once('.')?;
+    match (kind, rest.matches('/').count()) {
+        ("operator", 0) | ("signing_key", 0) => Some(KeyKind::Operator),
+        ("account", 1) | ("signing_key", 2) => Some(KeyKind::Account),
+        ("user", 2) => Some(KeyKind::User),
+        _ => None,
     }
 }
 

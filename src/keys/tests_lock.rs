@@ -135,3 +135,53 @@ proptest! {
         prop_assert_eq!(back.to_string(), text);
     }
 }
+
+#[test]
+fn an_address_bound_to_a_key_of_another_kind_is_refused() {
+    let cases = [
+        (
+            "user.O2/A/U#v1",
+            key(KeyPairType::Account, 3),
+            "an account key, but a user address needs a user key (U…)",
+        ),
+        (
+            "account.O2/A#v1",
+            key(KeyPairType::User, 5),
+            "a user key, but an account address needs an account key (A…)",
+        ),
+        (
+            "operator.O2#v1",
+            key(KeyPairType::Account, 3),
+            "an account key, but an operator address needs an operator key (O…)",
+        ),
+        (
+            "signing_key.O2#ops",
+            key(KeyPairType::Account, 3),
+            "an account key, but an operator address needs an operator key (O…)",
+        ),
+        (
+            "signing_key.O2/A/svc#v1",
+            key(KeyPairType::Operator, 1),
+            "an operator key, but an account address needs an account key (A…)",
+        ),
+    ];
+    for (address, public, expected) in cases {
+        let text = format!("version = 1\n[keys]\n\"{address}\" = \"{public}\"\n");
+        let e = Lock::parse(&text, Path::new("natsform.lock"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(expected), "{address}: {e}");
+        assert!(
+            e.contains(&format!("delete the line of `{address}`")),
+            "{e}"
+        );
+    }
+    // The right kinds, and names holding `.` or `#`, load.
+    let text = format!(
+        "version = 1\n[keys]\n\"user.O2/A/x.y#z#v1\" = \"{}\"\n\"signing_key.O2#ops\" = \"{}\"\n\"signing_key.O2/A/svc#v1\" = \"{}\"\n",
+        key(KeyPairType::User, 5),
+        key(KeyPairType::Operator, 1),
+        key(KeyPairType::Account, 3),
+    );
+    Lock::parse(&text, Path::new("natsform.lock")).unwrap();
+}
