@@ -474,9 +474,14 @@ impl Ctx<'_> {
                 ),
                 Some(_) => format!("identity key is now `{}`", want.subject.address),
             };
+            // A key its account has revoked (a deleted user's, bound here by
+            // a hand-edited lock) would make that user's old seed usable
+            // again with the new JWT: a reviewer must see it.
+            let mut reasons = vec![reason];
+            reasons.extend(self.revoked_key_note(id, want));
             return action(
                 ActionKind::Replace,
-                vec![reason],
+                reasons,
                 self.render_existing(id, have),
                 Some(self.render_desired(id, want)),
             );
