@@ -204,3 +204,31 @@ fn a_lock_rebinding_a_user_to_a_deleted_users_key_shows_that_the_key_is_revoked(
     );
     assert!(block.contains("its key was revoked at"), "{block}");
 }
+
+#[test]
+fn creds_out_neither_writes_nor_sweeps_through_a_link_inside_its_directory() {
+    let p = Project::with_manifest("natsform.toml", MANIFEST);
+    p.apply();
+    let outside = tempfile::tempdir().unwrap();
+    fs::create_dir_all(outside.path().join("app")).unwrap();
+    let victim = outside.path().join("app/.natsform-abc123.tmp");
+    fs::write(&victim, "not natsform's").unwrap();
+    // An output directory in the checkout, whose `<operator>` entry the
+    // branch made a link to somewhere else.
+    fs::create_dir(p.path().join("out")).unwrap();
+    symlink(outside.path(), p.path().join("out/demo")).unwrap();
+    let run = p.run(&["creds", "--out", "out"]).failure();
+    assert!(
+        run.stderr.contains("out/demo is a symbolic link"),
+        "{}",
+        run.stderr
+    );
+    assert!(find_seeds(run.stderr.as_bytes()).is_empty());
+    assert!(find_seeds(run.stdout.as_bytes()).is_empty());
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "not natsform's");
+    let files: Vec<_> = fs::read_dir(outside.path().join("app"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, [".natsform-abc123.tmp"], "no creds written outside");
+}
