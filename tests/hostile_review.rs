@@ -232,3 +232,37 @@ fn creds_out_neither_writes_nor_sweeps_through_a_link_inside_its_directory() {
         .collect();
     assert_eq!(files, [".natsform-abc123.tmp"], "no creds written outside");
 }
+
+#[test]
+fn a_vault_inside_the_store_is_refused_before_an_account_deletion_takes_the_seeds() {
+    let p = Project::with_manifest("natsform.toml", MANIFEST);
+    p.apply();
+    // One commit: the vault moved into account `app`'s store directory,
+    // and account `app` deleted. Apply would remove the directory, and
+    // every seed with it.
+    let target = p.path().join("store/demo/accounts/app");
+    for entry in fs::read_dir(p.path().join("vault")).unwrap() {
+        let entry = entry.unwrap();
+        fs::rename(entry.path(), target.join(entry.file_name())).unwrap();
+    }
+    let i = MANIFEST.find("[operators.demo.accounts.app").unwrap();
+    fs::write(
+        &p.manifest,
+        MANIFEST[..i].replace(
+            "[secrets]",
+            "vault = \"store/demo/accounts/app\"\n\n[secrets]",
+        ),
+    )
+    .unwrap();
+    let before = p.files();
+    for args in [&["plan"][..], &["apply", "--auto-approve"]] {
+        let run = p.run(args).failure();
+        assert!(
+            run.stderr
+                .contains("`vault = \"store/demo/accounts/app\"` lies inside the store `store`"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert_eq!(p.files(), before, "no seed removed");
+}
