@@ -266,3 +266,32 @@ fn a_vault_inside_the_store_is_refused_before_an_account_deletion_takes_the_seed
     }
     assert_eq!(p.files(), before, "no seed removed");
 }
+
+#[test]
+fn a_seed_pasted_as_a_lock_address_is_never_shown() {
+    let p = Project::with_manifest("natsform.toml", MANIFEST);
+    p.apply();
+    let creds = p.creds("app/bob");
+    let seed = find_seeds(creds.as_bytes())
+        .pop()
+        .expect("creds hold a seed");
+    // bob's key, annotated in plans with its address, now under a seed.
+    let bob = lock_key(&p, "user.demo/app/bob#v1");
+    set_lock_line(&p, "user.demo/app/bob#v1", None);
+    let path = p.path().join("natsform.lock");
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replace("[keys]\n", &format!("[keys]\n\"{seed}\" = \"{bob}\"\n"));
+    fs::write(&path, text).unwrap();
+    for args in [&["plan"][..], &["plan", "--json"], &["show"]] {
+        let run = p.run(args);
+        assert_eq!(run.code, 1, "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains("looks like a seed (not shown)"),
+            "{}",
+            run.stderr
+        );
+        let all = format!("{}{}", run.stdout, run.stderr);
+        assert!(find_seeds(all.as_bytes()).is_empty(), "{all}");
+    }
+}

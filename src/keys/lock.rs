@@ -113,6 +113,20 @@ impl Lock {
         // Which address first claimed each key: a key bound twice would give
         // two objects one identity (two JWTs with the same subject).
         let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+        // An address is shown in plans and messages (it annotates its key):
+        // a seed pasted there must not be.
+        let seed_named = file
+            .keys
+            .keys()
+            .chain(file.revocations.keys())
+            .find(|a| holds_seed(a));
+        if let Some(address) = seed_named {
+            return Err(KeysError::LockParse {
+                path: path.to_path_buf(),
+                line: line_of(text, text.find(address.as_str()).unwrap_or(0)),
+                message: "a key address looks like a seed (not shown); the lock holds only addresses and public keys".to_string(),
+            });
+        }
         for (address, public_key) in &file.keys {
             if kind_of_public_key(public_key).is_none() {
                 return Err(KeysError::LockBadKey {
@@ -274,6 +288,18 @@ fn kind_of_address(address: &str) -> Option<KeyKind> {
         ("user", 2) => Some(KeyKind::User),
         _ => None,
     }
+}
+
+/// Whether `text` holds something shaped like an nkey seed: `S`, a key
+/// kind letter, then at least 48 more base32 characters (a seed has 56).
+fn holds_seed(text: &str) -> bool {
+    let b = text.as_bytes();
+    let is_b32 = |c: u8| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c);
+    (0..b.len()).any(|i| {
+        b[i] == b'S'
+            && b.get(i + 1).is_some_and(|k| b"OAUNCXP".contains(k))
+            && b[i..].iter().take_while(|c| is_b32(**c)).count() >= 50
+    })
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

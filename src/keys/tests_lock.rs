@@ -185,3 +185,23 @@ fn an_address_bound_to_a_key_of_another_kind_is_refused() {
     );
     Lock::parse(&text, Path::new("natsform.lock")).unwrap();
 }
+
+#[test]
+fn a_seed_as_an_address_is_refused_without_being_echoed() {
+    let seed = KeyPair::new_from_raw(KeyPairType::User, [9; 32])
+        .unwrap()
+        .seed()
+        .unwrap();
+    let user = key(KeyPairType::User, 5);
+    for text in [
+        format!("version = 1\n[keys]\n\"{seed}\" = \"{user}\"\n"),
+        format!("version = 1\n[keys]\n\"user.O/A/{seed}#v1\" = \"{user}\"\n"),
+        format!("version = 1\n[revocations.{seed}]\n{user} = 1\n"),
+    ] {
+        let e = Lock::parse(&text, Path::new("natsform.lock"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("looks like a seed (not shown)"), "{e}");
+        assert!(!e.contains(&seed[..20]), "{e}");
+    }
+}
