@@ -295,3 +295,45 @@ fn a_seed_pasted_as_a_lock_address_is_never_shown() {
         assert!(find_seeds(all.as_bytes()).is_empty(), "{all}");
     }
 }
+
+#[test]
+fn a_store_entry_named_like_a_seed_is_refused_without_being_shown() {
+    let p = Project::with_manifest("natsform.toml", MANIFEST);
+    p.apply();
+    let creds = p.creds("app/bob");
+    let seed = find_seeds(creds.as_bytes())
+        .pop()
+        .expect("creds hold a seed");
+    let users = p.path().join("store/demo/accounts/app/users");
+    let named = users.join(format!("{seed}.jwt"));
+    fs::copy(users.join("bob.jwt"), &named).unwrap();
+    let check = |what: &str| {
+        for args in [
+            &["plan"][..],
+            &["plan", "--json"],
+            &["show"],
+            &["apply", "--auto-approve"],
+        ] {
+            let run = p.run(args);
+            assert_eq!(run.code, 1, "{what} {args:?}: {run:?}");
+            assert!(
+                run.stderr.contains("looks like a seed (not shown)"),
+                "{}",
+                run.stderr
+            );
+            let all = format!("{}{}", run.stdout, run.stderr);
+            assert!(find_seeds(all.as_bytes()).is_empty(), "{what}: {all}");
+        }
+    };
+    check("user file");
+    fs::remove_file(&named).unwrap();
+    // A marker naming a seed as its operator.
+    let other = p.path().join("store/other");
+    fs::create_dir(&other).unwrap();
+    fs::write(
+        other.join(".nsc"),
+        format!(r#"{{"managed":false,"name":"{seed}","kind":"operator","version":"1"}}"#),
+    )
+    .unwrap();
+    check("marker");
+}

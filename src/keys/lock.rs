@@ -119,7 +119,7 @@ impl Lock {
             .keys
             .keys()
             .chain(file.revocations.keys())
-            .find(|a| holds_seed(a));
+            .find(|a| crate::safepath::holds_seed(a));
         if let Some(address) = seed_named {
             return Err(KeysError::LockParse {
                 path: path.to_path_buf(),
@@ -288,18 +288,6 @@ fn kind_of_address(address: &str) -> Option<KeyKind> {
         ("user", 2) => Some(KeyKind::User),
         _ => None,
     }
-}
-
-/// Whether `text` holds something shaped like an nkey seed: `S`, a key
-/// kind letter, then at least 48 more base32 characters (a seed has 56).
-fn holds_seed(text: &str) -> bool {
-    let b = text.as_bytes();
-    let is_b32 = |c: u8| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c);
-    (0..b.len()).any(|i| {
-        b[i] == b'S'
-            && b.get(i + 1).is_some_and(|k| b"OAUNCXP".contains(k))
-            && b[i..].iter().take_while(|c| is_b32(**c)).count() >= 50
-    })
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
