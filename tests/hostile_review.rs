@@ -187,6 +187,7 @@ fn a_lock_rebinding_a_user_to_a_deleted_users_key_shows_that_the_key_is_revoked(
     .unwrap();
     p.apply();
     assert!(p.store_file("demo/accounts/app/app.jwt").len() > 10);
+    let bob = lock_key(&p, "user.demo/app/bob#v1");
     // One file changed: bob's lock line now names alice's key, whose seed
     // is still in the vault. The new JWT would let alice's old seed in.
     set_lock_line(&p, "user.demo/app/bob#v1", Some(&alice));
@@ -203,6 +204,21 @@ fn a_lock_rebinding_a_user_to_a_deleted_users_key_shows_that_the_key_is_revoked(
         "{block}"
     );
     assert!(block.contains("its key was revoked at"), "{block}");
+
+    // The same key given to a user of another account, which never revoked
+    // it: the plan names the account that did.
+    set_lock_line(&p, "user.demo/app/bob#v1", Some(&bob));
+    set_lock_line(&p, "user.demo/SYS/admin#v1", Some(&alice));
+    let run = p.run(&["plan"]).success();
+    assert!(
+        run.stdout
+            .contains("its key was revoked by account.demo/app at")
+            && run
+                .stdout
+                .contains("whoever holds its seed can use this JWT"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
