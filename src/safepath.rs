@@ -131,6 +131,18 @@ pub fn check_not_link(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Whether `text` holds something shaped like an nkey seed: `S`, a key
+/// kind letter, then at least 48 more base32 characters (a seed has 56).
+pub fn holds_seed(text: &str) -> bool {
+    let b = text.as_bytes();
+    let is_b32 = |c: u8| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c);
+    (0..b.len()).any(|i| {
+        b[i] == b'S'
+            && b.get(i + 1).is_some_and(|k| b"OAUNCXP".contains(k))
+            && b[i..].iter().take_while(|c| is_b32(**c)).count() >= 50
+    })
+}
+
 /// Whether `c` must not reach a terminal raw: C0 controls, DEL, C1
 /// controls, the Unicode line and paragraph separators, and the
 /// bidirectional marks, overrides and isolates (which make text display in

@@ -474,9 +474,17 @@ impl Ctx<'_> {
                 ),
                 Some(_) => format!("identity key is now `{}`", want.subject.address),
             };
+            // A key its account has revoked (a deleted user's, bound here by
+            // a hand-edited lock) would make that user's old seed usable
+            // again with the new JWT: a reviewer must see it.
+            let mut reasons = vec![reason];
+            reasons.extend(
+                self.revoked_key_note(id, want)
+                    .or_else(|| self.revoked_elsewhere_note(id, want)),
+            );
             return action(
                 ActionKind::Replace,
-                vec![reason],
+                reasons,
                 self.render_existing(id, have),
                 Some(self.render_desired(id, want)),
             );
@@ -599,6 +607,32 @@ impl Ctx<'_> {
         let account = self.inputs.state.objects.get(&id.account_id()?)?;
         let at = revocations::revoked_at(&account.claims.value(), public)?;
         Some(format!("its key was revoked at {at} (unix seconds); older JWTs stay revoked and this one is issued after that"))
+    }
+
+    /// A user getting a key that another account revoked (a user deleted
+    /// there): its old seed would work again under this account. Only for
+    /// replaces, which are rare: it looks at every account.
+    fn revoked_elsewhere_note(&self, id: &ObjectId, want: &DesiredObject) -> Option<String> {
+        let public = want.subject.public.as_ref()?;
+        let own = id.account_id();
+        self.inputs
+            .state
+            .objects
+            .iter()
+            .filter(|(a, _)| a.kind() == ObjectKind::Account && Some(*a) != own.as_ref())
+            .find_map(|(a, acc)| {
+                // Only the key itself: another account's `*` is about its own users.
+                let at = acc
+                    .claims
+                    .value()
+                    .pointer("/nats/revocations")?
+                    .get(public.as_str())?
+                    .as_i64()?;
+                Some(format!(
+                    "its key was revoked by {} at {at} (unix seconds): whoever holds its seed can use this JWT",
+                    a.address()
+                ))
+            })
     }
 
     /// Effective permissions a desired scoped user will have, with its role.

@@ -227,6 +227,13 @@ fn operator_name(dir: &Path) -> io::Result<Option<String>> {
         return Ok(None);
     }
     let dir_name = dir.file_name().and_then(|n| n.to_str());
+    if safepath::holds_seed(name) {
+        return Err(io::Error::other(format!(
+            "{}: the operator name in this marker looks like a seed (not shown)\n  = help: a \
+             seed never belongs in the store; correct `name`, and rotate the key whose seed it is",
+            marker.display()
+        )));
+    }
     if dir_name != Some(name) {
         return Err(io::Error::other(format!(
             "{} names operator `{}`, but its directory is `{}`; natsform reads an operator \
@@ -246,6 +253,15 @@ fn operator_name(dir: &Path) -> io::Result<Option<String>> {
 /// managed, and could not be written back safely.
 fn entry_name(entry: &Path, kind: &str, shown: &Path) -> io::Result<String> {
     let name = entry.file_name().and_then(|n| n.to_str());
+    if name.is_some_and(safepath::holds_seed) {
+        // Named by its directory only: the name itself is a secret.
+        return Err(io::Error::other(format!(
+            "{}: the name of an entry there looks like a seed (not shown); natsform expected \
+             {kind} names\n  = help: a seed never belongs in the store; remove the entry, and \
+             rotate the key whose seed it is",
+            shown.parent().unwrap_or(Path::new("")).display(),
+        )));
+    }
     match name {
         Some(n) if is_safe_name(n) => Ok(n.to_string()),
         _ => Err(io::Error::other(format!(
