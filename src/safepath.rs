@@ -26,7 +26,7 @@ pub fn is_safe_name(name: &str) -> bool {
         && name.trim() == name
         && !name
             .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control())
+            .any(|c| c == '/' || c == '\\' || is_unsafe_char(c))
         && matches!(
             Path::new(name).components().collect::<Vec<_>>().as_slice(),
             [Component::Normal(_)]
@@ -129,18 +129,6 @@ pub fn check_not_link(path: &Path) -> io::Result<()> {
             format!("reading {}: {e}", path.display()),
         )),
     }
-}
-
-/// Whether `text` holds something shaped like an nkey seed: `S`, a key
-/// kind letter, then at least 48 more base32 characters (a seed has 56).
-pub fn holds_seed(text: &str) -> bool {
-    let b = text.as_bytes();
-    let is_b32 = |c: u8| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c);
-    (0..b.len()).any(|i| {
-        b[i] == b'S'
-            && b.get(i + 1).is_some_and(|k| b"OAUNCXP".contains(k))
-            && b[i..].iter().take_while(|c| is_b32(**c)).count() >= 50
-    })
 }
 
 /// Whether `c` must not reach a terminal raw: C0 controls, DEL, C1

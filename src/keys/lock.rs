@@ -119,7 +119,7 @@ impl Lock {
             .keys
             .keys()
             .chain(file.revocations.keys())
-            .find(|a| crate::safepath::holds_seed(a));
+            .find(|a| crate::redact::contains_secret(a));
         if let Some(address) = seed_named {
             return Err(KeysError::LockParse {
                 path: path.to_path_buf(),

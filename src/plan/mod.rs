@@ -135,6 +135,8 @@ pub struct DesiredState {
     pub revocation_reasons: BTreeMap<ObjectId, Vec<String>>,
     /// Every desired account's revocations, as the lock must record them.
     pub revocations: Revocations,
+    /// Per account, the entries only the lock's record holds (key, time).
+    pub restored_revocations: BTreeMap<ObjectId, Vec<(String, i64)>>,
 }
 
 /// Computes the desired state: claims from the manifest and key bindings,
@@ -178,7 +180,11 @@ pub fn complete_state(
     }
     let mut revocation_reasons = BTreeMap::new();
     let mut all_revocations = Revocations::new();
+    let mut restored_revocations = BTreeMap::new();
     for (id, revs) in revocations::reconcile(&objects, existing, recorded) {
+        if !revs.restored.is_empty() {
+            restored_revocations.insert(id.clone(), revs.restored.clone());
+        }
         if !revs.entries.is_empty() {
             all_revocations.insert(id.address(), revs.entries.clone());
         }
@@ -195,6 +201,7 @@ pub fn complete_state(
         objects,
         revocation_reasons,
         revocations: all_revocations,
+        restored_revocations,
     }
 }
 
@@ -308,6 +315,7 @@ pub fn plan(inputs: &Inputs) -> Plan {
     plan.warnings = fixed_expiry_warnings(inputs);
     plan.lock_records = lock_records(inputs, &acted);
     plan.blockers = seed_blockers(inputs);
+    plan.blockers.extend(future_revocation_blockers(inputs));
     plan
 }
 
@@ -353,6 +361,28 @@ fn seed_blockers(inputs: &Inputs) -> Vec<String> {
         .filter(|(addr, _)| inputs.required.contains(*addr))
         .map(|(addr, problem)| format!("{addr}: {problem}"))
         .collect()
+}
+
+/// Slack for clocks that disagree a little.
+const CLOCK_SKEW_SECS: i64 = 300;
+
+/// A revocation only the lock records, at a time still to come: natsform
+/// records the issue time of a JWT it revoked, never a future one, and a
+/// future time (or a future `*`) would revoke every JWT issued until then,
+/// including the ones apply is about to issue.
+fn future_revocation_blockers(inputs: &Inputs) -> Vec<String> {
+    let mut out = Vec::new();
+    for (account, entries) in &inputs.state.restored_revocations {
+        for (key, t) in entries {
+            if *t > inputs.now + CLOCK_SKEW_SECS {
+                out.push(format!(
+                    "{}: natsform.lock records a revocation of {key} at {t} (unix seconds), which is in the future; natsform never records one\n    fix: restore natsform.lock from git (`git log -p -- natsform.lock` shows who added it); to revoke on purpose, use the account's `revocations` in the manifest",
+                    account.address()
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn expiry_reason(exp: i64, now: i64, window: i64) -> String {
@@ -500,6 +530,7 @@ impl Ctx<'_> {
             reasons.extend(self.revocation_reasons(id));
         }
         reasons.extend(self.issuer_reason(id, want, &decoded.issuer));
+        reasons.extend(self.revoked_jwt_reason(id, decoded));
         if want.valid_for.is_some()
             && decoded.expires > 0
             && decoded.expires - self.inputs.now <= self.inputs.reissue_before
@@ -588,6 +619,26 @@ impl Ctx<'_> {
             Some(addr) if !self.inputs.required.contains(*addr) => format!("issuer key `{addr}` removed; `{signer}` signs now"),
             Some(addr) => format!("issuer `{addr}` is not trusted by {parent}; `{signer}` signs now"),
             None => format!("issuer {} is not a key of this manifest, so {parent} does not trust it; `{signer}` signs now", short(issuer)),
+        })
+    }
+
+    /// A kept user whose stored JWT its account revokes is issued again
+    /// after the revocation (as apply does for every re-issue), so the
+    /// manifest's users always hold a JWT that works.
+    fn revoked_jwt_reason(&self, id: &ObjectId, decoded: &existing::DecodedJwt) -> Option<String> {
+        let revocations = &self.inputs.state.revocations;
+        if id.user.is_none() || revocations.is_empty() {
+            return None;
+        }
+        let account = id.account_id()?.address();
+        let entries = revocations.get(&account)?;
+        let at = [entries.get(&decoded.subject), entries.get("*")]
+            .into_iter()
+            .flatten()
+            .copied()
+            .max()?;
+        (decoded.issued_at <= at).then(|| {
+            format!("its stored JWT (issued at {}) is revoked by {account} at {at}; it is issued again after the revocation", decoded.issued_at)
         })
     }
 

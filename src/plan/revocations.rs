@@ -24,6 +24,9 @@ use crate::tree::ObjectId;
 pub struct AccountRevocations {
     pub entries: BTreeMap<String, i64>,
     pub reasons: Vec<String>,
+    /// Entries only the lock's record holds (key, time): restored into the
+    /// account, and checked by the planner (a future time is refused).
+    pub restored: Vec<(String, i64)>,
 }
 
 /// Revocations per desired account: the manifest's, the stored JWT's, the
@@ -62,9 +65,32 @@ pub fn reconcile(
         if let Some(lock) = recorded.get(&id.address()) {
             for (key, t) in lock {
                 if stored.get(key).is_none_or(|s| s < t) {
+                    // A restored key that a kept user still holds revokes that
+                    // user's JWT: the reviewer must see who is hit.
+                    let live = desired
+                        .range(id..)
+                        .skip(1)
+                        .take_while(|(u, _)| {
+                            u.user.is_some() && u.account_id().as_ref() == Some(id)
+                        })
+                        .find(|(_, u)| {
+                            key == "*" || u.subject.public.as_deref() == Some(key.as_str())
+                        })
+                        .map(|(u, _)| u.address());
+                    let hit = match live {
+                        Some(_) if key == "*" => "; it revokes every user of the account issued before it, and the manifest's users are issued again after it".to_string(),
+                        Some(user) => format!("; it is the key of {user}, which the manifest keeps: that user is issued again after the revocation"),
+                        None => String::new(),
+                    };
                     acc.reasons.push(format!(
-                        "restores the revocation of {key} recorded in natsform.lock (the stored account JWT lacks it: damaged, rolled back or removed)"
+                        "restores the revocation of {key} recorded in natsform.lock (the stored account JWT lacks it: damaged, rolled back or removed){hit}"
                     ));
+                    if claims
+                        .pointer("/nats/revocations")
+                        .is_none_or(|r| r.get(key).is_none())
+                    {
+                        acc.restored.push((key.clone(), *t));
+                    }
                 }
                 let e = acc.entries.entry(key.clone()).or_insert(*t);
                 *e = (*e).max(*t);

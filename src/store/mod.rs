@@ -227,7 +227,7 @@ fn operator_name(dir: &Path) -> io::Result<Option<String>> {
         return Ok(None);
     }
     let dir_name = dir.file_name().and_then(|n| n.to_str());
-    if safepath::holds_seed(name) {
+    if crate::redact::contains_secret(name) {
         return Err(io::Error::other(format!(
             "{}: the operator name in this marker looks like a seed (not shown)\n  = help: a \
              seed never belongs in the store; correct `name`, and rotate the key whose seed it is",
@@ -253,7 +253,7 @@ fn operator_name(dir: &Path) -> io::Result<Option<String>> {
 /// managed, and could not be written back safely.
 fn entry_name(entry: &Path, kind: &str, shown: &Path) -> io::Result<String> {
     let name = entry.file_name().and_then(|n| n.to_str());
-    if name.is_some_and(safepath::holds_seed) {
+    if name.is_some_and(crate::redact::contains_secret) {
         // Named by its directory only: the name itself is a secret.
         return Err(io::Error::other(format!(
             "{}: the name of an entry there looks like a seed (not shown); natsform expected \
