@@ -45,7 +45,7 @@ impl Store {
         Store { root: root.into() }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
@@ -146,7 +146,7 @@ impl Store {
 
     /// Writes the JWT of `id` (and the operator's `.nsc` marker). Returns
     /// whether anything on disk changed.
-    pub fn write(&self, id: &ObjectId, token: &str) -> io::Result<bool> {
+    pub(crate) fn write(&self, id: &ObjectId, token: &str) -> io::Result<bool> {
         let path = self.path_of(id);
         self.guard(id, &path)?;
         let marker = self.ensure_marker(id)?;
@@ -160,7 +160,7 @@ impl Store {
     /// remove and every directory above it up to the store root are checked
     /// not to be links first (`remove_dir_all` itself does not follow links
     /// inside what it removes).
-    pub fn remove(&self, id: &ObjectId) -> io::Result<bool> {
+    pub(crate) fn remove(&self, id: &ObjectId) -> io::Result<bool> {
         let path = self.path_of(id);
         let target = match (&id.account, &id.user) {
             (Some(a), None) => self.root.join(&id.operator).join("accounts").join(a),
