@@ -6,13 +6,13 @@
 pub mod apply;
 pub mod claims;
 pub mod cli;
-pub mod fsutil;
+pub(crate) mod fsutil;
 pub mod keys;
 pub mod manifest;
 pub mod plan;
-pub mod redact;
-pub mod runlock;
-pub mod safepath;
+pub(crate) mod redact;
+pub(crate) mod runlock;
+pub(crate) mod safepath;
 pub mod store;
 pub mod tree;
 pub mod workspace;

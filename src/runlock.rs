@@ -129,13 +129,9 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    /// The lock file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Whether an OS lock is actually held (false only for a shared lock on
     /// a directory where no lock file can be created).
+    #[cfg(test)]
     pub fn is_held(&self) -> bool {
         self.file.is_some()
     }

@@ -26,7 +26,7 @@ pub fn is_safe_name(name: &str) -> bool {
         && name.trim() == name
         && !name
             .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control())
+            .any(|c| c == '/' || c == '\\' || is_unsafe_char(c))
         && matches!(
             Path::new(name).components().collect::<Vec<_>>().as_slice(),
             [Component::Normal(_)]

@@ -70,6 +70,12 @@ impl Workspace {
                 "`store` and `vault` must be directories inside the manifest's directory"
             );
         }
+        if let Some(problem) = overlap_problem(store_dir, vault_name) {
+            anyhow::bail!(
+                "{}: {problem}\n  = help: give `store` and `vault` separate directories (the defaults are `{DEFAULT_STORE_DIR}` and `{DEFAULT_VAULT_DIR}`): deleting an account or operator removes its store directory, and the seeds in it would go with it",
+                safepath::escape_line(&loaded.path.display().to_string())
+            );
+        }
         let store = Store::new(base.join(store_dir));
         let vault_dir = base.join(vault_name);
         let lock_path = base.join(LOCK_FILE);
@@ -177,6 +183,40 @@ impl Workspace {
     }
 }
 
+/// Why `store` and `vault` (both already relative and inside the project)
+/// cannot be used together: when one is the other or lies inside it. Apply
+/// removes a deleted account's or operator's store directory with
+/// everything in it, so a vault inside the store could lose every seed.
+/// Compared without case, as on case-insensitive file systems.
+fn overlap_problem(store: &str, vault: &str) -> Option<String> {
+    let parts = |p: &str| -> Vec<String> {
+        Path::new(p)
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(s) => Some(s.to_string_lossy().to_lowercase()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (s, v) = (parts(store), parts(vault));
+    let (store, vault) = (safepath::escape_line(store), safepath::escape_line(vault));
+    if s == v {
+        Some(format!(
+            "`store` and `vault` name the same directory `{store}`"
+        ))
+    } else if v.starts_with(&s) {
+        Some(format!(
+            "`vault = \"{vault}\"` lies inside the store `{store}`"
+        ))
+    } else if s.starts_with(&v) {
+        Some(format!(
+            "`store = \"{store}\"` lies inside the vault `{vault}`"
+        ))
+    } else {
+        None
+    }
+}
+
 /// Keys the manifest needs and the lock binds (bring-your-own keys aside,
 /// whose seeds natsform never holds) whose seed file is missing or damaged,
 /// and bring-your-own keys that the lock binds to another address.
@@ -218,4 +258,25 @@ fn seed_problems(
         .collect();
     problems.extend(missing);
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overlap_problem;
+
+    #[test]
+    fn store_and_vault_must_not_contain_each_other() {
+        assert_eq!(overlap_problem("store", "vault"), None);
+        assert_eq!(overlap_problem("state/store", "state/vault"), None);
+        assert_eq!(overlap_problem("store", "store-vault"), None);
+        for (s, v) in [
+            ("store", "store"),
+            ("./store", "store/"),
+            ("store", "store/demo/accounts/app"),
+            ("Store", "store/x"),
+            ("vault/jwts", "vault"),
+        ] {
+            assert!(overlap_problem(s, v).is_some(), "{s} {v}");
+        }
+    }
 }

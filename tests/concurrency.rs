@@ -11,10 +11,10 @@ mod support;
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use support::cli::{demo_identity, find_seeds, Project, Run};
+use support::cli::{find_seeds, Project, Run};
 
 const LOCK_FILE: &str = ".natsform.run-lock";
 
@@ -49,36 +49,11 @@ fn generated(users: usize) -> Project {
 
 /// Starts natsform on `p` in the background (same environment as `Project::run`).
 fn spawn(p: &Project, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_natsform"))
-        .arg("-f")
-        .arg(&p.manifest)
-        .args(args)
-        .current_dir(p.path())
-        .env_remove("NATSFORM_AGE_KEY")
-        .env_remove("NATSFORM_MANIFEST")
-        .env_remove("NATSFORM_LOCK_TIMEOUT")
-        .env("NO_COLOR", "1")
-        .env("NATSFORM_AGE_IDENTITY", demo_identity())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting natsform")
+    p.natsform(args).spawn()
 }
 
 fn finish(child: Child) -> Run {
-    Run::from(child.wait_with_output().expect("natsform ran"))
-}
-
-/// The message with this machine's details (directory, pid) taken out.
-fn redact(p: &Project, text: &str) -> String {
-    let mut out = text.replace(&p.path().display().to_string(), "[DIR]");
-    let mut from = 0;
-    while let Some(i) = out[from..].find("(pid ").map(|i| i + from) {
-        let end = out[i..].find(')').unwrap() + i;
-        out.replace_range(i..=end, "(pid [PID])");
-        from = i + "(pid [PID])".len();
-    }
-    out
+    Run::from_child(child)
 }
 
 /// Every file under `dir` (recursively), relative.
@@ -178,20 +153,22 @@ fn apply_fails_at_once_while_another_apply_holds_the_lock_and_changes_nothing() 
     let held = hold(&p, true);
     let before = p.files();
     let start = Instant::now();
-    let run = p.run(&["apply", "--auto-approve"]).failure();
+    let run = natsform_snapshot!(p, ["apply", "--auto-approve"], @r"
+    success: false
+    exit_code: 1
+    ----- stdout -----
+    ----- stderr -----
+    error: another natsform apply holds the lock on [PROJECT] (pid [PID]); nothing was changed
+      = help: retry when it has finished, or pass --lock-timeout 30s to wait for it
+    ");
     assert!(start.elapsed() < Duration::from_secs(10));
     assert_eq!(p.files(), before, "nothing may change");
-    assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(
         run.stderr
             .contains(&format!("(pid {})", std::process::id())),
         "the holder's pid: {}",
         run.stderr
     );
-    insta::assert_snapshot!(redact(&p, &run.stderr), @r"
-    error: another natsform apply holds the lock on [DIR] (pid [PID]); nothing was changed
-      = help: retry when it has finished, or pass --lock-timeout 30s to wait for it
-    ");
     drop(held);
     p.apply();
     assert_converged(&p, true);
@@ -235,8 +212,8 @@ fn plan_show_and_creds_refuse_to_read_a_half_written_apply() {
         let run = p.run(args).failure();
         assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
         assert_eq!(
-            redact(&p, &run.stderr),
-            "error: another natsform apply holds the lock on [DIR] (pid [PID]) and its changes are not complete\n  \
+            p.filter(&run.stderr),
+            "error: another natsform apply holds the lock on [PROJECT] (pid [PID]) and its changes are not complete\n  \
              = help: retry when it has finished, or pass --lock-timeout 30s to wait for it\n",
             "{args:?}"
         );
@@ -258,8 +235,8 @@ fn readers_share_the_lock_and_keep_apply_out() {
     let run = p.run(&["apply", "--auto-approve"]).failure();
     assert_eq!(p.files(), before);
     assert_eq!(
-        redact(&p, &run.stderr),
-        "error: a natsform plan, show or creds is reading [DIR] (pid [PID]); nothing was changed\n  \
+        p.filter(&run.stderr),
+        "error: a natsform plan, show or creds is reading [PROJECT] (pid [PID]); nothing was changed\n  \
          = help: retry when it has finished, or pass --lock-timeout 30s to wait for it\n"
     );
     // creds --out writes seeds and sweeps: it wants the lock alone, too.
@@ -285,8 +262,8 @@ fn lock_timeout_waits_for_the_holder_then_applies() {
     let run = finish(child).success();
     assert!(run.stdout.contains("Apply complete"), "{}", run.stdout);
     assert!(
-        redact(&p, &run.stderr).contains(
-            "Waiting up to 1m for the lock on [DIR] (another natsform apply is running)…"
+        p.filter(&run.stderr).contains(
+            "Waiting up to 1m for the lock on [PROJECT] (another natsform apply is running)…"
         ),
         "{}",
         run.stderr
@@ -300,16 +277,19 @@ fn lock_timeout_gives_up_with_a_clear_message() {
     let _held = hold(&p, true);
     let before = p.files();
     let start = Instant::now();
-    let run = p.run(&["plan", "--lock-timeout", "1s"]).failure();
+    natsform_snapshot!(p, ["plan", "--lock-timeout", "1s"], @r"
+    success: false
+    exit_code: 1
+    ----- stdout -----
+    ----- stderr -----
+    Waiting up to 1s for the lock on [PROJECT] (another natsform apply is running)…
+    error: another natsform apply holds the lock on [PROJECT] (pid [PID]) after waiting 1s and its changes are not complete
+      = help: retry when it has finished, or wait longer with a larger --lock-timeout
+    ");
     let waited = start.elapsed();
     assert!(waited >= Duration::from_secs(1), "{waited:?}");
     assert!(waited < Duration::from_secs(20), "{waited:?}");
     assert_eq!(p.files(), before);
-    insta::assert_snapshot!(redact(&p, &run.stderr), @r"
-    Waiting up to 1s for the lock on [DIR] (another natsform apply is running)…
-    error: another natsform apply holds the lock on [DIR] (pid [PID]) after waiting 1s and its changes are not complete
-      = help: retry when it has finished, or wait longer with a larger --lock-timeout
-    ");
     // The environment sets it too (for pipelines); a bad value is refused.
     let run = p
         .run_env(

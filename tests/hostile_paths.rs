@@ -91,7 +91,8 @@ impl World {
     }
 
     /// Runs plan, apply and apply --allow-destroy; each must fail and leave
-    /// both trees alone. Returns their stderr, world path filtered.
+    /// both trees alone. Returns the three whole runs, filtered (the project
+    /// directory is `[PROJECT]`, the world around it `[TEMP]`).
     fn attempt(&self) -> String {
         let outside_before = tree(&self.outside());
         let project_before = tree(&self.dir());
@@ -101,7 +102,7 @@ impl World {
             &["apply", "--auto-approve"],
             &["apply", "--auto-approve", "--allow-destroy"],
         ] {
-            let run: Run = self.project.run(args).failure();
+            let run: Run = self.project.natsform(args).run().failure();
             assert_eq!(
                 tree(&self.outside()),
                 outside_before,
@@ -116,14 +117,9 @@ impl World {
             );
             assert!(run.stdout.is_empty(), "{}", run.stdout);
             printed.push_str(&format!("$ natsform {}\n", args.join(" ")));
-            printed.push_str(&self.filter(&run.stderr));
+            printed.push_str(&run.snapshot(&self.project));
         }
         printed
-    }
-
-    fn filter(&self, text: &str) -> String {
-        // Without a trailing slash: paths end in the world directory too.
-        text.replace(&self.world().display().to_string(), "[WORLD]")
     }
 
     /// Applies the walkthrough once, so there is a store to tamper with.
@@ -273,19 +269,13 @@ fn symlinked_vault_file_is_refused() {
     let identity = w.world().join("identity.txt");
     fs::copy(support::cli::demo_identity(), &identity).unwrap();
     fs::set_permissions(&identity, fs::Permissions::from_mode(0o600)).unwrap();
-    let run = w
+    let run = natsform_snapshot!(w
         .project
-        .run_env(
-            &["apply", "--auto-approve"],
-            &[("NATSFORM_AGE_IDENTITY", identity.to_str().unwrap())],
-        )
-        .failure();
+        .natsform(&["apply", "--auto-approve"])
+        .env("NATSFORM_AGE_IDENTITY", &identity));
+    run.failure();
     assert_eq!(tree(&w.outside()), outside_before);
     assert_eq!(tree(&w.dir()), project_before);
-    let shown = w
-        .filter(&run.stderr)
-        .replace(&account_key, "<account.O2/A#v1>");
-    insta::assert_snapshot!(shown);
 }
 
 #[test]

@@ -4,28 +4,26 @@
 mod support;
 
 use std::fs;
-use std::process::Command;
+use std::path::Path;
 
-fn natsform(dir: &std::path::Path, args: &[&str], identity: &std::path::Path) -> support::cli::Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_natsform"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("XDG_CONFIG_HOME", dir.join("config"))
+use support::cli::{Project, Run};
+
+/// natsform in the project's directory, finding the manifest itself, with
+/// its configuration directory (where init puts the identity) inside it.
+fn natsform(p: &Project, args: &[&str], identity: &Path) -> Run {
+    p.natsform(args)
+        .without_manifest_flag()
+        .env("XDG_CONFIG_HOME", p.path().join("config"))
         .env("NATSFORM_AGE_IDENTITY", identity)
-        .env_remove("NATSFORM_AGE_KEY")
-        .env_remove("NATSFORM_MANIFEST")
-        .output()
-        .unwrap();
-    support::cli::Run::from(out)
+        .run()
 }
 
 #[test]
 fn init_creates_an_identity_and_a_manifest_that_applies() {
     for format in ["toml", "yaml"] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = Project::empty();
         let identity = dir.path().join("config/natsform/identity.txt");
-        let run = natsform(dir.path(), &["init", "--format", format], &identity).success();
+        let run = natsform(&dir, &["init", "--format", format], &identity).success();
         assert!(run.stdout.contains("Back it up"), "{}", run.stdout);
         assert!(
             run.stdout.contains(identity.to_str().unwrap()),
@@ -41,14 +39,14 @@ fn init_creates_an_identity_and_a_manifest_that_applies() {
             );
         }
         let manifest = format!("natsform.{format}");
-        natsform(dir.path(), &["validate"], &identity).success();
-        natsform(dir.path(), &["apply", "--auto-approve"], &identity).success();
-        let creds = natsform(dir.path(), &["creds", "app/app"], &identity)
+        natsform(&dir, &["validate"], &identity).success();
+        natsform(&dir, &["apply", "--auto-approve"], &identity).success();
+        let creds = natsform(&dir, &["creds", "app/app"], &identity)
             .success()
             .stdout;
         assert!(creds.contains("BEGIN USER NKEY SEED"));
         // A second init refuses to overwrite the manifest.
-        let again = natsform(dir.path(), &["init", "--format", format], &identity).failure();
+        let again = natsform(&dir, &["init", "--format", format], &identity).failure();
         assert!(again.stderr.contains("already exists"), "{}", again.stderr);
         assert!(dir.path().join(&manifest).exists());
     }

@@ -38,15 +38,13 @@ fn edit(p: &Project, from: &str, to: &str) {
 }
 
 /// `plan` (no identity) and `apply` both refuse; nothing on disk changes.
-/// Returns plan's and apply's stderr, redacted.
+/// Returns plan's and apply's whole runs, through the shared filters.
 fn refused(p: &Project) -> (String, String) {
     let before = p.files();
     let plan = p.run_without_identity(&["plan"]).failure();
     let apply = p.run(&["apply", "--auto-approve"]).failure();
     assert_eq!(p.files(), before, "a refused run changed files");
-    let path = p.path().display().to_string();
-    let clean = |s: &str| p.redact(&s.replace(&path, "<PROJECT>"));
-    (clean(&plan.stderr), clean(&apply.stderr))
+    (plan.snapshot(p), apply.snapshot(p))
 }
 
 #[test]
@@ -80,7 +78,11 @@ fn a_lock_bound_to_a_key_without_a_seed_is_shown_and_refused() {
     )
     .unwrap();
     let before = p.files();
-    let plan = p.run_without_identity(&["plan"]).failure();
+    let plan = natsform_snapshot!(
+        name = "foreign_key_plan",
+        p.natsform(&["plan"]).without_identity()
+    )
+    .failure();
     let text = p.redact(&plan.stdout);
     assert!(
         text.contains("a key the lock does not name (was the lock edited by hand?)"),
@@ -90,7 +92,6 @@ fn a_lock_bound_to_a_key_without_a_seed_is_shown_and_refused() {
         text.contains("Error: user.O2/A/worker#v1: its seed file <user.O2/A/worker#v1>.age is missing from the vault"),
         "{text}"
     );
-    insta::assert_snapshot!("foreign_key_plan", text);
     let apply = p.run(&["apply", "--auto-approve"]).failure();
     assert!(
         apply.stderr.contains("apply refuses this plan"),

@@ -124,3 +124,80 @@ fn a_lock_that_lost_the_record_is_repaired_from_the_account_jwt() {
     fs::remove_file(p.path().join("store").join(ACCOUNT_JWT)).unwrap();
     repair_and_check(&p, &key, &creds);
 }
+
+/// A hand-made lock entry revoking a kept user: the plan names the user it
+/// hits and issues that user again after it, so the manifest's users keep a
+/// working JWT (and a reviewer sees the revocation).
+#[test]
+fn a_lock_only_revocation_of_a_kept_user_is_shown_and_the_user_reissued() {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    p.apply();
+    let old = p.creds("A/worker");
+    let key = nats::jwt_subject(&nats::parse_creds(&old).unwrap().0);
+    let iat = nats::jwt_claims(&p.store_file("O2/accounts/A/users/worker.jwt"))["iat"]
+        .as_i64()
+        .unwrap();
+    let lock_path = p.path().join("natsform.lock");
+    let mut lock = fs::read_to_string(&lock_path).unwrap();
+    lock.push_str(&format!(
+        "\n[revocations.\"account.O2/A\"]\n{key} = {iat}\n"
+    ));
+    fs::write(&lock_path, lock).unwrap();
+    let text = plan(&p);
+    assert!(
+        text.contains("it is the key of user.O2/A/worker, which the manifest keeps"),
+        "{text}"
+    );
+    assert!(
+        text.contains("user.O2/A/worker will be re-issued"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "is revoked by account.O2/A at <TIME>; it is issued again after the revocation"
+        ),
+        "{text}"
+    );
+    p.apply();
+    let run = p.run_without_identity(&["plan", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "plan converged:\n{}", run.stdout);
+    let new = p.creds("A/worker");
+    for binary in nats::nats_server_binaries() {
+        let config = p.memory_resolver_config("O2");
+        let server = NatsServer::start_binary_with(&binary, |_| config);
+        let v = server.version().to_string();
+        let mut c = server.connect_ok(&new);
+        c.subscribe("q.work")
+            .unwrap_or_else(|e| panic!("{v}: the re-issued worker works: {e}"));
+        let err = server
+            .connect(&old)
+            .expect_err("the revoked JWT stays revoked");
+        assert!(err.contains("Authorization Violation"), "{v}: {err}");
+    }
+}
+
+/// A lock entry revoking every user until a time still to come would also
+/// revoke every JWT apply issues: refused, with nothing written.
+#[test]
+fn a_future_revocation_only_the_lock_records_is_refused() {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    p.apply();
+    let lock_path = p.path().join("natsform.lock");
+    let mut lock = fs::read_to_string(&lock_path).unwrap();
+    lock.push_str("\n[revocations.\"account.O2/A\"]\n\"*\" = 99999999999\n");
+    fs::write(&lock_path, lock).unwrap();
+    let before = p.files();
+    let plan = p.run_without_identity(&["plan"]).failure();
+    assert!(
+        plan.stdout.contains("Error: account.O2/A: natsform.lock records a revocation of * at 99999999999 (unix seconds), which is in the future"),
+        "{}",
+        plan.stdout
+    );
+    let apply = p.run(&["apply", "--auto-approve"]).failure();
+    assert!(
+        apply.stderr.contains("apply refuses this plan"),
+        "{}",
+        apply.stderr
+    );
+    assert_eq!(p.files(), before);
+}

@@ -7,15 +7,15 @@
 mod support;
 
 use serde_json::Value;
-use support::cli::repo_root;
+use support::cli::{repo_root, Project};
 
 fn printed_schema() -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natsform"))
-        .arg("schema")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
+    Project::empty()
+        .natsform(&["schema"])
+        .without_manifest_flag()
+        .run()
+        .success()
+        .stdout
 }
 
 #[test]

@@ -2,14 +2,14 @@
 //! the manifest, is refused with an error that names the file, line and
 //! field and says how to fix it, and that never shows the secret: not in
 //! the message, not in the quoted source line. The messages are
-//! snapshotted (the secrets are random; the redacted text is stable).
+//! snapshotted, the whole run (the secrets are random; the redacted text
+//! is stable).
 
 mod support;
 
 use std::fs;
-use std::process::Command;
 
-use support::cli::{demo_identity, find_secrets, Run};
+use support::cli::{demo_identity, find_secrets, Project, Run};
 
 const HEAD: &str = r#"[secrets]
 recipients = ["age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9"]
@@ -109,20 +109,11 @@ fn cases(s: &Secrets) -> Vec<(&'static str, String, &'static str)> {
     ]
 }
 
-/// Runs `natsform -f <file> validate` in `dir` (a relative path, so the
-/// message is stable) through the secret guard of the shared helper.
-fn validate(dir: &std::path::Path, file: &str) -> Run {
-    let args = ["validate"];
-    let out = Command::new(env!("CARGO_BIN_EXE_natsform"))
-        .args(["-f", file])
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("NATSFORM_AGE_IDENTITY", demo_identity())
-        .env_remove("NATSFORM_AGE_KEY")
-        .output()
-        .unwrap();
-    Run::from(out).no_secrets_shown(&args).failure()
+/// Snapshots `natsform -f <file> validate` (the file by name, so the
+/// message is stable) as `name`, through the secret guard of the shared
+/// helper, and returns the failed run.
+fn validate(p: &Project, name: &str) -> Run {
+    natsform_snapshot!(name = name, p.natsform(&["validate"]).manifest_by_name()).failure()
 }
 
 fn to_yaml(toml_text: &str) -> String {
@@ -148,11 +139,10 @@ fn a_seed_in_any_public_key_field_is_refused_without_being_shown() {
             .clone();
         let toml_text = format!("{HEAD}\n{flaw}");
         for (ext, text) in [("toml", toml_text.clone()), ("yaml", to_yaml(&toml_text))] {
-            let dir = tempfile::tempdir().unwrap();
             let file = format!("natsform.{ext}");
-            fs::write(dir.path().join(&file), &text).unwrap();
+            let p = Project::with_manifest(&file, &text);
             assert!(text.contains(&secret));
-            let run = validate(dir.path(), &file);
+            let run = validate(&p, &format!("{name}_{ext}"));
             check_hidden(&run.stderr, &secret);
             assert!(
                 run.stderr.contains(&format!("--> {file}:")),
@@ -174,7 +164,6 @@ fn a_seed_in_any_public_key_field_is_refused_without_being_shown() {
                 "{name}/{ext}: no fix:\n{}",
                 run.stderr
             );
-            insta::assert_snapshot!(format!("{name}_{ext}"), run.stderr);
         }
     }
 }
@@ -199,20 +188,15 @@ fn a_secret_in_a_free_text_field_is_refused_before_it_reaches_a_jwt() {
     ] {
         let toml_text = format!("{HEAD}\n{flaw}");
         for (ext, text) in [("toml", toml_text.clone()), ("yaml", to_yaml(&toml_text))] {
-            let dir = tempfile::tempdir().unwrap();
             let file = format!("natsform.{ext}");
-            fs::write(dir.path().join(&file), &text).unwrap();
+            let p = Project::with_manifest(&file, &text);
             // plan prints claims on stdout: it must refuse before that.
             for args in [&["validate"][..], &["plan"]] {
-                let out = Command::new(env!("CARGO_BIN_EXE_natsform"))
-                    .args(["-f", &file])
-                    .args(args)
-                    .current_dir(dir.path())
-                    .env("NO_COLOR", "1")
-                    .env("NATSFORM_AGE_IDENTITY", demo_identity())
-                    .output()
-                    .unwrap();
-                let run = Run::from(out).no_secrets_shown(args).failure();
+                let run = natsform_snapshot!(
+                    name = format!("{name}_{ext}"),
+                    p.natsform(args).manifest_by_name()
+                )
+                .failure();
                 check_hidden(&run.stderr, secret);
                 assert!(run.stdout.is_empty(), "{}", run.stdout);
                 assert!(
@@ -227,7 +211,6 @@ fn a_secret_in_a_free_text_field_is_refused_before_it_reaches_a_jwt() {
                     "{}",
                     run.stderr
                 );
-                insta::assert_snapshot!(format!("{name}_{ext}"), run.stderr);
             }
         }
     }
@@ -245,10 +228,9 @@ fn an_age_secret_key_or_a_seed_as_recipient_is_refused_without_being_shown() {
             secret,
         );
         for (ext, text) in [("toml", toml_text.clone()), ("yaml", to_yaml(&toml_text))] {
-            let dir = tempfile::tempdir().unwrap();
             let file = format!("natsform.{ext}");
-            fs::write(dir.path().join(&file), &text).unwrap();
-            let run = validate(dir.path(), &file);
+            let p = Project::with_manifest(&file, &text);
+            let run = validate(&p, &format!("{name}_{ext}"));
             check_hidden(&run.stderr, secret);
             assert!(
                 run.stderr.contains(&format!("--> {file}:")),
@@ -257,7 +239,6 @@ fn an_age_secret_key_or_a_seed_as_recipient_is_refused_without_being_shown() {
             );
             assert!(run.stderr.contains("recipient"), "{}", run.stderr);
             assert!(run.stderr.contains("not shown"), "{}", run.stderr);
-            insta::assert_snapshot!(format!("{name}_{ext}"), run.stderr);
         }
     }
 }
@@ -323,9 +304,8 @@ fn a_creds_file_or_an_identity_passed_as_the_manifest_is_named_not_quoted() {
         ),
     ];
     for (name, file, text, secret) in files {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(file), &text).unwrap();
-        let run = validate(dir.path(), file);
+        let p = Project::with_manifest(file, &text);
+        let run = validate(&p, name);
         check_hidden(&run.stderr, &secret);
         assert!(
             run.stderr.contains(&format!("--> {file}")),
@@ -338,7 +318,6 @@ fn a_creds_file_or_an_identity_passed_as_the_manifest_is_named_not_quoted() {
             "{}",
             run.stderr
         );
-        insta::assert_snapshot!(name, run.stderr);
     }
 }
 
@@ -350,9 +329,8 @@ fn a_secret_in_a_syntax_error_line_is_not_quoted() {
         ("natsform.toml", format!("{HEAD}\nkey = {}\n", s.user)),
         ("natsform.yaml", format!("operators: [\n  {}: {{\n", s.user)),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(file), &text).unwrap();
-        let run = validate(dir.path(), file);
+        let p = Project::with_manifest(file, &text);
+        let run = p.natsform(&["validate"]).manifest_by_name().run().failure();
         check_hidden(&run.stderr, &s.user);
         assert!(
             run.stderr.contains(&format!("--> {file}:")),
@@ -397,4 +375,48 @@ fn the_helpers_secret_guard_catches_seeds_and_the_demo_identity() {
         stderr: String::new(),
     };
     assert!(std::panic::catch_unwind(|| extra.no_secrets_shown(&["creds", "A/U"])).is_err());
+}
+
+#[test]
+fn the_whole_run_snapshot_takes_out_this_machine_and_random_values() {
+    // The filters every `natsform_snapshot!` applies, on a made-up run: the
+    // manifest one directory down, so the project and the temporary
+    // directory around it differ.
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("project")).unwrap();
+    let manifest = dir.path().join("project/natsform.toml");
+    fs::write(&manifest, HEAD).unwrap();
+    let p = Project { dir, manifest };
+    let bound = nkeys::KeyPair::new_account().public_key();
+    let other = nkeys::KeyPair::new_user().public_key();
+    fs::write(
+        p.project_dir().join("natsform.lock"),
+        format!("version = 1\n\n[keys]\n\"account.O/A#v1\" = \"{bound}\"\n"),
+    )
+    .unwrap();
+    let run = Run {
+        code: 1,
+        stdout: format!(
+            "{bound} signs {other} at 1767225600\n{}/natsform.toml\n",
+            p.project_dir().display()
+        ),
+        stderr: format!(
+            "error: {}/outside (pid {}) in {}\nnatsform {}",
+            p.path().display(),
+            std::process::id(),
+            env!("CARGO_BIN_EXE_natsform"),
+            env!("CARGO_PKG_VERSION")
+        ),
+    };
+    insta::assert_snapshot!(run.snapshot(&p), @r"
+    success: false
+    exit_code: 1
+    ----- stdout -----
+    <account.O/A#v1> signs <KEY> at <TIME>
+    [PROJECT]/natsform.toml
+    ----- stderr -----
+    error: [TEMP]/outside (pid [PID]) in [NATSFORM]
+    natsform [VERSION]
+    [no newline at the end]
+    ");
 }

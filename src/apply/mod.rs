@@ -1,10 +1,35 @@
-//! Executing a plan: decrypt the seeds the plan needs, generate new keys,
-//! sign every JWT in memory, and only then write — vault first, then the
-//! lock, then the store — each file atomically and only when it changes.
+//! Executing a plan, as a sequence of small steps. The first four work in
+//! memory only (step 2 reads the vault); the next three write, each file atomically and only when its
+//! bytes change (`fsutil::write_atomic`).
 //!
-//! An interruption at any point leaves a state the next plan converges
-//! from: a seed is on disk (encrypted) before the lock or any JWT names its
-//! key, so no JWT ever depends on a key that was lost.
+//! | step | function | touches |
+//! |---|---|---|
+//! | 0. refuse a blocked plan | `refuse_blockers` | nothing |
+//! | 1. generate new keys | `generate_keys` | memory |
+//! | 2. unlock the signers | `unlock_signers` | reads the vault |
+//! | 3. sign every JWT | `sign_all` | memory |
+//! | 4. build the new lock | `new_lock` | memory |
+//! | 5. write the new seeds | `write_seeds` | `vault/` |
+//! | 6. write the lock | `write_lock` | `natsform.lock` |
+//! | 7. write and delete JWTs | `write_store` | `store/` |
+//! | 8. deploy to NATS servers | not yet | servers |
+//!
+//! Two guarantees follow from the order, and [`apply`] is where they are
+//! kept:
+//!
+//! - **Nothing is written when anything fails before step 5**: a missing
+//!   identity, a damaged seed, claims NATS would reject, a plan out of date
+//!   with the manifest. Every JWT (and activation token) is signed and the
+//!   lock's new content built before the first write.
+//! - **Seeds, then the lock, then JWTs.** An interruption at any point
+//!   leaves a state the next plan converges from: a seed is on disk
+//!   (encrypted) before the lock or any JWT names its key, so no JWT ever
+//!   depends on a key that was lost.
+//!
+//! Step 8 is where pushing account JWTs to live servers will go: after the
+//! store is written, so that a server never holds a JWT the repository does
+//! not; a push that fails leaves the store written, for the next run to
+//! push again.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,9 +37,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use crate::claims::{self, ClaimPayload, Claims, Validate};
-use crate::keys::{self, Identities, IdentitySources, KeyPair, Recipients, Vault};
+use crate::keys::{
+    self, Identities, IdentitySources, KeyKind, KeyPair, Lock, Recipients, Revocations, Vault,
+};
 use crate::plan::keyref::ExpectedActivation;
-use crate::plan::{self, ActionKind, KeyBook, KeyRef, Plan};
+use crate::plan::{self, Action, ActionKind, DesiredObject, KeyBook, KeyRef, Plan};
 use crate::tree::{ObjectId, ObjectKind};
 use crate::workspace::Workspace;
 
@@ -29,6 +56,10 @@ pub struct Report {
 
 /// Applies `plan` (computed from `ws`) at time `now` (unix seconds).
 /// `progress` receives one line per step for the user.
+///
+/// The order of the steps below is the guarantee of this module (see its
+/// documentation): everything that can fail on bad input runs before the
+/// first write, and the writes go seeds → lock → JWTs.
 pub fn apply(
     ws: &Workspace,
     plan: &Plan,
@@ -36,6 +67,31 @@ pub fn apply(
     now: i64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report> {
+    refuse_blockers(plan)?;
+    let required = plan::required_keys(&ws.loaded.manifest);
+
+    // In memory: every step that can refuse runs before the first write.
+    let mut keys = generate_keys(ws, plan, &required)?; // 1
+    let state = ws.desired(&keys.book);
+    let desired = &state.objects;
+    unlock_signers(ws, plan, desired, &mut keys.pairs, identities, progress)?; // 2
+    let tokens = sign_all(ws, plan, desired, &keys.pairs, now)?; // 3
+    let lock = new_lock(&keys.book, &state.revocations)?; // 4
+
+    // On disk: seeds, then the lock, then JWTs, in this order and no other.
+    let mut report = Report::default();
+    write_seeds(ws, &keys, &mut report, progress)?; // 5
+    write_lock(ws, &lock, &mut report)?; // 6
+    write_store(ws, plan, &tokens, &mut report, progress)?; // 7
+
+    // 8. Deploy to NATS servers: not yet. It goes here, after the store is
+    // written (see the module documentation).
+    Ok(report)
+}
+
+/// Step 0. Refuses a plan with blockers (missing or damaged seeds, keys
+/// the lock does not name…) before anything else happens.
+fn refuse_blockers(plan: &Plan) -> Result<()> {
     if !plan.blockers.is_empty() {
         bail!(
             "the plan has problems apply refuses to work around: {}",
@@ -46,15 +102,39 @@ pub fn apply(
                 .join("; ")
         );
     }
-    let mut report = Report::default();
-    let required = plan::required_keys(&ws.loaded.manifest);
-    let vault = Vault::new(&ws.vault_dir);
+    Ok(())
+}
+
+/// The keys of this apply, in memory.
+struct Keys {
+    /// Address → public key: what the lock will hold.
+    book: KeyBook,
+    /// Public key → key pair: the keys generated now and the signers
+    /// unlocked from the vault. Never printed, never written in clear.
+    pairs: HashMap<String, KeyPair>,
+    /// `(address, public key)` of each key generated now, in plan order:
+    /// the seeds step 5 stores.
+    generated: Vec<(String, String)>,
+    /// Whom those seeds are encrypted to; parsed only when there are some.
+    recipients: Option<Recipients>,
+}
+
+/// Step 1, memory only. Generates a key pair for every new key the plan
+/// names (bring-your-own keys are bound, never generated) and builds the
+/// key book the lock will hold: the lock's bindings the manifest still
+/// requires, plus the new ones.
+///
+/// Fails, before anything is written, when the plan names a key the
+/// manifest does not, or the manifest's recipients do not parse.
+fn generate_keys(
+    ws: &Workspace,
+    plan: &Plan,
+    required: &BTreeMap<String, (KeyKind, Option<String>)>,
+) -> Result<Keys> {
     let mut book: KeyBook = ws.key_book();
     // Bindings the manifest no longer names leave the lock; their seeds stay
     // in the vault, since a JWT may still depend on them until re-issued.
     book.retain(|addr, _| required.contains_key(addr));
-
-    // 1. Generate new keys in memory.
     let mut pairs: HashMap<String, KeyPair> = HashMap::new();
     let mut generated: Vec<(String, String)> = Vec::new();
     for addr in &plan.new_keys {
@@ -71,125 +151,76 @@ pub fn apply(
         generated.push((addr.clone(), public.clone()));
         pairs.insert(public, kp);
     }
-    for (addr, (_, byo)) in &required {
+    for (addr, (_, byo)) in required {
         if let Some(public) = byo {
             book.insert(addr.clone(), public.clone());
         }
     }
+    let recipients = if generated.is_empty() {
+        None
+    } else {
+        Some(Recipients::parse(&ws.loaded.manifest.secrets.recipients)?)
+    };
+    Ok(Keys {
+        book,
+        pairs,
+        generated,
+        recipients,
+    })
+}
 
-    // 2. Sign everything in memory; decrypt only the seeds that sign.
-    let state = ws.desired(&book);
-    let desired = &state.objects;
+/// The desired object of a non-delete `action`; an error when the plan was
+/// computed from another manifest.
+fn desired_of<'a>(
+    desired: &'a BTreeMap<ObjectId, DesiredObject>,
+    action: &Action,
+) -> Result<&'a DesiredObject> {
+    desired.get(&action.id).ok_or_else(|| {
+        anyhow!(
+            "{}: the plan is out of date with the manifest; run plan again",
+            action.address
+        )
+    })
+}
+
+/// Step 2, reads the vault, writes nothing. Puts the key pair of every key that signs
+/// something in this plan (each object's signer and the exporters' keys of
+/// its activations) into `pairs`, decrypting only those seeds, and loading
+/// the identities once, on first need: an apply that signs only with keys
+/// it generated needs no identity.
+///
+/// Fails, before anything is written, on a missing identity, a missing or
+/// damaged seed, or a seed file that holds another key.
+fn unlock_signers(
+    ws: &Workspace,
+    plan: &Plan,
+    desired: &BTreeMap<ObjectId, DesiredObject>,
+    pairs: &mut HashMap<String, KeyPair>,
+    identities: &IdentitySources,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let vault = Vault::new(&ws.vault_dir);
     let mut secrets: Option<Identities> = None;
-    let mut tokens: BTreeMap<ObjectId, String> = BTreeMap::new();
     for action in &plan.actions {
         if action.action == ActionKind::Delete {
             continue;
         }
-        let want = desired.get(&action.id).ok_or_else(|| {
-            anyhow!(
-                "{}: the plan is out of date with the manifest; run plan again",
-                action.address
-            )
-        })?;
-        // The object's signer, and the exporters' keys of its activations.
+        let want = desired_of(desired, action)?;
         let signers =
             std::iter::once(&want.signer).chain(want.activations.iter().map(|a| &a.signer));
         for key in signers {
             unlock(
                 key,
                 &action.address,
-                &mut pairs,
+                pairs,
                 &mut secrets,
                 identities,
                 &vault,
                 progress,
             )?;
         }
-        let signer = &pairs[want.signer.public.as_ref().expect("unlocked above")];
-        let previous_iat = ws
-            .existing
-            .get(&action.id)
-            .and_then(|e| e.decoded.as_ref().ok())
-            .map(|d| d.issued_at);
-        // A re-issued JWT must be strictly newer than the one it replaces
-        // (resolvers skip an equal iat with an equal jti), and a user's JWT
-        // newer than any revocation of its key (revocation matches iat <= t).
-        let revoked = match (action.id.account_id(), &want.subject.public) {
-            (Some(acc), Some(key)) if action.id.user.is_some() => desired
-                .get(&acc)
-                .and_then(|a| plan::revocations::revoked_at(&a.claims.value(), key)),
-            _ => None,
-        };
-        let iat = [
-            Some(now),
-            previous_iat.map(|p| p + 1),
-            revoked.map(|r| r + 1),
-        ]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(now);
-        let mut claims = want.wire_at(iat);
-        for act in &want.activations {
-            let token = activation(act, iat, &pairs).with_context(|| {
-                format!(
-                    "{}: issuing the activation for {}",
-                    action.address, act.subject
-                )
-            })?;
-            embed_activation(&mut claims, act, &token);
-        }
-        let token = sign(action.id.kind(), &claims, iat, signer)
-            .with_context(|| format!("signing {}", action.address))?;
-        tokens.insert(action.id.clone(), token);
     }
-
-    // 3. Write: seeds, then the lock, then JWTs.
-    if !generated.is_empty() {
-        let recipients = Recipients::parse(&ws.loaded.manifest.secrets.recipients)?;
-        for (addr, public) in &generated {
-            vault
-                .put(&pairs[public], &recipients)
-                .with_context(|| format!("storing the seed of {addr}"))?;
-            report.keys_generated += 1;
-        }
-        progress(&format!(
-            "Stored {} new seed{} in {}",
-            generated.len(),
-            if generated.len() == 1 { "" } else { "s" },
-            ws.vault_dir.display()
-        ));
-    }
-    let mut lock = keys::Lock::new();
-    for (addr, public) in &book {
-        lock.insert(addr.clone(), public.clone())?;
-    }
-    // The second record of every revocation, beside the account JWTs.
-    lock.set_revocations(state.revocations.clone());
-    report.lock_changed = lock.save(&ws.lock_path)?;
-    for action in &plan.actions {
-        match action.action {
-            ActionKind::Delete => {
-                if ws.store.remove(&action.id)? {
-                    report.jwts_deleted += 1;
-                    progress(&format!("- {} deleted", action.address));
-                }
-            }
-            kind => {
-                if ws.store.write(&action.id, &tokens[&action.id])? {
-                    report.jwts_written += 1;
-                    progress(&format!(
-                        "{} {} {}",
-                        kind.symbol(),
-                        action.address,
-                        past_tense(kind)
-                    ));
-                }
-            }
-        }
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// Makes sure the seed of `key` is in `pairs` (decrypting it from the vault
@@ -224,6 +255,149 @@ fn unlock(
         pairs.insert(public.clone(), kp);
     }
     Ok(public)
+}
+
+/// Step 3, memory only. Signs the JWT of every created, updated, re-issued
+/// or replaced object, with its activation tokens embedded, and returns
+/// them by object. Each is issued at `now`, or later when it must be
+/// strictly newer than the JWT it replaces or than a revocation of its key.
+///
+/// Fails, before anything is written, on claims the nats-io/jwt library
+/// would reject.
+fn sign_all(
+    ws: &Workspace,
+    plan: &Plan,
+    desired: &BTreeMap<ObjectId, DesiredObject>,
+    pairs: &HashMap<String, KeyPair>,
+    now: i64,
+) -> Result<BTreeMap<ObjectId, String>> {
+    let mut tokens: BTreeMap<ObjectId, String> = BTreeMap::new();
+    for action in &plan.actions {
+        if action.action == ActionKind::Delete {
+            continue;
+        }
+        let want = desired_of(desired, action)?;
+        let signer = &pairs[want.signer.public.as_ref().expect("unlocked in step 2")];
+        let previous_iat = ws
+            .existing
+            .get(&action.id)
+            .and_then(|e| e.decoded.as_ref().ok())
+            .map(|d| d.issued_at);
+        // A re-issued JWT must be strictly newer than the one it replaces
+        // (resolvers skip an equal iat with an equal jti), and a user's JWT
+        // newer than any revocation of its key (revocation matches iat <= t).
+        let revoked = match (action.id.account_id(), &want.subject.public) {
+            (Some(acc), Some(key)) if action.id.user.is_some() => desired
+                .get(&acc)
+                .and_then(|a| plan::revocations::revoked_at(&a.claims.value(), key)),
+            _ => None,
+        };
+        let iat = [
+            Some(now),
+            previous_iat.map(|p| p + 1),
+            revoked.map(|r| r + 1),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(now);
+        let mut claims = want.wire_at(iat);
+        for act in &want.activations {
+            let token = activation(act, iat, pairs).with_context(|| {
+                format!(
+                    "{}: issuing the activation for {}",
+                    action.address, act.subject
+                )
+            })?;
+            embed_activation(&mut claims, act, &token);
+        }
+        let token = sign(action.id.kind(), &claims, iat, signer)
+            .with_context(|| format!("signing {}", action.address))?;
+        tokens.insert(action.id.clone(), token);
+    }
+    Ok(tokens)
+}
+
+/// Step 4, memory only. The lock apply will write: every binding of
+/// `book`, and the revocation record (the second record of every
+/// revocation, beside the account JWTs).
+fn new_lock(book: &KeyBook, revocations: &Revocations) -> Result<Lock> {
+    let mut lock = Lock::new();
+    for (addr, public) in book {
+        lock.insert(addr.clone(), public.clone())?;
+    }
+    lock.set_revocations(revocations.clone());
+    Ok(lock)
+}
+
+/// Step 5, the first write. Stores the seed of every key generated in step
+/// 1, age-encrypted to the manifest's recipients, before the lock or any
+/// JWT names its key. The vault never overwrites a seed.
+fn write_seeds(
+    ws: &Workspace,
+    keys: &Keys,
+    report: &mut Report,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let Some(recipients) = &keys.recipients else {
+        return Ok(());
+    };
+    let vault = Vault::new(&ws.vault_dir);
+    for (addr, public) in &keys.generated {
+        vault
+            .put(&keys.pairs[public], recipients)
+            .with_context(|| format!("storing the seed of {addr}"))?;
+        report.keys_generated += 1;
+    }
+    progress(&format!(
+        "Stored {} new seed{} in {}",
+        keys.generated.len(),
+        if keys.generated.len() == 1 { "" } else { "s" },
+        ws.vault_dir.display()
+    ));
+    Ok(())
+}
+
+/// Step 6. Writes the lock built in memory (bindings and the revocation
+/// record), after the seeds of its new keys are stored and before any JWT
+/// that names them; unchanged bytes are not rewritten.
+fn write_lock(ws: &Workspace, lock: &Lock, report: &mut Report) -> Result<()> {
+    report.lock_changed = lock.save(&ws.lock_path)?;
+    Ok(())
+}
+
+/// Step 7, the last write. Writes the JWTs signed in step 3 and deletes
+/// those of deleted objects, in plan order, each JWT written only when its
+/// bytes change.
+fn write_store(
+    ws: &Workspace,
+    plan: &Plan,
+    tokens: &BTreeMap<ObjectId, String>,
+    report: &mut Report,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    for action in &plan.actions {
+        match action.action {
+            ActionKind::Delete => {
+                if ws.store.remove(&action.id)? {
+                    report.jwts_deleted += 1;
+                    progress(&format!("- {} deleted", action.address));
+                }
+            }
+            kind => {
+                if ws.store.write(&action.id, &tokens[&action.id])? {
+                    report.jwts_written += 1;
+                    progress(&format!(
+                        "{} {} {}",
+                        kind.symbol(),
+                        action.address,
+                        past_tense(kind)
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Signs the activation token `act` describes, issued at `iat`.

@@ -104,6 +104,10 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
                     .join(&id.operator)
                     .join(id.account.as_deref().unwrap_or_default())
                     .join(format!("{}.creds", id.name()));
+                // DIR is the caller's, but what is inside it may be the
+                // branch's (an output directory in the checkout): a seed is
+                // never written through a link there.
+                crate::safepath::check_no_links(dir, &file)?;
                 write_atomic(&file, text.as_bytes(), 0o600)
                     .with_context(|| format!("writing {}", file.display()))?;
                 out.note(&format!("wrote {}", file.display()));
@@ -123,7 +127,13 @@ fn remove_leftovers(ws: &Workspace, dir: &Path, out: &Output) {
         dirs.push(dir.join(op));
         dirs.extend(operator.accounts.keys().map(|a| dir.join(op).join(a)));
     }
-    let dirs: Vec<(&Path, usize)> = dirs.iter().map(|d| (d.as_path(), 0)).collect();
+    // A link below DIR (`DIR/<operator>` pointing elsewhere) would make
+    // the sweep remove files outside it: such directories are skipped.
+    let dirs: Vec<(&Path, usize)> = dirs
+        .iter()
+        .filter(|d| crate::safepath::check_no_links(dir, d).is_ok())
+        .map(|d| (d.as_path(), 0))
+        .collect();
     lock::sweep(&dirs, out);
 }
 

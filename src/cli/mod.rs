@@ -113,13 +113,36 @@ fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
 /// The manifest named on the command line, or the one in the current directory.
 fn manifest_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(p) = given {
+        check_manifest_file(&p)?;
         return Ok(p);
     }
     for name in ["natsform.toml", "natsform.yaml", "natsform.yml"] {
         let p = PathBuf::from(name);
-        if p.exists() {
+        // A dangling link is found too, so that it is refused as a link.
+        if std::fs::symlink_metadata(&p).is_ok() {
+            check_manifest_file(&p)?;
             return Ok(p);
         }
     }
     anyhow::bail!("no manifest found: there is no natsform.toml or natsform.yaml here\n  = help: pass one with -f/--manifest, or run `natsform init` to create one")
+}
+
+/// Refuses a manifest that is a symbolic link or not a regular file. The
+/// manifest is the branch's like everything else in the project: a link
+/// named `natsform.toml` could point at any file of the machine (a secret,
+/// `/proc/self/environ`), and a parse error would quote its first line in
+/// the plan's output; a pipe or device would hang the run or fill memory.
+/// A missing file is left to the loader, whose error says how to fix it.
+fn check_manifest_file(path: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => anyhow::bail!(
+            "the manifest {} is a symbolic link; natsform does not follow links inside the project\n  = help: replace the link by the manifest itself, or pass the real file with -f/--manifest (a link could make natsform read, and quote in its errors, a file outside the project)",
+            crate::safepath::escape_line(&path.display().to_string())
+        ),
+        Ok(m) if !m.is_file() => anyhow::bail!(
+            "the manifest {} is not a regular file\n  = help: pass the manifest file with -f/--manifest",
+            crate::safepath::escape_line(&path.display().to_string())
+        ),
+        _ => Ok(()),
+    }
 }

@@ -75,13 +75,12 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
 pub(super) fn blocked_message(plan: &crate::plan::Plan) -> String {
     let n = plan.blockers.len();
     format!(
-        "apply refuses this plan: {n} key{s} the lock names {has} no usable seed in the vault; nothing was changed\n{}",
+        "apply refuses this plan: {n} problem{s} in the repository must be fixed first; nothing was changed\n{}",
         plan.blockers
             .iter()
             .map(|b| format!("  - {b}"))
             .collect::<Vec<_>>()
             .join("\n"),
         s = if n == 1 { "" } else { "s" },
-        has = if n == 1 { "has" } else { "have" },
     )
 }

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use crate::keys::kind::KeyKind;
 use thiserror::Error;
 
 /// Environment variable naming an age identity file.
@@ -209,6 +210,22 @@ pub enum KeysError {
         shown: String,
     },
 
+    /// A lock address is bound to a key of the wrong kind (a user address
+    /// to an account key, …).
+    #[error("{}: `{address}` is bound to {shown}, {} key, but {} address needs {} key ({}…)\n  restore the lock file from git (`git checkout -- {}`), or delete the line of `{address}`: the next apply generates a key for it and re-issues what it signs", path.display(), article(*found), article(*expected), article(*expected), expected.prefix(), path.display())]
+    LockKindMismatch {
+        /// The lock file.
+        path: PathBuf,
+        /// The address whose key has the wrong kind.
+        address: String,
+        /// A short prefix of the key.
+        shown: String,
+        /// The kind of the key found.
+        found: KeyKind,
+        /// The kind the address needs.
+        expected: KeyKind,
+    },
+
     /// Two lock addresses name the same public key.
     #[error("{}: `{first}` and `{second}` are both bound to key {shown}; each object needs a key of its own (two JWTs would share one identity)\n  restore the lock file from git (`git checkout -- {}`), or delete the line of the address that should get a new key: the next apply generates one and re-issues what it signs", path.display(), path.display())]
     LockDuplicateKey {
@@ -221,6 +238,14 @@ pub enum KeysError {
         /// A short prefix of the key.
         shown: String,
     },
+}
+
+/// "an operator", "an account", "a user".
+fn article(kind: KeyKind) -> String {
+    match kind {
+        KeyKind::User => format!("a {kind}"),
+        _ => format!("an {kind}"),
+    }
 }
 
 /// Result alias for `crate::keys`.

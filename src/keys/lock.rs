@@ -113,6 +113,20 @@ impl Lock {
         // Which address first claimed each key: a key bound twice would give
         // two objects one identity (two JWTs with the same subject).
         let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+        // An address is shown in plans and messages (it annotates its key):
+        // a seed pasted there must not be.
+        let seed_named = file
+            .keys
+            .keys()
+            .chain(file.revocations.keys())
+            .find(|a| crate::redact::contains_secret(a));
+        if let Some(address) = seed_named {
+            return Err(KeysError::LockParse {
+                path: path.to_path_buf(),
+                line: line_of(text, text.find(address.as_str()).unwrap_or(0)),
+                message: "a key address looks like a seed (not shown); the lock holds only addresses and public keys".to_string(),
+            });
+        }
         for (address, public_key) in &file.keys {
             if kind_of_public_key(public_key).is_none() {
                 return Err(KeysError::LockBadKey {
@@ -120,6 +134,18 @@ impl Lock {
                     address: address.clone(),
                     shown: shown_key(public_key),
                 });
+            }
+            if let Some(expected) = kind_of_address(address) {
+                let found = kind_of_public_key(public_key).expect("checked above");
+                if found != expected {
+                    return Err(KeysError::LockKindMismatch {
+                        path: path.to_path_buf(),
+                        address: address.clone(),
+                        shown: short(public_key, 12),
+                        found,
+                        expected,
+                    });
+                }
             }
             if let Some(first) = owners.insert(public_key, address) {
                 return Err(KeysError::LockDuplicateKey {
@@ -246,6 +272,21 @@ impl fmt::Display for Lock {
         })
         .map_err(|_| fmt::Error)?;
         write!(f, "{HEADER}\n{body}")
+    }
+}
+
+/// The kind of key a lock address must be bound to, from its object
+/// address: `operator.O` and `signing_key.O` (operator signing keys) take an
+/// operator key, `account.O/A` and `signing_key.O/A/role` an account key,
+/// `user.O/A/U` a user key. `None` for an address of no known shape.
+fn kind_of_address(address: &str) -> Option<KeyKind> {
+    let object = address.split_once('#').map_or(address, |(o, _)| o);
+    let (kind, rest) = object.split_once('.')?;
+    match (kind, rest.matches('/').count()) {
+        ("operator", 0) | ("signing_key", 0) => Some(KeyKind::Operator),
+        ("account", 1) | ("signing_key", 2) => Some(KeyKind::Account),
+        ("user", 2) => Some(KeyKind::User),
+        _ => None,
     }
 }
 

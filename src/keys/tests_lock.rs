@@ -135,3 +135,73 @@ proptest! {
         prop_assert_eq!(back.to_string(), text);
     }
 }
+
+#[test]
+fn an_address_bound_to_a_key_of_another_kind_is_refused() {
+    let cases = [
+        (
+            "user.O2/A/U#v1",
+            key(KeyPairType::Account, 3),
+            "an account key, but a user address needs a user key (U…)",
+        ),
+        (
+            "account.O2/A#v1",
+            key(KeyPairType::User, 5),
+            "a user key, but an account address needs an account key (A…)",
+        ),
+        (
+            "operator.O2#v1",
+            key(KeyPairType::Account, 3),
+            "an account key, but an operator address needs an operator key (O…)",
+        ),
+        (
+            "signing_key.O2#ops",
+            key(KeyPairType::Account, 3),
+            "an account key, but an operator address needs an operator key (O…)",
+        ),
+        (
+            "signing_key.O2/A/svc#v1",
+            key(KeyPairType::Operator, 1),
+            "an operator key, but an account address needs an account key (A…)",
+        ),
+    ];
+    for (address, public, expected) in cases {
+        let text = format!("version = 1\n[keys]\n\"{address}\" = \"{public}\"\n");
+        let e = Lock::parse(&text, Path::new("natsform.lock"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(expected), "{address}: {e}");
+        assert!(
+            e.contains(&format!("delete the line of `{address}`")),
+            "{e}"
+        );
+    }
+    // The right kinds, and names holding `.` or `#`, load.
+    let text = format!(
+        "version = 1\n[keys]\n\"user.O2/A/x.y#z#v1\" = \"{}\"\n\"signing_key.O2#ops\" = \"{}\"\n\"signing_key.O2/A/svc#v1\" = \"{}\"\n",
+        key(KeyPairType::User, 5),
+        key(KeyPairType::Operator, 1),
+        key(KeyPairType::Account, 3),
+    );
+    Lock::parse(&text, Path::new("natsform.lock")).unwrap();
+}
+
+#[test]
+fn a_seed_as_an_address_is_refused_without_being_echoed() {
+    let seed = KeyPair::new_from_raw(KeyPairType::User, [9; 32])
+        .unwrap()
+        .seed()
+        .unwrap();
+    let user = key(KeyPairType::User, 5);
+    for text in [
+        format!("version = 1\n[keys]\n\"{seed}\" = \"{user}\"\n"),
+        format!("version = 1\n[keys]\n\"user.O/A/{seed}#v1\" = \"{user}\"\n"),
+        format!("version = 1\n[revocations.{seed}]\n{user} = 1\n"),
+    ] {
+        let e = Lock::parse(&text, Path::new("natsform.lock"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("looks like a seed (not shown)"), "{e}");
+        assert!(!e.contains(&seed[..20]), "{e}");
+    }
+}

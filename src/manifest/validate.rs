@@ -204,14 +204,10 @@ impl<'a> Validator<'a> {
     }
 
     fn name(&mut self, path: &[&str], addr: &str, kind: &str, name: &str) {
-        let bad = name.is_empty()
-            || name.starts_with('.')
-            || name.trim() != name
-            || name
-                .chars()
-                .any(|c| c == '/' || c == '\\' || c.is_control());
-        if bad {
-            self.error(path, Some(addr.to_string()), format!("`{name}` is not a usable {kind} name"), "names become file names in the store: no `/`, `\\`, control characters, leading `.` or surrounding spaces");
+        // The same rule the store applies to names it reads.
+        if !crate::safepath::is_safe_name(name) {
+            let shown = crate::safepath::escape_controls(name);
+            self.error(path, Some(addr.to_string()), format!("`{shown}` is not a usable {kind} name"), "names become file names in the store: no `/`, `\\`, control characters or direction overrides, no leading `.` or surrounding spaces");
         } else if name.len() > MAX_NAME_BYTES {
             let shown: String = name.chars().take(20).collect();
             self.error(

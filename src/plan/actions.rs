@@ -215,9 +215,17 @@ impl Ctx<'_> {
                 }
                 Some(_) => Reason::IdentityKeyNow { key },
             };
+            // A key its account has revoked (a deleted user's, bound here by
+            // a hand-edited lock) would make that user's old seed usable
+            // again with the new JWT: a reviewer must see it.
+            let mut reasons = vec![reason];
+            reasons.extend(
+                self.revoked_key_note(id, want)
+                    .or_else(|| self.revoked_elsewhere_note(id, want)),
+            );
             return action(
                 ActionKind::Replace,
-                vec![reason],
+                reasons,
                 self.stored_claims(id, have),
                 Some(self.desired_claims(id, want)),
             );
@@ -233,6 +241,7 @@ impl Ctx<'_> {
             reasons.extend(self.revocation_reasons(id));
         }
         reasons.extend(self.issuer_reason(id, want, &decoded.issuer));
+        reasons.extend(self.revoked_jwt_reason(id, decoded));
         if want.valid_for.is_some()
             && decoded.expires > 0
             && decoded.expires - self.inputs.now <= self.inputs.reissue_before
@@ -290,6 +299,54 @@ impl Ctx<'_> {
                 signer,
             },
         })
+    }
+
+    /// A kept user whose stored JWT its account revokes is issued again
+    /// after the revocation (as apply does for every re-issue), so the
+    /// manifest's users always hold a JWT that works.
+    fn revoked_jwt_reason(&self, id: &ObjectId, decoded: &existing::DecodedJwt) -> Option<Reason> {
+        let revocations = &self.inputs.state.revocations;
+        if id.user.is_none() || revocations.is_empty() {
+            return None;
+        }
+        let account = id.account_id()?.address();
+        let entries = revocations.get(&account)?;
+        let at = [entries.get(&decoded.subject), entries.get("*")]
+            .into_iter()
+            .flatten()
+            .copied()
+            .max()?;
+        (decoded.issued_at <= at).then_some(Reason::RevokedJwt {
+            issued_at: decoded.issued_at,
+            account,
+            at,
+        })
+    }
+
+    /// A user getting a key that another account revoked (a user deleted
+    /// there): its old seed would work again under this account. Only for
+    /// replaces, which are rare: it looks at every account.
+    fn revoked_elsewhere_note(&self, id: &ObjectId, want: &DesiredObject) -> Option<Reason> {
+        let public = want.subject.public.as_ref()?;
+        let own = id.account_id();
+        self.inputs
+            .state
+            .objects
+            .iter()
+            .filter(|(a, _)| a.kind() == ObjectKind::Account && Some(*a) != own.as_ref())
+            .find_map(|(a, acc)| {
+                // Only the key itself: another account's `*` is about its own users.
+                let at = acc
+                    .claims
+                    .value()
+                    .pointer("/nats/revocations")?
+                    .get(public.as_str())?
+                    .as_i64()?;
+                Some(Reason::KeyRevokedElsewhere {
+                    account: a.address(),
+                    at,
+                })
+            })
     }
 
     /// Why an account's revocations change (deleted users, repairs).

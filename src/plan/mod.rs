@@ -165,6 +165,8 @@ pub fn plan(inputs: &Inputs) -> Plan {
     plan.warnings = expiry::fixed_expiry_warnings(inputs);
     plan.lock_records = notices::lock_records(inputs, &acted);
     plan.blockers = notices::seed_blockers(inputs);
+    plan.blockers
+        .extend(notices::future_revocation_blockers(inputs));
     plan.key_names = key_names_of(&plan, &ctx.names);
     plan
 }

@@ -58,6 +58,29 @@ pub(super) fn seed_blockers(inputs: &Inputs) -> Vec<Blocker> {
         .collect()
 }
 
+/// Slack for clocks that disagree a little.
+const CLOCK_SKEW_SECS: i64 = 300;
+
+/// A revocation only the lock records, at a time still to come: natsform
+/// records the issue time of a JWT it revoked, never a future one, and a
+/// future time (or a future `*`) would revoke every JWT issued until then,
+/// including the ones apply is about to issue.
+pub(super) fn future_revocation_blockers(inputs: &Inputs) -> Vec<Blocker> {
+    let mut out = Vec::new();
+    for (account, entries) in &inputs.state.restored_revocations {
+        for (key, at) in entries {
+            if *at > inputs.now + CLOCK_SKEW_SECS {
+                out.push(Blocker::FutureRevocation {
+                    account: account.address(),
+                    key: key.clone(),
+                    at: *at,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Deletions of operators and of the system account an operator JWT names.
 pub(super) fn protected_deletes(
     actions: &[Action],

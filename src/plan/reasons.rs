@@ -54,8 +54,19 @@ pub enum Reason {
     Expiring { expires: i64, now: i64, window: i64 },
     /// A user created with a key its account revoked at `at` (unix seconds).
     KeyRevokedAt { at: i64 },
-    /// An account's revocation of `key` (public) is restored from the lock.
-    RestoresRevocation { key: String },
+    /// An account's revocation of `key` (public, or `*`) is restored from
+    /// the lock; `hits` is a kept user it revokes (`*`: every user).
+    RestoresRevocation { key: String, hits: Option<String> },
+    /// A kept user's stored JWT (issued at `issued_at`) is revoked by its
+    /// `account` (address) at `at`: it is issued again after that.
+    RevokedJwt {
+        issued_at: i64,
+        account: String,
+        at: i64,
+    },
+    /// The new identity key was revoked by another `account` (address) at
+    /// `at`: whoever holds its seed could use the new JWT.
+    KeyRevokedElsewhere { account: String, at: i64 },
     /// An account revokes the deleted user `user` (address).
     Revokes { user: String },
     /// A scoped user's effective permissions change: `role` changed in
@@ -82,6 +93,8 @@ impl Reason {
             Reason::Expiring { .. } => "expiring",
             Reason::KeyRevokedAt { .. } => "key-revoked",
             Reason::RestoresRevocation { .. } => "restores-revocation",
+            Reason::RevokedJwt { .. } => "revoked-jwt",
+            Reason::KeyRevokedElsewhere { .. } => "key-revoked-elsewhere",
             Reason::Revokes { .. } => "revokes-user",
             Reason::RoleChanged { .. } => "role-changed",
         }
@@ -152,9 +165,28 @@ impl fmt::Display for Reason {
                 f,
                 "its key was revoked at {at} (unix seconds); older JWTs stay revoked and this one is issued after that"
             ),
-            Reason::RestoresRevocation { key } => write!(
+            Reason::RestoresRevocation { key, hits } => {
+                write!(
+                    f,
+                    "restores the revocation of {key} recorded in natsform.lock (the stored account JWT lacks it: damaged, rolled back or removed)"
+                )?;
+                match hits {
+                    Some(_) if key == "*" => f.write_str("; it revokes every user of the account issued before it, and the manifest's users are issued again after it"),
+                    Some(user) => write!(f, "; it is the key of {user}, which the manifest keeps: that user is issued again after the revocation"),
+                    None => Ok(()),
+                }
+            }
+            Reason::RevokedJwt {
+                issued_at,
+                account,
+                at,
+            } => write!(
                 f,
-                "restores the revocation of {key} recorded in natsform.lock (the stored account JWT lacks it: damaged, rolled back or removed)"
+                "its stored JWT (issued at {issued_at}) is revoked by {account} at {at}; it is issued again after the revocation"
+            ),
+            Reason::KeyRevokedElsewhere { account, at } => write!(
+                f,
+                "its key was revoked by {account} at {at} (unix seconds): whoever holds its seed can use this JWT"
             ),
             Reason::Revokes { user } => write!(f, "revokes {user} (not in the manifest)"),
             Reason::RoleChanged { role, account } => {
@@ -244,12 +276,20 @@ pub enum Blocker {
     /// The seed of `address` is missing or damaged, or its key is bound
     /// elsewhere too; `problem` says which and how to fix it.
     Seed { address: String, problem: String },
+    /// Only the lock records a revocation of `key` by `account` (address),
+    /// at `at`, a time still to come.
+    FutureRevocation {
+        account: String,
+        key: String,
+        at: i64,
+    },
 }
 
 impl Blocker {
     pub fn kind(&self) -> &'static str {
         match self {
             Blocker::Seed { .. } => "seed",
+            Blocker::FutureRevocation { .. } => "future-revocation",
         }
     }
 }
@@ -258,6 +298,10 @@ impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Blocker::Seed { address, problem } => write!(f, "{address}: {problem}"),
+            Blocker::FutureRevocation { account, key, at } => write!(
+                f,
+                "{account}: natsform.lock records a revocation of {key} at {at} (unix seconds), which is in the future; natsform never records one\n    fix: restore natsform.lock from git (`git log -p -- natsform.lock` shows who added it); to revoke on purpose, use the account's `revocations` in the manifest"
+            ),
         }
     }
 }

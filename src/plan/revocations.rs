@@ -25,6 +25,9 @@ use crate::tree::ObjectId;
 pub struct AccountRevocations {
     pub entries: BTreeMap<String, i64>,
     pub reasons: Vec<Reason>,
+    /// Entries only the lock's record holds (key, time): restored into the
+    /// account, and checked by the planner (a future time is refused).
+    pub restored: Vec<(String, i64)>,
 }
 
 /// Revocations per desired account: the manifest's, the stored JWT's, the
@@ -63,8 +66,28 @@ pub fn reconcile(
         if let Some(lock) = recorded.get(&id.address()) {
             for (key, t) in lock {
                 if stored.get(key).is_none_or(|s| s < t) {
-                    acc.reasons
-                        .push(Reason::RestoresRevocation { key: key.clone() });
+                    // A restored key that a kept user still holds revokes that
+                    // user's JWT: the reviewer must see who is hit.
+                    let hits = desired
+                        .range(id..)
+                        .skip(1)
+                        .take_while(|(u, _)| {
+                            u.user.is_some() && u.account_id().as_ref() == Some(id)
+                        })
+                        .find(|(_, u)| {
+                            key == "*" || u.subject.public.as_deref() == Some(key.as_str())
+                        })
+                        .map(|(u, _)| u.address());
+                    acc.reasons.push(Reason::RestoresRevocation {
+                        key: key.clone(),
+                        hits,
+                    });
+                    if claims
+                        .pointer("/nats/revocations")
+                        .is_none_or(|r| r.get(key).is_none())
+                    {
+                        acc.restored.push((key.clone(), *t));
+                    }
                 }
                 let e = acc.entries.entry(key.clone()).or_insert(*t);
                 *e = (*e).max(*t);

@@ -21,6 +21,8 @@ pub struct DesiredState {
     pub revocation_reasons: BTreeMap<ObjectId, Vec<Reason>>,
     /// Every desired account's revocations, as the lock must record them.
     pub revocations: Revocations,
+    /// Per account, the entries only the lock's record holds (key, time).
+    pub restored_revocations: BTreeMap<ObjectId, Vec<(String, i64)>>,
 }
 
 /// Computes the desired state: claims from the manifest and key bindings,
@@ -70,7 +72,11 @@ pub fn complete_state(
     }
     let mut revocation_reasons = BTreeMap::new();
     let mut all_revocations = Revocations::new();
+    let mut restored_revocations = BTreeMap::new();
     for (id, revs) in revocations::reconcile(&objects, existing, recorded) {
+        if !revs.restored.is_empty() {
+            restored_revocations.insert(id.clone(), revs.restored.clone());
+        }
         if !revs.entries.is_empty() {
             all_revocations.insert(id.address(), revs.entries.clone());
         }
@@ -87,6 +93,7 @@ pub fn complete_state(
         objects,
         revocation_reasons,
         revocations: all_revocations,
+        restored_revocations,
     }
 }
 

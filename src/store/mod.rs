@@ -45,7 +45,7 @@ impl Store {
         Store { root: root.into() }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
@@ -146,7 +146,7 @@ impl Store {
 
     /// Writes the JWT of `id` (and the operator's `.nsc` marker). Returns
     /// whether anything on disk changed.
-    pub fn write(&self, id: &ObjectId, token: &str) -> io::Result<bool> {
+    pub(crate) fn write(&self, id: &ObjectId, token: &str) -> io::Result<bool> {
         let path = self.path_of(id);
         self.guard(id, &path)?;
         let marker = self.ensure_marker(id)?;
@@ -160,7 +160,7 @@ impl Store {
     /// remove and every directory above it up to the store root are checked
     /// not to be links first (`remove_dir_all` itself does not follow links
     /// inside what it removes).
-    pub fn remove(&self, id: &ObjectId) -> io::Result<bool> {
+    pub(crate) fn remove(&self, id: &ObjectId) -> io::Result<bool> {
         let path = self.path_of(id);
         let target = match (&id.account, &id.user) {
             (Some(a), None) => self.root.join(&id.operator).join("accounts").join(a),
@@ -227,6 +227,13 @@ fn operator_name(dir: &Path) -> io::Result<Option<String>> {
         return Ok(None);
     }
     let dir_name = dir.file_name().and_then(|n| n.to_str());
+    if crate::redact::contains_secret(name) {
+        return Err(io::Error::other(format!(
+            "{}: the operator name in this marker looks like a seed (not shown)\n  = help: a \
+             seed never belongs in the store; correct `name`, and rotate the key whose seed it is",
+            marker.display()
+        )));
+    }
     if dir_name != Some(name) {
         return Err(io::Error::other(format!(
             "{} names operator `{}`, but its directory is `{}`; natsform reads an operator \
@@ -246,6 +253,15 @@ fn operator_name(dir: &Path) -> io::Result<Option<String>> {
 /// managed, and could not be written back safely.
 fn entry_name(entry: &Path, kind: &str, shown: &Path) -> io::Result<String> {
     let name = entry.file_name().and_then(|n| n.to_str());
+    if name.is_some_and(crate::redact::contains_secret) {
+        // Named by its directory only: the name itself is a secret.
+        return Err(io::Error::other(format!(
+            "{}: the name of an entry there looks like a seed (not shown); natsform expected \
+             {kind} names\n  = help: a seed never belongs in the store; remove the entry, and \
+             rotate the key whose seed it is",
+            shown.parent().unwrap_or(Path::new("")).display(),
+        )));
+    }
     match name {
         Some(n) if is_safe_name(n) => Ok(n.to_string()),
         _ => Err(io::Error::other(format!(

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// The demo identity shipped with the examples.
 pub fn demo_identity() -> PathBuf {
@@ -38,42 +38,59 @@ impl Project {
         Project { dir, manifest }
     }
 
+    /// An empty temporary directory (for `init`, `schema`…); its manifest
+    /// path, `natsform.toml`, does not exist yet.
+    pub fn empty() -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let manifest = dir.path().join("natsform.toml");
+        Project { dir, manifest }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
+    /// The directory holding the manifest (the project directory; the same
+    /// as [`Project::path`] unless a test put the manifest deeper).
+    pub fn project_dir(&self) -> &Path {
+        self.manifest
+            .parent()
+            .expect("the manifest is in a directory")
+    }
+
+    /// A natsform invocation on this project: `-f <manifest>` (absolute),
+    /// run in [`Project::path`], with the demo identity in the environment,
+    /// `NO_COLOR`, and no other natsform variable inherited. Change any of
+    /// that with the builder methods of [`Natsform`], then `run()` it or
+    /// snapshot it with [`natsform_snapshot!`].
+    pub fn natsform(&self, args: &[&str]) -> Natsform<'_> {
+        Natsform {
+            project: self,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            manifest: ManifestArg::Absolute,
+            identity: true,
+            env: Vec::new(),
+            current_dir: None,
+        }
+    }
+
     /// Runs natsform with `-f <manifest>` and the demo identity in the environment.
     pub fn run(&self, args: &[&str]) -> Run {
-        self.run_env(args, &[])
+        self.natsform(args).run()
     }
 
     /// Runs natsform like [`Project::run`] with extra environment variables.
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natsform"));
-        cmd.arg("-f")
-            .arg(&self.manifest)
-            .args(args)
-            .current_dir(self.path());
-        cmd.env_remove("NATSFORM_AGE_KEY")
-            .env_remove("NATSFORM_MANIFEST")
-            .env("NO_COLOR", "1");
-        cmd.env("NATSFORM_AGE_IDENTITY", demo_identity());
-        cmd.envs(env.iter().copied());
-        Run::from(cmd.output().expect("running natsform")).no_secrets_shown(args)
+        let mut cmd = self.natsform(args);
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.run()
     }
 
     /// Runs natsform without any identity available.
     pub fn run_without_identity(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natsform"));
-        cmd.arg("-f")
-            .arg(&self.manifest)
-            .args(args)
-            .current_dir(self.path());
-        cmd.env_remove("NATSFORM_AGE_KEY")
-            .env_remove("NATSFORM_AGE_IDENTITY")
-            .env_remove("NATSFORM_MANIFEST")
-            .env("NO_COLOR", "1");
-        Run::from(cmd.output().expect("running natsform")).no_secrets_shown(args)
+        self.natsform(args).without_identity().run()
     }
 
     /// `apply --auto-approve`, asserting success.
@@ -98,6 +115,183 @@ impl Project {
         out.sort();
         out
     }
+}
+
+/// How an invocation names the manifest.
+#[derive(Debug, Clone)]
+enum ManifestArg {
+    /// `-f <absolute path>`.
+    Absolute,
+    /// `-f <this text>`, as a user would type it (relative to the directory
+    /// the command runs in).
+    Given(String),
+    /// No `-f`: natsform looks for the manifest itself.
+    None,
+}
+
+/// One natsform invocation being built; see [`Project::natsform`]. Every
+/// run through it passes the secret guard ([`Run::no_secrets_shown`]).
+#[derive(Clone)]
+pub struct Natsform<'p> {
+    project: &'p Project,
+    args: Vec<String>,
+    manifest: ManifestArg,
+    identity: bool,
+    /// Set (`Some`) or removed (`None`), after the defaults.
+    env: Vec<(String, Option<String>)>,
+    current_dir: Option<PathBuf>,
+}
+
+impl Natsform<'_> {
+    /// No identity in the environment (plan, validate and show need none).
+    pub fn without_identity(mut self) -> Self {
+        self.identity = false;
+        self
+    }
+
+    /// Sets an environment variable (after the defaults, so it wins).
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        let value = value.as_ref().to_str().expect("UTF-8 value").to_string();
+        self.env.push((key.to_string(), Some(value)));
+        self
+    }
+
+    /// Removes an environment variable the defaults would set.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.env.push((key.to_string(), None));
+        self
+    }
+
+    /// Runs in `dir` instead of the project's directory.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.current_dir = Some(dir.into());
+        self
+    }
+
+    /// Passes the manifest as the file name alone (`-f natsform.toml`), so
+    /// messages quote it as a user who typed it would see it.
+    pub fn manifest_by_name(mut self) -> Self {
+        let name = self
+            .project
+            .manifest
+            .file_name()
+            .expect("manifest file name");
+        self.manifest = ManifestArg::Given(name.to_str().expect("UTF-8 name").to_string());
+        if self.current_dir.is_none() {
+            self.current_dir = Some(self.project.project_dir().to_path_buf());
+        }
+        self
+    }
+
+    /// Passes no `-f` at all.
+    pub fn without_manifest_flag(mut self) -> Self {
+        self.manifest = ManifestArg::None;
+        self
+    }
+
+    /// The arguments after the manifest flag.
+    pub fn args(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
+
+    /// The process to run, for tests that start it themselves (in the
+    /// background); finish it with [`Run::from_child`].
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natsform"));
+        match &self.manifest {
+            ManifestArg::Absolute => {
+                cmd.arg("-f").arg(&self.project.manifest);
+            }
+            ManifestArg::Given(text) => {
+                cmd.arg("-f").arg(text);
+            }
+            ManifestArg::None => {}
+        }
+        cmd.args(&self.args).current_dir(
+            self.current_dir
+                .as_deref()
+                .unwrap_or_else(|| self.project.path()),
+        );
+        for var in [
+            "NATSFORM_AGE_KEY",
+            "NATSFORM_AGE_IDENTITY",
+            "NATSFORM_MANIFEST",
+            "NATSFORM_LOCK_TIMEOUT",
+            "NATSFORM_NOW",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("NO_COLOR", "1");
+        if self.identity {
+            cmd.env("NATSFORM_AGE_IDENTITY", demo_identity());
+        }
+        for (key, value) in &self.env {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
+        cmd
+    }
+
+    /// Runs natsform to completion, through the secret guard.
+    pub fn run(&self) -> Run {
+        let out = self.command().output().expect("running natsform");
+        Run::from(out).no_secrets_shown(&self.args())
+    }
+
+    /// Starts natsform in the background, stdout and stderr captured.
+    pub fn spawn(&self) -> Child {
+        self.command()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting natsform")
+    }
+
+    /// Runs natsform and returns the whole-run snapshot text (see
+    /// [`Run::snapshot`]) with the project's filters applied, and the run.
+    pub fn snapshot(&self) -> (String, Run) {
+        let run = self.run();
+        (run.snapshot(self.project), run)
+    }
+}
+
+/// Asserts an insta snapshot of one whole natsform run: success, exit code,
+/// stdout and stderr, through the shared filters ([`Project::filter`]), and
+/// returns the [`Run`] for further checks. Every run passes the secret
+/// guard. Forms:
+///
+/// ```ignore
+/// natsform_snapshot!(project, ["plan"]);                   // named after the test
+/// natsform_snapshot!(project, ["plan"], @"…");             // inline
+/// natsform_snapshot!(project.natsform(&["plan"]).without_identity());
+/// natsform_snapshot!(name = "bad_case", project, ["validate"]);
+/// natsform_snapshot!(name = "bad_case", project.natsform(&["validate"]).manifest_by_name());
+/// ```
+#[macro_export]
+macro_rules! natsform_snapshot {
+    (name = $name:expr, $project:expr, [$($arg:expr),* $(,)?]) => {
+        $crate::natsform_snapshot!(name = $name, $project.natsform(&[$($arg),*]))
+    };
+    (name = $name:expr, $invocation:expr) => {{
+        let (snapshot, run) = $invocation.snapshot();
+        ::insta::assert_snapshot!($name, snapshot);
+        run
+    }};
+    ($project:expr, [$($arg:expr),* $(,)?] $(, @$inline:literal)?) => {
+        $crate::natsform_snapshot!($project.natsform(&[$($arg),*]) $(, @$inline)?)
+    };
+    ($invocation:expr, @$inline:literal) => {{
+        let (snapshot, run) = $invocation.snapshot();
+        ::insta::assert_snapshot!(snapshot, @$inline);
+        run
+    }};
+    ($invocation:expr) => {{
+        let (snapshot, run) = $invocation.snapshot();
+        ::insta::assert_snapshot!(snapshot);
+        run
+    }};
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
@@ -133,6 +327,38 @@ impl From<Output> for Run {
 }
 
 impl Run {
+    /// Waits for a natsform started with [`Natsform::spawn`], through the
+    /// secret guard in its strict form (no seed on stdout either, as for
+    /// any command but `creds`).
+    pub fn from_child(child: Child) -> Run {
+        Run::from(child.wait_with_output().expect("natsform ran")).no_secrets_shown(&[])
+    }
+
+    /// The whole run as one text, with `project`'s filters applied:
+    ///
+    /// ```text
+    /// success: false
+    /// exit_code: 1
+    /// ----- stdout -----
+    /// …
+    /// ----- stderr -----
+    /// …
+    /// ```
+    ///
+    /// Output that does not end in a newline is marked, so that a missing
+    /// newline shows in the snapshot.
+    pub fn snapshot(&self, project: &Project) -> String {
+        let mut out = format!("success: {}\nexit_code: {}\n", self.code == 0, self.code);
+        for (title, text) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            out.push_str(&format!("----- {title} -----\n"));
+            out.push_str(&project.filter(text));
+            if !text.is_empty() && !text.ends_with('\n') {
+                out.push_str("\n[no newline at the end]\n");
+            }
+        }
+        out
+    }
+
     pub fn success(self) -> Self {
         assert_eq!(
             self.code, 0,
@@ -238,11 +464,51 @@ pub fn find_seeds(bytes: &[u8]) -> Vec<String> {
 }
 
 impl Project {
+    /// The shared filters of whole-run snapshots: this machine's paths
+    /// (the project directory → `[PROJECT]`, the temporary directory around
+    /// it → `[TEMP]`, the binary → `[NATSFORM]`), `natsform <version>` →
+    /// `natsform [VERSION]`, the process id in a run-lock message
+    /// (`(pid 1234)`) → `(pid [PID])`, then [`Project::redact`]: the lock's
+    /// public keys → `<address>`, other public keys → `<KEY>`, unix times →
+    /// `<TIME>`.
+    pub fn filter(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        let mut paths: Vec<(PathBuf, &str)> = Vec::new();
+        for (dir, name) in [
+            (self.project_dir(), "[PROJECT]"),
+            (self.path(), "[TEMP]"),
+            (Path::new(env!("CARGO_BIN_EXE_natsform")), "[NATSFORM]"),
+        ] {
+            paths.push((dir.to_path_buf(), name));
+            if let Ok(real) = dir.canonicalize() {
+                paths.push((real, name));
+            }
+        }
+        // Longest first: the project directory lies inside the temporary one.
+        paths.sort_by_key(|(p, _)| std::cmp::Reverse(p.as_os_str().len()));
+        for (path, name) in paths {
+            out = out.replace(path.to_str().expect("UTF-8 path"), name);
+        }
+        out = out.replace(
+            concat!("natsform ", env!("CARGO_PKG_VERSION")),
+            "natsform [VERSION]",
+        );
+        let mut from = 0;
+        while let Some(i) = out[from..].find("(pid ").map(|i| i + from) {
+            let digits = out[i + 5..].bytes().take_while(u8::is_ascii_digit).count();
+            if digits > 0 && out[i + 5 + digits..].starts_with(')') {
+                out.replace_range(i..i + 5 + digits + 1, "(pid [PID])");
+            }
+            from = i + 1;
+        }
+        self.redact(&out)
+    }
+
     /// Replaces every public key of the lock in `text` by `<address>`, other
     /// public keys by `<KEY>`, and unix times by `<TIME>`, so snapshots of
     /// plans over random keys are stable.
     pub fn redact(&self, text: &str) -> String {
-        let lock = fs::read_to_string(self.path().join("natsform.lock")).unwrap_or_default();
+        let lock = fs::read_to_string(self.project_dir().join("natsform.lock")).unwrap_or_default();
         let mut out = text.to_string();
         for line in lock.lines() {
             if let Some((addr, key)) = line.split_once(" = ") {
