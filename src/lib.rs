@@ -13,6 +13,7 @@ pub mod plan;
 pub mod redact;
 pub mod runlock;
 pub mod safepath;
+pub mod source;
 pub mod store;
 pub mod tree;
 pub mod workspace;
