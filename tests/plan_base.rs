@@ -19,9 +19,7 @@ const NOW: (&str, &str) = ("NATSFORM_NOW", "1800000000");
 /// Stages every file of the working tree (deletions too) and commits.
 fn commit_all(repo: &Repository, message: &str) -> String {
     let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], IndexAddOption::DEFAULT, None)
-        .unwrap();
+    index.add_all(["*"], IndexAddOption::DEFAULT, None).unwrap();
     index.update_all(["*"], None).unwrap();
     index.write().unwrap();
     commit_index(repo, &mut index, message)
@@ -120,7 +118,14 @@ fn head_from_a_revision_and_detailed_exit_code() {
     fs::write(&p.manifest, "not = [valid").unwrap();
     let run = plan(
         &p,
-        &["plan", "--base", "HEAD~1", "--head", "HEAD", "--detailed-exitcode"],
+        &[
+            "plan",
+            "--base",
+            "HEAD~1",
+            "--head",
+            "HEAD",
+            "--detailed-exitcode",
+        ],
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
     let text = shown(&p, &run.stdout, &[(&base, "<base>"), (&head, "<head>")]);
@@ -130,7 +135,14 @@ fn head_from_a_revision_and_detailed_exit_code() {
     // The base against itself: nothing to do, exit 0.
     let run = plan(
         &p,
-        &["plan", "--base", "HEAD~1", "--head", "HEAD~1", "--detailed-exitcode"],
+        &[
+            "plan",
+            "--base",
+            "HEAD~1",
+            "--head",
+            "HEAD~1",
+            "--detailed-exitcode",
+        ],
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("No changes."), "{}", run.stdout);
@@ -164,7 +176,10 @@ fn a_base_without_lock_or_store_creates_everything() {
     // Below the header, exactly the plan of a fresh project.
     let fresh = Project::from_example("walkthrough", "natsform.toml");
     let local = plan(&fresh, &["plan"]).success();
-    assert!(run.stdout.ends_with(&format!("manifest: every object is created.\n\n{}", local.stdout)));
+    assert!(run.stdout.ends_with(&format!(
+        "manifest: every object is created.\n\n{}",
+        local.stdout
+    )));
 }
 
 #[test]
@@ -174,7 +189,8 @@ fn json_keeps_stdout_one_document_and_out_saves_a_plan_apply_accepts_after_the_m
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(doc["format_version"], 1);
     assert!(
-        run.stderr.contains(&format!("store and vault at HEAD~1 ({base})")),
+        run.stderr
+            .contains(&format!("store and vault at HEAD~1 ({base})")),
         "{}",
         run.stderr
     );
@@ -268,9 +284,10 @@ fn a_directory_outside_git_is_an_error() {
         )
         .failure();
     assert_eq!(run.code, 1);
-    let stderr = run
-        .stderr
-        .replace(&p.path().canonicalize().unwrap().display().to_string(), "[DIR]");
+    let stderr = run.stderr.replace(
+        &p.path().canonicalize().unwrap().display().to_string(),
+        "[DIR]",
+    );
     insta::assert_snapshot!(stderr, @r"
     error: [DIR] is not inside a git repository
       = help: --base compares with a git revision: run it in a clone of the repository that holds the manifest
@@ -284,10 +301,7 @@ fn tamper(repo: &Repository, base: git2::Oid, path: &str, mode: u32, id: git2::O
     index
         .read_tree(&repo.find_commit(base).unwrap().tree().unwrap())
         .unwrap();
-    let mut entry = index
-        .iter()
-        .find(|e| e.path == b"natsform.toml")
-        .unwrap();
+    let mut entry = index.iter().find(|e| e.path == b"natsform.toml").unwrap();
     entry.path = path.as_bytes().to_vec();
     entry.mode = mode;
     entry.id = id;

@@ -13,7 +13,11 @@ use crate::workspace::{Workspace, DEFAULT_STORE_DIR, LOCK_FILE};
 
 /// The workspace of the merge, and the header lines that say what was
 /// compared.
-pub fn open(path: &Path, base: &str, head: Option<&str>) -> anyhow::Result<(Workspace, Vec<String>)> {
+pub fn open(
+    path: &Path,
+    base: &str,
+    head: Option<&str>,
+) -> anyhow::Result<(Workspace, Vec<String>)> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -266,7 +266,12 @@ impl Source for GitTree {
         self.read(path, limit)?.ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("{} ({}) has no file {}", self.rev, self.short, path.display()),
+                format!(
+                    "{} ({}) has no file {}",
+                    self.rev,
+                    self.short,
+                    path.display()
+                ),
             )
         })
     }
