@@ -5,7 +5,6 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
@@ -164,7 +163,7 @@ impl GitTree {
         let mut walked = PathBuf::new();
         for (i, part) in parts.iter().enumerate() {
             walked.push(part);
-            let Some(entry) = tree.get_name_bytes(part.as_bytes()) else {
+            let Some(entry) = tree.get_name_bytes(part.as_encoded_bytes()) else {
                 return Ok(None);
             };
             let (kind, id) = (kind_of_mode(entry.filemode()), entry.id());
@@ -192,6 +191,20 @@ fn kind_of_mode(mode: i32) -> Kind {
     }
 }
 
+/// A tree entry's name as an `OsString`: its bytes on Unix; elsewhere
+/// lossily (names that are not UTF-8 are refused as store names anyway).
+fn os_name(bytes: &[u8]) -> OsString {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        OsString::from_vec(bytes.to_vec())
+    }
+    #[cfg(not(unix))]
+    {
+        OsString::from(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
 fn git_err(e: git2::Error) -> io::Error {
     io::Error::other(format!("git: {}", e.message()))
 }
@@ -206,7 +219,7 @@ impl Source for GitTree {
             let oid = match self.resolve(repo, path)? {
                 None => return Ok(None),
                 Some((Kind::File, oid)) => oid,
-                Some((Kind::Dir, _)) => return Err(io::Error::from_raw_os_error(libc::EISDIR)),
+                Some((Kind::Dir, _)) => return Err(super::is_a_directory()),
                 Some((k, _)) if k.is_link() => return Err(refused(&self.shown(path), k)),
                 Some(_) => return Err(io::Error::other("not a regular file")),
             };
@@ -243,12 +256,7 @@ impl Source for GitTree {
             let tree = repo.find_tree(oid).map_err(git_err)?;
             Ok(tree
                 .iter()
-                .map(|e| {
-                    (
-                        OsString::from_vec(e.name_bytes().to_vec()),
-                        kind_of_mode(e.filemode()),
-                    )
-                })
+                .map(|e| (os_name(e.name_bytes()), kind_of_mode(e.filemode())))
                 .collect())
         })
     }

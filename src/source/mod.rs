@@ -74,8 +74,17 @@ pub trait Source: Sync {
     /// path), and that a missing file is an error.
     fn read_named(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         self.read(path, limit)?
-            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
+}
+
+/// The error for reading a directory as a file (the OS's words where
+/// there is one).
+pub fn is_a_directory() -> io::Error {
+    #[cfg(unix)]
+    return io::Error::from_raw_os_error(libc::EISDIR);
+    #[cfg(not(unix))]
+    return io::Error::new(io::ErrorKind::IsADirectory, "is a directory");
 }
 
 /// The error for a file over a size limit.
@@ -141,25 +150,32 @@ impl Source for WorkDir {
     }
 
     fn read(&self, path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
-        use std::os::unix::fs::OpenOptionsExt;
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
         // One open that refuses a link (O_NOFOLLOW) and never blocks on a
         // FIFO (O_NONBLOCK, which regular files ignore): as cheap as
         // `fs::read`, which the 100,000-file store depends on.
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
+        #[cfg(unix)]
         {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        #[cfg(not(unix))]
+        if crate::safepath::is_link(path) {
+            return Err(crate::safepath::link_error(path));
+        }
+        let file = match options.open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) && crate::safepath::is_link(path) => {
+            // ELOOP from O_NOFOLLOW.
+            Err(_) if crate::safepath::is_link(path) => {
                 return Err(crate::safepath::link_error(path))
             }
             Err(e) => return Err(e),
         };
         let md = file.metadata()?;
         if md.is_dir() {
-            return Err(io::Error::from_raw_os_error(libc::EISDIR));
+            return Err(is_a_directory());
         }
         if !md.is_file() {
             return Err(io::Error::other("not a regular file"));
@@ -221,6 +237,7 @@ fn read_capped(file: std::fs::File, len: u64, limit: u64) -> io::Result<Vec<u8>>
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     #[test]
     fn the_working_directory_refuses_links_and_oversized_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -258,6 +275,7 @@ mod tests {
         assert!(src.read_named(&d.join("link"), 4).is_err());
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_fifo_is_not_read_and_does_not_block() {
         let dir = tempfile::tempdir().unwrap();
