@@ -264,6 +264,29 @@ fn a_bad_revision_is_named() {
     error: unknown git revision `no-such-branch`: revspec 'no-such-branch' not found
       = help: name a branch, tag or commit of this repository (fetch it first if it is only on a remote)
     ");
+    // A manifest path the head does not have.
+    let run = plan(
+        &p,
+        &[
+            "plan",
+            "--base",
+            "HEAD",
+            "--head",
+            "HEAD",
+            "-f",
+            "other.toml",
+        ],
+    )
+    .failure();
+    assert!(
+        run.stderr
+            .contains("error: cannot read the manifest: HEAD (")
+            && run
+                .stderr
+                .contains(") has no file other.toml\n  --> HEAD:other.toml"),
+        "{}",
+        run.stderr
+    );
     let run = plan(&p, &["plan", "--base", "HEAD", "--head", "HEAD~7"]).failure();
     assert!(
         run.stderr

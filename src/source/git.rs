@@ -3,10 +3,11 @@
 //! temporary copy. Entries of mode 120000 (symbolic links) and 160000
 //! (submodules) are refused wherever they are met, as links are on disk.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Result};
 use git2::{ObjectType, Oid, Repository, RepositoryOpenFlags};
@@ -104,6 +105,7 @@ impl Repo {
             tree: tree.id(),
             rev: rev.to_string(),
             short,
+            dirs: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -117,7 +119,14 @@ pub struct GitTree {
     tree: Oid,
     rev: String,
     short: String,
+    /// Every directory read so far (its path below the root → its
+    /// entries): a store of 100,000 files and a vault as large are
+    /// resolved one lookup per file, not by parsing each tree again.
+    dirs: Mutex<HashMap<PathBuf, Arc<Entries>>>,
 }
+
+/// A directory's entries by name: kind and object id.
+type Entries = HashMap<Vec<u8>, (Kind, Oid)>;
 
 impl GitTree {
     /// The revision as given (`HEAD~1`).
@@ -146,10 +155,15 @@ impl GitTree {
     /// The entry at `path`: its kind and object id. A link or submodule
     /// on the way is refused; a file on the way means nothing is there.
     fn resolve(&self, repo: &Repository, path: &Path) -> io::Result<Option<(Kind, Oid)>> {
-        let mut parts = Vec::new();
+        let mut dir = PathBuf::new();
+        let mut last = None;
         for c in path.components() {
             match c {
-                Component::Normal(p) => parts.push(p),
+                Component::Normal(p) => {
+                    if let Some(prev) = last.replace(p) {
+                        dir.push(prev);
+                    }
+                }
                 Component::CurDir => {}
                 _ => {
                     return Err(io::Error::other(format!(
@@ -159,25 +173,49 @@ impl GitTree {
                 }
             }
         }
-        let mut tree = repo.find_tree(self.tree).map_err(git_err)?;
-        let mut walked = PathBuf::new();
-        for (i, part) in parts.iter().enumerate() {
-            walked.push(part);
-            let Some(entry) = tree.get_name_bytes(part.as_encoded_bytes()) else {
-                return Ok(None);
-            };
-            let (kind, id) = (kind_of_mode(entry.filemode()), entry.id());
-            drop(entry);
-            if i + 1 == parts.len() {
-                return Ok(Some((kind, id)));
-            }
-            match kind {
-                Kind::Dir => tree = repo.find_tree(id).map_err(git_err)?,
-                k if k.is_link() => return Err(refused(&self.shown(&walked), k)),
-                _ => return Ok(None),
-            }
+        let Some(name) = last else {
+            return Ok(Some((Kind::Dir, self.tree)));
+        };
+        Ok(self
+            .entries(repo, &dir)?
+            .and_then(|e| e.get(name.as_encoded_bytes()).copied()))
+    }
+
+    /// The entries of the directory `dir` (normal components only), from
+    /// the cache or read and cached; `None` when it does not exist.
+    fn entries(&self, repo: &Repository, dir: &Path) -> io::Result<Option<Arc<Entries>>> {
+        if let Some(found) = self.dirs.lock().ok().and_then(|d| d.get(dir).cloned()) {
+            return Ok(Some(found));
         }
-        Ok(Some((Kind::Dir, self.tree)))
+        let oid = match dir.parent() {
+            None => self.tree,
+            Some(parent) => {
+                let name = dir.file_name().unwrap_or_default();
+                let entry = self
+                    .entries(repo, parent)?
+                    .and_then(|e| e.get(name.as_encoded_bytes()).copied());
+                match entry {
+                    Some((Kind::Dir, oid)) => oid,
+                    Some((k, _)) if k.is_link() => return Err(refused(&self.shown(dir), k)),
+                    _ => return Ok(None),
+                }
+            }
+        };
+        let tree = repo.find_tree(oid).map_err(git_err)?;
+        let entries: Arc<Entries> = Arc::new(
+            tree.iter()
+                .map(|e| {
+                    (
+                        e.name_bytes().to_vec(),
+                        (kind_of_mode(e.filemode()), e.id()),
+                    )
+                })
+                .collect(),
+        );
+        if let Ok(mut d) = self.dirs.lock() {
+            d.insert(dir.to_path_buf(), entries.clone());
+        }
+        Ok(Some(entries))
     }
 }
 
@@ -242,9 +280,9 @@ impl Source for GitTree {
 
     fn list(&self, dir: &Path) -> io::Result<Vec<(OsString, Kind)>> {
         self.with_repo(|repo| {
-            let oid = match self.resolve(repo, dir)? {
+            match self.resolve(repo, dir)? {
                 None => return Ok(Vec::new()),
-                Some((Kind::Dir, oid)) => oid,
+                Some((Kind::Dir, _)) => {}
                 Some((k, _)) if k.is_link() => return Err(refused(&self.shown(dir), k)),
                 Some(_) => {
                     return Err(io::Error::other(format!(
@@ -252,12 +290,15 @@ impl Source for GitTree {
                         self.shown(dir).display()
                     )))
                 }
-            };
-            let tree = repo.find_tree(oid).map_err(git_err)?;
-            Ok(tree
-                .iter()
-                .map(|e| (os_name(e.name_bytes()), kind_of_mode(e.filemode())))
-                .collect())
+            }
+            let normal: PathBuf = dir
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect();
+            Ok(self
+                .entries(repo, &normal)?
+                .map(|e| e.iter().map(|(n, (k, _))| (os_name(n), *k)).collect())
+                .unwrap_or_default())
         })
     }
 
@@ -343,6 +384,11 @@ mod tests {
         let e = t.list(Path::new("l")).unwrap_err().to_string();
         assert!(e.contains("is a symbolic link"), "{e}");
         assert!(t.read(Path::new("../a"), 10).is_err());
+        // A link on the way is refused, not looked through.
+        let e = t.read(Path::new("l/x"), 10).unwrap_err().to_string();
+        assert!(e.starts_with("HEAD:l is a symbolic link"), "{e}");
+        let e = t.list(Path::new("d/l2/y")).unwrap_err().to_string();
+        assert!(e.starts_with("HEAD:d/l2 is a symbolic link"), "{e}");
         let e = t.read_named(Path::new("x.toml"), 10).unwrap_err();
         assert!(e.to_string().starts_with("HEAD ("), "{e}");
     }
