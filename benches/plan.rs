@@ -162,7 +162,7 @@ fn plan_child(manifest: &Path) {
     }
     let start = Instant::now();
     let ws = Workspace::open(manifest).unwrap();
-    let plan = ws.plan();
+    let plan = ws.plan(natsform::workspace::now());
     // Streamed, as `natsform plan` prints it; only the size is kept.
     let mut sink = Sink(0);
     views::text::write(&mut sink, &plan, views::Style { color: false });

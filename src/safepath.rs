@@ -74,11 +74,21 @@ pub fn link_error(path: &Path) -> io::Error {
 /// are fine: natsform creates them as real directories. `path` must lie
 /// under `base` without `..`.
 pub fn check_no_links(base: &Path, path: &Path) -> io::Result<()> {
+    check_no_links_in(&crate::source::WorkDir, base, path)
+}
+
+/// [`check_no_links`] in any [`Source`](crate::source::Source): a git
+/// tree's links and submodules are refused the same way.
+pub fn check_no_links_in(
+    src: &dyn crate::source::Source,
+    base: &Path,
+    path: &Path,
+) -> io::Result<()> {
     let rel = path.strip_prefix(base).map_err(|_| {
         io::Error::other(format!(
             "{} is outside the project directory {}",
-            path.display(),
-            base.display()
+            src.shown(path).display(),
+            src.shown(base).display()
         ))
     })?;
     let mut cur = base.to_path_buf();
@@ -89,21 +99,17 @@ pub fn check_no_links(base: &Path, path: &Path) -> io::Result<()> {
             _ => {
                 return Err(io::Error::other(format!(
                     "{} leaves the project directory {}",
-                    path.display(),
-                    base.display()
+                    src.shown(path).display(),
+                    src.shown(base).display()
                 )))
             }
         }
-        match std::fs::symlink_metadata(&cur) {
-            Ok(md) if md.file_type().is_symlink() => return Err(link_error(&cur)),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("reading {}: {e}", cur.display()),
-                ))
+        match src.kind(&cur)? {
+            Some(kind) if kind.is_link() => {
+                return Err(crate::source::refused(&src.shown(&cur), kind))
             }
+            Some(_) => {}
+            None => return Ok(()),
         }
     }
     Ok(())

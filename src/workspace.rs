@@ -12,6 +12,7 @@ use crate::keys::Lock;
 use crate::manifest::{self, Loaded};
 use crate::plan::{self, DesiredObject, DesiredState, Existing, KeyBook, Plan};
 use crate::safepath;
+use crate::source::{Source, WorkDir};
 use crate::store::Store;
 use crate::tree::ObjectId;
 
@@ -22,7 +23,8 @@ pub const DEFAULT_VAULT_DIR: &str = "vault";
 
 /// The current unix time, or `NATSFORM_NOW` (unix seconds) when set: plans
 /// depend on the clock only through expiry, and tests and reproducible CI
-/// runs pin it.
+/// runs pin it. Each command reads it once and passes it on, so the plan
+/// it shows and what it applies agree on "now".
 pub fn now() -> i64 {
     if let Some(t) = std::env::var("NATSFORM_NOW")
         .ok()
@@ -41,6 +43,9 @@ pub struct Workspace {
     pub loaded: Loaded,
     pub lock_path: PathBuf,
     pub lock: Lock,
+    /// The lock file's text as read (empty when there is none): what a
+    /// saved plan's fingerprint covers.
+    lock_text: String,
     pub store: Store,
     pub vault_dir: PathBuf,
     pub existing: BTreeMap<ObjectId, Existing>,
@@ -57,6 +62,14 @@ impl Workspace {
     pub fn open(path: &Path) -> Result<Workspace> {
         let loaded = manifest::load(path)?;
         let base = loaded.base_dir();
+        Workspace::open_in(&WorkDir, loaded, &base)
+    }
+
+    /// Validates `loaded` and reads the lock, store and vault that belong
+    /// to it from `src`, in the project directory `base` (a path of `src`).
+    /// `plan --base` reads them from a git tree, the manifest from
+    /// elsewhere.
+    pub fn open_in(src: &dyn Source, loaded: Loaded, base: &Path) -> Result<Workspace> {
         let m = &loaded.manifest;
         let store_dir = m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR);
         let vault_name = m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR);
@@ -83,9 +96,9 @@ impl Workspace {
         // none of them, nor a directory between them and the project
         // directory, may be a symbolic link.
         for p in [store.root(), vault_dir.as_path(), lock_path.as_path()] {
-            safepath::check_no_links(&base, p)?;
+            safepath::check_no_links_in(src, base, p)?;
         }
-        let lock = Lock::load(&lock_path)?;
+        let (lock, lock_text) = Lock::load_from(src, &lock_path)?;
         // The manifest side (validation, desired claims) and the store side
         // (reading, verifying) are independent: on a large tree, overlapping
         // them saves most of the manifest's time.
@@ -94,19 +107,21 @@ impl Workspace {
                 manifest::validate(&loaded).map(|()| {
                     rayon::join(
                         || plan::desired(&loaded.manifest, lock.bindings()),
-                        || seed_problems(&loaded.manifest, &lock, &vault_dir, vault_name),
+                        || seed_problems(src, &loaded.manifest, &lock, &vault_dir, vault_name),
                     )
                 })
             },
-            || store.read().map(plan::existing::decode_all),
+            || store.read_from(src).map(plan::existing::decode_all),
         );
         let (prepared, seed_problems) = manifest_side?;
-        let existing = store_side
-            .with_context(|| format!("reading the store at {}", store.root().display()))?;
+        let existing = store_side.with_context(|| {
+            format!("reading the store at {}", src.shown(store.root()).display())
+        })?;
         Ok(Workspace {
             loaded,
             lock_path,
             lock,
+            lock_text,
             store,
             vault_dir,
             existing,
@@ -136,10 +151,9 @@ impl Workspace {
 
     /// Fingerprint of the manifest, lock and store a plan is computed from.
     pub fn fingerprint(&self) -> String {
-        let lock = std::fs::read(&self.lock_path).unwrap_or_default();
         let mut parts: Vec<(String, Vec<u8>)> = vec![
             ("manifest".into(), self.loaded.text.as_bytes().to_vec()),
-            ("lock".into(), lock),
+            ("lock".into(), self.lock_text.as_bytes().to_vec()),
         ];
         for (id, jwt) in &self.existing {
             parts.push((id.address(), jwt.token.as_bytes().to_vec()));
@@ -154,8 +168,9 @@ impl Workspace {
             .collect()
     }
 
-    /// The plan for the current manifest, lock and store.
-    pub fn plan(&self) -> Plan {
+    /// The plan for the current manifest, lock and store at time `now`
+    /// (unix seconds; read once per command, see [`now`]).
+    pub fn plan(&self, now: i64) -> Plan {
         // The lock's own map: a copy would cost as much again for 100,000 users.
         let keys = self.lock.bindings();
         let prepared = self.prepared.lock().ok().and_then(|mut p| p.take());
@@ -175,7 +190,7 @@ impl Workspace {
             existing: &self.existing,
             keys,
             required: &required,
-            now: now(),
+            now,
             reissue_before: crate::manifest::validate::reissue_window_secs(&self.loaded.manifest),
             recorded: self.lock.revocations(),
             seed_problems: &self.seed_problems,
@@ -221,6 +236,7 @@ fn overlap_problem(store: &str, vault: &str) -> Option<String> {
 /// whose seeds natsform never holds) whose seed file is missing or damaged,
 /// and bring-your-own keys that the lock binds to another address.
 fn seed_problems(
+    src: &dyn Source,
     manifest: &manifest::Manifest,
     lock: &Lock,
     vault_dir: &Path,
@@ -248,7 +264,7 @@ fn seed_problems(
     let missing: Vec<(String, String)> = bound
         .into_par_iter()
         .filter_map(|(addr, public)| {
-            vault.inspect(public).map(|problem| {
+            vault.inspect_in(src, public).map(|problem| {
                 (
                     addr.clone(),
                     format!("{problem}\n    fix: restore the file from git history (`git log --diff-filter=D -- {vault_name}/` finds the commit that removed it), or rotate the key by changing its label in the manifest (what it signed is re-issued)"),

@@ -36,8 +36,10 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // Held from before the workspace is read (so the plan applied is computed
     // under it) until the last write; the OS releases it if we die.
     let _lock = lock::take(path, Mode::Exclusive, &args.lock, out)?;
+    // One reading of the clock: the plan shown and the JWTs signed agree.
+    let now = crate::workspace::now();
     let ws = Workspace::open(path)?;
-    let plan = ws.plan();
+    let plan = ws.plan(now);
     let saved = match &args.plan_file {
         Some(file) => {
             let text = std::fs::read_to_string(file)
@@ -89,7 +91,6 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     for w in sources.warnings() {
         out.warning(&w);
     }
-    let now = crate::workspace::now();
     let report = apply::apply(&ws, &plan, &sources, now, &mut |line| out.note(line))?;
     remove_leftovers(&ws, out);
     out.result(&format!(

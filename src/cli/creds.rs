@@ -57,7 +57,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             .map(|u| resolve(&ws, u))
             .collect::<anyhow::Result<_>>()?
     };
-    let plan = ws.plan();
+    let plan = ws.plan(crate::workspace::now());
     for id in &ids {
         if let Some(a) = plan
             .actions

@@ -7,6 +7,7 @@ mod init;
 mod lock;
 mod output;
 mod plan;
+mod plan_base;
 mod schema;
 mod show;
 mod validate;

@@ -24,6 +24,16 @@ pub struct Args {
     /// Also save the plan (JSON with a fingerprint of its inputs) for `apply FILE`.
     #[arg(long, value_name = "FILE")]
     pub out: Option<std::path::PathBuf>,
+    /// Plan what merging into git revision REF would do: this manifest
+    /// (of the working tree, or of --head) against the lock, store and
+    /// vault committed at REF. Reads only git objects and the manifest;
+    /// writes nothing.
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// With --base: take the manifest from git revision REF too, not from
+    /// the working tree.
+    #[arg(long, value_name = "REF", requires = "base")]
+    pub head: Option<String>,
     #[command(flatten)]
     pub lock: LockArgs,
 }
@@ -37,9 +47,28 @@ pub enum Format {
 }
 
 pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
-    let held = lock::take(path, Mode::Shared, &args.lock, out)?;
-    let ws = Workspace::open(path)?;
-    let plan = ws.plan();
+    // One reading of the clock for the whole command.
+    let now = crate::workspace::now();
+    let format = if args.json { Format::Json } else { args.format };
+    let (ws, held) = match &args.base {
+        Some(base) => {
+            let (ws, header) = super::plan_base::open(path, base, args.head.as_deref())?;
+            // Human views show the header above the plan; JSON keeps stdout
+            // one document.
+            if format == Format::Json {
+                header.iter().for_each(|l| out.note(l));
+            } else {
+                out.result(&format!("{}\n\n", header.join("\n")));
+            }
+            // Git objects do not change under us: no run lock to take.
+            (ws, None)
+        }
+        None => {
+            let held = lock::take(path, Mode::Shared, &args.lock, out)?;
+            (Workspace::open(path)?, Some(held))
+        }
+    };
+    let plan = ws.plan(now);
     if let Some(file) = &args.out {
         let text = crate::plan::saved::save(&plan, &ws.fingerprint());
         crate::fsutil::write_atomic(file, text.as_bytes(), 0o644)
@@ -52,7 +81,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     }
     // Everything is read: printing (perhaps into a slow pipe) needs no lock.
     drop(held);
-    match if args.json { Format::Json } else { args.format } {
+    match format {
         Format::Text => out.plan(&plan),
         Format::Json => out.result(&views::json::json(&plan)),
         Format::Markdown => out.result(&views::markdown::markdown(

@@ -74,14 +74,29 @@ impl Lock {
     /// Errors name the file and, for syntax problems, the line; a value that
     /// is not a public key is named by its address.
     pub fn load(path: &Path) -> Result<Lock> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Lock::parse(&text, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock::new()),
-            Err(source) => Err(KeysError::LockIo {
-                action: "read",
-                path: path.to_path_buf(),
-                source,
-            }),
+        Lock::load_from(&crate::source::WorkDir, path).map(|(lock, _)| lock)
+    }
+
+    /// [`Lock::load`] from `src`; also returns the file's text (empty when
+    /// there is none), which a saved plan's fingerprint covers.
+    pub fn load_from(src: &dyn crate::source::Source, path: &Path) -> Result<(Lock, String)> {
+        let io_error = |source| KeysError::LockIo {
+            action: "read",
+            path: src.shown(path),
+            source,
+        };
+        match src.read(path, crate::source::MAX_LOCK_BYTES) {
+            Ok(Some(bytes)) => {
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    io_error(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "stream did not contain valid UTF-8",
+                    ))
+                })?;
+                Ok((Lock::parse(&text, &src.shown(path))?, text))
+            }
+            Ok(None) => Ok((Lock::new(), String::new())),
+            Err(source) => Err(io_error(source)),
         }
     }
 

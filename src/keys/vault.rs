@@ -151,26 +151,33 @@ impl Vault {
     /// well-formed armoured age file. Needs no identity, so `plan` can tell
     /// a reviewer about a deleted or damaged seed before apply needs it.
     pub fn inspect(&self, public_key: &str) -> Option<String> {
+        self.inspect_in(&crate::source::WorkDir, public_key)
+    }
+
+    /// [`Vault::inspect`] in `src`, the vault's directory being a path of
+    /// `src` (a git tree at a revision for `plan --base`).
+    pub fn inspect_in(&self, src: &dyn crate::source::Source, public_key: &str) -> Option<String> {
+        use crate::source::Kind;
         let path = match self.seed_path(public_key) {
             Ok(p) => p,
             Err(e) => return Some(e.to_string()),
         };
         let name = format!("{public_key}{VAULT_SUFFIX}");
-        match std::fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Some(format!("its seed file {name} is missing from the vault"))
-            }
+        match src.kind(&path) {
+            Ok(None) => return Some(format!("its seed file {name} is missing from the vault")),
             Err(e) => return Some(format!("its seed file {name} cannot be read: {e}")),
-            Ok(m) if m.file_type().is_symlink() => {
+            Ok(Some(Kind::Symlink)) => {
                 return Some(format!("its seed file {name} is a symbolic link, and natsform does not follow links inside the project; replace the link by the file itself"))
             }
-            Ok(m) if !m.file_type().is_file() => {
-                return Some(format!("its seed file {name} is not a regular file"))
+            Ok(Some(Kind::Submodule)) => {
+                return Some(format!("its seed file {name} is a git submodule, and natsform does not follow links inside the project; replace it by the file itself"))
             }
-            Ok(_) => {}
+            Ok(Some(Kind::File)) => {}
+            Ok(Some(_)) => return Some(format!("its seed file {name} is not a regular file")),
         }
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
+        let bytes = match src.read(&path, crate::source::MAX_SEED_FILE_BYTES) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Some(format!("its seed file {name} is missing from the vault")),
             Err(e) => return Some(format!("its seed file {name} cannot be read: {e}")),
         };
         match age::Decryptor::new_buffered(ArmoredReader::new(&bytes[..])) {

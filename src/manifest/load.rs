@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use super::diagnostic::{Diagnostic, ManifestErrors};
 use super::model::Manifest;
 use super::spans::{toml_too_deep, yaml_flow_too_deep, SourceMap, MAX_DEPTH};
+use crate::source::Source;
 
 /// The two manifest syntaxes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +79,14 @@ pub fn format_of(path: &Path) -> Option<Format> {
 
 /// Reads and parses a manifest file; errors carry file and line.
 pub fn load(path: &Path) -> Result<Loaded, ManifestErrors> {
-    let file = path.display().to_string();
+    load_from(&crate::source::WorkDir, path)
+}
+
+/// [`load`] from `src` (the working directory, or a git tree for
+/// `plan --base --head`); messages name the file as `src` shows it.
+pub fn load_from(src: &dyn Source, path: &Path) -> Result<Loaded, ManifestErrors> {
+    let shown = src.shown(path);
+    let file = shown.display().to_string();
     let plain = |message: String, help: Option<String>| {
         ManifestErrors(vec![Diagnostic {
             file: file.clone(),
@@ -99,8 +107,13 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestErrors> {
     };
     let Some(format) = format_of(path) else {
         // Say what the file is when it is a secret passed by mistake (its
-        // content is never shown).
-        let bytes = read_limited(path, 64 * 1024).map_err(cannot_read)?;
+        // content is never shown). Secret files are small: a larger file
+        // is simply not a manifest.
+        let bytes = match src.read_named(path, 64 * 1024) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Vec::new(),
+            Err(e) => return Err(cannot_read(e)),
+        };
         let text = String::from_utf8_lossy(&bytes);
         if let Some(kind) = secret_file_kind(&text) {
             return Err(plain(
@@ -113,24 +126,19 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestErrors> {
             Some("name the manifest natsform.toml or natsform.yaml".into()),
         ));
     };
-    // A regular file's size is known without reading it; anything else
-    // (a pipe, a device) is read up to one byte past the limit.
-    let oversized =
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > MAX_MANIFEST_BYTES);
-    let bytes = if oversized {
-        Vec::new()
-    } else {
-        read_limited(path, MAX_MANIFEST_BYTES).map_err(cannot_read)?
+    let bytes = match src.read_named(path, MAX_MANIFEST_BYTES) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+            return Err(plain(
+                format!(
+                    "the manifest is larger than {} MiB, the most natsform reads",
+                    MAX_MANIFEST_BYTES / (1024 * 1024)
+                ),
+                Some("a manifest of 100,000 users is about 6 MiB: check that this is the manifest you meant; split the operators into several manifests if it really is".into()),
+            ));
+        }
+        Err(e) => return Err(cannot_read(e)),
     };
-    if oversized || bytes.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(plain(
-            format!(
-                "the manifest is larger than {} MiB, the most natsform reads",
-                MAX_MANIFEST_BYTES / (1024 * 1024)
-            ),
-            Some("a manifest of 100,000 users is about 6 MiB: check that this is the manifest you meant; split the operators into several manifests if it really is".into()),
-        ));
-    }
     let text = String::from_utf8(bytes).map_err(|e| {
         plain(
             format!(
@@ -140,25 +148,13 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestErrors> {
             Some("save the manifest as UTF-8".into()),
         )
     })?;
-    parse(path, format, text)
+    parse(&shown, format, text)
 }
 
 /// The largest manifest natsform reads (32 MiB). The 100,000-user
 /// benchmark manifest is about 6 MiB; the limit bounds the time and memory
 /// a hostile or mistaken file can cost.
 pub const MAX_MANIFEST_BYTES: u64 = 32 * 1024 * 1024;
-
-/// Reads at most `limit + 1` bytes of `path`: one byte more than allowed
-/// tells the caller the file is too large without reading all of it (a
-/// pipe or a device has no reliable size).
-fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
 
 const SECRET_FILE_HELP: &str = "pass the manifest (natsform.toml or natsform.yaml) with -f; \
 keep creds files and identities out of the repository";

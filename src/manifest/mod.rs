@@ -15,6 +15,6 @@ pub mod units;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, ManifestErrors};
-pub use load::{load, Format, Loaded};
+pub use load::{load, load_from, Format, Loaded};
 pub use model::Manifest;
 pub use validate::validate;

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::fsutil::write_atomic;
-use crate::safepath::{self, check_no_links, check_not_link, is_safe_name};
+use crate::safepath::{self, check_no_links, is_safe_name};
+use crate::source::{self, Kind, Source, WorkDir, MAX_JWT_BYTES, MAX_MARKER_BYTES};
 use crate::tree::ObjectId;
 
 /// A JWT read from the store, not yet decoded.
@@ -65,29 +66,35 @@ impl Store {
 
     /// Reads every operator directory (recognised by its `.nsc` marker, as
     /// nsc does) with its accounts and users. A missing store is empty.
-    ///
-    /// Nothing here follows a symbolic link: a link as the store root, as an
-    /// operator, account or `users/` directory, as a marker or as a JWT file
-    /// is refused with an error naming it. So is a name that could not be a
-    /// manifest name ([`safepath::is_safe_name`]), and a marker whose operator
-    /// name is not its directory's name (nsc names the directory after the
-    /// operator; natsform builds every path from the name).
     pub fn read(&self) -> io::Result<StoreContents> {
-        check_not_link(&self.root)?;
+        self.read_from(&WorkDir)
+    }
+
+    /// [`Store::read`] from `src`, the store's root being a path of `src`.
+    ///
+    /// Nothing here follows a symbolic link (nor a git submodule): a link
+    /// as the store root, as an operator, account or `users/` directory, as
+    /// a marker or as a JWT file is refused with an error naming it. So is
+    /// a name that could not be a manifest name ([`safepath::is_safe_name`]),
+    /// and a marker whose operator name is not its directory's name (nsc
+    /// names the directory after the operator; natsform builds every path
+    /// from the name).
+    pub fn read_from(&self, src: &dyn Source) -> io::Result<StoreContents> {
+        check_not_link(src, &self.root)?;
         let mut ids = Vec::new();
-        for op_dir in sorted_dirs(&self.root)? {
-            let Some(op) = operator_name(&op_dir)? else {
+        for op_dir in sorted_dirs(src, &self.root)? {
+            let Some(op) = operator_name(src, &op_dir)? else {
                 continue;
             };
             ids.push(ObjectId::operator(&op));
-            for acc_dir in sorted_dirs(&op_dir.join("accounts"))? {
-                let acc = entry_name(&acc_dir, "account", &acc_dir)?;
+            for acc_dir in sorted_dirs(src, &op_dir.join("accounts"))? {
+                let acc = entry_name(&acc_dir, "account", &src.shown(&acc_dir))?;
                 ids.push(ObjectId::account(&op, &acc));
-                for user_file in sorted_files(&acc_dir.join("users"), "jwt")? {
+                for user_file in sorted_files(src, &acc_dir.join("users"), "jwt")? {
                     let user = entry_name(
                         Path::new(user_file.file_stem().unwrap_or_default()),
                         "user",
-                        &user_file,
+                        &src.shown(&user_file),
                     )?;
                     ids.push(ObjectId::user(&op, &acc, &user));
                 }
@@ -96,7 +103,7 @@ impl Store {
         // Reading 100,000 small files is latency-bound: do it in parallel.
         let read: Vec<io::Result<Option<(ObjectId, StoredJwt)>>> = ids
             .into_par_iter()
-            .map(|id| Ok(self.read_jwt(&id)?.map(|jwt| (id, jwt))))
+            .map(|id| Ok(self.read_jwt(src, &id)?.map(|jwt| (id, jwt))))
             .collect();
         let mut contents = StoreContents::default();
         for entry in read {
@@ -107,24 +114,35 @@ impl Store {
         Ok(contents)
     }
 
-    fn read_jwt(&self, id: &ObjectId) -> io::Result<Option<StoredJwt>> {
+    fn read_jwt(&self, src: &dyn Source, id: &ObjectId) -> io::Result<Option<StoredJwt>> {
         let path = self.path_of(id);
         // User files were listed without following links; the operator's
         // and accounts' JWTs are opened by name, so look first.
         if id.user.is_none() {
-            check_not_link(&path)?;
+            check_not_link(src, &path)?;
         }
-        match fs::read_to_string(&path) {
-            // Go tools tolerate surrounding whitespace; so do we.
-            Ok(text) => Ok(Some(StoredJwt {
-                token: text.trim().to_string(),
-                path,
-            })),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io::Error::new(
+        let context = |e: io::Error| {
+            io::Error::new(
                 e.kind(),
-                format!("reading {}: {e}", path.display()),
-            )),
+                format!("reading {}: {e}", src.shown(&path).display()),
+            )
+        };
+        match src.read(&path, MAX_JWT_BYTES) {
+            // Go tools tolerate surrounding whitespace; so do we.
+            Ok(Some(bytes)) => {
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    context(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "stream did not contain valid UTF-8",
+                    ))
+                })?;
+                Ok(Some(StoredJwt {
+                    token: text.trim().to_string(),
+                    path: src.shown(&path),
+                }))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(context(e)),
         }
     }
 
@@ -140,7 +158,7 @@ impl Store {
                 self.root.display()
             )));
         }
-        check_not_link(&self.root)?;
+        check_not_link(&WorkDir, &self.root)?;
         check_no_links(&self.root, path)
     }
 
@@ -207,13 +225,13 @@ impl Store {
 /// The operator name from a directory's `.nsc` marker, if it is an
 /// operator directory; an error if the marker is a link, or names an
 /// operator other than its directory.
-fn operator_name(dir: &Path) -> io::Result<Option<String>> {
+fn operator_name(src: &dyn Source, dir: &Path) -> io::Result<Option<String>> {
     let marker = dir.join(".nsc");
-    check_not_link(&marker)?;
-    let Ok(text) = fs::read_to_string(&marker) else {
+    check_not_link(src, &marker)?;
+    let Ok(Some(bytes)) = src.read(&marker, MAX_MARKER_BYTES) else {
         return Ok(None);
     };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
         return Ok(None);
     };
     if v.get("kind").and_then(|k| k.as_str()) != Some("operator") {
@@ -240,12 +258,12 @@ fn operator_name(dir: &Path) -> io::Result<Option<String>> {
              only from the directory of its own name\n  = help: nsc names the directory after \
              the operator: rename the directory to the operator's name, or correct `name` in \
              the marker (a name is one file name: no `/`, `\\`, `..` or control characters)",
-            marker.display(),
+            src.shown(&marker).display(),
             safepath::escape_line(name),
             safepath::escape_line(&dir.file_name().unwrap_or_default().to_string_lossy()),
         )));
     }
-    entry_name(dir, "operator", &marker).map(Some)
+    entry_name(dir, "operator", &src.shown(&marker)).map(Some)
 }
 
 /// The name of a store entry (directory, or file stem given as `entry`),
@@ -274,50 +292,42 @@ fn entry_name(entry: &Path, kind: &str, shown: &Path) -> io::Result<String> {
     }
 }
 
-fn file_name(p: &Path) -> String {
-    p.file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+/// Refuses `path` itself when it is a link or submodule in `src`.
+fn check_not_link(src: &dyn Source, path: &Path) -> io::Result<()> {
+    match src.kind(path)? {
+        Some(kind) if kind.is_link() => Err(source::refused(&src.shown(path), kind)),
+        _ => Ok(()),
+    }
 }
 
-fn sorted_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    check_not_link(dir)?;
-    list(dir, |_, t| t.is_dir())
+fn sorted_dirs(src: &dyn Source, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    list(src, dir, |_, k| k == Kind::Dir)
 }
 
-fn sorted_files(dir: &Path, ext: &str) -> io::Result<Vec<PathBuf>> {
-    check_not_link(dir)?;
-    list(dir, |p, t| {
-        t.is_file() && p.extension().is_some_and(|e| e == ext)
+fn sorted_files(src: &dyn Source, dir: &Path, ext: &str) -> io::Result<Vec<PathBuf>> {
+    list(src, dir, |p, k| {
+        k == Kind::File && p.extension().is_some_and(|e| e == ext)
     })
 }
 
 /// Entries of `dir` that `keep` accepts, sorted; hidden ones skipped. The
-/// entry's own file type avoids a `stat` per file (100,000 users); it is
-/// the entry's, not a link target's, so a visible link is refused here.
-fn list(dir: &Path, keep: impl Fn(&Path, fs::FileType) -> bool) -> io::Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("reading {}: {e}", dir.display()),
-            ))
-        }
-    };
+/// entry's own kind (no `stat` per file on disk: 100,000 users), never a
+/// link target's, so a visible link is refused here.
+fn list(
+    src: &dyn Source,
+    dir: &Path,
+    keep: impl Fn(&Path, Kind) -> bool,
+) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let p = entry.path();
-        if file_name(&p).starts_with('.') {
+    for (name, kind) in src.list(dir)? {
+        if name.as_encoded_bytes().starts_with(b".") {
             continue;
         }
-        let file_type = entry.file_type()?;
-        if file_type.is_symlink() {
-            return Err(safepath::link_error(&p));
+        let p = dir.join(name);
+        if kind.is_link() {
+            return Err(source::refused(&src.shown(&p), kind));
         }
-        if keep(&p, file_type) {
+        if keep(&p, kind) {
             out.push(p);
         }
     }
