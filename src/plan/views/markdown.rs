@@ -492,60 +492,74 @@ fn counts_table(out: &mut String, plan: &Plan) {
     out.push('\n');
 }
 
-/// Longest list of keys to generate the comment holds.
-const KEY_LIST_MAX: usize = 4_000;
+/// Most characters of each list before the diffs (deletions, problems,
+/// warnings, keys, records): the diffs keep most of the room.
+const LIST_MAX: usize = 4_000;
 
 /// Deletions apply refuses, blockers, warnings, keys to generate and lock
 /// records: what a reviewer must see before any diff.
 fn notices(out: &mut String, plan: &Plan) {
     if !plan.protected_deletes.is_empty() {
         out.push_str("**Deletions apply refuses unless `--allow-destroy` is given:**\n\n");
-        for id in &plan.protected_deletes {
-            let _ = writeln!(out, "- {}", code(&id.address()));
-        }
-        out.push('\n');
+        let items = plan.protected_deletes.iter().map(|id| code(&id.address()));
+        bounded_list(out, items, "deletions");
     }
     if !plan.blockers.is_empty() {
         out.push_str("**Apply refuses this plan:**\n\n");
-        for b in &plan.blockers {
-            let _ = writeln!(out, "- {}", md(&b.to_string()));
-        }
-        out.push('\n');
+        bounded_list(
+            out,
+            plan.blockers.iter().map(|b| md(&b.to_string())),
+            "problems",
+        );
     }
     if !plan.warnings.is_empty() {
         out.push_str("**Warnings:**\n\n");
-        for w in &plan.warnings {
-            let _ = writeln!(out, "- {}", md(&w.to_string()));
-        }
-        out.push('\n');
+        bounded_list(
+            out,
+            plan.warnings.iter().map(|w| md(&w.to_string())),
+            "warnings",
+        );
     }
     if !plan.new_keys.is_empty() {
-        let list: String = plan
-            .new_keys
-            .iter()
-            .map(|k| format!("- {}\n", code(k)))
-            .collect();
         let n = plan.new_keys.len();
-        if chars(&list) <= KEY_LIST_MAX {
-            let _ = writeln!(
-                out,
-                "<details><summary>{n} key{} to generate (seeds are stored encrypted in the vault)</summary>\n\n{list}\n</details>\n",
-                plural(n)
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "{n} keys to generate (seeds are stored encrypted in the vault); too many to list here, `natsform plan` lists them.\n"
-            );
-        }
+        let _ = writeln!(
+            out,
+            "<details><summary>{n} key{} to generate (seeds are stored encrypted in the vault)</summary>\n",
+            plural(n)
+        );
+        bounded_list(out, plan.new_keys.iter().map(|k| code(k)), "keys");
+        out.push_str("</details>\n\n");
     }
     if !plan.lock_records.is_empty() {
         out.push_str("**The lock's revocation record:**\n\n");
-        for r in &plan.lock_records {
-            let _ = writeln!(out, "- {}", md(&r.to_string()));
-        }
-        out.push('\n');
+        let items = plan.lock_records.iter().map(|r| md(&r.to_string()));
+        bounded_list(out, items, "records");
     }
+}
+
+/// A list of at most [`LIST_MAX`] characters: what does not fit is
+/// counted, and the reader told where to see it.
+fn bounded_list(out: &mut String, items: impl ExactSizeIterator<Item = String>, what: &str) {
+    let total = items.len();
+    let mut used = 0;
+    let mut shown = 0;
+    for item in items {
+        let line = format!("- {item}\n");
+        used += chars(&line);
+        if used > LIST_MAX {
+            break;
+        }
+        out.push_str(&line);
+        shown += 1;
+    }
+    if shown < total {
+        let _ = writeln!(
+            out,
+            "- … and {} more {what}, left out to fit the comment; `natsform plan` lists them all",
+            total - shown
+        );
+    }
+    out.push('\n');
 }
 
 fn plural(n: usize) -> &'static str {
