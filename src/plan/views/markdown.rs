@@ -255,7 +255,7 @@ fn action_section(a: &Action) -> Section<'_> {
     let mut header = format!(
         "<details><summary><code>{}</code> <b>{}</b> {}</summary>\n\n",
         html(a.action.symbol()),
-        html(&escape_line(&a.address)),
+        text(&a.address),
         a.action.phrase()
     );
     for r in &a.reasons {
@@ -284,7 +284,7 @@ fn action_section(a: &Action) -> Section<'_> {
 fn effect_section(e: &Effect, group: String) -> Section<'_> {
     let mut header = format!(
         "<details><summary><code>~</code> <b>{}</b>: effective permissions change; its JWT stays as it is</summary>\n\n",
-        html(&escape_line(&e.address)),
+        text(&e.address),
     );
     for r in &e.reasons {
         let _ = writeln!(header, "- {}", md(&r.to_string()));
@@ -591,6 +591,16 @@ fn html(text: &str) -> String {
     out
 }
 
+/// Text in HTML outside `<code>` (an address in `<summary>`): as [`html`],
+/// with controls escaped and `@` kept from mentioning anyone.
+fn text(s: &str) -> String {
+    html(&escape_line(s)).replace('@', NO_MENTION)
+}
+
+/// `@` with a zero-width space after it (as an entity): shown as `@`, but
+/// GitHub does not notify the user or team a name could spell.
+const NO_MENTION: &str = "@&#8203;";
+
 /// Text for a Markdown paragraph or list item: controls escaped, HTML
 /// markup as entities, and every character that could start emphasis, a
 /// link, a code span, a heading or a table cell backslash-escaped.
@@ -602,6 +612,7 @@ fn md(text: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            '@' => out.push_str(NO_MENTION),
             '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '!' | '|' | '~' | '{' | '}'
             | '+' | '-' | '.' => {
                 out.push('\\');
@@ -631,8 +642,9 @@ mod tests {
 
     #[test]
     fn markdown_text_cannot_open_markup() {
-        let s = md("`x` <details> --> *a* [l](u) \u{1b}[2J");
+        let s = md("`x` <details> --> *a* [l](u) @org/team \u{1b}[2J");
         assert!(!s.contains('<') && !s.contains('>'));
+        assert!(s.contains("@&#8203;org/team"));
         assert!(!s.contains('\u{1b}'));
         assert!(s.contains("\\`x\\`"));
     }
