@@ -266,7 +266,13 @@ system_account = "SYS"
     );
     assert!(md.contains("**Not everything fits in a comment**"));
     // Every object is accounted for: shown, or counted as left out.
-    let shown = md.matches("<details><summary>").count();
+    // Too many for blocks: one line per object shown.
+    assert!(!md.contains("<details><summary><code>"));
+    let shown = md
+        .lines()
+        .filter(|l| l.starts_with("- <code>+</code> <b>"))
+        .count();
+    assert!(shown > 300, "{shown} shown");
     let left: usize = md
         .lines()
         .find(|l| l.contains("listed in the counts above but not shown one by one"))
@@ -276,6 +282,11 @@ system_account = "SYS"
         .expect("a count of the objects left out");
     assert_eq!(shown + left, 100_004, "{shown} shown");
     assert!(md.contains("run `natsform plan` locally"));
+    // The list of keys to generate is cut too, and says so.
+    assert!(
+        md.contains(" more keys, left out to fit the comment; `natsform plan` lists them all"),
+        "{md}"
+    );
     assert_well_formed(&md);
 }
 
@@ -327,4 +338,29 @@ pub = { allow = [
         "{md}"
     );
     assert_well_formed(&md);
+}
+
+/// Colour (anstyle styles through anstream) only when asked, and never
+/// when `--no-color` or `NO_COLOR` says no; the other views never colour.
+#[test]
+fn colour_only_when_asked_and_never_in_markdown_or_json() {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    let always = p
+        .run_env(&["plan", "--color", "always"], &[("NO_COLOR", "")])
+        .success()
+        .stdout;
+    assert!(always.contains("\u{1b}[32m+\u{1b}[0m"), "{always}");
+    assert!(always.contains("\u{1b}[1moperator.O2\u{1b}[0m"), "{always}");
+    for (args, env) in [
+        (&["plan", "--color", "always", "--no-color"][..], ""),
+        (&["plan", "--color", "always"][..], "1"),
+        (
+            &["plan", "--color", "always", "--format", "markdown"][..],
+            "",
+        ),
+        (&["plan", "--color", "always", "--format", "json"][..], ""),
+    ] {
+        let out = p.run_env(args, &[("NO_COLOR", env)]).success().stdout;
+        assert!(!out.contains('\u{1b}'), "{args:?} NO_COLOR={env:?}");
+    }
 }

@@ -8,10 +8,12 @@
 //! effective permissions change, listed by role.
 //!
 //! A comment holds at most [`LIMIT`] characters. When the whole plan is
-//! larger, the summary, the table, the lists above and every object's
-//! header are kept (deletions first, should even the headers not fit) and
-//! the largest diffs are shortened first; a note says exactly what was left
-//! out and how to see everything. Nothing is cut silently.
+//! larger, the summary, the table and the lists above are kept (each list
+//! bounded), every object's block is kept and the largest diffs are
+//! shortened first. When not even one block per object fits, every object
+//! becomes one line with its reasons, deletions first, as many as fit. A
+//! note says exactly what was left out and how to see everything. Nothing
+//! is cut silently.
 //!
 //! Everything the manifest, the lock or the store controls is escaped for
 //! where it lands: HTML text in `<summary>`, Markdown text in lists (no
@@ -61,85 +63,23 @@ pub fn render(plan: &Plan, manifest: &str, limit: usize) -> String {
     let fixed = chars(&head) + RESERVE;
     let budget = limit.saturating_sub(fixed);
 
-    // Which sections get their header: all, unless even the headers do not
-    // fit; then deletions first, the rest in plan order, as many as fit.
-    // Each header reserves room for the note that replaces a diff left out.
+    // Every section as a collapsible block with its diff (the largest
+    // diffs shortened first), when at least every header fits; each header
+    // reserves room for the note that replaces a diff left out.
     let header_sizes: Vec<usize> = sections
         .iter()
         .map(|s| chars(&s.header) + FOOTER + CUT_NOTE)
         .collect();
-    let mut shown = vec![true; sections.len()];
-    let mut total: usize = header_sizes.iter().sum::<usize>() + group_sizes(&sections, &shown);
-    if total > budget {
-        shown = vec![false; sections.len()];
-        total = 0;
-        let order = sections
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.deletion)
-            .chain(sections.iter().enumerate().filter(|(_, s)| !s.deletion))
-            .map(|(i, _)| i);
-        for i in order {
-            let extra = header_sizes[i] + GROUP_RESERVE;
-            if total + extra > budget {
-                break;
-            }
-            shown[i] = true;
-            total += extra;
-        }
-        total = shown
-            .iter()
-            .zip(&header_sizes)
-            .filter(|(s, _)| **s)
-            .map(|(_, n)| n)
-            .sum::<usize>()
-            + group_sizes(&sections, &shown);
-    }
-
-    // The diffs of the sections shown, rendered in parallel.
-    let bodies: Vec<Option<Vec<String>>> = sections
-        .par_iter()
-        .zip(shown.par_iter())
-        .map(|(s, &show)| show.then(|| s.of.diff(plan)))
-        .collect();
-    let sizes: Vec<usize> = bodies
-        .iter()
-        .map(|b| b.as_ref().map_or(0, |b| body_size(b)))
-        .collect();
-    let shown_count = shown.iter().filter(|s| **s).count();
-    let room = budget.saturating_sub(total) + shown_count * CUT_NOTE;
-    let cap = cap_for(&sizes, room);
-
+    let all = vec![true; sections.len()];
+    let total = header_sizes.iter().sum::<usize>() + group_sizes(&sections, &all);
     let mut out = head;
-    let mut shortened = 0usize;
-    let mut lines_left_out = 0usize;
-    let mut changes_started = false;
-    let mut effects_started = false;
-    let mut group: Option<&str> = None;
-    for ((section, body), &size) in sections.iter().zip(&bodies).zip(&sizes) {
-        let Some(body) = body else { continue };
-        if !section.effect && !changes_started {
-            changes_started = true;
-            out.push_str("### Changes\n\n");
-        }
-        if section.effect {
-            if !effects_started {
-                effects_started = true;
-                out.push_str("### Effective permissions of scoped users\n\nTheir JWTs stay as they are; what nats-server lets them do changes with their role.\n\n");
-            }
-            if group != section.group.as_deref() {
-                group = section.group.as_deref();
-                let _ = writeln!(out, "{}\n", group.unwrap_or_default());
-            }
-        }
-        out.push_str(&section.header);
-        let left_out = write_body(&mut out, body, size, cap);
-        if left_out > 0 {
-            shortened += 1;
-            lines_left_out += left_out;
-        }
-        out.push_str("</details>\n\n");
-    }
+    let (shown, shortened, lines_left_out) = if total <= budget {
+        let (shortened, left) = write_full(&mut out, plan, &sections, budget - total);
+        (all, shortened, left)
+    } else {
+        (write_compact(&mut out, &sections, budget), 0, 0)
+    };
+    let compact = total > budget;
 
     let hidden: Vec<&Section> = sections
         .iter()
@@ -147,8 +87,11 @@ pub fn render(plan: &Plan, manifest: &str, limit: usize) -> String {
         .filter(|(_, s)| !**s)
         .map(|(s, _)| s)
         .collect();
-    if shortened > 0 || !hidden.is_empty() {
+    if shortened > 0 || compact {
         out.push_str("---\n\n**Not everything fits in a comment** (at most 65,536 characters), so this one leaves out:\n\n");
+        if compact {
+            out.push_str("- the diff of every object: not even one block per object fits, so each object shown is one line with its reasons (deletions first)\n");
+        }
         if shortened > 0 {
             let _ = writeln!(
                 out,
@@ -179,16 +122,114 @@ pub fn render(plan: &Plan, manifest: &str, limit: usize) -> String {
     out
 }
 
+/// Writes every section as a `<details>` block with its diff, the bodies
+/// cut to fit `room` characters (largest first); returns how many bodies
+/// were shortened and how many lines they left out.
+fn write_full(out: &mut String, plan: &Plan, sections: &[Section], room: usize) -> (usize, usize) {
+    // The diffs, rendered in parallel.
+    let bodies: Vec<Vec<String>> = sections.par_iter().map(|s| s.of.diff(plan)).collect();
+    let sizes: Vec<usize> = bodies.iter().map(|b| body_size(b)).collect();
+    let cap = cap_for(&sizes, room + sections.len() * CUT_NOTE);
+    let mut shortened = 0usize;
+    let mut lines_left_out = 0usize;
+    let mut titles = Titles::default();
+    for ((section, body), &size) in sections.iter().zip(&bodies).zip(&sizes) {
+        titles.before(out, section);
+        out.push_str(&section.header);
+        let left_out = write_body(out, body, size, cap);
+        if left_out > 0 {
+            shortened += 1;
+            lines_left_out += left_out;
+        }
+        out.push_str("</details>\n\n");
+    }
+    (shortened, lines_left_out)
+}
+
+/// Writes as many sections as fit `budget` characters as one line each,
+/// deletions first; returns which were shown.
+fn write_compact(out: &mut String, sections: &[Section], budget: usize) -> Vec<bool> {
+    let mut shown = vec![false; sections.len()];
+    // The headings, and a title per role (effects come last, by role).
+    let mut total = 200;
+    let mut last_group = None;
+    let order = sections
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.deletion)
+        .chain(sections.iter().enumerate().filter(|(_, s)| !s.deletion));
+    for (i, section) in order {
+        let mut extra = chars(&section.line);
+        if let Some(g) = section.group.as_deref() {
+            if last_group != Some(g) {
+                extra += chars(g) + 3;
+            }
+        }
+        if total + extra > budget {
+            break;
+        }
+        if section.group.is_some() {
+            last_group = section.group.as_deref();
+        }
+        shown[i] = true;
+        total += extra;
+    }
+    let mut titles = Titles::default();
+    for (section, _) in sections.iter().zip(&shown).filter(|(_, s)| **s) {
+        titles.before(out, section);
+        out.push_str(&section.line);
+        titles.list_open = true;
+    }
+    if titles.list_open {
+        out.push('\n');
+    }
+    shown
+}
+
+/// The headings between sections: `### Changes`, then the effects'
+/// heading and one title per role.
+#[derive(Default)]
+struct Titles<'a> {
+    changes: bool,
+    effects: bool,
+    group: Option<&'a str>,
+    /// A list of one-line sections is open: a heading must end it.
+    list_open: bool,
+}
+
+impl<'a> Titles<'a> {
+    /// Writes the headings `section` needs.
+    fn before(&mut self, out: &mut String, section: &'a Section) {
+        let changes = !section.effect && !self.changes;
+        let effects = section.effect && !self.effects;
+        let group = section.effect && self.group != section.group.as_deref();
+        if (changes || effects || group) && std::mem::take(&mut self.list_open) {
+            out.push('\n');
+        }
+        if changes {
+            self.changes = true;
+            out.push_str("### Changes\n\n");
+        }
+        if effects {
+            self.effects = true;
+            out.push_str("### Effective permissions of scoped users\n\nTheir JWTs stay as they are; what nats-server lets them do changes with their role.\n\n");
+        }
+        if group {
+            self.group = section.group.as_deref();
+            let _ = writeln!(out, "{}\n", self.group.unwrap_or_default());
+        }
+    }
+}
+
 /// Characters the closing `</details>` and blank line take.
 const FOOTER: usize = "</details>\n\n".len();
-
-/// Characters kept per header for group titles when headers are dropped.
-const GROUP_RESERVE: usize = 8;
 
 /// One collapsible block: an action or an effect.
 struct Section<'a> {
     /// `<details><summary>…</summary>`, blank line, reasons.
     header: String,
+    /// The section as one list line, for a plan too large for blocks.
+    line: String,
     /// What the diff is of.
     of: Of<'a>,
     deletion: bool,
@@ -255,7 +296,7 @@ fn action_section(a: &Action) -> Section<'_> {
     let mut header = format!(
         "<details><summary><code>{}</code> <b>{}</b> {}</summary>\n\n",
         html(a.action.symbol()),
-        html(&escape_line(&a.address)),
+        text(&a.address),
         a.action.phrase()
     );
     for r in &a.reasons {
@@ -265,8 +306,17 @@ fn action_section(a: &Action) -> Section<'_> {
         let _ = writeln!(header, "- signed by {}", code(s));
     }
     header.push('\n');
+    let reasons: Vec<String> = a.reasons.iter().map(|r| md(&r.to_string())).collect();
+    let line = format!(
+        "- <code>{}</code> <b>{}</b> {}: {}\n",
+        html(a.action.symbol()),
+        text(&a.address),
+        a.action.phrase(),
+        reasons.join("; ")
+    );
     Section {
         header,
+        line,
         of: Of::Action(a),
         deletion: a.action == ActionKind::Delete,
         effect: false,
@@ -284,14 +334,19 @@ fn action_section(a: &Action) -> Section<'_> {
 fn effect_section(e: &Effect, group: String) -> Section<'_> {
     let mut header = format!(
         "<details><summary><code>~</code> <b>{}</b>: effective permissions change; its JWT stays as it is</summary>\n\n",
-        html(&escape_line(&e.address)),
+        text(&e.address),
     );
     for r in &e.reasons {
         let _ = writeln!(header, "- {}", md(&r.to_string()));
     }
     header.push('\n');
+    let line = format!(
+        "- <code>~</code> <b>{}</b>: effective permissions change\n",
+        text(&e.address)
+    );
     Section {
         header,
+        line,
         of: Of::Effect(e),
         deletion: false,
         effect: true,
@@ -492,60 +547,74 @@ fn counts_table(out: &mut String, plan: &Plan) {
     out.push('\n');
 }
 
-/// Longest list of keys to generate the comment holds.
-const KEY_LIST_MAX: usize = 4_000;
+/// Most characters of each list before the diffs (deletions, problems,
+/// warnings, keys, records): the diffs keep most of the room.
+const LIST_MAX: usize = 4_000;
 
 /// Deletions apply refuses, blockers, warnings, keys to generate and lock
 /// records: what a reviewer must see before any diff.
 fn notices(out: &mut String, plan: &Plan) {
     if !plan.protected_deletes.is_empty() {
         out.push_str("**Deletions apply refuses unless `--allow-destroy` is given:**\n\n");
-        for id in &plan.protected_deletes {
-            let _ = writeln!(out, "- {}", code(&id.address()));
-        }
-        out.push('\n');
+        let items = plan.protected_deletes.iter().map(|id| code(&id.address()));
+        bounded_list(out, items, "deletions");
     }
     if !plan.blockers.is_empty() {
         out.push_str("**Apply refuses this plan:**\n\n");
-        for b in &plan.blockers {
-            let _ = writeln!(out, "- {}", md(&b.to_string()));
-        }
-        out.push('\n');
+        bounded_list(
+            out,
+            plan.blockers.iter().map(|b| md(&b.to_string())),
+            "problems",
+        );
     }
     if !plan.warnings.is_empty() {
         out.push_str("**Warnings:**\n\n");
-        for w in &plan.warnings {
-            let _ = writeln!(out, "- {}", md(&w.to_string()));
-        }
-        out.push('\n');
+        bounded_list(
+            out,
+            plan.warnings.iter().map(|w| md(&w.to_string())),
+            "warnings",
+        );
     }
     if !plan.new_keys.is_empty() {
-        let list: String = plan
-            .new_keys
-            .iter()
-            .map(|k| format!("- {}\n", code(k)))
-            .collect();
         let n = plan.new_keys.len();
-        if chars(&list) <= KEY_LIST_MAX {
-            let _ = writeln!(
-                out,
-                "<details><summary>{n} key{} to generate (seeds are stored encrypted in the vault)</summary>\n\n{list}\n</details>\n",
-                plural(n)
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "{n} keys to generate (seeds are stored encrypted in the vault); too many to list here, `natsform plan` lists them.\n"
-            );
-        }
+        let _ = writeln!(
+            out,
+            "<details><summary>{n} key{} to generate (seeds are stored encrypted in the vault)</summary>\n",
+            plural(n)
+        );
+        bounded_list(out, plan.new_keys.iter().map(|k| code(k)), "keys");
+        out.push_str("</details>\n\n");
     }
     if !plan.lock_records.is_empty() {
         out.push_str("**The lock's revocation record:**\n\n");
-        for r in &plan.lock_records {
-            let _ = writeln!(out, "- {}", md(&r.to_string()));
-        }
-        out.push('\n');
+        let items = plan.lock_records.iter().map(|r| md(&r.to_string()));
+        bounded_list(out, items, "records");
     }
+}
+
+/// A list of at most [`LIST_MAX`] characters: what does not fit is
+/// counted, and the reader told where to see it.
+fn bounded_list(out: &mut String, items: impl ExactSizeIterator<Item = String>, what: &str) {
+    let total = items.len();
+    let mut used = 0;
+    let mut shown = 0;
+    for item in items {
+        let line = format!("- {item}\n");
+        used += chars(&line);
+        if used > LIST_MAX {
+            break;
+        }
+        out.push_str(&line);
+        shown += 1;
+    }
+    if shown < total {
+        let _ = writeln!(
+            out,
+            "- … and {} more {what}, left out to fit the comment; `natsform plan` lists them all",
+            total - shown
+        );
+    }
+    out.push('\n');
 }
 
 fn plural(n: usize) -> &'static str {
@@ -577,6 +646,16 @@ fn html(text: &str) -> String {
     out
 }
 
+/// Text in HTML outside `<code>` (an address in `<summary>`): as [`html`],
+/// with controls escaped and `@` kept from mentioning anyone.
+fn text(s: &str) -> String {
+    html(&escape_line(s)).replace('@', NO_MENTION)
+}
+
+/// `@` with a zero-width space after it (as an entity): shown as `@`, but
+/// GitHub does not notify the user or team a name could spell.
+const NO_MENTION: &str = "@&#8203;";
+
 /// Text for a Markdown paragraph or list item: controls escaped, HTML
 /// markup as entities, and every character that could start emphasis, a
 /// link, a code span, a heading or a table cell backslash-escaped.
@@ -588,6 +667,7 @@ fn md(text: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            '@' => out.push_str(NO_MENTION),
             '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '!' | '|' | '~' | '{' | '}'
             | '+' | '-' | '.' => {
                 out.push('\\');
@@ -617,10 +697,76 @@ mod tests {
 
     #[test]
     fn markdown_text_cannot_open_markup() {
-        let s = md("`x` <details> --> *a* [l](u) \u{1b}[2J");
+        let s = md("`x` <details> --> *a* [l](u) @org/team \u{1b}[2J");
         assert!(!s.contains('<') && !s.contains('>'));
+        assert!(s.contains("@&#8203;org/team"));
         assert!(!s.contains('\u{1b}'));
         assert!(s.contains("\\`x\\`"));
+    }
+
+    /// A plan built as data: `users` users deleted and as many whose
+    /// effective permissions change under two roles.
+    fn big_plan(users: usize) -> Plan {
+        use crate::plan::{Action, Effect, Reason};
+        use crate::tree::ObjectId as Id;
+        let mut plan = Plan::default();
+        for u in 0..users {
+            let id = Id::user("O", "A", &format!("gone{u:05}"));
+            plan.actions.push(Action {
+                address: id.address(),
+                id,
+                action: ActionKind::Delete,
+                reasons: vec![Reason::NotInManifest],
+                signer: None,
+                before: None,
+                after: None,
+            });
+        }
+        for u in 0..users {
+            let id = Id::user("O", "B", &format!("u{u:05}"));
+            plan.effects.push(Effect {
+                address: id.address(),
+                id,
+                reasons: vec![Reason::RoleChanged {
+                    role: format!("role{}", u % 2),
+                    account: "account.O/B".into(),
+                }],
+                before: None,
+                after: None,
+            });
+        }
+        plan
+    }
+
+    #[test]
+    fn a_small_plan_is_whole_and_a_large_one_lines_up_deletions_first() {
+        let whole = render(&big_plan(3), "m.toml", LIMIT);
+        assert!(!whole.contains("Not everything fits"), "{whole}");
+        assert_eq!(whole.matches("<details><summary><code>").count(), 6);
+        assert_eq!(whole.matches("#### Role <code>role0</code>").count(), 1);
+        assert_eq!(whole.matches("#### Role <code>role1</code>").count(), 1);
+
+        let limit = 20_000;
+        let md = render(&big_plan(2_000), "m.toml", limit);
+        assert!(md.chars().count() <= limit, "{}", md.chars().count());
+        let lines: Vec<&str> = md.lines().filter(|l| l.starts_with("- <code>")).collect();
+        assert!(lines.len() > 100, "{md}");
+        // Deletions come first, and no effect is listed before them all are.
+        let deletions = lines
+            .iter()
+            .filter(|l| l.contains("will be deleted"))
+            .count();
+        assert!(lines[..deletions]
+            .iter()
+            .all(|l| l.contains("will be deleted")));
+        let left: usize = md
+            .lines()
+            .find(|l| l.contains("not shown one by one"))
+            .and_then(|l| l.strip_prefix("- "))
+            .and_then(|l| l.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert_eq!(lines.len() + left, 4_000);
     }
 
     #[test]
