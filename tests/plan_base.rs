@@ -111,6 +111,34 @@ fn the_plan_of_a_merge_against_the_applied_base() {
     assert!(run.stdout.ends_with(&local.stdout));
 }
 
+/// The same merge as a pull-request comment: the view a bot posts.
+#[test]
+fn the_plan_of_a_merge_as_a_markdown_comment() {
+    let (p, _repo, base, head) = two_commits();
+    let run = plan(&p, &["plan", "--base", "HEAD~1", "--format", "markdown"]).success();
+    let project = p.path().display().to_string();
+    let text = shown(
+        &p,
+        &run.stdout,
+        &[
+            (&base, "<base>"),
+            (&head, "<head>"),
+            (&project, "[PROJECT]"),
+        ],
+    );
+    for needle in [
+        "<!-- natsform plan: [PROJECT]/natsform.toml -->",
+        "account.O2/sales",
+        "user.O2/A/newbie",
+        "user.O2/A/U",
+        "revokes user\\.O2/A/U",
+        "Role <code>team-service</code>",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+    insta::assert_snapshot!(text);
+}
+
 #[test]
 fn head_from_a_revision_and_detailed_exit_code() {
     let (p, _repo, base, head) = two_commits();
