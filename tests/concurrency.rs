@@ -410,10 +410,17 @@ fn racing_applies_with_a_timeout_take_turns() {
 #[test]
 fn a_plan_racing_an_apply_waits_for_it() {
     let p = generated(160);
-    let apply = spawn(&p, &["apply", "--auto-approve"]);
-    // Wait until the apply holds the lock (its file appears), then plan.
+    // The apply may wait a moment for the probe below, never fail on it.
+    let apply = spawn(&p, &["apply", "--auto-approve", "--lock-timeout", "5m"]);
+    // Wait until the apply holds the lock — not only until its file
+    // appears: a plan started in between would take the lock first.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !p.path().join(LOCK_FILE).exists() && Instant::now() < deadline {
+    while Instant::now() < deadline {
+        let held = File::open(p.path().join(LOCK_FILE))
+            .is_ok_and(|f| matches!(f.try_lock_shared(), Err(fs::TryLockError::WouldBlock)));
+        if held {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     let plan = p.run_without_identity(&["plan", "--detailed-exitcode", "--lock-timeout", "5m"]);
