@@ -261,14 +261,13 @@ fn the_manifest_path_is_resolved_from_the_repository_root() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natsform"))
-        .args(["-f", "natsform.toml", "plan", "--base", "HEAD"])
+    let run = sub
+        .natsform(&["plan", "--base", "HEAD"])
+        .manifest_as("natsform.toml")
         .current_dir(&deploy)
-        .env("NO_COLOR", "1")
-        .env_remove("NATSFORM_MANIFEST")
-        .output()
-        .unwrap();
-    let run = Run::from(out).no_secrets_shown(&["plan"]).success();
+        .without_identity()
+        .run()
+        .success();
     assert!(
         run.stdout
             .starts_with("Plan of the merge: deploy/natsform.toml of the working tree"),

@@ -8,7 +8,6 @@ mod support;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::process::Command;
 
 use support::cli::Project;
 
@@ -27,20 +26,12 @@ fn edit(p: &Project, from: &str, to: &str) {
 /// `natsform -f <manifest> plan --format markdown` in the project
 /// directory, with the manifest path as a reviewer's pipeline gives it.
 fn markdown_of(p: &Project, manifest: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_natsform"))
-        .args(["-f", manifest, "plan", "--format", "markdown"])
-        .current_dir(p.path())
-        .env_remove("NATSFORM_AGE_KEY")
-        .env_remove("NATSFORM_AGE_IDENTITY")
-        .env_remove("NATSFORM_MANIFEST")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("running natsform");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(support::cli::find_secrets(&stdout).is_empty());
-    stdout
+    p.natsform(&["plan", "--format", "markdown"])
+        .manifest_as(manifest)
+        .without_identity()
+        .run()
+        .success()
+        .stdout
 }
 
 fn markdown(p: &Project) -> String {

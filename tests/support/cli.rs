@@ -183,6 +183,13 @@ impl Natsform<'_> {
         self
     }
 
+    /// Passes the manifest as `-f <text>`, exactly as given (relative to
+    /// the directory the command runs in, the project's unless changed).
+    pub fn manifest_as(mut self, text: &str) -> Self {
+        self.manifest = ManifestArg::Given(text.to_string());
+        self
+    }
+
     /// Passes no `-f` at all.
     pub fn without_manifest_flag(mut self) -> Self {
         self.manifest = ManifestArg::None;
