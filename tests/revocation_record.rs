@@ -201,3 +201,44 @@ fn a_future_revocation_only_the_lock_records_is_refused() {
     );
     assert_eq!(p.files(), before);
 }
+
+/// Rotating a user's identity key (a new label) retires the old key: its
+/// account revokes it, so creds handed out for it stop working, and the
+/// user's new creds work (every server version found).
+#[test]
+fn rotating_a_users_key_revokes_the_old_one() {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    p.apply();
+    let old = p.creds("A/worker");
+    let text = fs::read_to_string(&p.manifest).unwrap();
+    let from = "[operators.O2.accounts.A.users.worker]\nsigner = \"service\"\n";
+    assert!(text.contains(from));
+    fs::write(
+        &p.manifest,
+        text.replacen(from, &format!("{from}key = \"v2\"\n"), 1),
+    )
+    .unwrap();
+    let plan = plan(&p);
+    assert!(
+        plan.contains("reason: revokes the old identity key of user.O2/A/worker"),
+        "{plan}"
+    );
+    assert!(plan.contains("user.O2/A/worker will be replaced"), "{plan}");
+    p.apply();
+    let run = p.run_without_identity(&["plan", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "plan converged:\n{}", run.stdout);
+    let new = p.creds("A/worker");
+    assert_ne!(new, old);
+    for binary in nats::nats_server_binaries() {
+        let config = p.memory_resolver_config("O2");
+        let server = NatsServer::start_binary_with(&binary, |_| config);
+        let v = server.version().to_string();
+        let mut c = server.connect_ok(&new);
+        c.subscribe("q.work")
+            .unwrap_or_else(|e| panic!("{v}: the new key works: {e}"));
+        let err = server
+            .connect(&old)
+            .expect_err("creds of the retired key must be refused");
+        assert!(err.contains("Authorization Violation"), "{v}: {err}");
+    }
+}

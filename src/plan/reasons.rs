@@ -69,6 +69,9 @@ pub enum Reason {
     KeyRevokedElsewhere { account: String, at: i64 },
     /// An account revokes the deleted user `user` (address).
     Revokes { user: String },
+    /// An account revokes the old identity key of `user` (address), whose
+    /// key is replaced.
+    RevokesOldKey { user: String },
     /// A scoped user's effective permissions change: `role` changed in
     /// `account` (address).
     RoleChanged { role: String, account: String },
@@ -96,6 +99,7 @@ impl Reason {
             Reason::RevokedJwt { .. } => "revoked-jwt",
             Reason::KeyRevokedElsewhere { .. } => "key-revoked-elsewhere",
             Reason::Revokes { .. } => "revokes-user",
+            Reason::RevokesOldKey { .. } => "revokes-old-key",
             Reason::RoleChanged { .. } => "role-changed",
         }
     }
@@ -189,6 +193,10 @@ impl fmt::Display for Reason {
                 "its key was revoked by {account} at {at} (unix seconds): whoever holds its seed can use this JWT"
             ),
             Reason::Revokes { user } => write!(f, "revokes {user} (not in the manifest)"),
+            Reason::RevokesOldKey { user } => write!(
+                f,
+                "revokes the old identity key of {user} (replaced: creds issued for it stop working)"
+            ),
             Reason::RoleChanged { role, account } => {
                 write!(f, "role `{role}` changed in {account}")
             }

@@ -96,7 +96,17 @@ pub fn reconcile(
         out.insert(id.clone(), acc);
     }
     for (id, have) in existing.iter().filter(|(id, _)| id.user.is_some()) {
-        if desired.contains_key(id) {
+        // A kept user whose identity key changes (a new label, another
+        // `public_key`, a rebinding in the lock): its old key is retired, and
+        // creds already handed out for it must stop working too.
+        let replaced = match desired.get(id) {
+            None => false,
+            Some(want) => match &have.decoded {
+                Ok(d) => want.subject.public.as_deref() != Some(d.subject.as_str()),
+                Err(_) => continue,
+            },
+        };
+        if desired.contains_key(id) && !replaced {
             continue;
         }
         let Some(account) = id.account_id() else {
@@ -111,7 +121,11 @@ pub fn reconcile(
             continue;
         }
         acc.entries.insert(d.subject.clone(), d.issued_at);
-        acc.reasons.push(Reason::Revokes { user: id.address() });
+        acc.reasons.push(if replaced {
+            Reason::RevokesOldKey { user: id.address() }
+        } else {
+            Reason::Revokes { user: id.address() }
+        });
     }
     out
 }
