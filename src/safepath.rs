@@ -180,6 +180,40 @@ fn escape_except<'a>(text: &'a str, keep: &[char]) -> Cow<'a, str> {
     Cow::Owned(out)
 }
 
+/// Why `store` and `vault` (both already relative and inside the project)
+/// cannot be used together: when one is the other or lies inside it. Apply
+/// removes a deleted account's or operator's store directory with
+/// everything in it, so a vault inside the store could lose every seed.
+/// Compared without case, as on case-insensitive file systems.
+pub fn store_vault_overlap(store: &str, vault: &str) -> Option<String> {
+    let parts = |p: &str| -> Vec<String> {
+        Path::new(p)
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(s) => Some(s.to_string_lossy().to_lowercase()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (s, v) = (parts(store), parts(vault));
+    let (store, vault) = (escape_line(store), escape_line(vault));
+    if s == v {
+        Some(format!(
+            "`store` and `vault` name the same directory `{store}`"
+        ))
+    } else if v.starts_with(&s) {
+        Some(format!(
+            "`vault = \"{vault}\"` lies inside the store `{store}`"
+        ))
+    } else if s.starts_with(&v) {
+        Some(format!(
+            "`store = \"{store}\"` lies inside the vault `{vault}`"
+        ))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,17 +76,12 @@ impl Workspace {
         if [store_dir, vault_name]
             .iter()
             .any(|d| safepath::project_dir_problem(d).is_some())
+            || safepath::store_vault_overlap(store_dir, vault_name).is_some()
         {
             // Validation says which, with file and line; nothing is read first.
             manifest::validate(&loaded)?;
             anyhow::bail!(
-                "`store` and `vault` must be directories inside the manifest's directory"
-            );
-        }
-        if let Some(problem) = overlap_problem(store_dir, vault_name) {
-            anyhow::bail!(
-                "{}: {problem}\n  = help: give `store` and `vault` separate directories (the defaults are `{DEFAULT_STORE_DIR}` and `{DEFAULT_VAULT_DIR}`): deleting an account or operator removes its store directory, and the seeds in it would go with it",
-                safepath::escape_line(&loaded.path.display().to_string())
+                "`store` and `vault` must be separate directories inside the manifest's directory"
             );
         }
         let store = Store::new(base.join(store_dir));
@@ -198,40 +193,6 @@ impl Workspace {
     }
 }
 
-/// Why `store` and `vault` (both already relative and inside the project)
-/// cannot be used together: when one is the other or lies inside it. Apply
-/// removes a deleted account's or operator's store directory with
-/// everything in it, so a vault inside the store could lose every seed.
-/// Compared without case, as on case-insensitive file systems.
-fn overlap_problem(store: &str, vault: &str) -> Option<String> {
-    let parts = |p: &str| -> Vec<String> {
-        Path::new(p)
-            .components()
-            .filter_map(|c| match c {
-                std::path::Component::Normal(s) => Some(s.to_string_lossy().to_lowercase()),
-                _ => None,
-            })
-            .collect()
-    };
-    let (s, v) = (parts(store), parts(vault));
-    let (store, vault) = (safepath::escape_line(store), safepath::escape_line(vault));
-    if s == v {
-        Some(format!(
-            "`store` and `vault` name the same directory `{store}`"
-        ))
-    } else if v.starts_with(&s) {
-        Some(format!(
-            "`vault = \"{vault}\"` lies inside the store `{store}`"
-        ))
-    } else if s.starts_with(&v) {
-        Some(format!(
-            "`store = \"{store}\"` lies inside the vault `{vault}`"
-        ))
-    } else {
-        None
-    }
-}
-
 /// Keys the manifest needs and the lock binds (bring-your-own keys aside,
 /// whose seeds natsform never holds) whose seed file is missing or damaged,
 /// and bring-your-own keys that the lock binds to another address.
@@ -278,7 +239,7 @@ fn seed_problems(
 
 #[cfg(test)]
 mod tests {
-    use super::overlap_problem;
+    use crate::safepath::store_vault_overlap as overlap_problem;
 
     #[test]
     fn store_and_vault_must_not_contain_each_other() {

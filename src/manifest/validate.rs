@@ -157,6 +157,25 @@ impl<'a> Validator<'a> {
                 );
             }
         }
+        // Deleting an account removes its store directory with everything
+        // in it: a vault inside the store would lose its seeds.
+        let store = m
+            .store
+            .as_deref()
+            .unwrap_or(crate::workspace::DEFAULT_STORE_DIR);
+        let vault = m
+            .vault
+            .as_deref()
+            .unwrap_or(crate::workspace::DEFAULT_VAULT_DIR);
+        if let Some(problem) = crate::safepath::store_vault_overlap(store, vault) {
+            let key = if m.vault.is_some() { "vault" } else { "store" };
+            self.error(
+                &[key],
+                None,
+                problem,
+                "keep `store` and `vault` apart, neither inside the other (the defaults are `store` and `vault`)",
+            );
+        }
     }
 
     /// A validity no longer than the re-issue window would be re-issued by
