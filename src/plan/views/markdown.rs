@@ -498,14 +498,7 @@ fn fence_for(lines: &[String]) -> String {
 
 /// `Plan: …` as one line.
 fn summary_line(plan: &Plan) -> String {
-    let mut s = format!(
-        "{} to create, {} to update, {} to re-issue, {} to replace, {} to delete",
-        plan.count(ActionKind::Create),
-        plan.count(ActionKind::Update),
-        plan.count(ActionKind::Reissue),
-        plan.count(ActionKind::Replace),
-        plan.count(ActionKind::Delete)
-    );
+    let mut s = super::action_counts(plan);
     if !plan.effects.is_empty() {
         let n = plan.effects.len();
         let _ = write!(

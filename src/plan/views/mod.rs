@@ -22,6 +22,20 @@ use super::render_claims::{self, Names};
 
 pub use text::Style;
 
+/// `N to create, N to update, N to re-issue, N to replace, N to delete`:
+/// the counts every view's summary starts with.
+pub(crate) fn action_counts(plan: &super::Plan) -> String {
+    use super::ActionKind::*;
+    format!(
+        "{} to create, {} to update, {} to re-issue, {} to replace, {} to delete",
+        plan.count(Create),
+        plan.count(Update),
+        plan.count(Reissue),
+        plan.count(Replace),
+        plan.count(Delete)
+    )
+}
+
 /// The human rendering of one side's claims: the claims one value per
 /// line, then a scoped user's effective permissions.
 pub fn claims_text(c: &Claims, names: &(impl Names + ?Sized)) -> String {

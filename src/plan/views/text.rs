@@ -91,34 +91,8 @@ fn write_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std:
         out.write_char('\n')?;
     }
     let names = &plan.key_names;
-    for chunk in plan.actions.chunks(CHUNK) {
-        let texts: Vec<String> = chunk
-            .par_iter()
-            .map(|a| {
-                let mut s = String::new();
-                action_text(&mut s, a, style, names);
-                s.push('\n');
-                s
-            })
-            .collect();
-        for t in texts {
-            out.write_str(&t)?;
-        }
-    }
-    for chunk in plan.effects.chunks(CHUNK) {
-        let texts: Vec<String> = chunk
-            .par_iter()
-            .map(|e| {
-                let mut s = String::new();
-                effect_text(&mut s, e, style, names);
-                s.push('\n');
-                s
-            })
-            .collect();
-        for t in texts {
-            out.write_str(&t)?;
-        }
-    }
+    in_parallel_chunks(out, &plan.actions, |s, a| action_text(s, a, style, names))?;
+    in_parallel_chunks(out, &plan.effects, |s, e| effect_text(s, e, style, names))?;
     for record in &plan.lock_records {
         let _ = writeln!(
             out,
@@ -159,16 +133,33 @@ fn write_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std:
     Ok(())
 }
 
+/// Renders `items` a chunk at a time on every core, writing each chunk in
+/// order as it is done: a plan of 100,000 users is never held as text.
+fn in_parallel_chunks<T: Sync>(
+    out: &mut dyn std::fmt::Write,
+    items: &[T],
+    render: impl Fn(&mut String, &T) + Sync,
+) -> std::fmt::Result {
+    for chunk in items.chunks(CHUNK) {
+        let texts: Vec<String> = chunk
+            .par_iter()
+            .map(|item| {
+                let mut s = String::new();
+                render(&mut s, item);
+                s.push('\n');
+                s
+            })
+            .collect();
+        for t in texts {
+            out.write_str(&t)?;
+        }
+    }
+    Ok(())
+}
+
 /// `Plan: N to create, …` — the last line of a text plan.
 pub fn summary(plan: &Plan) -> String {
-    let mut s = format!(
-        "Plan: {} to create, {} to update, {} to re-issue, {} to replace, {} to delete.",
-        plan.count(ActionKind::Create),
-        plan.count(ActionKind::Update),
-        plan.count(ActionKind::Reissue),
-        plan.count(ActionKind::Replace),
-        plan.count(ActionKind::Delete)
-    );
+    let mut s = format!("Plan: {}.", super::action_counts(plan));
     if !plan.effects.is_empty() {
         let n = plan.effects.len();
         s.push_str(&format!(
