@@ -150,12 +150,8 @@ impl Vault {
     /// without decrypting it: missing, not a regular file, or not a
     /// well-formed armoured age file. Needs no identity, so `plan` can tell
     /// a reviewer about a deleted or damaged seed before apply needs it.
-    pub fn inspect(&self, public_key: &str) -> Option<String> {
-        self.inspect_in(&crate::source::WorkDir, public_key)
-    }
-
-    /// [`Vault::inspect`] in `src`, the vault's directory being a path of
-    /// `src` (a git tree at a revision for `plan --base`).
+    /// The vault's directory is a path of `src`: the working directory, or
+    /// a git tree at a revision for `plan --base`.
     pub fn inspect_in(&self, src: &dyn crate::source::Source, public_key: &str) -> Option<String> {
         use crate::source::Kind;
         let path = match self.seed_path(public_key) {

@@ -547,27 +547,24 @@ const LIST_MAX: usize = 4_000;
 /// Deletions apply refuses, blockers, warnings, keys to generate and lock
 /// records: what a reviewer must see before any diff.
 fn notices(out: &mut String, plan: &Plan) {
-    if !plan.protected_deletes.is_empty() {
-        out.push_str("**Deletions apply refuses unless `--allow-destroy` is given:**\n\n");
-        let items = plan.protected_deletes.iter().map(|id| code(&id.address()));
-        bounded_list(out, items, "deletions");
-    }
-    if !plan.blockers.is_empty() {
-        out.push_str("**Apply refuses this plan:**\n\n");
-        bounded_list(
-            out,
-            plan.blockers.iter().map(|b| md(&b.to_string())),
-            "problems",
-        );
-    }
-    if !plan.warnings.is_empty() {
-        out.push_str("**Warnings:**\n\n");
-        bounded_list(
-            out,
-            plan.warnings.iter().map(|w| md(&w.to_string())),
-            "warnings",
-        );
-    }
+    titled_list(
+        out,
+        "**Deletions apply refuses unless `--allow-destroy` is given:**",
+        plan.protected_deletes.iter().map(|id| code(&id.address())),
+        "deletions",
+    );
+    titled_list(
+        out,
+        "**Apply refuses this plan:**",
+        plan.blockers.iter().map(|b| md(&b.to_string())),
+        "problems",
+    );
+    titled_list(
+        out,
+        "**Warnings:**",
+        plan.warnings.iter().map(|w| md(&w.to_string())),
+        "warnings",
+    );
     if !plan.new_keys.is_empty() {
         let n = plan.new_keys.len();
         let _ = writeln!(
@@ -578,10 +575,25 @@ fn notices(out: &mut String, plan: &Plan) {
         bounded_list(out, plan.new_keys.iter().map(|k| code(k)), "keys");
         out.push_str("</details>\n\n");
     }
-    if !plan.lock_records.is_empty() {
-        out.push_str("**The lock's revocation record:**\n\n");
-        let items = plan.lock_records.iter().map(|r| md(&r.to_string()));
-        bounded_list(out, items, "records");
+    titled_list(
+        out,
+        "**The lock's revocation record:**",
+        plan.lock_records.iter().map(|r| md(&r.to_string())),
+        "records",
+    );
+}
+
+/// `title`, then the [`bounded_list`] of `items`; nothing when there are none.
+fn titled_list(
+    out: &mut String,
+    title: &str,
+    items: impl ExactSizeIterator<Item = String>,
+    what: &str,
+) {
+    if items.len() > 0 {
+        out.push_str(title);
+        out.push_str("\n\n");
+        bounded_list(out, items, what);
     }
 }
 

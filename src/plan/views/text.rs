@@ -67,14 +67,7 @@ const CHUNK: usize = 256;
 
 fn write_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std::fmt::Result {
     if plan.is_empty() && plan.effects.is_empty() && plan.blockers.is_empty() {
-        for w in &plan.warnings {
-            let w = crate::safepath::escape_controls(&w.to_string()).into_owned();
-            let _ = writeln!(
-                out,
-                "{}",
-                style.for_action(ActionKind::Update, &format!("Warning: {w}"))
-            );
-        }
+        warnings(out, plan, style);
         out.write_str("No changes. The store matches the manifest.\n")?;
         return Ok(());
     }
@@ -109,14 +102,7 @@ fn write_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std:
         let warning = format!("Warning: {address} would be deleted; apply refuses this unless --allow-destroy is given.");
         let _ = writeln!(out, "{}", style.for_action(ActionKind::Delete, &warning));
     }
-    for w in &plan.warnings {
-        let w = crate::safepath::escape_controls(&w.to_string()).into_owned();
-        let _ = writeln!(
-            out,
-            "{}",
-            style.for_action(ActionKind::Update, &format!("Warning: {w}"))
-        );
-    }
+    warnings(out, plan, style);
     for b in &plan.blockers {
         let _ = writeln!(
             out,
@@ -131,6 +117,18 @@ fn write_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std:
     out.write_str(&summary(plan))?;
     out.write_char('\n')?;
     Ok(())
+}
+
+/// One `Warning: …` line per warning (apply cannot fix them).
+fn warnings(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) {
+    for w in &plan.warnings {
+        let w = crate::safepath::escape_controls(&w.to_string()).into_owned();
+        let _ = writeln!(
+            out,
+            "{}",
+            style.for_action(ActionKind::Update, &format!("Warning: {w}"))
+        );
+    }
 }
 
 /// Renders `items` a chunk at a time on every core, writing each chunk in
