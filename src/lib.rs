@@ -8,6 +8,7 @@ pub mod claims;
 pub mod cli;
 pub(crate) mod fsutil;
 pub mod keys;
+pub mod live;
 pub mod manifest;
 pub mod plan;
 pub(crate) mod redact;

@@ -63,6 +63,9 @@ pub struct Plan {
     /// Public key → key address of every key the claims above mention,
     /// for the views to annotate.
     pub key_names: BTreeMap<String, String>,
+    /// What the live servers hold against the store, per operator; empty
+    /// unless the plan was made with `--live` (or by an apply that pushes).
+    pub live: Vec<crate::live::LivePlan>,
 }
 
 impl Plan {
