@@ -191,6 +191,16 @@ impl Workspace {
             seed_problems: &self.seed_problems,
         })
     }
+    /// The plan with what the live servers hold (`plan --live`, and every
+    /// apply that pushes): [`Plan::live`] says, per operator, which
+    /// accounts a server lacks, holds in an older or drifted version, or
+    /// holds though natsform deleted it or never managed it.
+    ///
+    /// Contract for issue 10; the planner side fills `live` (stub: empty).
+    pub fn plan_live(&self, now: i64, live: &[crate::live::LiveState]) -> Plan {
+        let _ = live;
+        self.plan(now)
+    }
 }
 
 /// Keys the manifest needs and the lock binds (bring-your-own keys aside,
