@@ -187,29 +187,10 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The error line of an operator whose push did not fully succeed: each
+/// The error of an operator whose push did not fully succeed: each
 /// account a server rejected (with the reason) or too few acknowledged.
 fn deploy_failure(o: &crate::deploy::PushOutcome) -> String {
-    let mut parts = Vec::new();
-    for a in &o.accounts {
-        if a.ok(o.needed) {
-            continue;
-        }
-        if let Some(e) = &a.error {
-            parts.push(format!("{}: {e}", a.label()));
-        } else if !a.rejected.is_empty() {
-            for (server, reason) in &a.rejected {
-                parts.push(format!("{} rejected by {server}: {reason}", a.label()));
-            }
-        } else {
-            parts.push(format!(
-                "{} acknowledged by {} of {} servers",
-                a.label(),
-                a.acknowledged.len(),
-                o.needed
-            ));
-        }
-    }
+    let parts = o.failures();
     format!(
         "the push to the servers of operator {} failed for {} account{}:\n  - {}",
         o.operator,
