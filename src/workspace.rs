@@ -225,6 +225,23 @@ impl Workspace {
             actions: &plan.actions,
             deleted: self.lock.deleted_accounts(),
         });
+        // The keys a drift's claims mention, named as the lock names them.
+        let mentioned: BTreeSet<&str> = plan
+            .live
+            .iter()
+            .flat_map(|lp| &lp.items)
+            .filter_map(|i| i.drift.as_deref())
+            .flat_map(|d| d.live.iter().chain(std::iter::once(&d.store)))
+            .flat_map(|json| json.split('"'))
+            .filter(|t| t.len() == 56)
+            .collect();
+        let named: Vec<(String, String)> = self
+            .lock
+            .iter()
+            .filter(|(_, k)| mentioned.contains(k))
+            .map(|(a, k)| (k.to_string(), a.to_string()))
+            .collect();
+        plan.key_names.extend(named);
         plan
     }
 }
