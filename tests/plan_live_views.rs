@@ -236,3 +236,82 @@ fn unmanaged_accounts_are_information_unless_pruning() {
     let plain = views::text::text(&ws.plan(now), Style { color: false });
     assert_eq!(plain, "No changes. The store matches the manifest.\n");
 }
+
+/// A plan built as data, with what a hostile server or manifest can put
+/// in the live part: control characters, HTML, mentions, backticks.
+#[test]
+fn hostile_server_text_stays_in_its_place() {
+    use natsform::live::{Drift, DriftReason, LiveItem, LivePlan};
+    use natsform::plan::{Action, ActionKind, Reason};
+    let evil = "n1\u{1b}[2J</details><b>@org/team</b>```";
+    let key = generate(KeyKind::Account).public_key();
+    let item = |kind, address: Option<&str>, name: Option<&str>, drift| LiveItem {
+        public: key.clone(),
+        address: address.map(str::to_string),
+        kind,
+        servers: vec![evil.to_string()],
+        name: name.map(str::to_string),
+        drift,
+    };
+    let drift = Box::new(Drift {
+        reasons: vec![DriftReason::NotAnAccount {
+            found: "x\u{7}</summary>".into(),
+        }],
+        live: Some(r#"{"name":"```\u001b[31m</details>"}"#.into()),
+        store: r#"{"name":"A"}"#.into(),
+    });
+    let id = ObjectId::account("O", "A");
+    let plan = Plan {
+        actions: vec![Action {
+            address: id.address(),
+            id,
+            action: ActionKind::Update,
+            reasons: vec![Reason::NotInStore],
+            signer: None,
+            before: None,
+            after: None,
+        }],
+        live: vec![LivePlan {
+            operator: "O\u{1b}]0;title\u{7}".into(),
+            servers: vec![evil.into()],
+            items: vec![
+                item(LiveKind::Missing, Some("account.O/A"), None, None),
+                item(LiveKind::Drifted, Some("account.O/A"), None, Some(drift)),
+                item(LiveKind::Unmanaged, None, Some(evil), None),
+            ],
+            prune: false,
+            malformed: 2,
+        }],
+        ..Plan::default()
+    };
+    let text = views::text::text(&plan, Style { color: false });
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: this plan changes the account too"),
+        "{text}"
+    );
+    assert!(
+        text.contains("note: 2 entries the servers listed"),
+        "{text}"
+    );
+    let md = views::markdown::markdown(&plan, "natsform.toml");
+    assert!(!md.contains('\u{1b}') && !md.contains('\u{7}'), "{md}");
+    assert!(!md.contains("@org"), "{md}");
+    assert!(
+        !md.contains("</summary></summary>") && !md.contains("<b>@"),
+        "{md}"
+    );
+    assert_eq!(
+        md.lines().filter(|l| l.starts_with("<details>")).count(),
+        md.lines().filter(|l| *l == "</details>").count(),
+        "{md}"
+    );
+    // The drift diff's fence is longer than the backticks inside it.
+    assert!(md.contains("````diff"), "{md}");
+    let doc: serde_json::Value = serde_json::from_str(&views::json::json(&plan)).unwrap();
+    assert_eq!(doc["live"][0]["malformed"], 2);
+    assert_eq!(doc["live"][0]["items"][2]["name"], evil);
+}

@@ -588,7 +588,7 @@ fn live_section(out: &mut String, plan: &Plan) {
     out.push_str("### Live servers\n\n");
     let mut room = Room::default();
     for lp in &plan.live {
-        let heading = format!("**{}**\n\n", super::live::heading(lp, &|t| code(t)));
+        let heading = format!("**{}**\n\n", super::live::heading(lp, &live_code));
         room.push(out, heading);
         let mut list = String::new();
         if let Some(m) = super::live::malformed(lp) {
@@ -598,7 +598,7 @@ fn live_section(out: &mut String, plan: &Plan) {
             let mut line = format!(
                 "- <code>{}</code> {}",
                 html(super::live::symbol(item, lp.prune)),
-                super::live::sentence(item, lp.prune, &|t| code(t))
+                super::live::sentence(item, lp.prune, &live_code)
             );
             if let Some(note) = super::live::changed_here(plan, item) {
                 let _ = write!(line, " ({})", md(note));
@@ -617,7 +617,7 @@ fn live_section(out: &mut String, plan: &Plan) {
         for item in super::live::in_order(lp).filter(|i| i.drift.is_some()) {
             let mut block = format!(
                 "<details><summary><code>~</code> {}</summary>\n\n",
-                super::live::sentence(item, lp.prune, &|t| code(t))
+                super::live::sentence(item, lp.prune, &live_code)
             );
             for r in item.drift.iter().flat_map(|d| &d.reasons) {
                 let _ = writeln!(block, "- {}", md(&r.to_string()));
@@ -656,6 +656,12 @@ fn live_section(out: &mut String, plan: &Plan) {
             plural(room.left_out)
         );
     }
+}
+
+/// A name from a server or the manifest in the live section, as inline
+/// code that no content can close and that mentions nobody.
+fn live_code(t: &str) -> String {
+    format!("<code>{}</code>", text(t))
 }
 
 /// The room left in the live section: what was used, what was left out.
