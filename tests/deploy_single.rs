@@ -268,3 +268,43 @@ fn a_resolver_without_allow_delete_is_named_with_what_to_do() {
         );
     }
 }
+
+#[test]
+fn a_store_applied_without_pushing_is_deployed_by_the_next_apply() {
+    for binary in nats::nats_server_binaries() {
+        let (project, server) = project_and_server(&binary, true);
+        let v = server.version().to_string();
+        // Everything is applied to the store only, then the servers are read.
+        set_manifest(&project, &walkthrough());
+        apply(&project, &["--no-push"]).success();
+        let url = server.url();
+        let plan = project
+            .run(&["plan", "--live", "--push", &url, "--detailed-exitcode"])
+            .no_secrets_shown(&[]);
+        assert_eq!(
+            plan.code, 2,
+            "{v}: the servers lack A and sales: {}",
+            plan.stdout
+        );
+        assert!(plan.stdout.contains("account.O2/A"), "{v}: {}", plan.stdout);
+        assert!(
+            plan.stdout.contains("account.O2/sales"),
+            "{v}: {}",
+            plan.stdout
+        );
+        // apply pushes what the servers lack, though the store has no change.
+        let run = apply(&project, &["--push", &url]).success();
+        assert!(
+            run.stderr.contains("server n1: 2 of 2 acknowledged"),
+            "{v}: {}",
+            run.stderr
+        );
+        server.connect_ok(&project.creds("sales/joe"));
+        // And then the servers hold the store: nothing to plan or push.
+        project
+            .run(&["plan", "--live", "--push", &url, "--detailed-exitcode"])
+            .success();
+        let again = apply(&project, &["--push", &url]).success();
+        assert!(!again.stderr.contains("Pushing"), "{v}: {}", again.stderr);
+    }
+}

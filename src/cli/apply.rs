@@ -62,12 +62,8 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let plan = if states.is_empty() {
         ws.plan(now)
     } else {
-        ws.plan_live(now, &states)
+        ws.plan_live_pruning(now, &states, args.prune)
     };
-    let live_work = plan
-        .live
-        .iter()
-        .any(|l| l.to_update().next().is_some() || l.to_delete(args.prune).next().is_some());
     let saved = match &args.plan_file {
         Some(file) => {
             let text = std::fs::read_to_string(file)
@@ -85,7 +81,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         }
         bail!(super::plan::blocked_message(&plan));
     }
-    if plan.is_empty() && !live_work {
+    if plan.is_empty() {
         remove_leftovers(&ws, out);
         let text = if targets.is_empty() {
             "No changes. The store matches the manifest.\n"
