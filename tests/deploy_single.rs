@@ -308,3 +308,58 @@ fn a_store_applied_without_pushing_is_deployed_by_the_next_apply() {
         assert!(!again.stderr.contains("Pushing"), "{v}: {}", again.stderr);
     }
 }
+
+#[test]
+fn an_account_changed_behind_natsforms_back_shows_as_drift_and_apply_restores_it() {
+    use natsform::claims::{self, Account};
+    use natsform::keys::{generate, KeyKind};
+    for binary in nats::nats_server_binaries() {
+        let (project, server) = project_and_server(&binary, true);
+        let v = server.version().to_string();
+        set_manifest(&project, &with_resolver(&walkthrough(), &server.url()));
+        apply(&project, &[]).success();
+        let stored = project.store_file("O2/accounts/A/A.jwt");
+
+        // Someone pushes their own version of A, signed by a key of theirs:
+        // the full resolver stores it (no issuer check at push time).
+        let mut forged = claims::decode_as::<Account>(&stored).unwrap();
+        forged.data.iat += 10;
+        forged.nats.description = "changed behind natsform's back".into();
+        let stranger = generate(KeyKind::Operator);
+        let forged = claims::encode(&mut forged, &stranger).unwrap();
+        let mut sys = server.connect_ok(&project.creds("SYS/sys"));
+        let reply = sys
+            .request(
+                "$SYS.REQ.CLAIMS.UPDATE",
+                forged.as_bytes(),
+                nats::DEFAULT_TIMEOUT,
+            )
+            .unwrap_or_else(|e| panic!("{v}: pushing the forged JWT: {e}"));
+        assert!(
+            String::from_utf8_lossy(&reply).contains("jwt updated"),
+            "{v}: {}",
+            String::from_utf8_lossy(&reply)
+        );
+        let a = nats::jwt_subject(&stored);
+        let on_server =
+            || std::fs::read_to_string(server.dir().join(format!("jwt/{a}.jwt"))).unwrap();
+        assert_eq!(on_server(), forged, "{v}");
+
+        // plan --live shows it, as a claims diff.
+        let plan = project.run(&["plan", "--live"]).success();
+        insta::assert_snapshot!(
+            "drift",
+            snapshot(&plan, &project, server.port())
+                .replace(&stranger.public_key()[..12], "<STRANGER>")
+        );
+
+        // apply pushes the store's version back.
+        let run = apply(&project, &[]).success();
+        assert!(
+            run.stderr.contains("server n1: 1 of 1 acknowledged"),
+            "{v}: {}",
+            run.stderr
+        );
+        assert_eq!(on_server(), stored, "{v}: the store's JWT is back");
+    }
+}
