@@ -363,3 +363,30 @@ fn an_account_changed_behind_natsforms_back_shows_as_drift_and_apply_restores_it
         assert_eq!(on_server(), stored, "{v}: the store's JWT is back");
     }
 }
+
+#[test]
+fn too_few_acknowledgements_fail_after_bounded_retries() {
+    for binary in nats::nats_server_binaries() {
+        let (project, server) = project_and_server(&binary, true);
+        let v = server.version().to_string();
+        // Two servers must acknowledge; there is one.
+        let manifest = format!(
+            "{}\n[operators.O2.resolver]\nurls = [\"{}\"]\nrequest_timeout = \"300ms\"\nacks = 2\n",
+            walkthrough(),
+            server.url()
+        );
+        set_manifest(&project, &manifest);
+        let started = std::time::Instant::now();
+        let run = apply(&project, &[]).failure();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{v}: retries are bounded"
+        );
+        insta::assert_snapshot!("too_few_acks", {
+            let s = snapshot(&run, &project, server.port());
+            s[s.find("----- stderr -----").unwrap()..].to_string()
+        });
+        // The one server has the accounts all the same.
+        server.connect_ok(&project.creds("A/U"));
+    }
+}

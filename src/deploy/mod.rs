@@ -421,7 +421,8 @@ impl Session {
                 break;
             }
             if attempt > 0 {
-                self.rt.block_on(tokio::time::sleep(backoff));
+                self.rt
+                    .block_on(async { tokio::time::sleep(backoff).await });
                 backoff *= 2;
             }
             let reqs: Vec<(String, bytes::Bytes)> = pending
@@ -837,4 +838,73 @@ pub fn check_chain(
         return Err("issued by the operator's identity key under strict signing-key usage".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{generate, KeyKind};
+
+    fn account_jwt(subject: &str, signer: &crate::keys::KeyPair) -> String {
+        let mut c = crate::claims::AccountClaims::new(subject.to_string());
+        c.data.name = "A".into();
+        c.data.iat = 1_700_000_000;
+        crate::claims::encode(&mut c, signer).unwrap()
+    }
+
+    #[test]
+    fn the_issuer_chain_is_checked_before_sending() {
+        let op = generate(KeyKind::Operator);
+        let sk = generate(KeyKind::Operator);
+        let acc = generate(KeyKind::Account).public_key();
+        let trusted: BTreeSet<String> = [op.public_key(), sk.public_key()].into();
+        assert_eq!(
+            check_chain(&acc, &account_jwt(&acc, &sk), &trusted, None),
+            Ok(())
+        );
+        assert_eq!(
+            check_chain(&acc, &account_jwt(&acc, &op), &trusted, None),
+            Ok(())
+        );
+        let strict = op.public_key();
+        assert!(
+            check_chain(&acc, &account_jwt(&acc, &op), &trusted, Some(&strict))
+                .unwrap_err()
+                .contains("strict")
+        );
+        let stranger = generate(KeyKind::Operator);
+        assert!(
+            check_chain(&acc, &account_jwt(&acc, &stranger), &trusted, None)
+                .unwrap_err()
+                .contains("does not trust")
+        );
+        let other = generate(KeyKind::Account).public_key();
+        assert!(check_chain(&other, &account_jwt(&acc, &sk), &trusted, None)
+            .unwrap_err()
+            .contains("is for account"));
+        assert!(check_chain(&acc, "not.a.jwt", &trusted, None).is_err());
+    }
+
+    #[test]
+    fn requests_with_a_broken_chain_are_never_sent() {
+        let op = generate(KeyKind::Operator);
+        let acc = generate(KeyKind::Account).public_key();
+        let stranger = generate(KeyKind::Operator);
+        let updates: BTreeMap<String, String> =
+            [(acc.clone(), account_jwt(&acc, &stranger))].into();
+        let trusted: BTreeSet<String> = [op.public_key()].into();
+        let reqs = requests(
+            &updates,
+            &[],
+            &BTreeMap::new(),
+            &trusted,
+            None,
+            |_| unreachable!(),
+        );
+        assert_eq!(reqs.len(), 1);
+        assert!(reqs[0].error.is_some());
+        // A result built from it is a failure, whatever the servers say.
+        let r = AccountResult::new(&reqs[0]);
+        assert!(!r.ok(0));
+    }
 }
