@@ -795,6 +795,10 @@ pub fn requests(
             error,
         });
     }
+    // Reports list accounts by address (keys are random): deterministic.
+    let by_address = |r: &Request| (r.address.is_none(), r.address.clone(), r.public.clone());
+    out.sort_by_key(by_address);
+    let updates_len = out.len();
     for public in deletes {
         let (payload, error) = match delete_jwt(public) {
             Ok(j) => (j.into_bytes(), None),
@@ -808,6 +812,7 @@ pub fn requests(
             error,
         });
     }
+    out[updates_len..].sort_by_key(by_address);
     out
 }
 
