@@ -763,6 +763,23 @@ fn connect_help(
     kind: Option<async_nats::ConnectErrorKind>,
 ) -> String {
     use async_nats::ConnectErrorKind as K;
+    // rustls reports a refused certificate as an I/O error of the handshake.
+    let lower = why.to_lowercase();
+    let tls = kind == Some(K::Tls)
+        || lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake");
+    let (why, kind) = if tls && kind != Some(K::Tls) {
+        (
+            format!(
+                "TLS failure: {}",
+                why.trim_start_matches("IO error: ").trim_start_matches("TLS error: ")
+            ),
+            Some(K::Tls),
+        )
+    } else {
+        (why.to_string(), kind)
+    };
     let help = match kind {
         Some(K::Tls) => "check the TLS files: `tls.ca` (or --tls-ca) must be the CA that signed the server's certificate, and the URL's host must be a name in that certificate".to_string(),
         Some(K::AuthorizationViolation) | Some(K::Authentication) => format!("the servers do not accept natsform's system-account user: are they configured for operator {operator} and its system account (see `natsform server-config`)? Or pass --creds with a system-account user"),
