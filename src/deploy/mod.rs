@@ -773,7 +773,8 @@ fn connect_help(
         (
             format!(
                 "TLS failure: {}",
-                why.trim_start_matches("IO error: ").trim_start_matches("TLS error: ")
+                why.trim_start_matches("IO error: ")
+                    .trim_start_matches("TLS error: ")
             ),
             Some(K::Tls),
         )
