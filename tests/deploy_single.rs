@@ -398,3 +398,66 @@ fn too_few_acknowledgements_fail_after_bounded_retries() {
         server.connect_ok(&project.creds("A/U"));
     }
 }
+
+#[test]
+fn a_hostile_responder_on_the_system_subjects_is_read_defensively() {
+    for binary in nats::nats_server_binaries() {
+        let (project, server) = project_and_server(&binary, true);
+        let v = server.version().to_string();
+        set_manifest(&project, &with_resolver(&walkthrough(), &server.url()));
+        apply(&project, &[]).success();
+        let a = nats::jwt_subject(&project.store_file("O2/accounts/A/A.jwt"));
+
+        // A system-account client that answers like a server, with control
+        // characters, junk keys and a LOOKUP reply that is no JWT.
+        let mut rogue = server.connect_ok(&project.creds("SYS/sys"));
+        for subject in [
+            "$SYS.REQ.SERVER.PING",
+            "$SYS.REQ.CLAIMS.LIST",
+            "$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP",
+        ] {
+            rogue.subscribe(subject).unwrap();
+        }
+        let evil = r#"{"name":"evil\u001b]0;owned\u0007\u001b[2J","id":"NEVIL"}"#;
+        let child = project.natsform(&["plan", "--live"]).spawn();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut child = child;
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{v}: plan --live must finish"
+            );
+            let Some(msg) = rogue.next_message(std::time::Duration::from_millis(50)) else {
+                continue;
+            };
+            let payload = if msg.subject.ends_with("PING") {
+                format!(r#"{{"server":{evil},"statsz":{{}}}}"#)
+            } else if msg.subject.ends_with("LIST") {
+                format!(r#"{{"server":{evil},"data":["{a}","junk\u001b[31m",7]}}"#)
+            } else {
+                "not a JWT \u{1b}[2J".to_string()
+            };
+            if msg.reply.is_some() {
+                rogue.respond(&msg, payload.as_bytes()).unwrap();
+            }
+        }
+        let run = Run::from_child(child);
+        assert!(
+            matches!(run.code, 0 | 2),
+            "{v}: the plan is made despite the rogue: {}{}",
+            run.stdout,
+            run.stderr
+        );
+        for text in [&run.stdout, &run.stderr] {
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{7}'),
+                "{v}: a control character reached the output:\n{text}"
+            );
+        }
+        assert!(
+            run.stdout.contains("evil"),
+            "{v}: the rogue is shown: {}",
+            run.stdout
+        );
+    }
+}

@@ -46,6 +46,8 @@ const MAX_ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The most servers natsform counts (replies beyond are ignored).
 const MAX_SERVERS: usize = 1000;
+/// The most distinct accounts natsform reads back from one operator's servers.
+pub const MAX_LIVE_ACCOUNTS: usize = 200_000;
 
 /// Command-line choices about deploying.
 #[derive(Debug, Clone, Default)]
@@ -344,6 +346,13 @@ impl Session {
             .iter()
             .map(|(k, h)| (k.to_string(), h.len()))
             .collect();
+        if keys.len() > MAX_LIVE_ACCOUNTS {
+            bail!(
+                "the servers at {} list {} accounts, more than the {MAX_LIVE_ACCOUNTS} natsform reads",
+                self.where_(),
+                keys.len()
+            );
+        }
         progress.start(keys.len(), "reading accounts");
         let reqs: Vec<(String, bytes::Bytes)> = keys
             .iter()
@@ -512,6 +521,7 @@ impl Session {
         progress: &report::Progress,
     ) -> Result<Vec<Vec<Raw>>> {
         let timeout = self.target.request_timeout;
+        let servers = self.servers.len();
         let base = self.next_id;
         self.next_id += reqs.len() as u64;
         let inbox = self.inbox.clone();
@@ -536,7 +546,9 @@ impl Session {
             let mut out: Vec<Vec<Raw>> = vec![Vec::new(); n];
             let mut have = vec![0usize; n];
             let mut done = counts.iter().filter(|c| **c == 0).count();
-            let mut budget = n.saturating_mul(MAX_SERVERS.min(64) + 2) + 16;
+            // Every server may answer every request (newer servers answer a
+            // LOOKUP miss too), twice over for stray replies; no more.
+            let mut budget = n.saturating_mul(servers.max(1) * 2 + 2) + 16;
             while done < n && budget > 0 {
                 let msg = match tokio::time::timeout(timeout, sub.next()).await {
                     Ok(Some(m)) => m,
