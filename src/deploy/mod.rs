@@ -227,6 +227,7 @@ pub struct Session {
     pub holdings: BTreeMap<String, Vec<String>>,
     /// Things worth telling the user (servers without a resolver, …).
     pub notes: Vec<String>,
+    opened: std::time::Instant,
 }
 
 impl Session {
@@ -248,10 +249,18 @@ impl Session {
             servers: BTreeMap::new(),
             holdings: BTreeMap::new(),
             notes: Vec::new(),
+            opened: std::time::Instant::now(),
         };
         s.ping()?;
         s.list()?;
         Ok(s)
+    }
+
+    /// Whether the session may still be used: connected, and opened less
+    /// than a minute ago (a minted user is valid for two).
+    pub fn is_fresh(&self) -> bool {
+        self.opened.elapsed() < Duration::from_secs(60)
+            && self.client.connection_state() == async_nats::connection::State::Connected
     }
 
     /// The name of the operator's servers, for messages.
