@@ -461,3 +461,35 @@ fn a_hostile_responder_on_the_system_subjects_is_read_defensively() {
         );
     }
 }
+
+#[test]
+fn a_listed_server_that_is_down_is_noted_and_the_others_get_the_push() {
+    for binary in nats::nats_server_binaries() {
+        let (project, server) = project_and_server(&binary, true);
+        let v = server.version().to_string();
+        let down = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let manifest = format!(
+            "{}\n[operators.O2.resolver]\nurls = [\"nats://127.0.0.1:{down}\", \"{}\"]\nconnect_timeout = \"1s\"\n",
+            walkthrough(),
+            server.url()
+        );
+        set_manifest(&project, &manifest);
+        let run = apply(&project, &[]).success();
+        assert!(
+            run.stderr.contains(
+                "1 server answered $SYS.REQ.SERVER.PING (n1), and the URLs name 2: a server may be down"
+            ),
+            "{v}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("server n1: 2 of 2 acknowledged"),
+            "{v}: {}",
+            run.stderr
+        );
+    }
+}

@@ -252,6 +252,16 @@ impl Session {
             opened: std::time::Instant::now(),
         };
         s.ping()?;
+        let distinct: BTreeSet<&String> = target.urls.iter().collect();
+        if s.servers.len() < distinct.len() {
+            s.notes.push(format!(
+                "{} server{} answered $SYS.REQ.SERVER.PING ({}), and the URLs name {}: a server may be down or not in this cluster; what it lacks is pushed by a later apply (`plan --live` shows it)",
+                s.servers.len(),
+                if s.servers.len() == 1 { "" } else { "s" },
+                s.servers.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+                distinct.len()
+            ));
+        }
         s.list()?;
         Ok(s)
     }
