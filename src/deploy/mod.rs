@@ -449,6 +449,7 @@ impl Session {
                 break;
             }
             if attempt > 0 {
+                // The timer must be made inside the runtime (it panics outside).
                 self.rt
                     .block_on(async { tokio::time::sleep(backoff).await });
                 backoff *= 2;
