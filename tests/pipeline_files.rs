@@ -13,12 +13,12 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use git2::{IndexAddOption, Repository, Signature};
 use serde_yaml::Value;
-use support::cli::{repo_root, Project};
+use support::cli::{repo_root, Project, Run};
 
 fn workflow(path: &str) -> (String, Value) {
     let text = fs::read_to_string(repo_root().join(path)).expect("workflow file");
@@ -271,45 +271,87 @@ fn edit(p: &Project, from: &str, to: &str) {
     fs::write(&p.manifest, text.replacen(from, to, 1)).unwrap();
 }
 
-/// The plan step of natsform.yml on a pull request: the walkthrough
-/// applied and committed as `origin/main`, the manifest edited on the
-/// branch; `natsform -f $NATSFORM_MANIFEST plan --base origin/main
-/// --format markdown` with the workflow's manifest path.
+/// The plan step of natsform.yml on a pull request, its `run:` script run
+/// as GitHub runs it (`bash -eo pipefail`) with the step's environment: the
+/// walkthrough applied and committed as `origin/main`, the manifest edited
+/// on the branch, `natsform` (this build) on PATH. The artifact directory
+/// it writes is what the comment job downloads.
 struct PullRequest {
     project: Project,
     repo: Repository,
     manifest: String,
+    script: String,
+    bin: tempfile::TempDir,
 }
 
 impl PullRequest {
     fn new() -> PullRequest {
         let (_, wf) = plan_workflow();
         let manifest = str_at(&wf, &["env", "NATSFORM_MANIFEST"]).to_string();
+        let script = steps(&wf, "plan")
+            .iter()
+            .filter_map(|s| s.get("run").and_then(Value::as_str))
+            .find(|r| r.contains(" plan "))
+            .expect("a step runs natsform plan")
+            .to_string();
         let project = Project::from_example("walkthrough", &manifest);
         let repo = Repository::init(project.path()).unwrap();
         project.apply();
         let base = commit_all(&repo, "the walkthrough, applied");
         repo.reference("refs/remotes/origin/main", base, true, "base")
             .unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_natsform"), bin.path().join("natsform"))
+            .unwrap();
         PullRequest {
             project,
             repo,
             manifest,
+            script,
+            bin,
         }
     }
 
-    /// Commits a manifest edit on the branch and returns the plan's
-    /// Markdown, as the plan step writes it to plan.md.
-    fn push(&self, from: &str, to: &str) -> String {
+    /// Commits a manifest edit on the branch and runs the plan step for
+    /// pull request 7 with `runner_temp` as `$RUNNER_TEMP`; returns the
+    /// artifact directory and its plan.md.
+    fn push(&self, from: &str, to: &str, runner_temp: &Path) -> (PathBuf, String) {
         edit(&self.project, from, to);
         commit_all(&self.repo, "edit");
-        self.project
-            .natsform(&["plan", "--base", "origin/main", "--format", "markdown"])
-            .manifest_as(&self.manifest)
-            .without_identity()
-            .run()
-            .success()
-            .stdout
+        let path = format!(
+            "{}:{}",
+            self.bin.path().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("bash")
+            .args([
+                "--noprofile",
+                "--norc",
+                "-eo",
+                "pipefail",
+                "-c",
+                &self.script,
+            ])
+            .current_dir(self.project.path())
+            .env_remove("NATSFORM_AGE_KEY")
+            .env_remove("NATSFORM_AGE_IDENTITY")
+            .env_remove("NATSFORM_NOW")
+            .env("PATH", path)
+            .env("RUNNER_TEMP", runner_temp)
+            .env("NATSFORM_MANIFEST", &self.manifest)
+            .env("BASE_REF", "main")
+            .env("PR_NUMBER", "7")
+            .output()
+            .unwrap();
+        let run = Run::from(out).no_secrets_shown(&["plan"]).success();
+        let artifact = runner_temp.join("natsform-plan");
+        let plan = fs::read_to_string(artifact.join("plan.md")).unwrap();
+        assert_eq!(
+            fs::read_to_string(artifact.join("pr-number")).unwrap(),
+            "7\n"
+        );
+        assert!(run.stdout.contains(&plan), "the log shows the plan");
+        (artifact, plan)
     }
 }
 
@@ -333,14 +375,8 @@ fn comment_script() -> (String, String) {
 const HEAD: &str = "1111111111111111111111111111111111111111";
 const RUN_URL: &str = "https://example.invalid/runs/7";
 
-/// One run of the comment job on an artifact (`pr-number`, `plan.md`) and
-/// the GitHub state `state`; returns the harness's report.
-fn run_comment_job(
-    dir: &Path,
-    pr_number: &str,
-    plan: Option<&str>,
-    state: &serde_json::Value,
-) -> serde_json::Value {
+/// A hand-made artifact (`pr-number`, `plan.md`) in `dir`.
+fn artifact(dir: &Path, pr_number: &str, plan: Option<&str>) -> PathBuf {
     let artifact = dir.join("natsform-plan");
     let _ = fs::remove_dir_all(&artifact);
     fs::create_dir_all(&artifact).unwrap();
@@ -348,6 +384,13 @@ fn run_comment_job(
     if let Some(plan) = plan {
         fs::write(artifact.join("plan.md"), plan).unwrap();
     }
+    artifact
+}
+
+/// One run of the comment job on the artifact directory `artifact` and
+/// the GitHub state `state`; returns the harness's report.
+fn run_comment_job(artifact: &Path, state: &serde_json::Value) -> serde_json::Value {
+    let dir = artifact.parent().unwrap();
     let (script, manifest) = comment_script();
     let script_file = dir.join("script.js");
     fs::write(&script_file, script).unwrap();
@@ -357,7 +400,7 @@ fn run_comment_job(
         .arg(repo_root().join("tests/pipeline/github_script.js"))
         .arg(&script_file)
         .arg(&state_file)
-        .env("PLAN_DIR", &artifact)
+        .env("PLAN_DIR", artifact)
         .env("NATSFORM_MANIFEST", manifest)
         .output()
         .expect("running node (Node.js is needed for this test)");
@@ -390,9 +433,10 @@ fn after(report: &serde_json::Value) -> serde_json::Value {
 fn the_comment_is_created_once_then_updated_in_place_from_the_real_plan() {
     let pr = PullRequest::new();
     let dir = tempfile::tempdir().unwrap();
-    let first = pr.push(
+    let (first_artifact, first) = pr.push(
         "[operators.O2.accounts.A.users.worker]",
         "[operators.O2.accounts.A.users.reporter]\nsigner = \"main\"\nsub = { allow = [\"reports.>\"] }\n\n[operators.O2.accounts.A.users.worker]",
+        dir.path(),
     );
     // What the comment job looks for is a line the binary prints.
     let (_, manifest) = comment_script();
@@ -405,7 +449,7 @@ fn the_comment_is_created_once_then_updated_in_place_from_the_real_plan() {
     // A reviewer's comment quoting the marker is not the bot's.
     let human =
         serde_json::json!({"7": [{"id": 1, "login": "alice", "body": format!("see {marker}")}]});
-    let report = run_comment_job(dir.path(), "7\n", Some(&first), &github(human));
+    let report = run_comment_job(&first_artifact, &github(human));
     assert!(report["failed"].is_null(), "{report}");
     assert_eq!(
         report["calls"],
@@ -419,12 +463,14 @@ fn the_comment_is_created_once_then_updated_in_place_from_the_real_plan() {
     let id = comments[1]["id"].clone();
 
     // The next push: the same comment, now with the new plan.
-    let second = pr.push(
+    let later = tempfile::tempdir().unwrap();
+    let (second_artifact, second) = pr.push(
         "[operators.O2.accounts.A.users.reporter]",
         "[operators.O2.accounts.A.users.auditor]",
+        later.path(),
     );
     assert_ne!(second, first);
-    let report = run_comment_job(dir.path(), "7", Some(&second), &after(&report));
+    let report = run_comment_job(&second_artifact, &after(&report));
     assert!(report["failed"].is_null(), "{report}");
     assert_eq!(
         report["calls"],
@@ -436,7 +482,7 @@ fn the_comment_is_created_once_then_updated_in_place_from_the_real_plan() {
     assert!(second.contains("user.O2/A/auditor"));
 
     // The same plan again: nothing to write.
-    let report = run_comment_job(dir.path(), "7", Some(&second), &after(&report));
+    let report = run_comment_job(&second_artifact, &after(&report));
     assert!(report["failed"].is_null(), "{report}");
     assert_eq!(report["calls"], serde_json::json!([]));
 }
@@ -457,7 +503,7 @@ fn a_hostile_or_stale_artifact_posts_nothing() {
         "99999999999",
         "-7",
     ] {
-        let report = run_comment_job(dir.path(), number, Some(&plan), &empty);
+        let report = run_comment_job(&artifact(dir.path(), number, Some(&plan)), &empty);
         assert!(
             report["failed"]
                 .as_str()
@@ -469,7 +515,7 @@ fn a_hostile_or_stale_artifact_posts_nothing() {
     }
     // A number, but of a pull request whose head is not the commit that
     // was planned (someone else's, or an older push finishing late).
-    let report = run_comment_job(dir.path(), "8", Some(&plan), &empty);
+    let report = run_comment_job(&artifact(dir.path(), "8", Some(&plan)), &empty);
     assert!(report["failed"].is_null(), "{report}");
     assert_eq!(report["calls"], serde_json::json!([]));
     assert!(
@@ -480,7 +526,7 @@ fn a_hostile_or_stale_artifact_posts_nothing() {
         "{report}"
     );
     // A pull request that does not exist.
-    let report = run_comment_job(dir.path(), "9", Some(&plan), &empty);
+    let report = run_comment_job(&artifact(dir.path(), "9", Some(&plan)), &empty);
     assert!(
         report["failed"].as_str().unwrap().contains("Not Found"),
         "{report}"
@@ -491,7 +537,7 @@ fn a_hostile_or_stale_artifact_posts_nothing() {
         "<!-- natsform plan: {manifest} -->\n{}",
         "x".repeat(300_000)
     );
-    let report = run_comment_job(dir.path(), "7", Some(&huge), &empty);
+    let report = run_comment_job(&artifact(dir.path(), "7", Some(&huge)), &empty);
     assert!(
         report["failed"].as_str().unwrap().contains("larger than"),
         "{report}"
@@ -509,7 +555,7 @@ fn a_failed_plan_becomes_a_short_note_in_the_same_comment() {
     // No plan.md (natsform failed before printing), then one without the
     // marker: the note names the run, under the marker.
     for plan in [None, Some("error: something\n")] {
-        let report = run_comment_job(dir.path(), "7", plan, &state);
+        let report = run_comment_job(&artifact(dir.path(), "7", plan), &state);
         assert!(report["failed"].is_null(), "{report}");
         let body = report["comments"]["7"][0]["body"].as_str().unwrap();
         assert_eq!(
