@@ -564,3 +564,102 @@ fn a_failed_plan_becomes_a_short_note_in_the_same_comment() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// The apply job's last step: pushing the commit of `apply --commit`.
+
+/// `git` with no configuration but the repository's own.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .expect("running git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn the_push_step_pushes_the_apply_commit_only_and_keeps_the_token_out_of_git_config() {
+    let (_, wf) = plan_workflow();
+    let step = steps(&wf, "apply")
+        .iter()
+        .find(|s| {
+            s.get("run")
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.contains("git push"))
+        })
+        .expect("a step pushes");
+    assert_eq!(str_at(step, &["env", "TOKEN"]), "${{ github.token }}");
+    let script = str_at(step, &["run"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let remote = dir.path().join("remote.git");
+    let work = dir.path().join("work");
+    fs::create_dir_all(&work).unwrap();
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", "-b", "main", "remote.git"],
+    );
+    git(&work, &["init", "-q", "-b", "main"]);
+    fs::write(work.join("natsform.toml"), "# manifest\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "merge"]);
+    git(
+        &work,
+        &["remote", "add", "origin", remote.to_str().unwrap()],
+    );
+    git(&work, &["push", "-q", "origin", "main"]);
+    git(&work, &["fetch", "-q", "origin"]);
+    let token = "ghs_notarealtoken0123456789";
+    let push = || {
+        let out = Command::new("bash")
+            .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+            .current_dir(&work)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("TOKEN", token)
+            .env("BRANCH", "main")
+            .env("GITHUB_SERVER_URL", "https://github.com")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let merged = git(&work, &["rev-parse", "HEAD"]);
+
+    // apply made no commit: nothing is pushed.
+    assert!(push().contains("apply made no commit: nothing to push"));
+    assert_eq!(git(&remote, &["rev-parse", "main"]), merged);
+
+    // apply --commit made one: it is pushed to the default branch.
+    fs::write(work.join("natsform.lock"), "# lock\n").unwrap();
+    git(&work, &["add", "natsform.lock"]);
+    git(
+        &work,
+        &["commit", "-q", "-m", "natsform apply: 1 to create"],
+    );
+    let applied = git(&work, &["rev-parse", "HEAD"]);
+    push();
+    assert_eq!(git(&remote, &["rev-parse", "main"]), applied);
+    let config = fs::read_to_string(work.join(".git/config")).unwrap();
+    assert!(
+        !config.contains(token) && !config.contains("extraheader"),
+        "{config}"
+    );
+}
