@@ -271,8 +271,8 @@ fn edit(p: &Project, from: &str, to: &str) {
     fs::write(&p.manifest, text.replacen(from, to, 1)).unwrap();
 }
 
-/// The plan step of natsform.yml on a pull request, its `run:` script run
-/// as GitHub runs it (`bash -eo pipefail`) with the step's environment: the
+/// The plan job of natsform.yml on a pull request, its `run:` scripts run
+/// as GitHub runs them (`bash -eo pipefail`) with the step's environment: the
 /// walkthrough applied and committed as `origin/main`, the manifest edited
 /// on the branch, `natsform` (this build) on PATH. The artifact directory
 /// it writes is what the comment job downloads.
@@ -280,7 +280,7 @@ struct PullRequest {
     project: Project,
     repo: Repository,
     manifest: String,
-    script: String,
+    scripts: Vec<String>,
     bin: tempfile::TempDir,
 }
 
@@ -288,12 +288,14 @@ impl PullRequest {
     fn new() -> PullRequest {
         let (_, wf) = plan_workflow();
         let manifest = str_at(&wf, &["env", "NATSFORM_MANIFEST"]).to_string();
-        let script = steps(&wf, "plan")
+        // Every script of the job but the install (this build is on PATH).
+        let scripts: Vec<String> = steps(&wf, "plan")
             .iter()
             .filter_map(|s| s.get("run").and_then(Value::as_str))
-            .find(|r| r.contains(" plan "))
-            .expect("a step runs natsform plan")
-            .to_string();
+            .filter(|r| !r.contains("cargo install"))
+            .map(str::to_string)
+            .collect();
+        assert!(scripts.iter().any(|r| r.contains(" plan ")));
         let project = Project::from_example("walkthrough", &manifest);
         let repo = Repository::init(project.path()).unwrap();
         project.apply();
@@ -307,7 +309,7 @@ impl PullRequest {
             project,
             repo,
             manifest,
-            script,
+            scripts,
             bin,
         }
     }
@@ -323,34 +325,30 @@ impl PullRequest {
             self.bin.path().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        let out = Command::new("bash")
-            .args([
-                "--noprofile",
-                "--norc",
-                "-eo",
-                "pipefail",
-                "-c",
-                &self.script,
-            ])
-            .current_dir(self.project.path())
-            .env_remove("NATSFORM_AGE_KEY")
-            .env_remove("NATSFORM_AGE_IDENTITY")
-            .env_remove("NATSFORM_NOW")
-            .env("PATH", path)
-            .env("RUNNER_TEMP", runner_temp)
-            .env("NATSFORM_MANIFEST", &self.manifest)
-            .env("BASE_REF", "main")
-            .env("PR_NUMBER", "7")
-            .output()
-            .unwrap();
-        let run = Run::from(out).no_secrets_shown(&["plan"]).success();
+        let mut log = String::new();
+        for script in &self.scripts {
+            let out = Command::new("bash")
+                .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+                .current_dir(self.project.path())
+                .env_remove("NATSFORM_AGE_KEY")
+                .env_remove("NATSFORM_AGE_IDENTITY")
+                .env_remove("NATSFORM_NOW")
+                .env("PATH", &path)
+                .env("RUNNER_TEMP", runner_temp)
+                .env("NATSFORM_MANIFEST", &self.manifest)
+                .env("BASE_REF", "main")
+                .env("PR_NUMBER", "7")
+                .output()
+                .unwrap();
+            log += &Run::from(out).no_secrets_shown(&["plan"]).success().stdout;
+        }
         let artifact = runner_temp.join("natsform-plan");
         let plan = fs::read_to_string(artifact.join("plan.md")).unwrap();
         assert_eq!(
             fs::read_to_string(artifact.join("pr-number")).unwrap(),
             "7\n"
         );
-        assert!(run.stdout.contains(&plan), "the log shows the plan");
+        assert!(log.contains(&plan), "the log shows the plan");
         (artifact, plan)
     }
 }
