@@ -661,3 +661,33 @@ fn the_push_step_pushes_the_apply_commit_only_and_keeps_the_token_out_of_git_con
         "{config}"
     );
 }
+
+#[test]
+fn a_plan_over_the_comment_limit_loses_the_base_header_first_then_becomes_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, manifest) = comment_script();
+    let marker = format!("<!-- natsform plan: {manifest} -->");
+    // The Markdown view fills up to 65,536 characters; `plan --base`
+    // prints its header line above it.
+    let view = format!(
+        "{marker}\n{}\n",
+        "é".repeat(65_536 - marker.chars().count() - 2)
+    );
+    assert_eq!(view.chars().count(), 65_536);
+    let plan = format!("Plan of the merge: natsform.toml of the working tree against …\n\n{view}");
+    let report = run_comment_job(
+        &artifact(dir.path(), "7", Some(&plan)),
+        &github(serde_json::json!({})),
+    );
+    assert!(report["failed"].is_null(), "{report}");
+    assert_eq!(report["comments"]["7"][0]["body"], view.as_str());
+    // Longer than a comment even without the header: a note.
+    let report = run_comment_job(
+        &artifact(dir.path(), "7", Some(&format!("{view}x"))),
+        &github(serde_json::json!({})),
+    );
+    assert_eq!(
+        report["comments"]["7"][0]["body"],
+        format!("{marker}\n**natsform plan:** the plan is too long for a comment. See [the run]({RUN_URL}).\n")
+    );
+}
