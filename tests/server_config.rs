@@ -324,6 +324,19 @@ fn errors_say_what_to_do() {
         project.natsform(&["server-config", "--resolver", "memory"])
     );
     assert!(!run.stdout.contains("Account \"new\""));
+    project.apply();
+    // A new user changes no JWT the config holds: no warning.
+    fs::write(
+        &project.manifest,
+        fs::read_to_string(&project.manifest).unwrap() + "\n[operators.O2.accounts.new.users.u]\n",
+    )
+    .unwrap();
+    let run = project
+        .natsform(&["server-config"])
+        .without_identity()
+        .run()
+        .success();
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
 
     // An account JWT the operator does not trust (signed by another
     // operator's key) is refused, naming it.

@@ -10,6 +10,7 @@ use super::lock::{self, LockArgs};
 use super::Output;
 use crate::runlock::Mode;
 use crate::serverconfig::{self, Resolver};
+use crate::tree::ObjectKind;
 use crate::workspace::Workspace;
 
 pub const AFTER_HELP: &str = "\
@@ -83,16 +84,17 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     drop(held);
     let jwts = serverconfig::gather(&ws, args.operator.as_deref(), &resolver)?;
     out.result(&serverconfig::render(&jwts, &resolver));
-    // A store behind the manifest makes a config behind it too.
+    // A store behind the manifest makes a config behind it too (users are
+    // not in the config: only the operator's and accounts' JWTs count).
     let pending = ws
         .plan(crate::workspace::now())
         .actions
         .iter()
-        .filter(|a| a.id.operator == jwts.name)
+        .filter(|a| a.id.operator == jwts.name && a.id.kind() != ObjectKind::User)
         .count();
     if pending > 0 {
         out.warning(&format!(
-            "the store is behind the manifest ({pending} change{s} to operator `{}` not applied): this config is what the store holds\n  = help: run `natsform apply`, then `natsform server-config` again",
+            "the store is behind the manifest ({pending} change{s} to operator `{}` and its accounts not applied): this config is what the store holds\n  = help: run `natsform apply`, then `natsform server-config` again",
             crate::safepath::escape_line(&jwts.name),
             s = if pending == 1 { "" } else { "s" },
         ));
