@@ -38,7 +38,8 @@ use serde_json::Value;
 
 use crate::claims::{self, ClaimPayload, Claims, Validate};
 use crate::keys::{
-    self, Identities, IdentitySources, KeyKind, KeyPair, Lock, Recipients, Revocations, Vault,
+    self, DeletedAccounts, Identities, IdentitySources, KeyKind, KeyPair, Lock, Recipients,
+    Revocations, Vault,
 };
 use crate::plan::keyref::ExpectedActivation;
 use crate::plan::{self, Action, ActionKind, DesiredObject, KeyBook, KeyRef, Plan};
@@ -90,7 +91,9 @@ pub fn apply_and_deploy(
     let desired = &state.objects;
     unlock_signers(ws, plan, desired, &mut keys.pairs, identities, progress)?; // 2
     let tokens = sign_all(ws, plan, desired, &keys.pairs, now)?; // 3
-    let lock = new_lock(&keys.book, &state.revocations)?; // 4
+    let deleted =
+        plan::live::deleted_after(ws.lock.deleted_accounts(), &plan.actions, &ws.existing);
+    let lock = new_lock(&keys.book, &state.revocations, deleted)?; // 4
 
     // On disk: seeds, then the lock, then JWTs, in this order and no other.
     let mut report = Report::default();
@@ -532,14 +535,16 @@ fn sign_all(
 }
 
 /// Step 4, memory only. The lock apply will write: every binding of
-/// `book`, and the revocation record (the second record of every
-/// revocation, beside the account JWTs).
-fn new_lock(book: &KeyBook, revocations: &Revocations) -> Result<Lock> {
+/// `book`, the revocation record (the second record of every
+/// revocation, beside the account JWTs), and the record of deleted
+/// accounts (so a server that brings one back is known to hold ours).
+fn new_lock(book: &KeyBook, revocations: &Revocations, deleted: DeletedAccounts) -> Result<Lock> {
     let mut lock = Lock::new();
     for (addr, public) in book {
         lock.insert(addr.clone(), public.clone())?;
     }
     lock.set_revocations(revocations.clone());
+    lock.set_deleted_accounts(deleted);
     Ok(lock)
 }
 
