@@ -213,7 +213,8 @@ fn deploy_step(
                 }
             }
             for public in live.to_delete(deploy.prune) {
-                if !deleted.contains(public) && !updates.contains_key(public) {
+                let new = !deletes.iter().any(|d| d == public);
+                if new && !deleted.contains(public) && !updates.contains_key(public) {
                     deletes.push(public.to_string());
                 }
             }

@@ -62,12 +62,8 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let plan = if states.is_empty() {
         ws.plan(now)
     } else {
-        ws.plan_live(now, &states)
+        ws.plan_live_pruning(now, &states, args.prune)
     };
-    let live_work = plan
-        .live
-        .iter()
-        .any(|l| l.to_update().next().is_some() || l.to_delete(args.prune).next().is_some());
     let saved = match &args.plan_file {
         Some(file) => {
             let text = std::fs::read_to_string(file)
@@ -85,7 +81,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         }
         bail!(super::plan::blocked_message(&plan));
     }
-    if plan.is_empty() && !live_work {
+    if plan.is_empty() {
         remove_leftovers(&ws, out);
         let text = if targets.is_empty() {
             "No changes. The store matches the manifest.\n"
@@ -187,29 +183,10 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The error line of an operator whose push did not fully succeed: each
+/// The error of an operator whose push did not fully succeed: each
 /// account a server rejected (with the reason) or too few acknowledged.
 fn deploy_failure(o: &crate::deploy::PushOutcome) -> String {
-    let mut parts = Vec::new();
-    for a in &o.accounts {
-        if a.ok(o.needed) {
-            continue;
-        }
-        if let Some(e) = &a.error {
-            parts.push(format!("{}: {e}", a.label()));
-        } else if !a.rejected.is_empty() {
-            for (server, reason) in &a.rejected {
-                parts.push(format!("{} rejected by {server}: {reason}", a.label()));
-            }
-        } else {
-            parts.push(format!(
-                "{} acknowledged by {} of {} servers",
-                a.label(),
-                a.acknowledged.len(),
-                o.needed
-            ));
-        }
-    }
+    let parts = o.failures();
     format!(
         "the push to the servers of operator {} failed for {} account{}:\n  - {}",
         o.operator,

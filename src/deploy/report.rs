@@ -88,44 +88,10 @@ impl PushOutcome {
         self.accounts.iter().all(|a| a.ok(self.needed))
     }
 
-    /// The lines apply prints: one per account that did not fully succeed,
-    /// then a summary per server.
+    /// The lines apply prints: a summary per server (the accounts that
+    /// failed are in the error, [`PushOutcome::failures`]).
     pub fn lines(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let verb = |a: &AccountResult| if a.delete { "delete" } else { "update" };
-        for a in &self.accounts {
-            if let Some(e) = &a.error {
-                out.push(format!("{}: not pushed: {e}", a.label()));
-                continue;
-            }
-            for (server, reason) in &a.rejected {
-                out.push(format!(
-                    "{}: server {server} rejected the {}: {}{}",
-                    a.label(),
-                    verb(a),
-                    reason,
-                    hint(reason)
-                ));
-            }
-            if a.rejected.is_empty() && a.acknowledged.len() < self.needed {
-                let why = if a.no_responders && a.acknowledged.is_empty() {
-                    " (no server answers $SYS.REQ.CLAIMS.*: no nats-based resolver; see `natsform server-config`)".to_string()
-                } else if a.missing.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (no reply from {})", a.missing.join(", "))
-                };
-                out.push(format!(
-                    "{}: {} of {} server{} acknowledged the {}{}",
-                    a.label(),
-                    a.acknowledged.len(),
-                    self.needed,
-                    if self.needed == 1 { "" } else { "s" },
-                    verb(a),
-                    why
-                ));
-            }
-        }
         for s in &self.servers {
             let acked = self
                 .accounts
@@ -152,13 +118,44 @@ impl PushOutcome {
         out
     }
 
-    /// The accounts that failed, for the error apply exits with.
+    /// One line per account that failed, for the error apply exits with:
+    /// each server's rejection with its reason (and what to do, when
+    /// natsform knows), a local error, or too few acknowledgements.
     pub fn failures(&self) -> Vec<String> {
-        self.accounts
-            .iter()
-            .filter(|a| !a.ok(self.needed))
-            .map(|a| a.label().to_string())
-            .collect()
+        let mut out = Vec::new();
+        for a in &self.accounts {
+            if a.ok(self.needed) {
+                continue;
+            }
+            let verb = if a.delete { "delete" } else { "update" };
+            if let Some(e) = &a.error {
+                out.push(format!("{}: not pushed: {e}", a.label()));
+            } else if !a.rejected.is_empty() {
+                for (server, reason) in &a.rejected {
+                    out.push(format!(
+                        "{}: server {server} rejected the {verb}: {reason}{}",
+                        a.label(),
+                        hint(reason)
+                    ));
+                }
+            } else {
+                let why = if a.no_responders && a.acknowledged.is_empty() {
+                    " (no server answers $SYS.REQ.CLAIMS.*: no nats-based resolver; see `natsform server-config`)".to_string()
+                } else if a.missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (no reply from {})", a.missing.join(", "))
+                };
+                out.push(format!(
+                    "{}: {} of {} server{} acknowledged the {verb}{why}",
+                    a.label(),
+                    a.acknowledged.len(),
+                    self.needed,
+                    if self.needed == 1 { "" } else { "s" },
+                ));
+            }
+        }
+        out
     }
 
     /// The document of `apply --json` for this operator (see README:

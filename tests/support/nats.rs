@@ -323,6 +323,28 @@ pub fn memory_resolver_config(
     config
 }
 
+/// A server config for operator mode with a full (nats-based) resolver
+/// storing JWTs in `dir`, only the system account preloaded (the shape of
+/// `nsc generate config --nats-resolver`), named `name`: what natsform
+/// pushes to.
+pub fn full_resolver_config(
+    name: &str,
+    operator_jwt: &str,
+    system_account: &str,
+    system_account_jwt: &str,
+    dir: &Path,
+    allow_delete: bool,
+) -> String {
+    format!(
+        "server_name: \"{name}\"\noperator: \"{}\"\nsystem_account: \"{}\"\nresolver {{\n  type: full\n  dir: \"{}\"\n  allow_delete: {allow_delete}\n  interval: \"2m\"\n  timeout: \"1.9s\"\n}}\nresolver_preload: {{\n  {}: \"{}\"\n}}\n",
+        operator_jwt.trim(),
+        system_account.trim(),
+        dir.display(),
+        system_account.trim(),
+        system_account_jwt.trim()
+    )
+}
+
 /// The decoded payload (claims) of a JWT. Panics if it is not a JWT.
 pub fn jwt_claims(jwt: &str) -> Value {
     let payload = jwt
