@@ -421,7 +421,9 @@ impl Session {
                 break;
             }
             if attempt > 0 {
-                self.rt.block_on(tokio::time::sleep(backoff));
+                // The timer must be made inside the runtime (it panics outside).
+                self.rt
+                    .block_on(async { tokio::time::sleep(backoff).await });
                 backoff *= 2;
             }
             let reqs: Vec<(String, bytes::Bytes)> = pending
