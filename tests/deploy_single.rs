@@ -292,8 +292,16 @@ fn a_store_applied_without_pushing_is_deployed_by_the_next_apply() {
             "{v}: {}",
             plan.stdout
         );
-        // apply pushes what the servers lack, though the store has no change.
-        let run = apply(&project, &["--push", &url]).success();
+        // apply pushes what the servers lack, though the store has no
+        // change: also when it applies a plan saved without --live (the
+        // saved plan fixes the store's part; the push follows the servers).
+        let saved = project.path().join("saved.json");
+        project
+            .run(&["plan", "--out", saved.to_str().unwrap()])
+            .success();
+        let run = project
+            .run(&["apply", saved.to_str().unwrap(), "--push", &url])
+            .success();
         assert!(
             run.stderr.contains("server n1: 2 of 2 acknowledged"),
             "{v}: {}",
@@ -361,5 +369,127 @@ fn an_account_changed_behind_natsforms_back_shows_as_drift_and_apply_restores_it
             run.stderr
         );
         assert_eq!(on_server(), stored, "{v}: the store's JWT is back");
+    }
+}
+
+#[test]
+fn too_few_acknowledgements_fail_after_bounded_retries() {
+    for binary in nats::nats_server_binaries() {
+        let (project, server) = project_and_server(&binary, true);
+        let v = server.version().to_string();
+        // Two servers must acknowledge; there is one.
+        let manifest = format!(
+            "{}\n[operators.O2.resolver]\nurls = [\"{}\"]\nrequest_timeout = \"300ms\"\nacks = 2\n",
+            walkthrough(),
+            server.url()
+        );
+        set_manifest(&project, &manifest);
+        let started = std::time::Instant::now();
+        let run = apply(&project, &[]).failure();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{v}: retries are bounded"
+        );
+        insta::assert_snapshot!("too_few_acks", {
+            let s = snapshot(&run, &project, server.port());
+            s[s.find("----- stderr -----").unwrap()..].to_string()
+        });
+        // The one server has the accounts all the same.
+        server.connect_ok(&project.creds("A/U"));
+    }
+}
+
+#[test]
+fn a_hostile_responder_on_the_system_subjects_is_read_defensively() {
+    for binary in nats::nats_server_binaries() {
+        let (project, server) = project_and_server(&binary, true);
+        let v = server.version().to_string();
+        set_manifest(&project, &with_resolver(&walkthrough(), &server.url()));
+        apply(&project, &[]).success();
+        let a = nats::jwt_subject(&project.store_file("O2/accounts/A/A.jwt"));
+
+        // A system-account client that answers like a server, with control
+        // characters, junk keys and a LOOKUP reply that is no JWT.
+        let mut rogue = server.connect_ok(&project.creds("SYS/sys"));
+        for subject in [
+            "$SYS.REQ.SERVER.PING",
+            "$SYS.REQ.CLAIMS.LIST",
+            "$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP",
+        ] {
+            rogue.subscribe(subject).unwrap();
+        }
+        let evil = r#"{"name":"evil\u001b]0;owned\u0007\u001b[2J","id":"NEVIL"}"#;
+        let child = project.natsform(&["plan", "--live"]).spawn();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut child = child;
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{v}: plan --live must finish"
+            );
+            let Some(msg) = rogue.next_message(std::time::Duration::from_millis(50)) else {
+                continue;
+            };
+            let payload = if msg.subject.ends_with("PING") {
+                format!(r#"{{"server":{evil},"statsz":{{}}}}"#)
+            } else if msg.subject.ends_with("LIST") {
+                format!(r#"{{"server":{evil},"data":["{a}","junk\u001b[31m",7]}}"#)
+            } else {
+                "not a JWT \u{1b}[2J".to_string()
+            };
+            if msg.reply.is_some() {
+                rogue.respond(&msg, payload.as_bytes()).unwrap();
+            }
+        }
+        let run = Run::from_child(child);
+        assert!(
+            matches!(run.code, 0 | 2),
+            "{v}: the plan is made despite the rogue: {}{}",
+            run.stdout,
+            run.stderr
+        );
+        for text in [&run.stdout, &run.stderr] {
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{7}'),
+                "{v}: a control character reached the output:\n{text}"
+            );
+        }
+        assert!(
+            run.stdout.contains("evil"),
+            "{v}: the rogue is shown: {}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn a_listed_server_that_is_down_is_noted_and_the_others_get_the_push() {
+    for binary in nats::nats_server_binaries() {
+        let (project, server) = project_and_server(&binary, true);
+        let v = server.version().to_string();
+        let down = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let manifest = format!(
+            "{}\n[operators.O2.resolver]\nurls = [\"nats://127.0.0.1:{down}\", \"{}\"]\nconnect_timeout = \"1s\"\n",
+            walkthrough(),
+            server.url()
+        );
+        set_manifest(&project, &manifest);
+        let run = apply(&project, &[]).success();
+        assert!(
+            run.stderr.contains(
+                "1 server answered $SYS.REQ.SERVER.PING (n1), and the URLs name 2: a server may be down"
+            ),
+            "{v}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("server n1: 2 of 2 acknowledged"),
+            "{v}: {}",
+            run.stderr
+        );
     }
 }

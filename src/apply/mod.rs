@@ -264,17 +264,29 @@ fn deploy_step(
             strict_identity,
             &mut delete_jwt,
         );
-        let mut session = match deploy.sessions.remove(op_name) {
+        // A session from the live read is reused while young: a minted
+        // user expires (and servers close its connection) after two minutes,
+        // and apply may have waited for a confirmation meanwhile.
+        let reusable = deploy.sessions.remove(op_name).filter(|s| s.is_fresh());
+        let mut session = match reusable {
             Some(s) => s,
             None => {
                 let creds = match &deploy.creds {
                     Some(file) => crate::deploy::auth::from_creds_file(file)?,
                     None => {
                         let addr = crate::deploy::system_signer_address(ws, op_name)?;
-                        let public = keys.book.get(&addr).cloned().ok_or_else(|| {
-                            anyhow!("operator {op_name}: the system account's key {addr} is not in natsform.lock")
-                        })?;
-                        let sys = crate::deploy::system_account_key(ws, op_name, &keys.book)
+                        // The key the servers know: the lock's from before
+                        // this apply, else (a first deploy) the new one.
+                        let public = ws
+                            .lock
+                            .get(&addr)
+                            .map(str::to_string)
+                            .or_else(|| keys.book.get(&addr).cloned())
+                            .ok_or_else(|| {
+                                anyhow!("operator {op_name}: the system account's key {addr} is not in natsform.lock")
+                            })?;
+                        let sys = crate::deploy::system_account_key(ws, op_name, &ws.key_book())
+                            .or_else(|| crate::deploy::system_account_key(ws, op_name, &keys.book))
                             .ok_or_else(|| {
                                 anyhow!("operator {op_name} has no system account key")
                             })?;

@@ -132,10 +132,14 @@ pub fn from_creds_file(path: &Path) -> Result<Credentials> {
         .seed
         .key_pair()
         .map_err(|_| anyhow!("the creds file {shown} holds no valid user seed"))?;
+    // Below `_INBOX.>`, which system users commonly may subscribe to, and
+    // unique to this run: another client of the same user never sees our
+    // replies, nor we theirs.
+    let nonce = crate::keys::generate(crate::keys::KeyKind::User).public_key();
     Ok(Credentials {
         jwt: creds.jwt.trim().to_string(),
         key,
-        inbox: "_INBOX".to_string(),
+        inbox: format!("_INBOX.natsform{}", &nonce[nonce.len() - 16..]),
     })
 }
 

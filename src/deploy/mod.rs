@@ -46,6 +46,8 @@ const MAX_ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The most servers natsform counts (replies beyond are ignored).
 const MAX_SERVERS: usize = 1000;
+/// The most distinct accounts natsform reads back from one operator's servers.
+pub const MAX_LIVE_ACCOUNTS: usize = 200_000;
 
 /// Command-line choices about deploying.
 #[derive(Debug, Clone, Default)]
@@ -225,6 +227,7 @@ pub struct Session {
     pub holdings: BTreeMap<String, Vec<String>>,
     /// Things worth telling the user (servers without a resolver, …).
     pub notes: Vec<String>,
+    opened: std::time::Instant,
 }
 
 impl Session {
@@ -246,10 +249,28 @@ impl Session {
             servers: BTreeMap::new(),
             holdings: BTreeMap::new(),
             notes: Vec::new(),
+            opened: std::time::Instant::now(),
         };
         s.ping()?;
+        let distinct: BTreeSet<&String> = target.urls.iter().collect();
+        if s.servers.len() < distinct.len() {
+            s.notes.push(format!(
+                "{} server{} answered $SYS.REQ.SERVER.PING ({}), and the URLs name {}: a server may be down or not in this cluster; what it lacks is pushed by a later apply (`plan --live` shows it)",
+                s.servers.len(),
+                if s.servers.len() == 1 { "" } else { "s" },
+                s.servers.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+                distinct.len()
+            ));
+        }
         s.list()?;
         Ok(s)
+    }
+
+    /// Whether the session may still be used: connected, and opened less
+    /// than a minute ago (a minted user is valid for two).
+    pub fn is_fresh(&self) -> bool {
+        self.opened.elapsed() < Duration::from_secs(60)
+            && self.client.connection_state() == async_nats::connection::State::Connected
     }
 
     /// The name of the operator's servers, for messages.
@@ -344,6 +365,13 @@ impl Session {
             .iter()
             .map(|(k, h)| (k.to_string(), h.len()))
             .collect();
+        if keys.len() > MAX_LIVE_ACCOUNTS {
+            bail!(
+                "the servers at {} list {} accounts, more than the {MAX_LIVE_ACCOUNTS} natsform reads",
+                self.where_(),
+                keys.len()
+            );
+        }
         progress.start(keys.len(), "reading accounts");
         let reqs: Vec<(String, bytes::Bytes)> = keys
             .iter()
@@ -513,6 +541,7 @@ impl Session {
         progress: &report::Progress,
     ) -> Result<Vec<Vec<Raw>>> {
         let timeout = self.target.request_timeout;
+        let servers = self.servers.len();
         let base = self.next_id;
         self.next_id += reqs.len() as u64;
         let inbox = self.inbox.clone();
@@ -537,7 +566,9 @@ impl Session {
             let mut out: Vec<Vec<Raw>> = vec![Vec::new(); n];
             let mut have = vec![0usize; n];
             let mut done = counts.iter().filter(|c| **c == 0).count();
-            let mut budget = n.saturating_mul(MAX_SERVERS.min(64) + 2) + 16;
+            // Every server may answer every request (newer servers answer a
+            // LOOKUP miss too), twice over for stray replies; no more.
+            let mut budget = n.saturating_mul(servers.max(1) * 2 + 2) + 16;
             while done < n && budget > 0 {
                 let msg = match tokio::time::timeout(timeout, sub.next()).await {
                     Ok(Some(m)) => m,
@@ -764,6 +795,24 @@ fn connect_help(
     kind: Option<async_nats::ConnectErrorKind>,
 ) -> String {
     use async_nats::ConnectErrorKind as K;
+    // rustls reports a refused certificate as an I/O error of the handshake.
+    let lower = why.to_lowercase();
+    let tls = kind == Some(K::Tls)
+        || lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake");
+    let (why, kind) = if tls && kind != Some(K::Tls) {
+        (
+            format!(
+                "TLS failure: {}",
+                why.trim_start_matches("IO error: ")
+                    .trim_start_matches("TLS error: ")
+            ),
+            Some(K::Tls),
+        )
+    } else {
+        (why.to_string(), kind)
+    };
     let help = match kind {
         Some(K::Tls) => "check the TLS files: `tls.ca` (or --tls-ca) must be the CA that signed the server's certificate, and the URL's host must be a name in that certificate".to_string(),
         Some(K::AuthorizationViolation) | Some(K::Authentication) => format!("the servers do not accept natsform's system-account user: are they configured for operator {operator} and its system account (see `natsform server-config`)? Or pass --creds with a system-account user"),
@@ -796,6 +845,10 @@ pub fn requests(
             error,
         });
     }
+    // Reports list accounts by address (keys are random): deterministic.
+    let by_address = |r: &Request| (r.address.is_none(), r.address.clone(), r.public.clone());
+    out.sort_by_key(by_address);
+    let updates_len = out.len();
     for public in deletes {
         let (payload, error) = match delete_jwt(public) {
             Ok(j) => (j.into_bytes(), None),
@@ -809,6 +862,7 @@ pub fn requests(
             error,
         });
     }
+    out[updates_len..].sort_by_key(by_address);
     out
 }
 
@@ -839,4 +893,73 @@ pub fn check_chain(
         return Err("issued by the operator's identity key under strict signing-key usage".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{generate, KeyKind};
+
+    fn account_jwt(subject: &str, signer: &crate::keys::KeyPair) -> String {
+        let mut c = crate::claims::AccountClaims::new(subject.to_string());
+        c.data.name = "A".into();
+        c.data.iat = 1_700_000_000;
+        crate::claims::encode(&mut c, signer).unwrap()
+    }
+
+    #[test]
+    fn the_issuer_chain_is_checked_before_sending() {
+        let op = generate(KeyKind::Operator);
+        let sk = generate(KeyKind::Operator);
+        let acc = generate(KeyKind::Account).public_key();
+        let trusted: BTreeSet<String> = [op.public_key(), sk.public_key()].into();
+        assert_eq!(
+            check_chain(&acc, &account_jwt(&acc, &sk), &trusted, None),
+            Ok(())
+        );
+        assert_eq!(
+            check_chain(&acc, &account_jwt(&acc, &op), &trusted, None),
+            Ok(())
+        );
+        let strict = op.public_key();
+        assert!(
+            check_chain(&acc, &account_jwt(&acc, &op), &trusted, Some(&strict))
+                .unwrap_err()
+                .contains("strict")
+        );
+        let stranger = generate(KeyKind::Operator);
+        assert!(
+            check_chain(&acc, &account_jwt(&acc, &stranger), &trusted, None)
+                .unwrap_err()
+                .contains("does not trust")
+        );
+        let other = generate(KeyKind::Account).public_key();
+        assert!(check_chain(&other, &account_jwt(&acc, &sk), &trusted, None)
+            .unwrap_err()
+            .contains("is for account"));
+        assert!(check_chain(&acc, "not.a.jwt", &trusted, None).is_err());
+    }
+
+    #[test]
+    fn requests_with_a_broken_chain_are_never_sent() {
+        let op = generate(KeyKind::Operator);
+        let acc = generate(KeyKind::Account).public_key();
+        let stranger = generate(KeyKind::Operator);
+        let updates: BTreeMap<String, String> =
+            [(acc.clone(), account_jwt(&acc, &stranger))].into();
+        let trusted: BTreeSet<String> = [op.public_key()].into();
+        let reqs = requests(
+            &updates,
+            &[],
+            &BTreeMap::new(),
+            &trusted,
+            None,
+            |_| unreachable!(),
+        );
+        assert_eq!(reqs.len(), 1);
+        assert!(reqs[0].error.is_some());
+        // A result built from it is a failure, whatever the servers say.
+        let r = AccountResult::new(&reqs[0]);
+        assert!(!r.ok(0));
+    }
 }

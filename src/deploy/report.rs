@@ -141,10 +141,17 @@ impl PushOutcome {
             } else {
                 let why = if a.no_responders && a.acknowledged.is_empty() {
                     " (no server answers $SYS.REQ.CLAIMS.*: no nats-based resolver; see `natsform server-config`)".to_string()
-                } else if a.missing.is_empty() {
-                    String::new()
-                } else {
+                } else if !a.missing.is_empty() {
                     format!(" (no reply from {})", a.missing.join(", "))
+                } else if self.servers.len() < self.needed {
+                    format!(
+                        " (only {} server{} answered $SYS.REQ.SERVER.PING; `resolver.acks` asks for {})",
+                        self.servers.len(),
+                        if self.servers.len() == 1 { "" } else { "s" },
+                        self.needed
+                    )
+                } else {
+                    String::new()
                 };
                 out.push(format!(
                     "{}: {} of {} server{} acknowledged the {verb}{why}",

@@ -12,7 +12,7 @@ pub const MAX_REPLY_BYTES: usize = 16 * 1024 * 1024;
 const MAX_TEXT: usize = 1024;
 
 /// The most account keys one CLAIMS.LIST reply may name.
-pub const MAX_LISTED_ACCOUNTS: usize = 1_000_000;
+pub const MAX_LISTED_ACCOUNTS: usize = 200_000;
 
 /// The `server` object of a reply: who answered.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -10,6 +10,10 @@
 //!   `PING`/`PONG`, so that any `-ERR` the server sends in response to that
 //!   command (authorization or permission violations) is returned as the
 //!   command's `Err`. That makes permission assertions deterministic.
+//!   The product talks to servers through the official client
+//!   (`async-nats`, in `src/deploy`); this one stays for tests because
+//!   that client reports a permission violation asynchronously, not as
+//!   the error of the command that caused it.
 //!
 //! A missing server binary is a test failure (a panic), never a skip.
 
