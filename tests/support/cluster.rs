@@ -362,7 +362,7 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no node {name}"))
     }
 
-    /// Every running node's client URL, comma-separated (for `--push`).
+    /// Every running node's client URL (for `--push`).
     pub fn urls(&self) -> Vec<String> {
         self.nodes
             .iter()
