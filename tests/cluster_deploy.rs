@@ -315,6 +315,12 @@ fn a_node_down_during_apply_catches_up_when_it_returns() {
             let mut c = cluster.node("n3").connect(&worker).ok()?;
             c.subscribe("r.x").ok()
         });
+        // …and holds the A that only n1 and n2 acknowledged.
+        let (a, stored_a) = (deploy.account_key("A"), deploy.account_jwt("A"));
+        cluster.wait_for("n3 holds the store's A", SYNC_TIMEOUT, || {
+            let held = fs::read_to_string(cluster.node("n3").jwt_dir().join(format!("{a}.jwt")));
+            (held.ok()? == stored_a).then_some(())
+        });
         assert_walkthrough_authorized(&cluster, "n3", &deploy);
         // Every node holds what the store holds: the live plan is empty.
         let n3 = cluster.node("n3").url();
@@ -378,8 +384,13 @@ fn deleted_accounts_leave_every_node_and_a_missed_delete_is_repaired() {
         assert!(!cluster.stored_accounts("n1").contains(&temp), "{v}");
         assert!(!can_connect(&cluster, "n1", &t), "{v}: t refused on n1");
         cluster.restart("n3");
-        cluster.wait_for("temp comes back to n1", SYNC_TIMEOUT, || {
-            cluster.stored_accounts("n1").contains(&temp).then_some(())
+        // (Each node asks one peer at a time for what it lacks: wait until
+        // the sync has reached all three.)
+        cluster.wait_for("temp comes back to every node", SYNC_TIMEOUT, || {
+            ["n1", "n2", "n3"]
+                .iter()
+                .all(|n| cluster.stored_accounts(n).contains(&temp))
+                .then_some(())
         });
         let run = cluster_snapshot!(
             "returned",
