@@ -259,12 +259,32 @@ fn a_node_down_during_apply_catches_up_when_it_returns() {
                 "sub = { allow = [\"q.>\", \"r.>\"] }",
             ) + &format!("\n[operators.O2.accounts.{new}.users.nu]\n")
         });
+        // Every node named: natsform knows three are expected, so the one
+        // that is down is reported (by default it counts the servers that
+        // answer PING, and a stopped node answers nothing).
+        let (u2, u3) = (cluster.node("n2").url(), cluster.node("n3").url());
         let run = cluster_snapshot!(
             "two_of_three",
             cluster,
-            deploy.natsform(&["apply", "--auto-approve", "--push", &url])
+            deploy.natsform(&[
+                "apply",
+                "--auto-approve",
+                "--push",
+                &url,
+                "--push",
+                &u2,
+                "--push",
+                &u3
+            ])
         );
         assert_eq!(run.code, 0, "{v}: two servers answer, both acknowledge");
+        assert!(
+            run.stderr
+                .contains("2 servers answered $SYS.REQ.SERVER.PING")
+                && run.stderr.contains("the URLs name 3"),
+            "{v}: the missing node is reported: {}",
+            run.stderr
+        );
         assert!(
             run.stderr.contains("server n1: 2 of 2 acknowledged"),
             "{v}: {}",
