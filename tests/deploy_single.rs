@@ -493,3 +493,48 @@ fn a_listed_server_that_is_down_is_noted_and_the_others_get_the_push() {
         );
     }
 }
+
+#[test]
+fn a_server_unreachable_after_the_store_is_written_says_so_and_the_next_apply_finishes() {
+    // A first apply: the lock binds no system-account key yet, so no server
+    // is read before planning, and the connection is first opened in step
+    // 8, after the store is written.
+    let project = Project::with_manifest("natsform.toml", &walkthrough());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let run = apply(&project, &["--push", &url]).failure();
+    // The plan on stdout is the walkthrough's; what matters is stderr.
+    let whole = snapshot(&run, &project, port);
+    let stderr = &whole[whole.find("----- stderr -----").unwrap()..];
+    insta::assert_snapshot!(stderr);
+    assert!(
+        !run.stderr.contains("--no-push"),
+        "the store is written: --no-push is no advice now: {}",
+        run.stderr
+    );
+    assert!(
+        project.dir.path().join("natsform.lock").exists(),
+        "the store and lock are written"
+    );
+    // What the error promises: the next apply (against a server that
+    // answers) pushes what was not deployed.
+    for binary in nats::nats_server_binaries() {
+        let server = NatsServer::start_binary_with(&binary, |dir| {
+            project.full_resolver_config("O2", "n1", dir, true)
+        });
+        let v = server.version().to_string();
+        let again = apply(&project, &["--push", &server.url()]).success();
+        assert!(
+            again.stderr.contains("server n1: 2 of 2 acknowledged"),
+            "{v}: {}",
+            again.stderr
+        );
+        let mut w = server.connect_ok(&project.creds("A/worker"));
+        w.subscribe("q.work")
+            .unwrap_or_else(|e| panic!("{v}: worker: {e}"));
+    }
+}
