@@ -67,9 +67,8 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             // Every view shows what was compared (the plan carries it); a
             // JSON document on stdout is for machines: say it on stderr too.
             if format == Format::Json {
-                let lines = views::merge_lines(&merge, &|t| {
-                    crate::safepath::escape_line(t).into_owned()
-                });
+                let lines =
+                    views::merge_lines(&merge, &|t| crate::safepath::escape_line(t).into_owned());
                 lines.iter().for_each(|l| out.note(l));
             }
             // Git objects do not change under us: no run lock to take.
@@ -147,7 +146,10 @@ pub(super) fn blocked_message(plan: &crate::plan::Plan, shown: Shown) -> String 
         s = if n == 1 { "" } else { "s" },
     );
     match shown {
-        Shown::Text => format!("{head} (the `Error:` line{s} of the plan above); nothing was changed", s = if n == 1 { "" } else { "s" }),
+        Shown::Text => format!(
+            "{head} (the `Error:` line{s} of the plan above); nothing was changed",
+            s = if n == 1 { "" } else { "s" }
+        ),
         Shown::Json => format!("{head} (the plan's `blockers`); nothing was changed"),
         Shown::Markdown => format!("{head} (listed in the plan above); nothing was changed"),
         Shown::Not => format!(

@@ -13,11 +13,7 @@ use crate::workspace::{Workspace, DEFAULT_STORE_DIR, LOCK_FILE};
 
 /// The workspace of the merge, and what was compared (the views render
 /// it: [`crate::plan::Plan::base`]).
-pub fn open(
-    path: &Path,
-    base: &str,
-    head: Option<&str>,
-) -> anyhow::Result<(Workspace, MergeBase)> {
+pub fn open(path: &Path, base: &str, head: Option<&str>) -> anyhow::Result<(Workspace, MergeBase)> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
