@@ -262,8 +262,7 @@ fn unmanaged_accounts_are_information_unless_pruning_and_foreign_ones_are_never_
     let text = s.redact(&views::text::text(&pruned, Style { color: false }));
     assert!(text.contains("- account <orphan key> named \"orphan\" on n1 is not managed by this manifest; apply deletes it (--prune)"), "{text}");
     assert!(text.contains(foreign), "{text}");
-    let doc: serde_json::Value =
-        serde_json::from_str(&views::json::json(&pruned)).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&views::json::json(&pruned)).unwrap();
     let item = doc["live"][0]["items"]
         .as_array()
         .unwrap()
@@ -275,7 +274,9 @@ fn unmanaged_accounts_are_information_unless_pruning_and_foreign_ones_are_never_
     assert_eq!(item["issuer"], s.labels[3].0.as_str());
     let md = views::markdown::markdown(&pruned, "natsform.toml");
     assert!(
-        md.contains("| live servers: accounts of other operators, listed only (never deleted) | 1 |"),
+        md.contains(
+            "| live servers: accounts of other operators, listed only (never deleted) | 1 |"
+        ),
         "{md}"
     );
     // Without live data, nothing of this appears.
