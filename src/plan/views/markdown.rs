@@ -1,7 +1,9 @@
 //! The Markdown view: a plan as a pull-request comment.
 //!
-//! Layout: a hidden marker line (so a bot finds and updates its own
-//! comment), a one-line summary and a counts table; then what a reviewer
+//! Layout: a hidden marker line, always the first (so a bot finds and
+//! updates its own comment), then for `plan --base` what was compared
+//! ([`crate::plan::MergeBase`], inside the limit), a one-line summary and a
+//! counts table; then what a reviewer
 //! must not miss (deletions apply refuses without `--allow-destroy`,
 //! blockers, warnings, lock records); then one collapsible `<details>` per
 //! changed object with its reasons and a fenced `diff`; then the users whose
