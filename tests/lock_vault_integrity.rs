@@ -117,6 +117,17 @@ fn deleted_seeds_are_found_by_plan_and_refused_by_apply() {
     // line on stderr pointing at it; apply --json shows no plan, so its
     // error lists them.
     let json = p.run(&["apply", "--auto-approve", "--json"]).failure();
+    // plan --json: the blockers are the document's, the error points there.
+    let doc = p.run_without_identity(&["plan", "--json"]).failure();
+    let parsed: serde_json::Value = serde_json::from_str(&doc.stdout).unwrap();
+    assert_eq!(parsed["blockers"].as_array().unwrap().len(), 3);
+    assert!(
+        doc.stderr
+            .contains("must be fixed first (the plan's `blockers`)")
+            && !doc.stderr.contains("its seed file"),
+        "{}",
+        doc.stderr
+    );
     for address in [
         "user.O2/A/worker#v1",
         "signing_key.O2/A/main#v1",
