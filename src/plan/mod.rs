@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
-pub use desired::{desired, required_keys, DesiredObject};
+pub use desired::{desired, required_keys, DesiredClaims, DesiredObject};
 pub use existing::Existing;
 pub use keyref::{KeyBook, KeyRef};
 use render_claims::KeyNames;
@@ -159,9 +159,7 @@ pub fn plan(inputs: &Inputs) -> Plan {
                 new_keys.insert(k.address.clone());
             }
         }
-        if d.id.kind() != ObjectKind::User {
-            new_keys.extend(existing::placeholders_in(&d.claims.value()));
-        }
+        new_keys.extend(d.new_keys.iter().cloned());
     }
     plan.new_keys = new_keys.into_iter().collect();
     plan.protected_deletes = notices::protected_deletes(&plan.actions, inputs.existing);

@@ -1,8 +1,9 @@
 //! The desired claims of every object, computed from the manifest and the
 //! key bindings of the lock. Pure: no I/O, no clock, no randomness.
 //!
-//! Claims are built as the JSON NATS puts on the wire (nats-io/jwt v2 field
-//! names and defaults), without `iat`, `jti` and `iss`, which signing adds.
+//! Claims are built as the typed claims of [`crate::claims`] (nats-io/jwt
+//! v2 fields and defaults), without `iat`, `jti` and `iss`, which signing
+//! adds: one encoding of the wire format, the one apply signs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +21,10 @@ mod tests;
 
 use serde_json::Value;
 
-use super::keyref::{KeyBook, KeyRef};
+use super::keyref::{ExpectedActivation, KeyBook, KeyRef};
+use crate::claims::{
+    self, gojson, AccountClaims, ClaimPayload, Claims, ClaimsData, OperatorClaims, UserClaims,
+};
 use crate::keys::KeyKind;
 use crate::manifest::address;
 use crate::manifest::model::{Account, Manifest, SigningKey};
@@ -32,39 +36,112 @@ use names::OperatorNames;
 use operator::operator_claims;
 use user::user_claims;
 
-/// Wire claims kept as compact JSON text: as `serde_json::Value`s, the
-/// claims of 100,000 users would dominate the planner's memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WireClaims(Box<str>);
-
-impl WireClaims {
-    pub fn new(v: &Value) -> Self {
-        WireClaims(
-            serde_json::to_string(v)
-                .expect("JSON values serialize")
-                .into(),
-        )
-    }
-
-    /// The claims as a JSON value.
-    pub fn value(&self) -> Value {
-        serde_json::from_str(&self.0).expect("wire claims are JSON")
-    }
-
-    /// The claims as JSON text.
-    pub fn text(&self) -> &str {
-        &self.0
-    }
+/// Desired claims, typed: the claims of `src/claims/` that apply signs,
+/// minus `iat`, `jti` and `iss` (signing adds them) and, for a relative
+/// expiry, `exp` (see [`DesiredObject::valid_for`]).
+///
+/// Two things apply has yet to make appear as typed placeholders beside
+/// the claims, never as text to be found in them: a key without a public
+/// key is a [`KeyRef`] whose `public` is `None` (the object's `subject`,
+/// `signer` and [`DesiredObject::new_keys`]), and an activation token is an
+/// [`ExpectedActivation`] naming its import. The claims hold, in those
+/// places, what a plan shows and compares: `(new key ADDRESS)` and
+/// [`super::keyref::ACTIVATION_PLACEHOLDER`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum DesiredClaims {
+    Operator(Box<OperatorClaims>),
+    Account(Box<AccountClaims>),
+    User(Box<UserClaims>),
 }
 
-impl DesiredObject {
-    /// The wire claims as signed at `iat`: a relative expiry becomes `exp`.
-    pub fn wire_at(&self, iat: i64) -> Value {
-        let mut claims = self.claims.value();
-        if let Some(v) = self.valid_for {
-            claims["exp"] = Value::from(iat + v);
+impl DesiredClaims {
+    /// The claims as Go writes them (the canonical form the planner
+    /// compares and shows): compact JSON, without `iat`, `jti`, `iss`.
+    pub fn canonical(&self) -> String {
+        match self {
+            DesiredClaims::Operator(c) => gojson::to_string(c),
+            DesiredClaims::Account(c) => gojson::to_string(c),
+            DesiredClaims::User(c) => gojson::to_string(c),
         }
-        claims
+    }
+
+    /// [`Self::canonical`] as signed at `iat`: a relative expiry (`valid_for`
+    /// seconds) becomes `exp`.
+    pub fn canonical_at(&self, iat: i64, valid_for: Option<i64>) -> String {
+        let Some(v) = valid_for else {
+            return self.canonical();
+        };
+        let mut c = self.clone();
+        c.data_mut().exp = iat + v;
+        c.canonical()
+    }
+
+    /// The canonical claims as a JSON value.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.canonical()).expect("claims serialize as JSON")
+    }
+
+    /// The standard claims.
+    pub fn data(&self) -> &ClaimsData {
+        match self {
+            DesiredClaims::Operator(c) => &c.data,
+            DesiredClaims::Account(c) => &c.data,
+            DesiredClaims::User(c) => &c.data,
+        }
+    }
+
+    fn data_mut(&mut self) -> &mut ClaimsData {
+        match self {
+            DesiredClaims::Operator(c) => &mut c.data,
+            DesiredClaims::Account(c) => &mut c.data,
+            DesiredClaims::User(c) => &mut c.data,
+        }
+    }
+
+    /// The account claims, for an account.
+    pub fn account(&self) -> Option<&AccountClaims> {
+        match self {
+            DesiredClaims::Account(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The account claims, for an account, to change.
+    pub fn account_mut(&mut self) -> Option<&mut AccountClaims> {
+        match self {
+            DesiredClaims::Account(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// An account's revocations (public key or `*` → unix seconds).
+    pub fn revocations(&self) -> Option<&BTreeMap<String, i64>> {
+        self.account().map(|a| &a.nats.revocations)
+    }
+
+    /// The payload [`claims::encode`] would sign for these claims issued by
+    /// `issuer` at `iat` (a relative expiry counted from `iat`): compared
+    /// byte for byte with a stored JWT's payload. `None` when the claims
+    /// cannot be encoded.
+    pub fn payload_at(&self, iat: i64, valid_for: Option<i64>, issuer: &str) -> Option<String> {
+        fn payload<N: ClaimPayload + Clone>(
+            c: &Claims<N>,
+            iat: i64,
+            valid_for: Option<i64>,
+            issuer: &str,
+        ) -> Option<String> {
+            let mut c = c.clone();
+            if let Some(v) = valid_for {
+                c.data.exp = iat + v;
+            }
+            c.data.iat = iat;
+            claims::payload_for(&mut c, issuer).ok()
+        }
+        match self {
+            DesiredClaims::Operator(c) => payload(c, iat, valid_for, issuer),
+            DesiredClaims::Account(c) => payload(c, iat, valid_for, issuer),
+            DesiredClaims::User(c) => payload(c, iat, valid_for, issuer),
+        }
     }
 }
 
@@ -72,8 +149,8 @@ impl DesiredObject {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredObject {
     pub id: ObjectId,
-    /// The claims as wire JSON, minus `iat`, `jti`, `iss`.
-    pub claims: WireClaims,
+    /// The claims, typed, minus `iat`, `jti`, `iss`.
+    pub claims: DesiredClaims,
     /// The object's identity key (its `sub`).
     pub subject: KeyRef,
     /// The key that must sign it.
@@ -87,8 +164,22 @@ pub struct DesiredObject {
     /// Seconds of validity after each issue (`expires = "90d"`): apply sets
     /// `exp = iat + valid_for`.
     pub valid_for: Option<i64>,
-    /// For importing accounts: the activation tokens apply must issue.
-    pub activations: Vec<super::keyref::ExpectedActivation>,
+    /// For importing accounts: the activation tokens apply must issue, each
+    /// naming the import it goes in.
+    pub activations: Vec<ExpectedActivation>,
+    /// Keys the claims list besides `subject` and `signer` (an operator's
+    /// or an account's signing keys) that have no public key yet: apply
+    /// generates them. (Keys named through manifest names are other
+    /// objects' subjects.)
+    pub new_keys: Vec<String>,
+}
+
+/// The addresses of `keys` that have no public key yet.
+fn unbound(keys: &[KeyRef]) -> Vec<String> {
+    keys.iter()
+        .filter(|k| k.public.is_none())
+        .map(|k| k.address.clone())
+        .collect()
 }
 
 /// Every key the manifest needs: address → kind. Bring-your-own user keys
@@ -164,13 +255,14 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
         out.insert(
             id.clone(),
             DesiredObject {
-                claims: WireClaims::new(&operator_claims(
+                claims: DesiredClaims::Operator(Box::new(operator_claims(
                     op_name,
                     op,
                     &op_key,
                     &op_signing,
                     sys_key.as_ref(),
-                )),
+                ))),
+                new_keys: unbound(&op_signing),
                 subject: op_key.clone(),
                 // The identity key signs the operator JWT, as nsc does.
                 signer: op_key.clone(),
@@ -235,9 +327,10 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
             out.insert(
                 id.clone(),
                 DesiredObject {
-                    claims: WireClaims::new(&account_claims(
+                    claims: DesiredClaims::Account(Box::new(account_claims(
                         acc_name, acc, &acc_key, &roles, op, &names,
-                    )),
+                    ))),
+                    new_keys: roles.values().flat_map(|(refs, _)| unbound(refs)).collect(),
                     subject: acc_key.clone(),
                     signer: account_signer.clone(),
                     trusted: account_trusted.clone(),
@@ -274,13 +367,14 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                 out.insert(
                     id.clone(),
                     DesiredObject {
-                        claims: WireClaims::new(&user_claims(
+                        claims: DesiredClaims::User(Box::new(user_claims(
                             user_name,
                             user,
                             &user_key,
                             issuer_account,
                             scoped_role.is_some(),
-                        )),
+                        ))),
+                        new_keys: Vec::new(),
                         subject: user_key,
                         signer,
                         trusted: user_trusted.clone(),

@@ -14,14 +14,18 @@ system_account = "SYS"
 [operators.O.accounts.SYS.users.sys]
 "#;
 
-fn claims(extra: &str, id: ObjectId) -> Value {
+fn typed(extra: &str, id: ObjectId) -> super::DesiredClaims {
     let loaded = parse(Path::new("m.toml"), Format::Toml, format!("{BASE}{extra}")).unwrap();
     crate::manifest::validate(&loaded).unwrap();
     super::desired(&loaded.manifest, &KeyBook::new())
         .remove(&id)
         .unwrap()
         .claims
-        .value()
+}
+
+/// The claims as Go writes them (zero values omitted).
+fn claims(extra: &str, id: ObjectId) -> Value {
+    typed(extra, id).value()
 }
 
 #[test]
@@ -58,7 +62,7 @@ expires = 2027-01-01
 
 #[test]
 fn account_limits_default_to_unlimited_and_sizes_convert() {
-    let c = claims(
+    let c = typed(
         r#"
 [operators.O.accounts.A]
 limits = { conn = 1, payload = "1MiB", wildcard_exports = false }
@@ -66,15 +70,15 @@ jetstream = { disk_storage = "1GB", streams = 2 }
 "#,
         ObjectId::account("O", "A"),
     );
-    let l = &c["nats"]["limits"];
-    assert_eq!(l["conn"], json!(1));
-    assert_eq!(l["payload"], json!(1_048_576));
-    assert_eq!(l["subs"], json!(-1));
-    assert_eq!(l["wildcards"], json!(false));
-    assert_eq!(l["disk_storage"], json!(1_000_000_000));
-    assert_eq!(l["mem_storage"], json!(0));
-    assert_eq!(l["streams"], json!(2));
-    assert_eq!(l["consumer"], json!(-1));
+    let l = &c.account().unwrap().nats.limits;
+    assert_eq!(l.account.conn, 1);
+    assert_eq!(l.nats.payload, 1_048_576);
+    assert_eq!(l.nats.subs, -1);
+    assert!(!l.account.wildcard_exports);
+    assert_eq!(l.jetstream.disk_storage, 1_000_000_000);
+    assert_eq!(l.jetstream.memory_storage, 0);
+    assert_eq!(l.jetstream.streams, 2);
+    assert_eq!(l.jetstream.consumer, -1);
 }
 
 #[test]
