@@ -481,7 +481,7 @@ pub fn sign(
             }
             sign_typed(&c, want.valid_for, iat, signer)
         }
-        DesiredClaims::User(c) => sign_typed(c, want.valid_for, iat, signer),
+        DesiredClaims::User(c) => sign_typed(&c.claims(), want.valid_for, iat, signer),
     }
 }
 

@@ -13,13 +13,14 @@ pub(super) fn fixed_expiry_warnings(inputs: &Inputs) -> Vec<Warning> {
         let Some(Ok(d)) = inputs.existing.get(id).map(|e| &e.decoded) else {
             continue;
         };
+        // Cheap checks first: reading every user's claims would cost.
         if want.valid_for.is_some()
             || d.expires <= 0
             || d.expires - inputs.now > inputs.reissue_before
         {
             continue;
         }
-        let exp = want.claims.data().exp;
+        let exp = want.claims.exp();
         if exp > 0 && d.expires == exp {
             out.push(Warning::FixedExpiry {
                 address: id.address(),
