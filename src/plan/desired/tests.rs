@@ -122,3 +122,68 @@ type = "stream"
     assert_eq!(needs.len(), 1);
     assert_eq!(needs[0].exporter, ObjectId::account("O", "A"));
 }
+
+/// The fast path of the planner: what apply signs for desired claims is,
+/// byte for byte, what `payload_at` predicts from the same claims, so an
+/// unchanged stored JWT is recognised without a canonical round trip.
+#[test]
+fn signed_payload_is_predicted_byte_for_byte() {
+    use std::collections::HashMap;
+    let manifest = r#"
+[operators.O]
+system_account = "SYS"
+signing_keys = ["ops"]
+expires = "365d"
+[operators.O.accounts.SYS.users.sys]
+[operators.O.accounts.A]
+limits = { conn = 10 }
+jetstream = { disk_storage = "1GB" }
+mappings = { "a.*" = [{ subject = "b.$1", weight = 40 }, { subject = "c.$1", weight = 60 }] }
+[[operators.O.accounts.A.exports]]
+subject = "svc.>"
+type = "service"
+[operators.O.accounts.A.signing_keys.dev]
+pub = { allow = ["{{name()}}.>"] }
+[operators.O.accounts.A.signing_keys.plain]
+scoped = false
+[operators.O.accounts.A.users.scoped]
+signer = "dev"
+tags = ["Team:A"]
+[operators.O.accounts.A.users.plain]
+signer = "plain"
+pub = { allow = ["x.>"], deny = ["x.y"] }
+expires = "90d"
+[operators.O.accounts.B]
+[[operators.O.accounts.B.imports]]
+subject = "svc.echo"
+from = "A"
+type = "service"
+[operators.O.accounts.B.users.b]
+"#;
+    let loaded = parse(Path::new("m.toml"), Format::Toml, manifest.to_string()).unwrap();
+    crate::manifest::validate(&loaded).unwrap();
+    let mut book = KeyBook::new();
+    let mut pairs = HashMap::new();
+    for (addr, (kind, _)) in super::required_keys(&loaded.manifest) {
+        let kp = crate::keys::generate(kind);
+        book.insert(addr, kp.public_key());
+        pairs.insert(kp.public_key(), kp);
+    }
+    let objects = super::desired(&loaded.manifest, &book);
+    assert_eq!(objects.len(), 8);
+    let iat = 1_800_000_000;
+    for (id, d) in &objects {
+        let signer = &pairs[d.signer.public.as_ref().unwrap()];
+        let token = crate::apply::sign(d, iat, &[], signer).unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let payload = data_encoding::BASE64URL_NOPAD
+            .decode(payload.as_bytes())
+            .unwrap();
+        let predicted = d.claims.payload_at(iat, d.valid_for, &signer.public_key());
+        assert_eq!(
+            predicted.as_deref().map(str::as_bytes),
+            Some(&payload[..]),
+            "{id}"
+        );
+    }
+}
