@@ -207,7 +207,7 @@ fn unlock_signers(
         }
         let want = desired_of(desired, action)?;
         let signers =
-            std::iter::once(&want.signer).chain(want.activations.iter().map(|a| &a.signer));
+            std::iter::once(&*want.signer).chain(want.activations.iter().map(|a| &a.signer));
         for key in signers {
             unlock(
                 key,
@@ -450,7 +450,7 @@ pub fn sign(
     activations: &[String],
     signer: &KeyPair,
 ) -> Result<String> {
-    let ungenerated = [&want.subject, &want.signer]
+    let ungenerated = [&want.subject, &*want.signer]
         .into_iter()
         .filter(|k| k.public.is_none())
         .map(|k| k.address.as_str())

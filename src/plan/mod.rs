@@ -154,7 +154,7 @@ pub fn plan(inputs: &Inputs) -> Plan {
         .collect();
     let mut new_keys = BTreeSet::new();
     for d in inputs.state.objects.values() {
-        for k in [&d.subject, &d.signer] {
+        for k in [&d.subject, &*d.signer] {
             if k.public.is_none() {
                 new_keys.insert(k.address.clone());
             }

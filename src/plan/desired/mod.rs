@@ -28,7 +28,7 @@ use crate::claims::{
 use serde::Serialize;
 use crate::keys::KeyKind;
 use crate::manifest::address;
-use crate::manifest::model::{Account, Manifest, SigningKey};
+use crate::manifest::model::{Account, Manifest, SigningKey, User};
 use crate::tree::ObjectId;
 use account::account_claims;
 pub use activation::{activations_needed, ActivationNeed};
@@ -145,13 +145,12 @@ impl DesiredClaims {
     /// byte for byte with a stored JWT's payload. `None` when the claims
     /// cannot be encoded.
     pub fn payload_at(&self, iat: i64, valid_for: Option<i64>, issuer: &str) -> Option<String> {
-        fn payload<N: ClaimPayload + Clone>(
-            c: &Claims<N>,
+        fn payload<N: ClaimPayload>(
+            mut c: Claims<N>,
             iat: i64,
             valid_for: Option<i64>,
             issuer: &str,
         ) -> Option<String> {
-            let mut c = c.clone();
             if let Some(v) = valid_for {
                 c.data.exp = iat + v;
             }
@@ -159,9 +158,9 @@ impl DesiredClaims {
             claims::payload_for(&mut c, issuer).ok()
         }
         match self {
-            DesiredClaims::Operator(c) => payload(c, iat, valid_for, issuer),
-            DesiredClaims::Account(c) => payload(c, iat, valid_for, issuer),
-            DesiredClaims::User(c) => payload(&c.claims(), iat, valid_for, issuer),
+            DesiredClaims::Operator(c) => payload((**c).clone(), iat, valid_for, issuer),
+            DesiredClaims::Account(c) => payload((**c).clone(), iat, valid_for, issuer),
+            DesiredClaims::User(c) => payload(c.claims(), iat, valid_for, issuer),
         }
     }
 }
@@ -181,13 +180,14 @@ pub struct DesiredObject {
     /// The object's identity key (its `sub`).
     pub subject: KeyRef,
     /// The key that must sign it.
-    pub signer: KeyRef,
+    /// Shared: every user a role signs has the same signer.
+    pub signer: Arc<KeyRef>,
     /// Every key the parent trusts to sign it (the signer among them). A
     /// stored JWT signed by any other key is not trusted by its parent.
     /// Shared: every user of an account trusts the same keys.
     pub trusted: Arc<[KeyRef]>,
-    /// For users of a scoped role: the role name.
-    pub scoped_role: Option<String>,
+    /// For users of a scoped role: the role name (shared by its users).
+    pub scoped_role: Option<Arc<str>>,
     /// Seconds of validity after each issue (`expires = "90d"`): apply sets
     /// `exp = iat + valid_for`.
     pub valid_for: Option<i64>,
@@ -250,29 +250,47 @@ pub fn required_keys(manifest: &Manifest) -> BTreeMap<String, (KeyKind, Option<S
 
 /// Computes the desired claims of every object in the manifest.
 pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, DesiredObject> {
-    let required = required_keys(manifest);
-    let key = |addr: String| {
-        let (kind, byo) = required
-            .get(&addr)
-            .cloned()
-            .unwrap_or((KeyKind::User, None));
-        let public = byo.or_else(|| keys.get(&addr).cloned());
+    // Each key's kind is known where it is named, and only users bring
+    // their own keys: no map of every key (100,000 users) is built here.
+    let key = |address: String, kind: KeyKind, byo: Option<&String>| {
+        let public = byo.or_else(|| keys.get(&address)).cloned();
         KeyRef {
-            address: addr,
+            address,
             kind,
             public,
         }
     };
+    let user_key = |op_name: &str, acc_name: &str, user_name: &str, user: &User| {
+        key(
+            address::key(&address::user(op_name, acc_name, user_name), &user.key),
+            KeyKind::User,
+            user.public_key.as_ref(),
+        )
+    };
     let mut out = BTreeMap::new();
     for (op_name, op) in &manifest.operators {
-        let op_key = key(address::key(&address::operator(op_name), &op.key));
+        let op_key = key(
+            address::key(&address::operator(op_name), &op.key),
+            KeyKind::Operator,
+            None,
+        );
         let op_signing: Vec<KeyRef> = op
             .signing_keys
             .iter()
-            .map(|l| key(address::key(&address::operator_signing_key(op_name), l)))
+            .map(|l| {
+                key(
+                    address::key(&address::operator_signing_key(op_name), l),
+                    KeyKind::Operator,
+                    None,
+                )
+            })
             .collect();
         let account_key = |acc_name: &str, acc: &Account| {
-            key(address::key(&address::account(op_name, acc_name), &acc.key))
+            key(
+                address::key(&address::account(op_name, acc_name), &acc.key),
+                KeyKind::Account,
+                None,
+            )
         };
         let sys_key = op
             .system_account
@@ -292,7 +310,7 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                 new_keys: unbound(&op_signing),
                 subject: op_key.clone(),
                 // The identity key signs the operator JWT, as nsc does.
-                signer: op_key.clone(),
+                signer: Arc::new(op_key.clone()),
                 trusted: std::iter::once(op_key.clone())
                     .chain(op_signing.iter().cloned())
                     .collect(),
@@ -304,10 +322,12 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                 id,
             },
         );
-        let account_signer = op_signing
-            .first()
-            .cloned()
-            .unwrap_or_else(|| op_key.clone());
+        let account_signer = Arc::new(
+            op_signing
+                .first()
+                .cloned()
+                .unwrap_or_else(|| op_key.clone()),
+        );
         // Under strict signing key usage servers drop the identity key from
         // the trusted set (nats-jwt-facts §3).
         let strict = op.strict_signing_key_usage;
@@ -321,14 +341,13 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
             names
                 .accounts
                 .insert(acc_name.clone(), account_key(acc_name, acc));
-            for (user_name, user) in &acc.users {
-                let user_key = key(address::key(
-                    &address::user(op_name, acc_name, user_name),
-                    &user.key,
-                ));
-                names
-                    .users
-                    .insert((acc_name.clone(), user_name.clone()), user_key);
+            // Users are named only by auth callout (`auth_users`).
+            let named = acc.authorization.iter().flat_map(|a| &a.auth_users);
+            for (user_name, user) in named.filter_map(|n| acc.users.get_key_value(n)) {
+                names.users.insert(
+                    (acc_name.clone(), user_name.clone()),
+                    user_key(op_name, acc_name, user_name, user),
+                );
             }
         }
         for (acc_name, acc) in &op.accounts {
@@ -341,10 +360,11 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                         .keys
                         .iter()
                         .map(|l| {
-                            key(address::key(
-                                &address::signing_key(op_name, acc_name, role),
-                                l,
-                            ))
+                            key(
+                                address::key(&address::signing_key(op_name, acc_name, role), l),
+                                KeyKind::Account,
+                                None,
+                            )
                         })
                         .collect();
                     (role.as_str(), (refs, sk))
@@ -374,21 +394,23 @@ pub fn desired(manifest: &Manifest, keys: &KeyBook) -> BTreeMap<ObjectId, Desire
                 .into_iter()
                 .chain(roles.values().flat_map(|(refs, _)| refs.iter().cloned()))
                 .collect();
+            // Each role's signer, and whether it is scoped: shared by its users.
+            let role_signers: BTreeMap<&str, (Arc<KeyRef>, Option<Arc<str>>)> = roles
+                .iter()
+                .filter_map(|(r, (refs, sk))| {
+                    let first = Arc::new(refs.first()?.clone());
+                    Some((*r, (first, sk.is_scoped().then(|| Arc::from(*r)))))
+                })
+                .collect();
+            let acc_signer = Arc::new(acc_key.clone());
             for (user_name, user) in &acc.users {
-                let user_key = key(address::key(
-                    &address::user(op_name, acc_name, user_name),
-                    &user.key,
-                ));
-                let role = user
+                let user_key = user_key(op_name, acc_name, user_name, user);
+                let (signer, scoped_role) = user
                     .signer
                     .as_deref()
-                    .and_then(|r| roles.get(r).map(|(refs, sk)| (r, refs, *sk)));
-                let (signer, scoped_role) = match role {
-                    Some((r, refs, sk)) if !refs.is_empty() => {
-                        (refs[0].clone(), sk.is_scoped().then(|| r.to_string()))
-                    }
-                    _ => (acc_key.clone(), None),
-                };
+                    .and_then(|r| role_signers.get(r))
+                    .cloned()
+                    .unwrap_or_else(|| (acc_signer.clone(), None));
                 let issuer_account = (signer.address != acc_key.address).then(|| acc_key.value());
                 let id = ObjectId::user(op_name, acc_name, user_name);
                 out.insert(
