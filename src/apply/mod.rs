@@ -476,7 +476,9 @@ pub fn sign(
                     .imports
                     .get_mut(act.import)
                     .filter(|i| i.subject == act.subject)
-                    .ok_or_else(|| anyhow!("no import of {} to hold its activation", act.subject))?;
+                    .ok_or_else(|| {
+                        anyhow!("no import of {} to hold its activation", act.subject)
+                    })?;
                 slot.token.clone_from(token);
             }
             sign_typed(&c, want.valid_for, iat, signer)

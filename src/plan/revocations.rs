@@ -130,5 +130,9 @@ pub fn reconcile(
 /// The revocation time of `key` in desired account claims, if revoked.
 pub fn revoked_at(account: &DesiredClaims, key: &str) -> Option<i64> {
     let revs = account.revocations()?;
-    revs.get(key).into_iter().chain(revs.get("*")).copied().max()
+    revs.get(key)
+        .into_iter()
+        .chain(revs.get("*"))
+        .copied()
+        .max()
 }

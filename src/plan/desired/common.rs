@@ -28,7 +28,10 @@ pub(super) fn permissions(
 /// `times`, `times_location`, `subs`/`data`/`payload` (omitted ones
 /// unlimited, as `NewUserClaims` sets them), `bearer_token`,
 /// `allowed_connection_types`.
-pub(super) fn permission_limits(permissions: Permissions, rules: Rules<'_>) -> UserPermissionLimits {
+pub(super) fn permission_limits(
+    permissions: Permissions,
+    rules: Rules<'_>,
+) -> UserPermissionLimits {
     let limits = rules.limits.cloned().unwrap_or_default();
     UserPermissionLimits {
         permissions,

@@ -25,7 +25,6 @@ use super::keyref::{ExpectedActivation, KeyBook, KeyRef};
 use crate::claims::{
     self, gojson, AccountClaims, ClaimPayload, Claims, OperatorClaims, UserClaims,
 };
-use serde::Serialize;
 use crate::keys::KeyKind;
 use crate::manifest::address;
 use crate::manifest::model::{Account, Manifest, SigningKey, User};
@@ -35,6 +34,7 @@ pub use activation::{activations_needed, ActivationNeed};
 pub use common::normalize_tags;
 use names::OperatorNames;
 use operator::operator_claims;
+use serde::Serialize;
 use user::user_claims;
 
 /// Desired claims, typed: the claims of `src/claims/` that apply signs,
