@@ -13,16 +13,16 @@
 
 mod actions;
 pub mod desired;
-pub mod effective;
+pub(crate) mod effective;
 mod effects;
 pub mod existing;
 mod expiry;
-pub mod keyref;
+pub(crate) mod keyref;
 mod notices;
 pub mod reasons;
-pub mod render_claims;
-pub mod revocations;
-pub mod saved;
+pub(crate) mod render_claims;
+pub(crate) mod revocations;
+pub(crate) mod saved;
 mod state;
 pub mod views;
 
