@@ -187,3 +187,26 @@ type = "service"
         );
     }
 }
+
+/// A key apply has yet to generate is a `KeyRef` without a public key: the
+/// plan lists it, and signing refuses claims that still name it, so its
+/// placeholder text can never reach a JWT.
+#[test]
+fn keys_to_generate_are_typed_and_never_signed() {
+    let extra = r#"
+[operators.O.accounts.A.signing_keys.dev]
+pub = { allow = ["a.>"] }
+"#;
+    let loaded = parse(Path::new("m.toml"), Format::Toml, format!("{BASE}{extra}")).unwrap();
+    crate::manifest::validate(&loaded).unwrap();
+    let objects = super::desired(&loaded.manifest, &KeyBook::new());
+    let account = &objects[&ObjectId::account("O", "A")];
+    assert_eq!(account.subject.public, None);
+    assert_eq!(account.new_keys, ["signing_key.O/A/dev#v1"]);
+    let signer = crate::keys::generate(crate::keys::KeyKind::Operator);
+    let err = crate::apply::sign(account, 1_800_000_000, &[], &signer).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the claims name key account.O/A#v1, which has not been generated"
+    );
+}
