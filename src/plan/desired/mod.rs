@@ -107,7 +107,11 @@ impl DesiredClaims {
 
     /// The canonical claims as a JSON value.
     pub fn value(&self) -> Value {
-        serde_json::from_str(&self.canonical()).expect("claims serialize as JSON")
+        let parsed = match self {
+            DesiredClaims::User(c) => serde_json::from_str(c.canonical()),
+            _ => serde_json::from_str(&self.canonical()),
+        };
+        parsed.expect("claims serialize as JSON")
     }
 
     /// A fixed expiry (unix seconds), 0 when none.
