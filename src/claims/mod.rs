@@ -40,10 +40,11 @@ pub use exports::{Export, ExportType, Import, SamplingRate, ServiceLatency};
 /// file (or a server) holds.
 pub use jwt::peek;
 pub use jwt::{
-    decode, decode_as, encode, AccountClaims, ActivationClaims, AnyClaims, ClaimPayload, Claims,
-    ClaimsData, Decoded, GenericFields, Header, OperatorClaims, UserClaims,
+    compute_jti, decode, decode_as, encode, verify_envelope, AccountClaims, ActivationClaims,
+    AnyClaims, ClaimPayload, Claims, ClaimsData, Decoded, Envelope, GenericFields, Header,
+    OperatorClaims, UserClaims, HEADER_B64,
 };
-pub use keys::KeyKind;
+pub use keys::{is_public_key, public_key_kind, KeyKind};
 pub use operator::Operator;
 pub use permissions::{
     NatsLimits, Permission, Permissions, ResponsePermission, TimeRange, UserLimits,
@@ -52,12 +53,8 @@ pub use permissions::{
 pub use signing_keys::{SigningKeys, UserScope};
 pub use user::User;
 
-// Used inside the crate only: the planner's fast path and envelope check,
-// the manifest validator's key check.
-#[cfg(test)]
-pub(crate) use jwt::{compute_jti, HEADER_B64};
-pub(crate) use jwt::{payload_for, verify_envelope, LIB_VERSION};
-pub(crate) use keys::is_public_key;
+// Used inside the crate only: the planner's fast path, the version it writes.
+pub(crate) use jwt::{payload_for, LIB_VERSION};
 /// Go's syntax checks, for the manifest validator to reuse.
 pub(crate) use validate::{is_cidr, is_contained_in, is_go_clock, is_location};
 pub use validate::{Issue, Validate};

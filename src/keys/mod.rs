@@ -21,7 +21,7 @@ mod tests_lock;
 pub use error::{KeysError, Result};
 pub use identity::{Identities, IdentitySources};
 pub(crate) use kind::is_valid_public_key;
-pub use kind::{generate, KeyKind};
+pub use kind::{generate, kind_of_public_key, KeyKind};
 pub use lock::{Lock, Revocations};
 pub use recipients::Recipients;
 pub use vault::Vault;
