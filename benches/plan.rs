@@ -90,8 +90,7 @@ fn generate(dir: &Path, accounts: usize, users: usize) {
     let objects: Vec<(&ObjectId, &plan::DesiredObject)> = state.objects.iter().collect();
     objects.par_iter().for_each(|(id, d)| {
         let signer = by_public[d.signer.public.as_ref().unwrap()];
-        let token =
-            natsform::apply::sign(id.kind(), &d.claims.value(), 1_800_000_000, signer).unwrap();
+        let token = natsform::apply::sign(d, 1_800_000_000, &[], signer).unwrap();
         let p = store.path_of(id);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, token).unwrap();

@@ -42,7 +42,7 @@ use crate::keys::{
     Revocations, Vault,
 };
 use crate::plan::keyref::ExpectedActivation;
-use crate::plan::{self, Action, ActionKind, DesiredObject, KeyBook, KeyRef, Plan};
+use crate::plan::{self, Action, ActionKind, DesiredClaims, DesiredObject, KeyBook, KeyRef, Plan};
 use crate::tree::{ObjectId, ObjectKind};
 use crate::workspace::Workspace;
 
@@ -496,7 +496,7 @@ fn unlock_signers(
         }
         let want = desired_of(desired, action)?;
         let signers =
-            std::iter::once(&want.signer).chain(want.activations.iter().map(|a| &a.signer));
+            std::iter::once(&*want.signer).chain(want.activations.iter().map(|a| &a.signer));
         for key in signers {
             unlock(
                 key,
@@ -578,7 +578,7 @@ fn sign_all(
         let revoked = match (action.id.account_id(), &want.subject.public) {
             (Some(acc), Some(key)) if action.id.user.is_some() => desired
                 .get(&acc)
-                .and_then(|a| plan::revocations::revoked_at(&a.claims.value(), key)),
+                .and_then(|a| plan::revocations::revoked_at(&a.claims, key)),
             _ => None,
         };
         let iat = [
@@ -590,17 +590,19 @@ fn sign_all(
         .flatten()
         .max()
         .unwrap_or(now);
-        let mut claims = want.wire_at(iat);
-        for act in &want.activations {
-            let token = activation(act, iat, pairs).with_context(|| {
-                format!(
-                    "{}: issuing the activation for {}",
-                    action.address, act.subject
-                )
-            })?;
-            embed_activation(&mut claims, act, &token);
-        }
-        let token = sign(action.id.kind(), &claims, iat, signer)
+        let activations = want
+            .activations
+            .iter()
+            .map(|act| {
+                activation(act, iat, pairs).with_context(|| {
+                    format!(
+                        "{}: issuing the activation for {}",
+                        action.address, act.subject
+                    )
+                })
+            })
+            .collect::<Result<Vec<String>>>()?;
+        let token = sign(want, iat, &activations, signer)
             .with_context(|| format!("signing {}", action.address))?;
         tokens.insert(action.id.clone(), token);
     }
@@ -719,22 +721,6 @@ fn activation(
     Ok(claims::encode(&mut c, signer)?)
 }
 
-/// Puts `token` where the desired claims hold the activation placeholder.
-fn embed_activation(claims: &mut Value, act: &ExpectedActivation, token: &str) {
-    let Some(Value::Array(imports)) = claims.pointer_mut("/nats/imports") else {
-        return;
-    };
-    for import in imports {
-        let matches = import.get("subject").and_then(Value::as_str) == Some(act.subject.as_str())
-            && import.get("type").and_then(Value::as_str) == Some(act.kind.as_str())
-            && import.get("token").and_then(Value::as_str)
-                == Some(plan::keyref::ACTIVATION_PLACEHOLDER);
-        if matches {
-            import["token"] = Value::String(token.to_string());
-        }
-    }
-}
-
 fn past_tense(kind: ActionKind) -> &'static str {
     match kind {
         ActionKind::Create => "created",
@@ -745,22 +731,67 @@ fn past_tense(kind: ActionKind) -> &'static str {
     }
 }
 
-/// Signs desired wire claims as the JWT of an object of `kind`, refusing
-/// claims the nats-io/jwt library would reject.
-pub fn sign(kind: ObjectKind, wire: &Value, iat: i64, signer: &KeyPair) -> Result<String> {
-    match kind {
-        ObjectKind::Operator => sign_typed::<claims::Operator>(wire, iat, signer),
-        ObjectKind::Account => sign_typed::<claims::Account>(wire, iat, signer),
-        ObjectKind::User => sign_typed::<claims::User>(wire, iat, signer),
+/// Signs the desired claims of `want` as issued at `iat`, with
+/// `activations[i]` as the token of `want.activations[i]` (in the import
+/// it names), refusing claims the nats-io/jwt library would reject and
+/// claims that still name a key apply has not generated.
+pub fn sign(
+    want: &DesiredObject,
+    iat: i64,
+    activations: &[String],
+    signer: &KeyPair,
+) -> Result<String> {
+    let ungenerated = [&want.subject, &*want.signer]
+        .into_iter()
+        .filter(|k| k.public.is_none())
+        .map(|k| k.address.as_str())
+        .chain(want.new_keys.iter().map(String::as_str))
+        .next();
+    if let Some(addr) = ungenerated {
+        bail!("the claims name key {addr}, which has not been generated");
+    }
+    if activations.len() != want.activations.len() {
+        bail!(
+            "{} activation tokens for {} imports that need one",
+            activations.len(),
+            want.activations.len()
+        );
+    }
+    match &want.claims {
+        DesiredClaims::Operator(c) => sign_typed(c, want.valid_for, iat, signer),
+        DesiredClaims::Account(c) => {
+            let mut c = c.clone();
+            for (act, token) in want.activations.iter().zip(activations) {
+                let slot = c
+                    .nats
+                    .imports
+                    .get_mut(act.import)
+                    .filter(|i| i.subject == act.subject)
+                    .ok_or_else(|| {
+                        anyhow!("no import of {} to hold its activation", act.subject)
+                    })?;
+                slot.token.clone_from(token);
+            }
+            sign_typed(&c, want.valid_for, iat, signer)
+        }
+        DesiredClaims::User(c) => sign_typed(&c.claims(), want.valid_for, iat, signer),
     }
 }
 
-fn sign_typed<N: ClaimPayload>(wire: &Value, iat: i64, signer: &KeyPair) -> Result<String>
+fn sign_typed<N: ClaimPayload + Clone>(
+    claims: &Claims<N>,
+    valid_for: Option<i64>,
+    iat: i64,
+    signer: &KeyPair,
+) -> Result<String>
 where
     Claims<N>: Validate,
 {
-    let mut c: Claims<N> = serde_json::from_value(wire.clone()).context("building claims")?;
+    let mut c = claims.clone();
     c.data.iat = iat;
+    if let Some(v) = valid_for {
+        c.data.exp = iat + v;
+    }
     let issues = c.validate();
     if !issues.is_empty() {
         let list: Vec<String> = issues

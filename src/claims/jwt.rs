@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512_256};
 
 /// The exact v2 header bytes Go writes: key order `typ`, then `alg`.
-pub const HEADER_JSON: &str = r#"{"typ":"JWT","alg":"ed25519-nkey"}"#;
+#[cfg(test)]
+const HEADER_JSON: &str = r#"{"typ":"JWT","alg":"ed25519-nkey"}"#;
 
 /// `HEADER_JSON` in unpadded base64url, the first chunk of every v2 token.
 pub const HEADER_B64: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ";

@@ -26,6 +26,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+// The claim types, encoding and decoding: the library's surface for the
+// binary, the tests and the modules that sign or read JWTs.
 pub use account::{
     compat_issues_jwt_2_3, Account, AccountLimits, ExternalAuthorization, JetStreamLimits,
     MsgTrace, OperatorLimits, WeightedMapping,
@@ -34,10 +36,13 @@ pub use activation::Activation;
 pub use creds::{format_user_creds, parse_creds, Creds, Seed};
 pub use error::ClaimsError;
 pub use exports::{Export, ExportType, Import, SamplingRate, ServiceLatency};
+/// `peek` reads a token without trusting it: for showing what a foreign
+/// file (or a server) holds.
+pub use jwt::peek;
 pub use jwt::{
-    compute_jti, decode, decode_as, encode, payload_for, peek, verify_envelope, AccountClaims,
-    ActivationClaims, AnyClaims, ClaimPayload, Claims, ClaimsData, Decoded, Envelope,
-    GenericFields, Header, OperatorClaims, UserClaims, HEADER_B64, HEADER_JSON, LIB_VERSION,
+    compute_jti, decode, decode_as, encode, verify_envelope, AccountClaims, ActivationClaims,
+    AnyClaims, ClaimPayload, Claims, ClaimsData, Decoded, Envelope, GenericFields, Header,
+    OperatorClaims, UserClaims, HEADER_B64,
 };
 pub use keys::{is_public_key, public_key_kind, KeyKind};
 pub use operator::Operator;
@@ -47,6 +52,9 @@ pub use permissions::{
 };
 pub use signing_keys::{SigningKeys, UserScope};
 pub use user::User;
+
+// Used inside the crate only: the planner's fast path, the version it writes.
+pub(crate) use jwt::{payload_for, LIB_VERSION};
 /// Go's syntax checks, for the manifest validator to reuse.
 pub(crate) use validate::{is_cidr, is_contained_in, is_go_clock, is_location};
 pub use validate::{Issue, Validate};

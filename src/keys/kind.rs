@@ -78,11 +78,6 @@ pub fn is_valid_public_key(kind: KeyKind, s: &str) -> bool {
     kind_of_public_key(s) == Some(kind)
 }
 
-/// The kind of a key pair, if it is one natsform manages.
-pub fn kind_of_key_pair(kp: &KeyPair) -> Option<KeyKind> {
-    kind_of_public_key(&kp.public_key())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,7 +93,7 @@ mod tests {
             let seed = zeroize::Zeroizing::new(kp.seed().unwrap());
             assert!(seed.starts_with(&format!("S{}", kind.prefix())));
             assert_eq!(kind_of_public_key(&public), Some(kind));
-            assert_eq!(kind_of_key_pair(&kp), Some(kind));
+            assert_eq!(kind_of_public_key(&kp.public_key()), Some(kind));
             assert!(is_valid_public_key(kind, &public));
         }
     }

@@ -30,9 +30,6 @@ use crate::keys::kind::{kind_of_public_key, KeyKind};
 /// The lock format version this build reads and writes.
 pub const LOCK_VERSION: i64 = 1;
 
-/// Conventional file name of the lock.
-pub const LOCK_FILE_NAME: &str = "natsform.lock";
-
 /// The lock is public and meant to be read by reviewers.
 const LOCK_FILE_MODE: u32 = 0o644;
 

@@ -18,14 +18,13 @@ mod tests;
 #[cfg(test)]
 mod tests_lock;
 
-pub use error::{KeysError, Result, ENV_IDENTITY_FILE, ENV_IDENTITY_KEY};
+pub use error::{KeysError, Result};
 pub use identity::{Identities, IdentitySources};
-pub use kind::{generate, is_valid_public_key, kind_of_key_pair, kind_of_public_key, KeyKind};
-pub use lock::{DeletedAccounts, Lock, Revocations, LOCK_FILE_NAME, LOCK_VERSION};
+pub(crate) use kind::is_valid_public_key;
+pub use kind::{generate, kind_of_public_key, KeyKind};
+pub use lock::{DeletedAccounts, Lock, Revocations};
 pub use recipients::Recipients;
-pub use vault::{Vault, VAULT_SUFFIX};
+pub use vault::Vault;
 
-/// Re-exported so callers can build [`IdentitySources`] without naming age.
-pub use age::secrecy::SecretString;
 /// Re-exported: the key pair type every API here takes and returns.
 pub use nkeys::KeyPair;

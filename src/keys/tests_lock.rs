@@ -36,7 +36,7 @@ fn the_lock_text_is_sorted_and_has_a_no_secrets_header() {
 #[test]
 fn a_lock_round_trips_byte_identically() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(LOCK_FILE_NAME);
+    let path = dir.path().join(crate::workspace::LOCK_FILE);
     assert!(sample().save(&path).unwrap());
     let text = std::fs::read_to_string(&path).unwrap();
     let loaded = Lock::load(&path).unwrap();
@@ -52,7 +52,7 @@ fn a_lock_round_trips_byte_identically() {
 #[test]
 fn saving_an_unchanged_lock_does_not_touch_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(LOCK_FILE_NAME);
+    let path = dir.path().join(crate::workspace::LOCK_FILE);
     assert!(sample().save(&path).unwrap());
     let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));

@@ -1,16 +1,16 @@
 //! The manifest: what people write (TOML or YAML), parsed, located and checked.
 
-pub mod address;
+pub(crate) mod address;
 pub mod diagnostic;
 pub mod duration;
 pub mod load;
 pub mod model;
 mod model_limits;
 mod model_wiring;
-pub mod schema;
-pub mod spans;
-pub mod subject;
-pub mod subject_match;
+pub(crate) mod schema;
+pub(crate) mod spans;
+pub(crate) mod subject;
+pub(crate) mod subject_match;
 pub mod units;
 pub mod validate;
 

@@ -72,9 +72,9 @@ pub struct Action {
     pub after: Option<Claims>,
 }
 
-/// The claims of one side of a change. Kept as compact canonical JSON (as
-/// [`super::desired::WireClaims`] are): as `serde_json::Value`s the claims
-/// of 100,000 users would dominate the plan's memory.
+/// The claims of one side of a change. Kept as compact canonical JSON: as
+/// `serde_json::Value`s the claims of 100,000 users would dominate the
+/// plan's memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claims {
     /// Canonical claims JSON: stored ones as decoded (activation tokens
@@ -336,12 +336,7 @@ impl Ctx<'_> {
             .filter(|(a, _)| a.kind() == ObjectKind::Account && Some(*a) != own.as_ref())
             .find_map(|(a, acc)| {
                 // Only the key itself: another account's `*` is about its own users.
-                let at = acc
-                    .claims
-                    .value()
-                    .pointer("/nats/revocations")?
-                    .get(public.as_str())?
-                    .as_i64()?;
+                let at = *acc.claims.revocations()?.get(public.as_str())?;
                 Some(Reason::KeyRevokedElsewhere {
                     account: a.address(),
                     at,
@@ -363,7 +358,7 @@ impl Ctx<'_> {
     fn revoked_key_note(&self, id: &ObjectId, want: &DesiredObject) -> Option<Reason> {
         let public = want.subject.public.as_ref()?;
         let account = self.inputs.state.objects.get(&id.account_id()?)?;
-        let at = revocations::revoked_at(&account.claims.value(), public)?;
+        let at = revocations::revoked_at(&account.claims, public)?;
         Some(Reason::KeyRevokedAt { at })
     }
 
@@ -371,7 +366,7 @@ impl Ctx<'_> {
     /// effective permissions of a scoped user.
     fn desired_claims(&self, id: &ObjectId, want: &DesiredObject) -> Claims {
         Claims {
-            json: existing::canonical(id.kind(), &want.claims.value()).into(),
+            json: want.claims.canonical().into(),
             valid_for: want.valid_for,
             effective: self
                 .effective_desired(id, want)

@@ -54,7 +54,7 @@ impl Ctx<'_> {
                     id: id.clone(),
                     address: id.address(),
                     reasons: vec![Reason::RoleChanged {
-                        role: role.clone(),
+                        role: role.to_string(),
                         account: account_id.address(),
                     }],
                     before: before.map(EffectivePermissions::new),
@@ -85,7 +85,7 @@ pub(super) fn desired_effective(
         user_tags: &effective::tags_of(&user_claims),
         account_tags: &effective::tags_of(account_claims),
     };
-    Some((role.clone(), effective::expand(template, &ctx)))
+    Some((role.to_string(), effective::expand(template, &ctx)))
 }
 
 /// Effective permissions of a stored user under its stored account.
@@ -95,7 +95,9 @@ pub(super) fn stored_effective(
     account_claims: &Value,
 ) -> Option<(String, Effective)> {
     let (role, template) = effective::scope_of(account_claims, &user.issuer)?;
-    let claims = user.value();
+    // Name and tags as signed: the canonical form of every user of a
+    // changed account would stay cached (30 MiB for 100,000 users).
+    let claims = user.payload_value();
     let ctx = effective::UserContext {
         name: claims
             .get("name")

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::desired::DesiredObject;
-use super::keyref::{ExpectedActivation, ACTIVATION_PLACEHOLDER, NEW_KEY_PREFIX};
+use super::keyref::{ExpectedActivation, ACTIVATION_PLACEHOLDER};
 use crate::claims::{self, gojson, AccountClaims, Claims, OperatorClaims, UserClaims};
 use crate::store::StoreContents;
 use crate::tree::{ObjectId, ObjectKind};
@@ -80,6 +80,12 @@ impl DecodedJwt {
         serde_json::from_str(self.canonical()).expect("canonical claims are JSON")
     }
 
+    /// The payload as JSON, as signed, without computing (and keeping) the
+    /// canonical form: for reading a field or two of many users' JWTs.
+    pub fn payload_value(&self) -> Value {
+        serde_json::from_str(&self.payload()).unwrap_or(Value::Null)
+    }
+
     /// Whether this JWT already holds exactly `wire` (desired claims) as
     /// natsform would sign them with this JWT's issuer and issue time, or
     /// at least the same meaning.
@@ -89,19 +95,18 @@ impl DecodedJwt {
     /// activation, signed by the key that must sign it.
     pub fn holds(&self, want: &DesiredObject) -> bool {
         if want.activations.is_empty() {
-            let exact = match self.kind {
-                ObjectKind::Operator => payload_as::<claims::Operator>(want, self),
-                ObjectKind::Account => payload_as::<claims::Account>(want, self),
-                ObjectKind::User => payload_as::<claims::User>(want, self),
-            };
+            // The fast path: the bytes natsform would sign are the stored ones.
+            let exact = want
+                .claims
+                .payload_at(self.issued_at, want.valid_for, &self.issuer);
             if exact.is_some_and(|e| e == self.payload()) {
                 return true;
             }
-            return canonical(self.kind, &want.wire_at(self.issued_at)) == self.canonical();
+            return want.claims.canonical_at(self.issued_at, want.valid_for) == self.canonical();
         }
         let mut mine = self.value();
         normalize_activations(&mut mine, &want.activations);
-        canonical(self.kind, &want.wire_at(self.issued_at)) == canonical(self.kind, &mine)
+        want.claims.canonical_at(self.issued_at, want.valid_for) == canonical(self.kind, &mine)
     }
 }
 
@@ -156,18 +161,6 @@ fn activation_grants(token: &str, e: &ExpectedActivation) -> bool {
             .map(|k| serde_json::to_value(k).ok() == Some(Value::String(e.kind.clone())))
             .unwrap_or(false)
         && data.exp == 0
-}
-
-fn payload_as<N: claims::ClaimPayload>(
-    want: &DesiredObject,
-    stored: &DecodedJwt,
-) -> Option<String> {
-    let mut c: Claims<N> = serde_json::from_str(want.claims.text()).ok()?;
-    if let Some(v) = want.valid_for {
-        c.data.exp = stored.issued_at + v;
-    }
-    c.data.iat = stored.issued_at;
-    claims::payload_for(&mut c, &stored.issuer).ok()
 }
 
 /// Decodes and verifies every JWT of the store, in parallel.
@@ -249,9 +242,10 @@ fn canonical_of<N: Serialize>(mut c: Claims<N>) -> String {
     gojson::to_string(&c)
 }
 
-/// Desired wire claims in the same canonical form as stored ones: a round
-/// trip through the typed claims fixes field order, defaults and omitted
-/// empty values exactly as nats-io/jwt writes them.
+/// Claims as JSON (stored claims with their activation tokens normalised)
+/// in the canonical form: a round trip through the typed claims fixes
+/// field order, defaults and omitted empty values exactly as nats-io/jwt
+/// writes them.
 pub fn canonical(kind: ObjectKind, wire: &Value) -> String {
     match kind {
         ObjectKind::Operator => via_typed::<OperatorClaims>(wire),
@@ -263,8 +257,8 @@ pub fn canonical(kind: ObjectKind, wire: &Value) -> String {
 fn via_typed<T: DeserializeOwned + Into<Canonical>>(wire: &Value) -> String {
     match serde_json::from_value::<T>(wire.clone()) {
         Ok(t) => t.into().0,
-        // Desired claims are built by natsform; failing here is a bug that
-        // signing reports in full. The plan still shows a difference.
+        // The value came from typed claims; failing here is a bug. The plan
+        // still shows a difference.
         Err(e) => format!("{{\"invalid\":{}}}", Value::String(e.to_string())),
     }
 }
@@ -275,25 +269,5 @@ struct Canonical(String);
 impl<N: Serialize> From<Claims<N>> for Canonical {
     fn from(c: Claims<N>) -> Self {
         Canonical(canonical_of(c))
-    }
-}
-
-/// Addresses of keys that `claims` refers to but that do not exist yet.
-pub fn placeholders_in(claims: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    collect(claims, &mut out);
-    out
-}
-
-fn collect(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::String(s) => {
-            if let Some(rest) = s.strip_prefix(NEW_KEY_PREFIX) {
-                out.push(rest.trim_end_matches(')').to_string());
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|x| collect(x, out)),
-        Value::Object(m) => m.values().for_each(|x| collect(x, out)),
-        _ => {}
     }
 }

@@ -2,8 +2,6 @@
 //! re-issue window. (A relative expiry is re-issued instead; see
 //! [`super::Reason::Expiring`].)
 
-use serde_json::Value;
-
 use super::reasons::Warning;
 use super::Inputs;
 
@@ -15,19 +13,14 @@ pub(super) fn fixed_expiry_warnings(inputs: &Inputs) -> Vec<Warning> {
         let Some(Ok(d)) = inputs.existing.get(id).map(|e| &e.decoded) else {
             continue;
         };
-        // Cheap checks first: parsing every desired object would cost.
+        // Cheap checks first: reading every user's claims would cost.
         if want.valid_for.is_some()
             || d.expires <= 0
             || d.expires - inputs.now > inputs.reissue_before
         {
             continue;
         }
-        let exp = want
-            .claims
-            .value()
-            .get("exp")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let exp = want.claims.exp();
         if exp > 0 && d.expires == exp {
             out.push(Warning::FixedExpiry {
                 address: id.address(),

@@ -14,7 +14,8 @@ pub struct KeyRef {
     pub public: Option<String>,
 }
 
-/// Prefix of the text that stands for a key apply will generate.
+/// Prefix of the text that stands, in claims a plan shows, for a key apply
+/// will generate (the key itself is a `KeyRef` without a public key).
 pub const NEW_KEY_PREFIX: &str = "(new key ";
 
 impl KeyRef {
@@ -31,13 +32,18 @@ impl KeyRef {
 pub type KeyBook = BTreeMap<String, String>;
 
 /// Stands for an activation token natsform issues at apply time, in desired
-/// import claims; a stored token that grants exactly what is expected is
-/// shown (and compared) as this too.
+/// import claims as a plan shows and compares them; a stored token that
+/// grants exactly what is expected is shown (and compared) as this too.
+/// Apply finds where a token goes by [`ExpectedActivation::import`], never
+/// by looking for this text.
 pub const ACTIVATION_PLACEHOLDER: &str = "(activation token issued by natsform)";
 
 /// An activation token an importing account must embed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ExpectedActivation {
+    /// Where the token goes: the index of the import in the importer's
+    /// desired claims (= in its manifest `imports` list).
+    pub import: usize,
     /// The import's subject (the token's `nats.subject` and `name`).
     pub subject: String,
     /// `stream` or `service`.

@@ -8,7 +8,7 @@ use super::*;
 use crate::claims::{self, AccountClaims};
 use crate::keys::{generate, KeyPair};
 use crate::live::ServerHolding;
-use crate::plan::desired::WireClaims;
+use crate::plan::desired::DesiredClaims;
 use crate::plan::{DesiredObject, KeyRef, Reason};
 
 /// Operator `O` (its identity key signs accounts), accounts `A` and `B`
@@ -65,13 +65,14 @@ impl World {
                 id.clone(),
                 DesiredObject {
                     id,
-                    claims: WireClaims::new(&serde_json::json!({})),
+                    claims: DesiredClaims::Account(Box::new(AccountClaims::new(kp.public_key()))),
                     subject: key_ref(&format!("account.O/{name}#v1"), KeyKind::Account, Some(kp)),
-                    signer: trusted[0].clone(),
+                    signer: std::sync::Arc::new(trusted[0].clone()),
                     trusted: trusted.clone(),
                     scoped_role: None,
                     valid_for: None,
                     activations: Vec::new(),
+                    new_keys: Vec::new(),
                 },
             );
         }

@@ -13,17 +13,17 @@
 
 mod actions;
 pub mod desired;
-pub mod effective;
+pub(crate) mod effective;
 mod effects;
 pub mod existing;
 mod expiry;
-pub mod keyref;
+pub(crate) mod keyref;
 pub mod live;
 mod notices;
 pub mod reasons;
-pub mod render_claims;
-pub mod revocations;
-pub mod saved;
+pub(crate) mod render_claims;
+pub(crate) mod revocations;
+pub(crate) mod saved;
 mod state;
 pub mod views;
 
@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
-pub use desired::{desired, required_keys, DesiredObject};
+pub use desired::{desired, required_keys, DesiredClaims, DesiredObject};
 pub use existing::Existing;
 pub use keyref::{KeyBook, KeyRef};
 use render_claims::KeyNames;
@@ -191,14 +191,12 @@ pub fn plan(inputs: &Inputs) -> Plan {
         .collect();
     let mut new_keys = BTreeSet::new();
     for d in inputs.state.objects.values() {
-        for k in [&d.subject, &d.signer] {
+        for k in [&d.subject, &*d.signer] {
             if k.public.is_none() {
                 new_keys.insert(k.address.clone());
             }
         }
-        if d.id.kind() != ObjectKind::User {
-            new_keys.extend(existing::placeholders_in(&d.claims.value()));
-        }
+        new_keys.extend(d.new_keys.iter().cloned());
     }
     plan.new_keys = new_keys.into_iter().collect();
     plan.protected_deletes = notices::protected_deletes(&plan.actions, inputs.existing);

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::desired::DesiredObject;
+use super::desired::{DesiredClaims, DesiredObject};
 use super::existing::Existing;
 use super::reasons::Reason;
 use crate::keys::Revocations;
@@ -53,8 +53,8 @@ pub fn reconcile(
                 }
             }
         };
-        let claims = want.claims.value();
-        merge(&mut acc.entries, claims.pointer("/nats/revocations"));
+        let manifest_revocations = want.claims.revocations().cloned().unwrap_or_default();
+        acc.entries.clone_from(&manifest_revocations);
         let mut stored = BTreeMap::new();
         if let Some(Ok(d)) = existing.get(id).map(|e| &e.decoded) {
             merge(&mut stored, d.value().pointer("/nats/revocations"));
@@ -82,10 +82,7 @@ pub fn reconcile(
                         key: key.clone(),
                         hits,
                     });
-                    if claims
-                        .pointer("/nats/revocations")
-                        .is_none_or(|r| r.get(key).is_none())
-                    {
+                    if !manifest_revocations.contains_key(key) {
                         acc.restored.push((key.clone(), *t));
                     }
                 }
@@ -131,23 +128,11 @@ pub fn reconcile(
 }
 
 /// The revocation time of `key` in desired account claims, if revoked.
-pub fn revoked_at(account_claims: &Value, key: &str) -> Option<i64> {
-    let revs = account_claims.pointer("/nats/revocations")?;
-    let own = revs.get(key).and_then(Value::as_i64);
-    let all = revs.get("*").and_then(Value::as_i64);
-    own.into_iter().chain(all).max()
-}
-
-/// Writes `entries` into account wire claims.
-pub fn apply_to(claims: &mut Value, entries: &BTreeMap<String, i64>) {
-    if let Some(Value::Object(nats)) = claims.get_mut("nats") {
-        if entries.is_empty() {
-            nats.remove("revocations");
-        } else {
-            nats.insert(
-                "revocations".into(),
-                serde_json::to_value(entries).expect("map serializes"),
-            );
-        }
-    }
+pub fn revoked_at(account: &DesiredClaims, key: &str) -> Option<i64> {
+    let revs = account.revocations()?;
+    revs.get(key)
+        .into_iter()
+        .chain(revs.get("*"))
+        .copied()
+        .max()
 }

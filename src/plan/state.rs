@@ -60,6 +60,7 @@ pub fn complete_state(
         let signer = activation_signer(manifest, keys, &need.exporter)
             .unwrap_or_else(|| exporter.subject.clone());
         let expected = keyref::ExpectedActivation {
+            import: need.import_index,
             subject: need.subject.clone(),
             kind: need.kind.as_str().to_string(),
             importer: importer.subject.clone(),
@@ -80,10 +81,8 @@ pub fn complete_state(
         if !revs.entries.is_empty() {
             all_revocations.insert(id.address(), revs.entries.clone());
         }
-        if let Some(o) = objects.get_mut(&id) {
-            let mut claims = o.claims.value();
-            revocations::apply_to(&mut claims, &revs.entries);
-            o.claims = desired::WireClaims::new(&claims);
+        if let Some(account) = objects.get_mut(&id).and_then(|o| o.claims.account_mut()) {
+            account.nats.revocations = revs.entries.clone();
         }
         if !revs.reasons.is_empty() {
             revocation_reasons.insert(id, revs.reasons);

@@ -1,7 +1,9 @@
-//! Pieces of wire JSON shared by several claim types.
+//! Pieces of typed claims shared by several claim types.
 
-use serde_json::{json, Map, Value};
-
+use crate::claims::{
+    self, ClaimPayload, Claims, GenericFields, Permission, Permissions, TimeRange, UserLimits,
+    UserPermissionLimits, LIB_VERSION,
+};
 use crate::manifest::model::{ResponsePermission, Rules, SubjectPermission};
 use crate::manifest::units::{Expiry, Limit, Size, UNLIMITED};
 use crate::plan::keyref::KeyRef;
@@ -11,51 +13,52 @@ pub(super) fn permissions(
     publish: Option<&SubjectPermission>,
     subscribe: Option<&SubjectPermission>,
     resp: Option<&ResponsePermission>,
-) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("pub".into(), subject_permission(publish));
-    m.insert("sub".into(), subject_permission(subscribe));
-    if let Some(r) = resp {
-        m.insert(
-            "resp".into(),
-            json!({"max": r.max.unwrap_or(1), "ttl": r.ttl.map(|d| d.as_nanos()).unwrap_or(0)}),
-        );
+) -> Permissions {
+    Permissions {
+        publish: subject_permission(publish),
+        subscribe: subject_permission(subscribe),
+        resp: resp.map(|r| claims::ResponsePermission {
+            max: r.max.unwrap_or(1),
+            ttl: r.ttl.map(|d| d.as_nanos()).unwrap_or(0),
+        }),
     }
-    m
 }
 
-/// Adds a user's (or scope template's) connection rules: `src`, `times`,
-/// `times_location`, `subs`/`data`/`payload` (omitted ones unlimited, as
-/// `NewUserClaims` sets them), `bearer_token`, `allowed_connection_types`.
-pub(super) fn rules_into(m: &mut Map<String, Value>, rules: Rules<'_>) {
-    if !rules.src.is_empty() {
-        m.insert("src".into(), json!(rules.src));
-    }
-    if !rules.times.is_empty() {
-        let times: Vec<Value> = rules
-            .times
-            .iter()
-            .map(|t| json!({"start": t.start, "end": t.end}))
-            .collect();
-        m.insert("times".into(), Value::Array(times));
-    }
-    if let Some(loc) = rules.locale {
-        m.insert("times_location".into(), json!(loc));
-    }
+/// A user's (or scope template's) permissions and connection rules: `src`,
+/// `times`, `times_location`, `subs`/`data`/`payload` (omitted ones
+/// unlimited, as `NewUserClaims` sets them), `bearer_token`,
+/// `allowed_connection_types`.
+pub(super) fn permission_limits(
+    permissions: Permissions,
+    rules: Rules<'_>,
+) -> UserPermissionLimits {
     let limits = rules.limits.cloned().unwrap_or_default();
-    m.insert("subs".into(), json!(limit(limits.subs)));
-    m.insert("data".into(), json!(size(limits.data)));
-    m.insert("payload".into(), json!(size(limits.payload)));
-    if rules.bearer_token {
-        m.insert("bearer_token".into(), json!(true));
-    }
-    if !rules.allowed_connection_types.is_empty() {
-        let types: Vec<&str> = rules
+    UserPermissionLimits {
+        permissions,
+        limits: UserLimits {
+            src: rules.src.to_vec(),
+            times: rules
+                .times
+                .iter()
+                .map(|t| TimeRange {
+                    start: t.start.clone(),
+                    end: t.end.clone(),
+                })
+                .collect(),
+            times_location: rules.locale.unwrap_or_default().to_string(),
+        },
+        nats_limits: claims::NatsLimits {
+            subs: limit(limits.subs),
+            data: size(limits.data),
+            payload: size(limits.payload),
+        },
+        bearer_token: rules.bearer_token,
+        proxy_required: false,
+        allowed_connection_types: rules
             .allowed_connection_types
             .iter()
-            .map(|t| t.as_str())
-            .collect();
-        m.insert("allowed_connection_types".into(), json!(types));
+            .map(|t| t.as_str().to_string())
+            .collect(),
     }
 }
 
@@ -69,17 +72,14 @@ pub(super) fn size(s: Option<Size>) -> i64 {
     s.map_or(UNLIMITED, Size::wire)
 }
 
-fn subject_permission(p: Option<&SubjectPermission>) -> Value {
-    let mut m = Map::new();
-    if let Some(p) = p {
-        if !p.allow.is_empty() {
-            m.insert("allow".into(), json!(p.allow));
-        }
-        if !p.deny.is_empty() {
-            m.insert("deny".into(), json!(p.deny));
-        }
+fn subject_permission(p: Option<&SubjectPermission>) -> Permission {
+    match p {
+        Some(p) => Permission {
+            allow: p.allow.clone(),
+            deny: p.deny.clone(),
+        },
+        None => Permission::default(),
     }
-    Value::Object(m)
 }
 
 /// Tags as the Go library stores them: trimmed, lower-case, de-duplicated, sorted.
@@ -90,28 +90,27 @@ pub fn normalize_tags(tags: &[String]) -> Vec<String> {
     out
 }
 
-/// Adds `tags` (when any), `type` and `version`, and wraps the `nats`
-/// object with `name`, `sub` and, when set, `exp`.
-pub(super) fn finish(
+/// The claims of one object: `name`, `sub`, a fixed `exp` (a relative
+/// expiry depends on the issue time: apply adds it), and `nats` with its
+/// `tags`, `type` and `version`.
+pub(super) fn finish<N: ClaimPayload>(
     name: &str,
     key: &KeyRef,
-    mut nats: Map<String, Value>,
-    kind: &str,
+    mut nats: N,
     tags: &[String],
     expires: Option<Expiry>,
-) -> Value {
-    if !tags.is_empty() {
-        nats.insert("tags".into(), json!(normalize_tags(tags)));
-    }
-    nats.insert("type".into(), json!(kind));
-    nats.insert("version".into(), json!(2));
-    let mut top = Map::new();
-    // A relative expiry depends on the issue time: apply adds it.
-    if let Some(exp) = expires.and_then(Expiry::at) {
-        top.insert("exp".into(), json!(exp.unix()));
-    }
-    top.insert("name".into(), json!(name));
-    top.insert("sub".into(), json!(key.value()));
-    top.insert("nats".into(), Value::Object(nats));
-    Value::Object(top)
+) -> Claims<N> {
+    *nats.generic_mut() = GenericFields {
+        tags: normalize_tags(tags),
+        claim_type: N::CLAIM_TYPE.to_string(),
+        version: LIB_VERSION,
+    };
+    let mut c = Claims::<N> {
+        data: Default::default(),
+        nats,
+    };
+    c.data.exp = expires.and_then(Expiry::at).map_or(0, |t| t.unix());
+    c.data.name = name.to_string();
+    c.data.sub = key.value();
+    c
 }

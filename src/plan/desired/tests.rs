@@ -14,14 +14,18 @@ system_account = "SYS"
 [operators.O.accounts.SYS.users.sys]
 "#;
 
-fn claims(extra: &str, id: ObjectId) -> Value {
+fn typed(extra: &str, id: ObjectId) -> super::DesiredClaims {
     let loaded = parse(Path::new("m.toml"), Format::Toml, format!("{BASE}{extra}")).unwrap();
     crate::manifest::validate(&loaded).unwrap();
     super::desired(&loaded.manifest, &KeyBook::new())
         .remove(&id)
         .unwrap()
         .claims
-        .value()
+}
+
+/// The claims as Go writes them (zero values omitted).
+fn claims(extra: &str, id: ObjectId) -> Value {
+    typed(extra, id).value()
 }
 
 #[test]
@@ -58,7 +62,7 @@ expires = 2027-01-01
 
 #[test]
 fn account_limits_default_to_unlimited_and_sizes_convert() {
-    let c = claims(
+    let c = typed(
         r#"
 [operators.O.accounts.A]
 limits = { conn = 1, payload = "1MiB", wildcard_exports = false }
@@ -66,15 +70,15 @@ jetstream = { disk_storage = "1GB", streams = 2 }
 "#,
         ObjectId::account("O", "A"),
     );
-    let l = &c["nats"]["limits"];
-    assert_eq!(l["conn"], json!(1));
-    assert_eq!(l["payload"], json!(1_048_576));
-    assert_eq!(l["subs"], json!(-1));
-    assert_eq!(l["wildcards"], json!(false));
-    assert_eq!(l["disk_storage"], json!(1_000_000_000));
-    assert_eq!(l["mem_storage"], json!(0));
-    assert_eq!(l["streams"], json!(2));
-    assert_eq!(l["consumer"], json!(-1));
+    let l = &c.account().unwrap().nats.limits;
+    assert_eq!(l.account.conn, 1);
+    assert_eq!(l.nats.payload, 1_048_576);
+    assert_eq!(l.nats.subs, -1);
+    assert!(!l.account.wildcard_exports);
+    assert_eq!(l.jetstream.disk_storage, 1_000_000_000);
+    assert_eq!(l.jetstream.memory_storage, 0);
+    assert_eq!(l.jetstream.streams, 2);
+    assert_eq!(l.jetstream.consumer, -1);
 }
 
 #[test]
@@ -117,4 +121,92 @@ type = "stream"
     let needs = super::activations_needed(&loaded.manifest);
     assert_eq!(needs.len(), 1);
     assert_eq!(needs[0].exporter, ObjectId::account("O", "A"));
+}
+
+/// The fast path of the planner: what apply signs for desired claims is,
+/// byte for byte, what `payload_at` predicts from the same claims, so an
+/// unchanged stored JWT is recognised without a canonical round trip.
+#[test]
+fn signed_payload_is_predicted_byte_for_byte() {
+    use std::collections::HashMap;
+    let manifest = r#"
+[operators.O]
+system_account = "SYS"
+signing_keys = ["ops"]
+expires = "365d"
+[operators.O.accounts.SYS.users.sys]
+[operators.O.accounts.A]
+limits = { conn = 10 }
+jetstream = { disk_storage = "1GB" }
+mappings = { "a.*" = [{ subject = "b.$1", weight = 40 }, { subject = "c.$1", weight = 60 }] }
+[[operators.O.accounts.A.exports]]
+subject = "svc.>"
+type = "service"
+[operators.O.accounts.A.signing_keys.dev]
+pub = { allow = ["{{name()}}.>"] }
+[operators.O.accounts.A.signing_keys.plain]
+scoped = false
+[operators.O.accounts.A.users.scoped]
+signer = "dev"
+tags = ["Team:A"]
+[operators.O.accounts.A.users.plain]
+signer = "plain"
+pub = { allow = ["x.>"], deny = ["x.y"] }
+expires = "90d"
+[operators.O.accounts.B]
+[[operators.O.accounts.B.imports]]
+subject = "svc.echo"
+from = "A"
+type = "service"
+[operators.O.accounts.B.users.b]
+"#;
+    let loaded = parse(Path::new("m.toml"), Format::Toml, manifest.to_string()).unwrap();
+    crate::manifest::validate(&loaded).unwrap();
+    let mut book = KeyBook::new();
+    let mut pairs = HashMap::new();
+    for (addr, (kind, _)) in super::required_keys(&loaded.manifest) {
+        let kp = crate::keys::generate(kind);
+        book.insert(addr, kp.public_key());
+        pairs.insert(kp.public_key(), kp);
+    }
+    let objects = super::desired(&loaded.manifest, &book);
+    assert_eq!(objects.len(), 8);
+    let iat = 1_800_000_000;
+    for (id, d) in &objects {
+        let signer = &pairs[d.signer.public.as_ref().unwrap()];
+        let token = crate::apply::sign(d, iat, &[], signer).unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let payload = data_encoding::BASE64URL_NOPAD
+            .decode(payload.as_bytes())
+            .unwrap();
+        let predicted = d.claims.payload_at(iat, d.valid_for, &signer.public_key());
+        assert_eq!(
+            predicted.as_deref().map(str::as_bytes),
+            Some(&payload[..]),
+            "{id}"
+        );
+    }
+}
+
+/// A key apply has yet to generate is a `KeyRef` without a public key: the
+/// plan lists it, and signing refuses claims that still name it, so its
+/// placeholder text can never reach a JWT.
+#[test]
+fn keys_to_generate_are_typed_and_never_signed() {
+    let extra = r#"
+[operators.O.accounts.A.signing_keys.dev]
+pub = { allow = ["a.>"] }
+"#;
+    let loaded = parse(Path::new("m.toml"), Format::Toml, format!("{BASE}{extra}")).unwrap();
+    crate::manifest::validate(&loaded).unwrap();
+    let objects = super::desired(&loaded.manifest, &KeyBook::new());
+    let account = &objects[&ObjectId::account("O", "A")];
+    assert_eq!(account.subject.public, None);
+    assert_eq!(account.new_keys, ["signing_key.O/A/dev#v1"]);
+    let signer = crate::keys::generate(crate::keys::KeyKind::Operator);
+    let err = crate::apply::sign(account, 1_800_000_000, &[], &signer).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the claims name key account.O/A#v1, which has not been generated"
+    );
 }

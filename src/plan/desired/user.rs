@@ -1,8 +1,7 @@
 //! Desired user claims.
 
-use serde_json::{json, Map, Value};
-
-use super::common::{finish, permissions, rules_into};
+use super::common::{finish, permission_limits, permissions};
+use crate::claims::{User as UserNats, UserClaims};
 use crate::manifest::model::User;
 use crate::plan::keyref::KeyRef;
 
@@ -12,24 +11,24 @@ pub(super) fn user_claims(
     key: &KeyRef,
     issuer_account: Option<String>,
     scoped: bool,
-) -> Value {
-    let mut nats = if scoped {
-        // A scoped user must carry no permissions or limits at all.
-        let mut m = Map::new();
-        m.insert("pub".into(), json!({}));
-        m.insert("sub".into(), json!({}));
-        m
+) -> UserClaims {
+    // A scoped user must carry no permissions or limits at all.
+    let permission_limits = if scoped {
+        Default::default()
     } else {
-        let mut m = permissions(
-            user.publish.as_ref(),
-            user.subscribe.as_ref(),
-            user.resp.as_ref(),
-        );
-        rules_into(&mut m, user.rules());
-        m
+        permission_limits(
+            permissions(
+                user.publish.as_ref(),
+                user.subscribe.as_ref(),
+                user.resp.as_ref(),
+            ),
+            user.rules(),
+        )
     };
-    if let Some(acc) = issuer_account {
-        nats.insert("issuer_account".into(), json!(acc));
-    }
-    finish(name, key, nats, "user", &user.tags, user.expires)
+    let nats = UserNats {
+        permission_limits,
+        issuer_account: issuer_account.unwrap_or_default(),
+        generic: Default::default(),
+    };
+    finish(name, key, nats, &user.tags, user.expires)
 }
