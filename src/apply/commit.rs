@@ -572,8 +572,8 @@ mod tests {
     #[test]
     fn authors_are_name_and_email() {
         let s = parse_author("Ann Example <ann@example.com>").unwrap();
-        assert_eq!(s.name(), Some("Ann Example"));
-        assert_eq!(s.email(), Some("ann@example.com"));
+        assert_eq!(s.name().ok(), Some("Ann Example"));
+        assert_eq!(s.email().ok(), Some("ann@example.com"));
         for bad in [
             "Ann",
             "<ann@example.com>",
