@@ -287,7 +287,8 @@ fn uncommitted_changes_in_the_store_lock_or_vault_are_refused_with_nothing_chang
         .trim_matches('"');
     let vault_file = g.p.path().join(format!("vault/{sys_key}.age"));
     assert!(vault_file.exists());
-    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Dirty<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Dirty)> = vec![
         (
             "modified",
             Box::new(|| {
