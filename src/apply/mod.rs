@@ -12,6 +12,7 @@
 //! | 5. write the new seeds | `write_seeds` | `vault/` |
 //! | 6. write the lock | `write_lock` | `natsform.lock` |
 //! | 7. write and delete JWTs | `write_store` | `store/` |
+//! | 7b. commit what 5–7 wrote (`--commit`) | `commit::Commit::record` | git: `HEAD` and those paths of the index |
 //! | 8. deploy to NATS servers | `deploy` | servers (never files) |
 //!
 //! Two guarantees follow from the order, and [`apply`] is where they are
@@ -46,6 +47,8 @@ use crate::plan::{self, Action, ActionKind, DesiredClaims, DesiredObject, KeyBoo
 use crate::tree::{ObjectId, ObjectKind};
 use crate::workspace::Workspace;
 
+pub mod commit;
+
 /// What apply did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -68,12 +71,14 @@ pub fn apply(
     now: i64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report> {
-    apply_and_deploy(ws, plan, identities, now, progress, None)
+    apply_and_deploy(ws, plan, identities, now, progress, None, None)
 }
 
 /// [`apply`], then step 8 when `deploy` is given: push to the servers of
 /// each of its targets; what they said is left in `deploy.outcomes` (a
-/// failed push is not an error here: the store is written).
+/// failed push is not an error here: the store is written). With `commit`
+/// (`--commit`, prepared before the plan was confirmed), step 7b commits
+/// what the writes changed, before the push.
 pub fn apply_and_deploy(
     ws: &Workspace,
     plan: &Plan,
@@ -81,6 +86,7 @@ pub fn apply_and_deploy(
     now: i64,
     progress: &mut dyn FnMut(&str),
     deploy: Option<&mut Deploy>,
+    commit: Option<&mut commit::Commit>,
 ) -> Result<Report> {
     refuse_blockers(plan)?;
     let required = plan::required_keys(&ws.loaded.manifest);
@@ -100,6 +106,12 @@ pub fn apply_and_deploy(
     write_seeds(ws, &keys, &mut report, progress)?; // 5
     write_lock(ws, &lock, &mut report)?; // 6
     write_store(ws, plan, &tokens, &mut report, progress)?; // 7
+
+    // 7b. Commit what was written, before the push: a push that fails
+    // leaves the store written and committed, and the next run pushes it.
+    if let Some(commit) = commit {
+        commit.record(plan, progress)?;
+    }
 
     // 8. Deploy to NATS servers, after the store is written (see the module
     // documentation).

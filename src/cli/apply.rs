@@ -38,6 +38,15 @@ pub struct Args {
     /// Print what apply did, and what each server said, as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Commit the store, lock and vault files this apply changed, and
+    /// nothing else, on git's HEAD (refused, before anything is written,
+    /// when those paths hold uncommitted changes). Git hooks are not run.
+    #[arg(long)]
+    pub commit: bool,
+    /// The commit's author for --commit, as "Name <email>" (default: git
+    /// config's user.name and user.email).
+    #[arg(long, value_name = "NAME <EMAIL>", requires = "commit")]
+    pub author: Option<String>,
     #[command(flatten)]
     pub deploy: DeployArgs,
     #[command(flatten)]
@@ -51,6 +60,13 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // One reading of the clock: the plan shown and the JWTs signed agree.
     let now = crate::workspace::now();
     let ws = Workspace::open(path)?;
+    // Checked before anything is written, or even shown: the repository,
+    // the author, and that the store, lock and vault are committed.
+    let mut commit = if args.commit {
+        Some(apply::commit::Commit::prepare(&ws, args.author.as_deref())?)
+    } else {
+        None
+    };
     let sources = IdentitySources::from_env(args.identity.clone());
     // Where to push; apply that pushes first reads what the servers hold.
     let targets = crate::deploy::targets(&ws, &args.deploy.overrides(args.no_push))?;
@@ -103,7 +119,11 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         };
         if args.json {
             out.note(text.trim_end());
-            out.result(&json_document(&apply::Report::default(), &[]));
+            out.result(&json_document(
+                &apply::Report::default(),
+                &[],
+                commit.as_ref(),
+            ));
         } else {
             out.result(text);
         }
@@ -153,6 +173,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         now,
         &mut |line| out.note(line),
         deploy.as_mut(),
+        commit.as_mut(),
     )?;
     remove_leftovers(&ws, out);
     let summary = format!(
@@ -171,7 +192,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     }
     if args.json {
         out.note(&summary);
-        out.result(&json_document(&report, &outcomes));
+        out.result(&json_document(&report, &outcomes, commit.as_ref()));
     } else {
         out.result(&format!("{summary}\n"));
     }
@@ -209,9 +230,14 @@ fn deploy_failure(o: &crate::deploy::PushOutcome) -> String {
     )
 }
 
-/// `apply --json`: what apply wrote and what each server said.
-fn json_document(report: &apply::Report, outcomes: &[crate::deploy::PushOutcome]) -> String {
-    let doc = serde_json::json!({
+/// `apply --json`: what apply wrote and what each server said; with
+/// `--commit`, the id of the commit made (`null` when none was).
+fn json_document(
+    report: &apply::Report,
+    outcomes: &[crate::deploy::PushOutcome],
+    commit: Option<&apply::commit::Commit>,
+) -> String {
+    let mut doc = serde_json::json!({
         "format_version": 1,
         "store": {
             "keys_generated": report.keys_generated,
@@ -222,6 +248,12 @@ fn json_document(report: &apply::Report, outcomes: &[crate::deploy::PushOutcome]
         "deploy": outcomes.iter().map(|o| o.json()).collect::<Vec<_>>(),
         "ok": outcomes.iter().all(|o| o.ok()),
     });
+    if let Some(c) = commit {
+        doc["commit"] = c
+            .made
+            .as_ref()
+            .map_or(serde_json::Value::Null, |m| m.id.clone().into());
+    }
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
     text.push('\n');
     text
