@@ -221,6 +221,62 @@ fn imports_are_edges_from_importer_to_exporter() {
     );
 }
 
+#[test]
+fn a_damaged_jwt_and_a_foreign_signer_are_drawn_as_such() {
+    let project = Project::with_manifest("natsform.toml", IMPORTS);
+    project.apply();
+    let other = Project::with_manifest("natsform.toml", IMPORTS);
+    other.apply();
+    let users = project.path().join("store/demo/accounts/shop/users");
+    fs::write(users.join("web.jwt"), "garbage").unwrap();
+    // A user JWT signed by another project's account key.
+    fs::copy(
+        other
+            .path()
+            .join("store/demo/accounts/orders/users/api.jwt"),
+        users.join("api.jwt"),
+    )
+    .unwrap();
+    let dot = project.run(&["show", "--format", "dot"]).success().stdout;
+    let svg = dot_svg(&dot).unwrap();
+    assert_eq!(svg_counts(&svg), dot_counts(&dot));
+    let line_of = |text: &str| {
+        dot.lines()
+            .find(|l| l.contains(text))
+            .unwrap_or_else(|| panic!("`{text}` missing:\n{dot}"))
+            .trim()
+            .to_string()
+    };
+    let web = line_of("user web");
+    assert!(web.contains("\\ninvalid: "), "{web}");
+    assert!(web.contains("color=red"), "{web}");
+    let web_id = web.split_whitespace().next().unwrap();
+    assert!(
+        !dot.lines().any(|l| l.contains(&format!("-> {web_id} "))),
+        "a damaged JWT has no signer:\n{dot}"
+    );
+    let api = line_of("[label=\"user api\"");
+    let api_ids: Vec<&str> = dot
+        .lines()
+        .filter(|l| l.contains("[label=\"user api\""))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(api_ids.len(), 2, "{api}\n{dot}");
+    let foreign = line_of("signer not in the store");
+    let foreign_id = foreign.split_whitespace().next().unwrap();
+    let edge = format!("  {foreign_id} -> {} [label=\"signs\"];", api_ids[1]);
+    assert!(dot.contains(&edge), "`{edge}` missing:\n{dot}");
+    let mermaid = project
+        .run(&["show", "--format", "mermaid"])
+        .success()
+        .stdout;
+    assert_mermaid_is_well_formed(&mermaid);
+    assert!(
+        mermaid.contains(&format!("  class {web_id} invalid\n")),
+        "{mermaid}"
+    );
+}
+
 /// A role name, an import subject and a store file name an attacker chose:
 /// quotes, brackets, `-->`, `%%`, HTML, an entity, a newline.
 const HOSTILE_ROLE: &str =
