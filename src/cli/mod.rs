@@ -81,7 +81,8 @@ pub enum Command {
     Apply(apply::Args),
     /// Print (or write) a user's creds file, as nsc writes it.
     Creds(creds::Args),
-    /// Show the trust tree in the store, like `nsc describe`.
+    /// Show the trust tree in the store, like `nsc describe`; `--format dot`
+    /// or `mermaid` draws it as a picture.
     Show(show::Args),
     /// Print the manifest's JSON Schema (for editors and CI).
     Schema(schema::Args),

@@ -1,5 +1,8 @@
 //! `natsform show`: the trust tree as the store holds it. Everything shown
 //! comes from the store, so control characters are escaped (`\u{1b}`).
+//! `--format text` (the default) lists each object's claims; `--format dot`
+//! and `--format mermaid` draw the tree as a picture, rendered by the pure
+//! `crate::show` module.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -12,10 +15,32 @@ use crate::runlock::Mode;
 use crate::safepath::escape_line;
 use crate::workspace::Workspace;
 
+/// How `show` writes the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Each object with its claims, indented under its parent.
+    #[default]
+    Text,
+    /// A Graphviz digraph: `natsform show --format dot | dot -Tsvg > trust.svg`.
+    Dot,
+    /// A Mermaid flowchart. GitHub draws it in Markdown: put the output
+    /// between a line "```mermaid" and a line "```".
+    Mermaid,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only objects whose address contains this text (e.g. `account.O2/A`).
+    /// Only objects whose address contains this text (e.g. `account.O2/A`);
+    /// pictures keep each object's operator and account.
     pub filter: Option<String>,
+    /// `text`: the claims of each object. `dot` (Graphviz) and `mermaid`:
+    /// the trust tree as a picture: operator, its signing keys, accounts,
+    /// their signing keys and roles (permissions summarised), users; an
+    /// arrow from the key that signed each JWT, and one from each importing
+    /// account to its exporter. For GitHub, put the mermaid output between
+    /// a line "```mermaid" and a line "```" in a Markdown file.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     #[command(flatten)]
     pub lock: LockArgs,
 }
@@ -26,6 +51,15 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // The store is read and decoded: showing it needs no lock.
     drop(held);
     let names: KeyNames = ws.lock.iter().map(|(a, k)| (k, a)).collect();
+    if args.format != Format::Text {
+        let graph = crate::show::build(&ws.existing, &names, args.filter.as_deref());
+        let text = match args.format {
+            Format::Dot => crate::show::dot::render(&graph),
+            _ => crate::show::mermaid::render(&graph),
+        };
+        out.result(&text);
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut text = String::new();
     for (id, existing) in &ws.existing {
         let address = id.address();
