@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod claims;
 pub mod cli;
+pub mod import;
 pub(crate) mod fsutil;
 pub mod keys;
 pub mod live;

@@ -3,6 +3,7 @@
 
 mod apply;
 mod creds;
+mod import;
 mod init;
 mod lock;
 mod output;
@@ -79,6 +80,8 @@ pub enum Command {
     Apply(apply::Args),
     /// Print (or write) a user's creds file, as nsc writes it.
     Creds(creds::Args),
+    /// Adopt an existing trust tree (`import nsc`) without re-keying.
+    Import(import::Args),
     /// Show the trust tree in the store, like `nsc describe`.
     Show(show::Args),
     /// Print the manifest's JSON Schema (for editors and CI).
@@ -106,6 +109,7 @@ fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(args, &manifest_path(manifest)?, out),
         Command::Apply(args) => apply::run(args, &manifest_path(manifest)?, out),
         Command::Creds(args) => creds::run(args, &manifest_path(manifest)?, out),
+        Command::Import(args) => import::run(args, manifest, out),
         Command::Show(args) => show::run(args, &manifest_path(manifest)?, out),
         Command::Schema(args) => schema::run(args, out),
     }
