@@ -191,7 +191,13 @@ pub(super) fn convert(
             op.accounts.insert(acc_name.to_string(), acc);
         }
         let sys = &op_claims.nats.system_account;
-        if !sys.is_empty() {
+        if sys.is_empty() {
+            return err(format!(
+                "{}: operator `{op_name}` has no system account, which natsform requires (servers need it to push and monitor accounts)\n  = help: add one with nsc (`nsc add account SYS`, then `nsc edit operator --system-account SYS`) and import again",
+                shown(&op_jwt.path)
+            ));
+        }
+        {
             match account_names.get(sys) {
                 Some((o, a)) if o == op_name => op.system_account = Some(a.clone()),
                 _ => {

@@ -140,7 +140,11 @@ pub fn write_project(
 
     // The point of importing: natsform takes the store over as it is.
     let ws = Workspace::open(&staged_manifest)
-        .map_err(|e| ImportError(format!("the imported project does not open: {e}")))?;
+        .map_err(|e| {
+            ImportError(format!(
+                "natsform cannot take this store over as it is, so nothing was written:\n{e}"
+            ))
+        })?;
     let plan = ws.plan(now);
     if !plan.is_empty() {
         let plan_text = text_plan(&plan);
