@@ -6,8 +6,8 @@
 pub mod apply;
 pub mod claims;
 pub mod cli;
-pub mod import;
 pub(crate) mod fsutil;
+pub mod import;
 pub mod keys;
 pub mod live;
 pub mod manifest;

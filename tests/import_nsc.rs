@@ -51,7 +51,10 @@ fn hashes(dir: &Path) -> BTreeMap<PathBuf, String> {
             let meta = fs::symlink_metadata(&p).unwrap();
             let rel = p.strip_prefix(root).unwrap().to_path_buf();
             if meta.file_type().is_symlink() {
-                out.insert(rel, format!("link {}", fs::read_link(&p).unwrap().display()));
+                out.insert(
+                    rel,
+                    format!("link {}", fs::read_link(&p).unwrap().display()),
+                );
             } else if meta.is_dir() {
                 out.insert(rel.clone(), "dir".into());
                 walk(root, &p, out);
@@ -108,14 +111,21 @@ fn import_writes_manifest_and_lock_and_plan_shows_no_changes() {
     let before = hashes(&nsc);
     let run = natsform_snapshot!(name = "import_run", import_cmd(&project, &nsc));
     assert_eq!(run.code, 0, "{}", run.stderr);
-    insta::assert_snapshot!("imported_manifest", project.filter(&read(&project.manifest)));
+    insta::assert_snapshot!(
+        "imported_manifest",
+        project.filter(&read(&project.manifest))
+    );
     insta::assert_snapshot!(
         "imported_lock",
         project.filter(&read(project.project_dir().join("natsform.lock")))
     );
 
     let plan = project.run(&["plan", "--detailed-exitcode"]);
-    assert_eq!(plan.code, 0, "plan right after import: {}{}", plan.stdout, plan.stderr);
+    assert_eq!(
+        plan.code, 0,
+        "plan right after import: {}{}",
+        plan.stdout, plan.stderr
+    );
     assert!(plan.stdout.contains("No changes."), "{}", plan.stdout);
 
     // The store is the nsc JWTs byte for byte, the revoked user excepted.
@@ -153,10 +163,16 @@ fn import_writes_manifest_and_lock_and_plan_shows_no_changes() {
         if path.starts_with("nsc") {
             continue;
         }
-        assert!(find_seeds(&bytes).is_empty(), "a seed in {}", path.display());
+        assert!(
+            find_seeds(&bytes).is_empty(),
+            "a seed in {}",
+            path.display()
+        );
     }
     // 13 keys have seeds (every bound key; the revoked user's is not needed).
-    let vault = fs::read_dir(project.project_dir().join("vault")).unwrap().count();
+    let vault = fs::read_dir(project.project_dir().join("vault"))
+        .unwrap()
+        .count();
     assert_eq!(vault, 13);
 
     assert_eq!(hashes(&nsc), before, "the nsc directories were modified");
@@ -227,16 +243,27 @@ fn original_creds_still_connect_after_import_and_apply() {
         u.publish("a.x", b"").expect("U may publish a.x");
         assert_denied(u.publish("b.x", b""), "Permissions Violation for Publish");
         let mut worker = server.connect(&fixture_creds(&nsc, "A", "worker")).unwrap();
-        worker.subscribe("q.work").expect("worker may subscribe q.work");
-        assert_denied(worker.publish("foo", b""), "Permissions Violation for Publish");
-        let mut pam = server.connect(&fixture_creds(&nsc, "sales", "pam")).unwrap();
-        pam.subscribe("sales.support.pam.x").expect("pam's own subject");
+        worker
+            .subscribe("q.work")
+            .expect("worker may subscribe q.work");
+        assert_denied(
+            worker.publish("foo", b""),
+            "Permissions Violation for Publish",
+        );
+        let mut pam = server
+            .connect(&fixture_creds(&nsc, "sales", "pam"))
+            .unwrap();
+        pam.subscribe("sales.support.pam.x")
+            .expect("pam's own subject");
         assert_denied(
             pam.subscribe("sales.leads.joe.x"),
             "Permissions Violation for Subscription",
         );
-        let mut joe = server.connect(&fixture_creds(&nsc, "sales", "joe")).unwrap();
-        joe.subscribe("sales.leads.joe.x").expect("joe's own subject");
+        let mut joe = server
+            .connect(&fixture_creds(&nsc, "sales", "joe"))
+            .unwrap();
+        joe.subscribe("sales.leads.joe.x")
+            .expect("joe's own subject");
         server
             .connect(&fixture_creds(&nsc, "SYS", "sys"))
             .unwrap()
@@ -304,13 +331,22 @@ fn rotating_one_roles_key_reissues_exactly_its_users() {
 
     for binary in nats::nats_server_binaries() {
         let server = server(&project, &binary);
-        let mut worker = server.connect(&new_worker).expect("the re-issued worker connects");
-        worker.subscribe("q.work").expect("still under the role's template");
-        assert_denied(worker.publish("foo", b""), "Permissions Violation for Publish");
+        let mut worker = server
+            .connect(&new_worker)
+            .expect("the re-issued worker connects");
+        worker
+            .subscribe("q.work")
+            .expect("still under the role's template");
+        assert_denied(
+            worker.publish("foo", b""),
+            "Permissions Violation for Publish",
+        );
         // Users of other roles keep their original creds.
         let mut u = server.connect(&fixture_creds(&nsc, "A", "U")).unwrap();
         u.publish("a.x", b"").unwrap();
-        server.connect(&fixture_creds(&nsc, "sales", "pam")).unwrap();
+        server
+            .connect(&fixture_creds(&nsc, "sales", "pam"))
+            .unwrap();
         assert_denied(
             server.connect(&fixture_creds(&nsc, "A", "gone")),
             "Authorization Violation",
@@ -420,10 +456,18 @@ fn a_store_of_two_operators_imports_both() {
         fs::write(p, kp.seed().unwrap()).unwrap();
     }
     let run = import(&project, &nsc).success();
-    assert!(run.stdout.contains("Imported 2 operators, 5 accounts and 6 users"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("Imported 2 operators, 5 accounts and 6 users"),
+        "{}",
+        run.stdout
+    );
     let manifest = read(&project.manifest);
     assert!(manifest.contains("[operators.O2]"), "{manifest}");
-    assert!(manifest.contains("[operators.O3.accounts.X.users.x.pub]"), "{manifest}");
+    assert!(
+        manifest.contains("[operators.O3.accounts.X.users.x.pub]"),
+        "{manifest}"
+    );
     let plan = project.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
 }
@@ -435,13 +479,17 @@ fn a_key_without_its_seed_is_imported_public_key_only() {
     fs::remove_file(seed_path(&nsc.join("keys"), &u)).unwrap();
     let run = import(&project, &nsc).success();
     assert!(
-        run.stderr
-            .contains(&format!("user.O2/A/U#v1 ({u}): no seed in the keystore, imported public-key-only")),
+        run.stderr.contains(&format!(
+            "user.O2/A/U#v1 ({u}): no seed in the keystore, imported public-key-only"
+        )),
         "{}",
         run.stderr
     );
     let manifest = read(&project.manifest);
-    assert!(manifest.contains(&format!("public_key = \"{u}\"")), "{manifest}");
+    assert!(
+        manifest.contains(&format!("public_key = \"{u}\"")),
+        "{manifest}"
+    );
     let plan = project.run(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}{}", plan.stdout, plan.stderr);
 }
@@ -451,7 +499,11 @@ fn an_existing_project_is_never_overwritten() {
     let (project, nsc) = setup();
     fs::write(project.project_dir().join("natsform.lock"), "keep me").unwrap();
     let run = import(&project, &nsc).failure();
-    assert!(run.stderr.contains("natsform.lock already exists"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("natsform.lock already exists"),
+        "{}",
+        run.stderr
+    );
     let left: Vec<_> = fs::read_dir(project.project_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -464,8 +516,11 @@ fn an_existing_project_is_never_overwritten() {
 fn hostile_stores_are_refused_without_following_links_or_showing_seeds() {
     // A link in the store, pointing out of it.
     let (project, nsc) = setup();
-    std::os::unix::fs::symlink("/etc/hostname", nsc.join("stores/O2/accounts/A/users/evil.jwt"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/hostname",
+        nsc.join("stores/O2/accounts/A/users/evil.jwt"),
+    )
+    .unwrap();
     let run = import(&project, &nsc).failure();
     assert!(run.stderr.contains("link"), "{}", run.stderr);
     assert_nothing_written(&project);
@@ -477,7 +532,11 @@ fn hostile_stores_are_refused_without_following_links_or_showing_seeds() {
     let worker = nats::jwt_subject(&read(nsc.join("stores/O2/accounts/A/users/worker.jwt")));
     fs::copy(seed_path(&keys, &worker), seed_path(&keys, &u)).unwrap();
     let run = import(&project, &nsc).failure();
-    assert!(run.stderr.contains("holds the seed of another key"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("holds the seed of another key"),
+        "{}",
+        run.stderr
+    );
     assert_nothing_written(&project);
 
     // A JWT that does not verify (its payload edited, signature kept).

@@ -34,7 +34,12 @@ pub struct NscArgs {
     pub keys: Option<PathBuf>,
     /// Who can decrypt the imported seeds, as age's -r: an age public key
     /// (age1…) or an SSH public key. Repeat for more.
-    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT", required = true)]
+    #[arg(
+        short = 'r',
+        long = "recipient",
+        value_name = "RECIPIENT",
+        required = true
+    )]
     pub recipients: Vec<String>,
     /// Manifest syntax to write (ignored when -f names the file).
     #[arg(long, value_enum, default_value_t = Syntax::Toml)]

@@ -88,9 +88,7 @@ pub(super) fn convert(
         check_name(op_jwt, op_name)?;
         let accounts: Vec<(&ObjectId, &Decoded)> = decoded
             .iter()
-            .filter(|(id, _)| {
-                id.operator == *op_name && id.account.is_some() && id.user.is_none()
-            })
+            .filter(|(id, _)| id.operator == *op_name && id.account.is_some() && id.user.is_none())
             .collect();
         let (mut op, signers) = operator(op_name, op_jwt, op_claims, &accounts)?;
         keys.bind(
@@ -133,8 +131,7 @@ pub(super) fn convert(
                         && id.user.is_some()
                 })
                 .collect();
-            let (acc, roles) =
-                account(op_name, acc_name, acc_jwt, ac, &account_names, &users)?;
+            let (acc, roles) = account(op_name, acc_name, acc_jwt, ac, &account_names, &users)?;
             keys.bind(
                 address::key(&address::account(op_name, acc_name), LABEL),
                 &ac.data.sub,

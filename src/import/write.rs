@@ -105,7 +105,12 @@ pub fn write_project(
     let staging = tempfile::Builder::new()
         .prefix(".natsform-import-")
         .tempdir_in(&stage_in)
-        .map_err(|e| ImportError(format!("creating a staging directory in {}: {e}", shown(&dir))))?;
+        .map_err(|e| {
+            ImportError(format!(
+                "creating a staging directory in {}: {e}",
+                shown(&dir)
+            ))
+        })?;
     let stage = staging.path();
     let io = |what: &str, e: &dyn std::fmt::Display| ImportError(format!("writing {what}: {e}"));
     let staged_manifest = stage.join(&file_name);
@@ -139,12 +144,11 @@ pub fn write_project(
     }
 
     // The point of importing: natsform takes the store over as it is.
-    let ws = Workspace::open(&staged_manifest)
-        .map_err(|e| {
-            ImportError(format!(
-                "natsform cannot take this store over as it is, so nothing was written:\n{e}"
-            ))
-        })?;
+    let ws = Workspace::open(&staged_manifest).map_err(|e| {
+        ImportError(format!(
+            "natsform cannot take this store over as it is, so nothing was written:\n{e}"
+        ))
+    })?;
     let plan = ws.plan(now);
     if !plan.is_empty() {
         let plan_text = text_plan(&plan);

@@ -15,7 +15,8 @@ pub use super::model_limits::{
     AccountLimits, ConnectionType, JetStream, Permissions, TimeWindow, UserLimits,
 };
 pub use super::model_wiring::{
-    Authorization, Export, ExportKind, HeadersWord, Import, Latency, Mapping, ResponseType, Sampling,
+    Authorization, Export, ExportKind, HeadersWord, Import, Latency, Mapping, ResponseType,
+    Sampling,
 };
 
 /// The label a key-bearing object gets when the manifest names none.
@@ -53,9 +54,11 @@ pub struct Manifest {
     pub secrets: Secrets,
     /// Where the JWT store lives, relative to the manifest (default `store`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub store: Option<String>,
     /// Where the encrypted seeds live, relative to the manifest (default `vault`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub vault: Option<String>,
     /// How long before a relative expiry (`expires = "90d"`) the plan
     /// re-issues a JWT (default `30d`). Also the warning window for fixed
@@ -73,6 +76,7 @@ pub struct Manifest {
 pub struct Secrets {
     /// age X25519 (`age1…`) or SSH (`ssh-ed25519 …`, `ssh-rsa …`) public keys.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub recipients: Vec<String>,
 }
 
@@ -89,30 +93,38 @@ impl Secrets {
 pub struct Operator {
     /// Label of the operator's identity key; change it to replace the key.
     #[serde(default = "default_label", skip_serializing_if = "is_default_label")]
+    #[schemars(extend("default" = "v1"))]
     pub key: String,
     /// Labels of operator signing keys. The first signs accounts; the others
     /// stay trusted (useful during a two-step rotation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub signing_keys: Vec<String>,
     /// Name of the account (declared below) that is the system account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub system_account: Option<String>,
     /// Only signing keys may sign accounts, and only account signing keys may
     /// sign users.
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub strict_signing_key_usage: bool,
     /// Operator service URLs (`nats://…`, `tls://…`) clients use to connect.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub service_urls: Vec<String>,
     /// Account server URL (`nats://…` for the nats-based resolver).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub account_server_url: Option<String>,
     /// Oldest nats-server version (`major.minor.patch`) allowed to trust
     /// this operator; older servers refuse to start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub assert_server_version: Option<String>,
     /// Tags (`key:value`) on the operator JWT.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub tags: Vec<String>,
     /// When the operator JWT expires: a duration after each issue (`90d`), an
     /// RFC 3339 date-time or a date.
@@ -129,6 +141,7 @@ pub struct Operator {
 pub struct Account {
     /// Label of the account's identity key; change it to replace the key.
     #[serde(default = "default_label", skip_serializing_if = "is_default_label")]
+    #[schemars(extend("default" = "v1"))]
     pub key: String,
     /// Signing keys by role name: a role with permissions is a scoped
     /// signing key; one without is a plain signing key.
@@ -136,12 +149,15 @@ pub struct Account {
     pub signing_keys: BTreeMap<String, SigningKey>,
     /// Tags (`key:value`), used by `{{account-tag(key)}}` templates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub tags: Vec<String>,
     /// Free text shown by `nsc describe` and the like (at most 8 KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub description: Option<String>,
     /// A URL with more information (needs a scheme and a host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub info_url: Option<String>,
     /// When the account JWT expires: a duration after each issue (`90d`), an
     /// RFC 3339 date-time or a date.
@@ -191,12 +207,15 @@ pub struct SigningKey {
     /// Labels of the keys of this role. The first signs users; the others
     /// stay trusted. Rename a label to rotate the key.
     #[serde(default = "default_labels", skip_serializing_if = "is_default_labels")]
+    #[schemars(extend("default" = ["v1"]))]
     pub keys: Vec<String>,
     /// Force a scoped key even without permissions (users then get none).
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub scoped: bool,
     /// Description written into the scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub description: Option<String>,
     /// Publish permissions of users signed by this role.
     #[serde(default, rename = "pub", skip_serializing_if = "Option::is_none")]
@@ -209,12 +228,14 @@ pub struct SigningKey {
     pub resp: Option<ResponsePermission>,
     /// Networks (CIDRs such as `10.0.0.0/8`, `1.2.3.4/32`) users of this role may connect from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub src: Vec<String>,
     /// Daily windows in which users of this role may connect.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub times: Vec<TimeWindow>,
     /// IANA time zone of `times` (e.g. `Europe/Berlin`); default: the server's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub locale: Option<String>,
     /// Subscription and payload limits of users of this role (default unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,6 +243,7 @@ pub struct SigningKey {
     /// Users of this role are bearer tokens: the server does not check a
     /// nonce signature, so the JWT alone authenticates.
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub bearer_token: bool,
     /// Connection types users of this role may use; empty allows all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -257,17 +279,21 @@ impl SigningKey {
 pub struct User {
     /// Label of the user's identity key; change it to replace the key.
     #[serde(default = "default_label", skip_serializing_if = "is_default_label")]
+    #[schemars(extend("default" = "v1"))]
     pub key: String,
     /// Bring-your-own key: the user's public key (`U…`). natsform then never
     /// holds the user's seed and cannot produce creds for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub public_key: Option<String>,
     /// Role name of the account signing key that signs this user. Default:
     /// the account's identity key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub signer: Option<String>,
     /// Tags (`key:value`), used by `{{tag(key)}}` templates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub tags: Vec<String>,
     /// Publish permissions (not allowed when signed by a scoped role).
     #[serde(default, rename = "pub", skip_serializing_if = "Option::is_none")]
@@ -280,12 +306,14 @@ pub struct User {
     pub resp: Option<ResponsePermission>,
     /// Networks (CIDRs such as `10.0.0.0/8`, `1.2.3.4/32`) the user may connect from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub src: Vec<String>,
     /// Daily windows in which the user may connect.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub times: Vec<TimeWindow>,
     /// IANA time zone of `times` (e.g. `Europe/Berlin`); default: the server's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub locale: Option<String>,
     /// Subscription and payload limits (default unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,6 +321,7 @@ pub struct User {
     /// The user is a bearer token: the server does not check a nonce
     /// signature, so the JWT alone authenticates.
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub bearer_token: bool,
     /// Connection types the user may use; empty allows all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -375,9 +404,11 @@ impl Rules<'_> {
 pub struct SubjectPermission {
     /// Subjects allowed (wildcards allowed; `sub` entries may be `subject queue`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub allow: Vec<String>,
     /// Subjects denied, even when an `allow` entry matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub deny: Vec<String>,
 }
 
@@ -387,6 +418,7 @@ pub struct SubjectPermission {
 pub struct ResponsePermission {
     /// How many responses may be sent per request (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub max: Option<i64>,
     /// How long the reply subject stays publishable (e.g. `1m`); written
     /// to the JWT in nanoseconds.

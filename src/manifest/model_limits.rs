@@ -40,9 +40,11 @@ pub struct AccountLimits {
     /// Whether exports may contain wildcards (default true; checked only
     /// when `exports` is limited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub wildcard_exports: Option<bool>,
     /// Refuse users whose JWT is a bearer token (nats-server 2.9+).
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub disallow_bearer: bool,
 }
 
@@ -104,6 +106,7 @@ pub struct JetStream {
     pub max_ack_pending: Option<Limit>,
     /// Streams must declare a maximum size (`max_bytes`).
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub max_bytes_required: bool,
     /// Largest size of one memory stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,7 +151,9 @@ pub struct TimeWindow {
 }
 
 /// A kind of client connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ConnectionType {
     /// Plain NATS clients (TCP).

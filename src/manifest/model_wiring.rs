@@ -12,7 +12,9 @@ use super::duration::Duration;
 use super::units::Timestamp;
 
 /// `stream` (messages flow to the importer) or `service` (requests flow to the exporter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportKind {
     /// Messages published in the exporter are delivered to importers.
@@ -59,6 +61,7 @@ impl ResponseType {
 pub struct Export {
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub name: Option<String>,
     /// The exported subject (wildcards allowed).
     pub subject: String,
@@ -67,6 +70,7 @@ pub struct Export {
     pub kind: ExportKind,
     /// Importers need an activation token from this account (`token_req`).
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub private: bool,
     /// Services only: `Singleton` (default), `Stream` or `Chunked`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -80,18 +84,23 @@ pub struct Export {
     /// 1-based token of the subject that must be `*` and equal the
     /// importer's account public key; importers then need no activation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub account_token_position: Option<u32>,
     /// List the export publicly.
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub advertise: bool,
     /// Services only: allow message tracing across the export (nats-server 2.11+).
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub allow_trace: bool,
     /// Free text (at most 8 KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub description: Option<String>,
     /// A URL with more information (needs a scheme and a host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub info_url: Option<String>,
     /// Revoked activations: importer account public key (or `*`) →
     /// activations issued at or before this time are refused.
@@ -135,31 +144,38 @@ pub enum HeadersWord {
 pub struct Import {
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub name: Option<String>,
     /// The subject as the exporting account exports it (or a narrower one).
     pub subject: String,
     /// The exporting account, by its name under the same operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub from: Option<String>,
     /// The exporting account's public key (`A…`), for accounts outside this manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub account: Option<String>,
     /// With `account`: the activation token (a JWT) the exporter issued
     /// for a private export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub token: Option<String>,
     /// The subject in this account (default: `subject`); may use `$1`, `$2`
     /// for the `*` tokens of `subject`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub local_subject: Option<String>,
     /// `stream` or `service`; must match the export.
     #[serde(rename = "type")]
     pub kind: ExportKind,
     /// Services only: share latency data with the exporter.
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub share: bool,
     /// Streams only: allow message tracing across the import (nats-server 2.11+).
     #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub allow_trace: bool,
 }
 
@@ -180,9 +196,11 @@ pub struct Mapping {
     /// Share of messages in percent, 1–100 (default 100). The weights of one
     /// source may total at most 100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub weight: Option<u32>,
     /// Apply this destination only in this cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub cluster: Option<String>,
 }
 
@@ -196,8 +214,10 @@ pub struct Authorization {
     /// Accounts the service may place users in: account names under the
     /// same operator, account public keys, or `*` alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub allowed_accounts: Vec<String>,
     /// Curve public key (`X…`) requests to the service are encrypted for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub xkey: Option<String>,
 }

@@ -140,9 +140,14 @@ impl Serialize for Size {
         if self.0 == UNLIMITED {
             return s.serialize_str("unlimited");
         }
-        let unit = [("TiB", 1i64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)]
-            .into_iter()
-            .find(|(_, f)| self.0 > 0 && self.0 % f == 0);
+        let unit = [
+            ("TiB", 1i64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ]
+        .into_iter()
+        .find(|(_, f)| self.0 > 0 && self.0 % f == 0);
         match unit {
             Some((u, f)) => s.serialize_str(&format!("{}{u}", self.0 / f)),
             None => s.serialize_i64(self.0),
