@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod claims;
 pub mod cli;
+pub mod deploy;
 pub(crate) mod fsutil;
 pub mod import;
 pub mod keys;

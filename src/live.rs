@@ -49,6 +49,11 @@ pub struct LivePlan {
     /// The servers that answered, sorted.
     pub servers: Vec<String>,
     pub items: Vec<LiveItem>,
+    /// Whether apply deletes [`LiveKind::Unmanaged`] accounts (`--prune`).
+    pub prune: bool,
+    /// Entries a server listed under a name that is not an account public
+    /// key: ignored (never pushed to, never deleted), counted here.
+    pub malformed: usize,
 }
 
 /// One account whose live state differs from the store.
@@ -62,6 +67,102 @@ pub struct LiveItem {
     pub kind: LiveKind,
     /// The servers this item is about, sorted.
     pub servers: Vec<String>,
+    /// The `name` claim of the JWT the servers hold (unmanaged and
+    /// returned accounts), as read: secrets redacted, at most
+    /// [`MAX_NAME_CHARS`] characters; escaped by the views.
+    pub name: Option<String>,
+    /// For [`LiveKind::Drifted`]: why, and the claims for a diff.
+    pub drift: Option<Box<Drift>>,
+}
+
+/// Longest account name kept from a server's JWT.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// What a drifted account's diff needs: the claims the servers hold
+/// against the store's, both in the canonical form of the plan (no `iat`,
+/// `jti`, `iss`), with secrets redacted from the server's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    /// Why this is not the store's JWT nor an older one natsform issued.
+    pub reasons: Vec<DriftReason>,
+    /// The server's claims as canonical JSON; `None` when its JWT does not
+    /// decode as an account.
+    pub live: Option<String>,
+    /// The store's claims as canonical JSON (what apply pushes, unless this
+    /// apply changes the account too).
+    pub store: String,
+}
+
+/// Why a server's JWT of a managed account counts as drift.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriftReason {
+    /// Not a JWT whose signature verifies, or too large to read.
+    Unreadable { error: String },
+    /// A JWT of another kind (`user`, `operator`, …).
+    NotAnAccount { found: String },
+    /// An account JWT about another account key.
+    OtherSubject { subject: String },
+    /// Signed by a key this operator does not trust.
+    UntrustedIssuer { issuer: String },
+    /// The store's `jti` with other content.
+    SameJtiOtherContent,
+    /// Signed by a trusted key but not older than the store's JWT: issued
+    /// behind natsform's back. A resolver's sync keeps the newer `iat`.
+    NotOlder { live_iat: i64, store_iat: i64 },
+}
+
+impl DriftReason {
+    /// The JSON name of the reason.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DriftReason::Unreadable { .. } => "unreadable",
+            DriftReason::NotAnAccount { .. } => "not-an-account",
+            DriftReason::OtherSubject { .. } => "other-subject",
+            DriftReason::UntrustedIssuer { .. } => "untrusted-issuer",
+            DriftReason::SameJtiOtherContent => "same-jti-other-content",
+            DriftReason::NotOlder { .. } => "not-older",
+        }
+    }
+}
+
+impl std::fmt::Display for DriftReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = |k: &str| {
+            if k.chars().count() > 12 {
+                format!("{}…", k.chars().take(12).collect::<String>())
+            } else {
+                k.to_string()
+            }
+        };
+        match self {
+            DriftReason::Unreadable { error } => {
+                write!(f, "the server's JWT cannot be read: {error}")
+            }
+            DriftReason::NotAnAccount { found } => write!(
+                f,
+                "the server holds {} JWT under this account's key, not an account JWT",
+                if found.is_empty() { "an untyped".to_string() } else { format!("a `{found}`") }
+            ),
+            DriftReason::OtherSubject { subject } => write!(
+                f,
+                "the server's JWT is about another account ({})",
+                short(subject)
+            ),
+            DriftReason::UntrustedIssuer { issuer } => write!(
+                f,
+                "the server's JWT is signed by {}, a key this operator does not trust (servers refuse it when they load the account)",
+                short(issuer)
+            ),
+            DriftReason::SameJtiOtherContent => write!(
+                f,
+                "the server's JWT has the store's jti but other content"
+            ),
+            DriftReason::NotOlder { live_iat, store_iat } => write!(
+                f,
+                "signed by a key this operator trusts, issued at {live_iat}, not before the store's JWT (issued at {store_iat}): changed behind natsform's back; until the account is next issued, resolver sync prefers the server's newer JWT"
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -79,10 +180,52 @@ pub enum LiveKind {
     /// An account natsform deleted that came back (a full resolver does
     /// not replicate deletions): apply deletes it again.
     Returned,
+    /// The old identity key of an account this apply replaces, still on
+    /// these servers: apply deletes it (the lock records it as deleted).
+    Retired,
+}
+
+impl LiveKind {
+    /// The JSON name of the kind.
+    pub fn name(self) -> &'static str {
+        match self {
+            LiveKind::Missing => "missing",
+            LiveKind::Older => "older",
+            LiveKind::Drifted => "drifted",
+            LiveKind::Unmanaged => "unmanaged",
+            LiveKind::Returned => "returned",
+            LiveKind::Retired => "retired",
+        }
+    }
+
+    /// The order the views list kinds in: what apply pushes, what it
+    /// deletes, then what it only lists.
+    pub const SHOWN: [LiveKind; 6] = [
+        LiveKind::Missing,
+        LiveKind::Older,
+        LiveKind::Drifted,
+        LiveKind::Returned,
+        LiveKind::Retired,
+        LiveKind::Unmanaged,
+    ];
 }
 
 impl LivePlan {
-    /// Public keys of the accounts apply must (re)send with UPDATE.
+    /// Whether apply has something to do on these servers: an account to
+    /// push or to delete. Unmanaged accounts count only with `--prune`
+    /// ([`LivePlan::prune`]); without it they are information.
+    pub fn has_work(&self) -> bool {
+        self.to_update().next().is_some() || self.to_delete(self.prune).next().is_some()
+    }
+
+    /// How many items of `kind`.
+    pub fn count(&self, kind: LiveKind) -> usize {
+        self.items.iter().filter(|i| i.kind == kind).count()
+    }
+
+    /// Public keys of the accounts apply must (re)send with UPDATE. An
+    /// account can appear more than once (missing on one server, older on
+    /// another): the push set is a map.
     pub fn to_update(&self) -> impl Iterator<Item = &str> {
         self.items
             .iter()
@@ -100,7 +243,8 @@ impl LivePlan {
         self.items
             .iter()
             .filter(move |i| {
-                i.kind == LiveKind::Returned || (prune && i.kind == LiveKind::Unmanaged)
+                matches!(i.kind, LiveKind::Returned | LiveKind::Retired)
+                    || (prune && i.kind == LiveKind::Unmanaged)
             })
             .map(|i| i.public.as_str())
     }

@@ -166,6 +166,11 @@ impl Workspace {
     /// The plan for the current manifest, lock and store at time `now`
     /// (unix seconds; read once per command, see [`now`]).
     pub fn plan(&self, now: i64) -> Plan {
+        self.plan_and_state(now).0
+    }
+
+    /// [`Workspace::plan`] and the desired state it was computed from.
+    fn plan_and_state(&self, now: i64) -> (Plan, DesiredState) {
         // The lock's own map: a copy would cost as much again for 100,000 users.
         let keys = self.lock.bindings();
         let prepared = self.prepared.lock().ok().and_then(|mut p| p.take());
@@ -180,7 +185,7 @@ impl Workspace {
             None => self.desired(keys),
         };
         let required = self.required_addresses();
-        plan::plan(&plan::Inputs {
+        let plan = plan::plan(&plan::Inputs {
             state: &state,
             existing: &self.existing,
             keys,
@@ -189,17 +194,55 @@ impl Workspace {
             reissue_before: crate::manifest::validate::reissue_window_secs(&self.loaded.manifest),
             recorded: self.lock.revocations(),
             seed_problems: &self.seed_problems,
-        })
+        });
+        (plan, state)
     }
     /// The plan with what the live servers hold (`plan --live`, and every
     /// apply that pushes): [`Plan::live`] says, per operator, which
     /// accounts a server lacks, holds in an older or drifted version, or
     /// holds though natsform deleted it or never managed it.
-    ///
-    /// Contract for issue 10; the planner side fills `live` (stub: empty).
+    /// Unmanaged accounts are listed, not deleted: see
+    /// [`Workspace::plan_live_pruning`].
     pub fn plan_live(&self, now: i64, live: &[crate::live::LiveState]) -> Plan {
-        let _ = live;
-        self.plan(now)
+        self.plan_live_pruning(now, live, false)
+    }
+
+    /// [`Workspace::plan_live`]; with `prune` (`--prune`), apply also
+    /// deletes the accounts the servers hold that this manifest never
+    /// managed, and the plan counts them as work.
+    pub fn plan_live_pruning(
+        &self,
+        now: i64,
+        live: &[crate::live::LiveState],
+        prune: bool,
+    ) -> Plan {
+        let (mut plan, state) = self.plan_and_state(now);
+        plan.live = plan::live::plan_live(&plan::live::LiveInputs {
+            live,
+            prune,
+            state: &state,
+            existing: &self.existing,
+            actions: &plan.actions,
+            deleted: self.lock.deleted_accounts(),
+        });
+        // The keys a drift's claims mention, named as the lock names them.
+        let mentioned: BTreeSet<&str> = plan
+            .live
+            .iter()
+            .flat_map(|lp| &lp.items)
+            .filter_map(|i| i.drift.as_deref())
+            .flat_map(|d| d.live.iter().chain(std::iter::once(&d.store)))
+            .flat_map(|json| json.split('"'))
+            .filter(|t| t.len() == 56)
+            .collect();
+        let named: Vec<(String, String)> = self
+            .lock
+            .iter()
+            .filter(|(_, k)| mentioned.contains(k))
+            .map(|(a, k)| (k.to_string(), a.to_string()))
+            .collect();
+        plan.key_names.extend(named);
+        plan
     }
 }
 

@@ -12,7 +12,7 @@
 //! | 5. write the new seeds | `write_seeds` | `vault/` |
 //! | 6. write the lock | `write_lock` | `natsform.lock` |
 //! | 7. write and delete JWTs | `write_store` | `store/` |
-//! | 8. deploy to NATS servers | not yet | servers |
+//! | 8. deploy to NATS servers | `deploy` | servers (never files) |
 //!
 //! Two guarantees follow from the order, and [`apply`] is where they are
 //! kept:
@@ -26,10 +26,10 @@
 //!   (encrypted) before the lock or any JWT names its key, so no JWT ever
 //!   depends on a key that was lost.
 //!
-//! Step 8 is where pushing account JWTs to live servers will go: after the
+//! Step 8 pushes account JWTs to live servers (`crate::deploy`): after the
 //! store is written, so that a server never holds a JWT the repository does
 //! not; a push that fails leaves the store written, for the next run to
-//! push again.
+//! push again. It runs only when the caller passes a [`Deploy`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -38,7 +38,8 @@ use serde_json::Value;
 
 use crate::claims::{self, ClaimPayload, Claims, Validate};
 use crate::keys::{
-    self, Identities, IdentitySources, KeyKind, KeyPair, Lock, Recipients, Revocations, Vault,
+    self, DeletedAccounts, Identities, IdentitySources, KeyKind, KeyPair, Lock, Recipients,
+    Revocations, Vault,
 };
 use crate::plan::keyref::ExpectedActivation;
 use crate::plan::{self, Action, ActionKind, DesiredObject, KeyBook, KeyRef, Plan};
@@ -67,6 +68,20 @@ pub fn apply(
     now: i64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report> {
+    apply_and_deploy(ws, plan, identities, now, progress, None)
+}
+
+/// [`apply`], then step 8 when `deploy` is given: push to the servers of
+/// each of its targets; what they said is left in `deploy.outcomes` (a
+/// failed push is not an error here: the store is written).
+pub fn apply_and_deploy(
+    ws: &Workspace,
+    plan: &Plan,
+    identities: &IdentitySources,
+    now: i64,
+    progress: &mut dyn FnMut(&str),
+    deploy: Option<&mut Deploy>,
+) -> Result<Report> {
     refuse_blockers(plan)?;
     let required = plan::required_keys(&ws.loaded.manifest);
 
@@ -76,7 +91,9 @@ pub fn apply(
     let desired = &state.objects;
     unlock_signers(ws, plan, desired, &mut keys.pairs, identities, progress)?; // 2
     let tokens = sign_all(ws, plan, desired, &keys.pairs, now)?; // 3
-    let lock = new_lock(&keys.book, &state.revocations)?; // 4
+    let deleted =
+        plan::live::deleted_after(ws.lock.deleted_accounts(), &plan.actions, &ws.existing);
+    let lock = new_lock(&keys.book, &state.revocations, deleted)?; // 4
 
     // On disk: seeds, then the lock, then JWTs, in this order and no other.
     let mut report = Report::default();
@@ -84,9 +101,221 @@ pub fn apply(
     write_lock(ws, &lock, &mut report)?; // 6
     write_store(ws, plan, &tokens, &mut report, progress)?; // 7
 
-    // 8. Deploy to NATS servers: not yet. It goes here, after the store is
-    // written (see the module documentation).
+    // 8. Deploy to NATS servers, after the store is written (see the module
+    // documentation).
+    if let Some(deploy) = deploy {
+        deploy_step(ws, plan, &tokens, &mut keys, identities, deploy, progress)?;
+    }
     Ok(report)
+}
+
+/// What step 8 needs and leaves: where to push, the sessions already open
+/// (apply reads live before planning), and each operator's outcome.
+pub struct Deploy {
+    pub targets: Vec<crate::deploy::Target>,
+    pub sessions: BTreeMap<String, crate::deploy::Session>,
+    /// `--creds FILE`, else a minted system-account user.
+    pub creds: Option<std::path::PathBuf>,
+    /// `--prune`: also delete live accounts this manifest never managed.
+    pub prune: bool,
+    pub bar: crate::deploy::report::Progress,
+    /// Filled by step 8, one per target.
+    pub outcomes: Vec<crate::deploy::PushOutcome>,
+}
+
+/// Step 8, network only. Per target operator: UPDATE every account JWT
+/// this apply signed and every one the live plan says a server lacks or
+/// holds in another version (from the store); DELETE every account this
+/// apply deleted and every one the live plan says came back (or, with
+/// `--prune`, was never managed). Each JWT's issuer chain is checked
+/// against the operator's keys before it is sent.
+#[allow(clippy::too_many_arguments)]
+fn deploy_step(
+    ws: &Workspace,
+    plan: &Plan,
+    tokens: &BTreeMap<ObjectId, String>,
+    keys: &mut Keys,
+    identities: &IdentitySources,
+    deploy: &mut Deploy,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    use crate::manifest::address;
+    let vault = Vault::new(&ws.vault_dir);
+    let mut secrets: Option<Identities> = None;
+    let mut pair = |public: &str, pairs: &mut HashMap<String, KeyPair>| -> Result<KeyPair> {
+        if let Some(kp) = pairs.get(public) {
+            return Ok(clone_pair(kp));
+        }
+        let ids = match &mut secrets {
+            Some(ids) => ids,
+            None => secrets.insert(
+                Identities::load(identities)
+                    .context("deploying needs the seeds of the system account and the operator")?,
+            ),
+        };
+        let kp = vault.get(public, ids)?;
+        pairs.insert(public.to_string(), clone_pair(&kp));
+        Ok(kp)
+    };
+    for target in deploy.targets.clone() {
+        let op_name = &target.operator;
+        let Some(op) = ws.loaded.manifest.operators.get(op_name) else {
+            continue;
+        };
+        // The JWT of each account of this operator as the store now holds it.
+        let mut jwt_of: BTreeMap<String, String> = BTreeMap::new();
+        let mut address_of: BTreeMap<String, String> = BTreeMap::new();
+        for (id, e) in &ws.existing {
+            if id.operator == *op_name && id.kind() == ObjectKind::Account {
+                if let Ok(d) = &e.decoded {
+                    jwt_of.insert(d.subject.clone(), e.token.to_string());
+                    address_of.insert(d.subject.clone(), id.address());
+                }
+            }
+        }
+        let mut updates: BTreeMap<String, String> = BTreeMap::new();
+        let mut deletes: Vec<String> = Vec::new();
+        for action in &plan.actions {
+            if action.id.operator != *op_name || action.id.kind() != ObjectKind::Account {
+                continue;
+            }
+            if action.action == ActionKind::Delete {
+                if let Some(Ok(d)) = ws.existing.get(&action.id).map(|e| &e.decoded) {
+                    deletes.push(d.subject.clone());
+                }
+                continue;
+            }
+            let token = &tokens[&action.id];
+            let public = claims::peek(token)
+                .map(|d| d.claims.data().sub)
+                .unwrap_or_default();
+            address_of.insert(public.clone(), action.id.address());
+            jwt_of.insert(public.clone(), token.clone());
+            updates.insert(public, token.clone());
+        }
+        let deleted: std::collections::BTreeSet<String> = deletes.iter().cloned().collect();
+        if let Some(live) = plan.live.iter().find(|l| l.operator == *op_name) {
+            for item in &live.items {
+                if let Some(a) = &item.address {
+                    address_of
+                        .entry(item.public.clone())
+                        .or_insert_with(|| a.clone());
+                }
+            }
+            for public in live.to_update() {
+                if deleted.contains(public) {
+                    continue;
+                }
+                if let Some(jwt) = jwt_of.get(public) {
+                    updates
+                        .entry(public.to_string())
+                        .or_insert_with(|| jwt.clone());
+                }
+            }
+            for public in live.to_delete(deploy.prune) {
+                let new = !deletes.iter().any(|d| d == public);
+                if new && !deleted.contains(public) && !updates.contains_key(public) {
+                    deletes.push(public.to_string());
+                }
+            }
+        }
+        if updates.is_empty() && deletes.is_empty() {
+            deploy.sessions.remove(op_name);
+            continue;
+        }
+        // The operator keys servers trust for this operator after this apply.
+        let identity = keys
+            .book
+            .get(&address::key(&address::operator(op_name), &op.key))
+            .cloned();
+        let signing: Vec<String> = op
+            .signing_keys
+            .iter()
+            .filter_map(|l| {
+                keys.book
+                    .get(&address::key(&address::operator_signing_key(op_name), l))
+                    .cloned()
+            })
+            .collect();
+        let trusted: std::collections::BTreeSet<String> =
+            identity.iter().chain(signing.iter()).cloned().collect();
+        let strict_identity = identity.as_deref().filter(|_| op.strict_signing_key_usage);
+        let delete_signer = if op.strict_signing_key_usage {
+            signing.first().cloned()
+        } else {
+            identity.clone()
+        };
+        let mut delete_jwt = |account: &str| -> Result<String> {
+            let public = delete_signer
+                .clone()
+                .ok_or_else(|| anyhow!("operator {op_name} has no key to sign a delete with"))?;
+            let kp = pair(&public, &mut keys.pairs)?;
+            crate::deploy::auth::delete_request(
+                &kp,
+                &[account.to_string()],
+                crate::deploy::wall_clock(),
+            )
+        };
+        let requests = crate::deploy::requests(
+            &updates,
+            &deletes,
+            &address_of,
+            &trusted,
+            strict_identity,
+            &mut delete_jwt,
+        );
+        // A session from the live read is reused while young: a minted
+        // user expires (and servers close its connection) after two minutes,
+        // and apply may have waited for a confirmation meanwhile.
+        let reusable = deploy.sessions.remove(op_name).filter(|s| s.is_fresh());
+        let mut session = match reusable {
+            Some(s) => s,
+            None => {
+                let creds = match &deploy.creds {
+                    Some(file) => crate::deploy::auth::from_creds_file(file)?,
+                    None => {
+                        let addr = crate::deploy::system_signer_address(ws, op_name)?;
+                        // The key the servers know: the lock's from before
+                        // this apply, else (a first deploy) the new one.
+                        let public = ws
+                            .lock
+                            .get(&addr)
+                            .map(str::to_string)
+                            .or_else(|| keys.book.get(&addr).cloned())
+                            .ok_or_else(|| {
+                                anyhow!("operator {op_name}: the system account's key {addr} is not in natsform.lock")
+                            })?;
+                        let sys = crate::deploy::system_account_key(ws, op_name, &ws.key_book())
+                            .or_else(|| crate::deploy::system_account_key(ws, op_name, &keys.book))
+                            .ok_or_else(|| {
+                                anyhow!("operator {op_name} has no system account key")
+                            })?;
+                        let kp = pair(&public, &mut keys.pairs)?;
+                        crate::deploy::auth::mint(&kp, &sys, crate::deploy::wall_clock())?
+                    }
+                };
+                crate::deploy::Session::open(&target, creds)?
+            }
+        };
+        progress(&format!(
+            "Pushing {} account{} to the servers of operator {op_name}…",
+            requests.len(),
+            if requests.len() == 1 { "" } else { "s" }
+        ));
+        let outcome = session.push(requests, &deploy.bar);
+        for note in session.notes.drain(..) {
+            progress(&note);
+        }
+        deploy.outcomes.push(outcome);
+    }
+    Ok(())
+}
+
+/// A copy of a key pair (nkeys' `KeyPair` is not `Clone`), through its seed,
+/// which never leaves memory.
+fn clone_pair(kp: &KeyPair) -> KeyPair {
+    let seed = zeroize::Zeroizing::new(kp.seed().expect("a key pair with its seed"));
+    KeyPair::from_seed(&seed).expect("its own seed")
 }
 
 /// Step 0. Refuses a plan with blockers (missing or damaged seeds, keys
@@ -319,14 +548,16 @@ fn sign_all(
 }
 
 /// Step 4, memory only. The lock apply will write: every binding of
-/// `book`, and the revocation record (the second record of every
-/// revocation, beside the account JWTs).
-fn new_lock(book: &KeyBook, revocations: &Revocations) -> Result<Lock> {
+/// `book`, the revocation record (the second record of every
+/// revocation, beside the account JWTs), and the record of deleted
+/// accounts (so a server that brings one back is known to hold ours).
+fn new_lock(book: &KeyBook, revocations: &Revocations, deleted: DeletedAccounts) -> Result<Lock> {
     let mut lock = Lock::new();
     for (addr, public) in book {
         lock.insert(addr.clone(), public.clone())?;
     }
     lock.set_revocations(revocations.clone());
+    lock.set_deleted_accounts(deleted);
     Ok(lock)
 }
 

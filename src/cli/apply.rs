@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use super::deploy::DeployArgs;
 use super::lock::{self, LockArgs};
 use super::Output;
 use crate::apply;
@@ -28,6 +29,17 @@ pub struct Args {
     /// age identity file to decrypt seeds with (repeatable).
     #[arg(short = 'i', long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
+    /// Write the store only: push nothing to the servers.
+    #[arg(long, conflicts_with_all = ["push", "creds"])]
+    pub no_push: bool,
+    /// Also delete, from the servers, accounts this manifest never managed.
+    #[arg(long)]
+    pub prune: bool,
+    /// Print what apply did, and what each server said, as one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
     #[command(flatten)]
     pub lock: LockArgs,
 }
@@ -39,29 +51,62 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // One reading of the clock: the plan shown and the JWTs signed agree.
     let now = crate::workspace::now();
     let ws = Workspace::open(path)?;
-    let plan = ws.plan(now);
+    let sources = IdentitySources::from_env(args.identity.clone());
+    // Where to push; apply that pushes first reads what the servers hold.
+    let targets = crate::deploy::targets(&ws, &args.deploy.overrides(args.no_push))?;
+    let (states, sessions) = if targets.is_empty() {
+        Default::default()
+    } else {
+        super::deploy::read_live(&ws, &targets, args.deploy.creds.as_ref(), &sources, out)?
+    };
+    let plan = if states.is_empty() {
+        ws.plan(now)
+    } else {
+        ws.plan_live_pruning(now, &states, args.prune)
+    };
     let saved = match &args.plan_file {
         Some(file) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading the plan {}", file.display()))?;
-            crate::plan::saved::check(&text, &plan, &ws.fingerprint())
+            // A saved plan fixes what apply writes to the store; what it
+            // pushes always follows what the servers hold now (read just
+            // above), so a plan saved with or without --live is accepted
+            // when its store part is current.
+            let fingerprint = ws.fingerprint();
+            crate::plan::saved::check(&text, &plan, &fingerprint)
+                .or_else(|_| {
+                    let mut store_only = plan.clone();
+                    store_only.live.clear();
+                    crate::plan::saved::check(&text, &store_only, &fingerprint)
+                })
                 .with_context(|| format!("cannot apply {}", file.display()))?;
             true
         }
         None => false,
     };
+    let show_plan = !out.quiet && !args.json;
     if !plan.blockers.is_empty() {
-        if !out.quiet {
+        if show_plan {
             out.plan(&plan);
         }
         bail!(super::plan::blocked_message(&plan));
     }
     if plan.is_empty() {
         remove_leftovers(&ws, out);
-        out.result("No changes. The store matches the manifest.\n");
+        let text = if targets.is_empty() {
+            "No changes. The store matches the manifest.\n"
+        } else {
+            "No changes. The store matches the manifest, and the servers hold it.\n"
+        };
+        if args.json {
+            out.note(text.trim_end());
+            out.result(&json_document(&apply::Report::default(), &[]));
+        } else {
+            out.result(text);
+        }
         return Ok(ExitCode::SUCCESS);
     }
-    if !out.quiet {
+    if show_plan {
         out.plan(&plan);
     }
     if !plan.protected_deletes.is_empty() && !args.allow_destroy {
@@ -87,21 +132,96 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
-    let sources = IdentitySources::from_env(args.identity);
     for w in sources.warnings() {
         out.warning(&w);
     }
-    let report = apply::apply(&ws, &plan, &sources, now, &mut |line| out.note(line))?;
+    let mut deploy = (!targets.is_empty()).then(|| apply::Deploy {
+        targets: targets.clone(),
+        sessions,
+        creds: args.deploy.creds.clone(),
+        prune: args.prune,
+        bar: crate::deploy::report::Progress::new(!out.quiet),
+        outcomes: Vec::new(),
+    });
+    let report = apply::apply_and_deploy(
+        &ws,
+        &plan,
+        &sources,
+        now,
+        &mut |line| out.note(line),
+        deploy.as_mut(),
+    )?;
     remove_leftovers(&ws, out);
-    out.result(&format!(
-        "Apply complete: {} key{} generated, {} JWT{} written, {} deleted.\n",
+    let summary = format!(
+        "Apply complete: {} key{} generated, {} JWT{} written, {} deleted.",
         report.keys_generated,
         if report.keys_generated == 1 { "" } else { "s" },
         report.jwts_written,
         if report.jwts_written == 1 { "" } else { "s" },
         report.jwts_deleted
-    ));
+    );
+    let outcomes = deploy.map(|d| d.outcomes).unwrap_or_default();
+    for o in &outcomes {
+        for line in o.lines() {
+            out.note(&line);
+        }
+    }
+    if args.json {
+        out.note(&summary);
+        out.result(&json_document(&report, &outcomes));
+    } else {
+        out.result(&format!("{summary}\n"));
+    }
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.ok())
+        .map(deploy_failure)
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{}\n  = help: the store is written; `natsform apply` again pushes what is missing once the servers are fixed",
+            failed.join("\n")
+        );
+    }
+    if !outcomes.is_empty() {
+        let pushed: usize = outcomes.iter().map(|o| o.accounts.len()).sum();
+        out.note(&format!(
+            "Deployed: {pushed} account change{} acknowledged by the servers.",
+            if pushed == 1 { "" } else { "s" }
+        ));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error of an operator whose push did not fully succeed: each
+/// account a server rejected (with the reason) or too few acknowledged.
+fn deploy_failure(o: &crate::deploy::PushOutcome) -> String {
+    let parts = o.failures();
+    format!(
+        "the push to the servers of operator {} failed for {} account{}:\n  - {}",
+        o.operator,
+        parts.len(),
+        if parts.len() == 1 { "" } else { "s" },
+        parts.join("\n  - ")
+    )
+}
+
+/// `apply --json`: what apply wrote and what each server said.
+fn json_document(report: &apply::Report, outcomes: &[crate::deploy::PushOutcome]) -> String {
+    let doc = serde_json::json!({
+        "format_version": 1,
+        "store": {
+            "keys_generated": report.keys_generated,
+            "jwts_written": report.jwts_written,
+            "jwts_deleted": report.jwts_deleted,
+            "lock_changed": report.lock_changed,
+        },
+        "deploy": outcomes.iter().map(|o| o.json()).collect::<Vec<_>>(),
+        "ok": outcomes.iter().all(|o| o.ok()),
+    });
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// Temporary files an interrupted apply left in the vault, the store and the

@@ -3,6 +3,7 @@
 
 mod apply;
 mod creds;
+mod deploy;
 mod import;
 mod init;
 mod lock;

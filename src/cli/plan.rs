@@ -34,6 +34,17 @@ pub struct Args {
     /// the working tree.
     #[arg(long, value_name = "REF", requires = "base")]
     pub head: Option<String>,
+    /// Also read what the servers hold (each operator's `resolver.urls`,
+    /// or --push) and show accounts they lack, hold in another version,
+    /// or hold without this manifest managing them.
+    #[arg(long, conflicts_with = "base")]
+    pub live: bool,
+    /// With --live and without --creds: age identity file that opens the
+    /// system account's key (repeatable).
+    #[arg(short = 'i', long = "identity", value_name = "FILE", requires = "live")]
+    pub identity: Vec<std::path::PathBuf>,
+    #[command(flatten)]
+    pub deploy: super::deploy::DeployArgs,
     #[command(flatten)]
     pub lock: LockArgs,
 }
@@ -68,7 +79,25 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             (Workspace::open(path)?, Some(held))
         }
     };
-    let plan = ws.plan(now);
+    let deploy_flags = !args.deploy.push.is_empty()
+        || args.deploy.creds.is_some()
+        || args.deploy.tls_ca.is_some()
+        || args.deploy.tls_cert.is_some();
+    if deploy_flags && !args.live {
+        anyhow::bail!("--push, --creds and --tls-* choose the servers `plan --live` reads\n  = help: add --live");
+    }
+    let plan = if args.live {
+        let targets = crate::deploy::targets(&ws, &args.deploy.overrides(false))?;
+        if targets.is_empty() {
+            anyhow::bail!("plan --live: no operator of the manifest has `resolver.urls`\n  = help: set `resolver.urls` on the operator, or name a server with --push URL");
+        }
+        let sources = crate::keys::IdentitySources::from_env(args.identity.clone());
+        let (states, _sessions) =
+            super::deploy::read_live(&ws, &targets, args.deploy.creds.as_ref(), &sources, out)?;
+        ws.plan_live(now, &states)
+    } else {
+        ws.plan(now)
+    };
     if let Some(file) = &args.out {
         let text = crate::plan::saved::save(&plan, &ws.fingerprint());
         crate::fsutil::write_atomic(file, text.as_bytes(), 0o644)

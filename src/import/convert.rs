@@ -309,6 +309,8 @@ fn operator(
         assert_server_version: opt_str(&n.assert_server_version),
         tags: n.generic.tags.clone(),
         expires: expiry(c.data.exp),
+        // nsc keeps no resolver settings in its store: add them by hand.
+        resolver: None,
         accounts: BTreeMap::new(),
     };
     Ok((op, signers))

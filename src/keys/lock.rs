@@ -7,7 +7,13 @@
 //! key → revocation time). The account JWT is the copy that servers read;
 //! this one lets the plan repair an account JWT that was damaged, rolled
 //! back or removed, so a deleted user's revocation survives the loss of any
-//! one file. Its text is a pure
+//! one file.
+//!
+//! And it records the public keys of the accounts natsform deleted (or
+//! whose identity key it replaced), by address: a full resolver does not
+//! replicate deletions, so a server that missed a DELETE can bring such an
+//! account back, and the live plan must know it as natsform's to delete it
+//! again. Its text is a pure
 //! function of its content (sorted keys, fixed header), so saving an
 //! unchanged lock never rewrites the file.
 
@@ -41,7 +47,12 @@ const HEADER: &str = "\
 pub struct Lock {
     keys: BTreeMap<String, String>,
     revocations: Revocations,
+    deleted_accounts: DeletedAccounts,
 }
+
+/// Account address (`account.O2/A`) → the public keys it had that natsform
+/// deleted from the servers (or retired by replacing the key), sorted.
+pub type DeletedAccounts = BTreeMap<String, std::collections::BTreeSet<String>>;
 
 /// Account address (`account.O2/A`) → revoked user key (or `*`) → unix time.
 pub type Revocations = BTreeMap<String, BTreeMap<String, i64>>;
@@ -54,6 +65,8 @@ struct LockFile {
     keys: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     revocations: Revocations,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    deleted_accounts: DeletedAccounts,
 }
 
 /// Read first, leniently, so a newer format is reported as a version problem
@@ -134,6 +147,7 @@ impl Lock {
             .keys
             .keys()
             .chain(file.revocations.keys())
+            .chain(file.deleted_accounts.keys())
             .find(|a| crate::redact::contains_secret(a));
         if let Some(address) = seed_named {
             return Err(KeysError::LockParse {
@@ -191,9 +205,11 @@ impl Lock {
                 }
             }
         }
+        check_deleted_accounts(&file, text, path)?;
         Ok(Lock {
             keys: file.keys,
             revocations: file.revocations,
+            deleted_accounts: file.deleted_accounts,
         })
     }
 
@@ -255,6 +271,25 @@ impl Lock {
         self.revocations = revocations;
     }
 
+    /// The record of deleted accounts: address → public keys natsform
+    /// deleted (or retired by replacing them).
+    pub fn deleted_accounts(&self) -> &DeletedAccounts {
+        &self.deleted_accounts
+    }
+
+    /// Replaces the record of deleted accounts. Keys the lock binds are
+    /// left out (an account bound again is not deleted), and addresses
+    /// with no key are dropped, so the record never contradicts the
+    /// bindings.
+    pub fn set_deleted_accounts(&mut self, mut deleted: DeletedAccounts) {
+        let bound: std::collections::BTreeSet<&String> = self.keys.values().collect();
+        for keys in deleted.values_mut() {
+            keys.retain(|k| !bound.contains(k));
+        }
+        deleted.retain(|_, keys| !keys.is_empty());
+        self.deleted_accounts = deleted;
+    }
+
     /// Every binding, address → public key, sorted by address.
     pub fn bindings(&self) -> &BTreeMap<String, String> {
         &self.keys
@@ -284,6 +319,7 @@ impl fmt::Display for Lock {
             version: LOCK_VERSION,
             keys: self.keys.clone(),
             revocations: self.revocations.clone(),
+            deleted_accounts: self.deleted_accounts.clone(),
         })
         .map_err(|_| fmt::Error)?;
         write!(f, "{HEADER}\n{body}")
@@ -303,6 +339,67 @@ fn kind_of_address(address: &str) -> Option<KeyKind> {
         ("user", 2) => Some(KeyKind::User),
         _ => None,
     }
+}
+
+/// The record of deleted accounts as hand edits can break it: an address
+/// that is not an account's, a value that is not an account public key (a
+/// seed is never echoed), a key recorded under two addresses, or a key the
+/// lock still binds. Each would make the live plan delete, or keep, the
+/// wrong account.
+fn check_deleted_accounts(file: &LockFile, text: &str, path: &Path) -> Result<()> {
+    let line = |needle: &str| line_of(text, text.find(needle).unwrap_or(0));
+    let bound: BTreeMap<&str, &str> = file
+        .keys
+        .iter()
+        .map(|(a, k)| (k.as_str(), a.as_str()))
+        .collect();
+    let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+    for (address, keys) in &file.deleted_accounts {
+        let is_account = address.strip_prefix("account.").is_some_and(|rest| {
+            !address.contains('#')
+                && rest.split('/').count() == 2
+                && !rest.split('/').any(str::is_empty)
+        });
+        if !is_account {
+            return Err(KeysError::LockParse {
+                path: path.to_path_buf(),
+                line: line(address),
+                message: format!(
+                    "deleted accounts are recorded by account address (`account.OPERATOR/ACCOUNT`), not `{address}`"
+                ),
+            });
+        }
+        for key in keys {
+            if kind_of_public_key(key) != Some(KeyKind::Account) {
+                return Err(KeysError::LockBadKey {
+                    path: path.to_path_buf(),
+                    address: format!("deleted_accounts.\"{address}\""),
+                    shown: shown_key(key),
+                });
+            }
+            if let Some(first) = owners.insert(key, address) {
+                return Err(KeysError::LockParse {
+                    path: path.to_path_buf(),
+                    line: line(key),
+                    message: format!(
+                        "key {} is recorded as deleted under both `{first}` and `{address}`; one account key belongs to one address",
+                        short(key, 12)
+                    ),
+                });
+            }
+            if let Some(holder) = bound.get(key.as_str()) {
+                return Err(KeysError::LockParse {
+                    path: path.to_path_buf(),
+                    line: line(key),
+                    message: format!(
+                        "key {} is recorded as deleted under `{address}` but is bound to `{holder}`; a key natsform uses is not deleted",
+                        short(key, 12)
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -21,7 +21,7 @@ mod tests_lock;
 pub use error::{KeysError, Result, ENV_IDENTITY_FILE, ENV_IDENTITY_KEY};
 pub use identity::{Identities, IdentitySources};
 pub use kind::{generate, is_valid_public_key, kind_of_key_pair, kind_of_public_key, KeyKind};
-pub use lock::{Lock, Revocations, LOCK_FILE_NAME, LOCK_VERSION};
+pub use lock::{DeletedAccounts, Lock, Revocations, LOCK_FILE_NAME, LOCK_VERSION};
 pub use recipients::Recipients;
 pub use vault::{Vault, VAULT_SUFFIX};
 

@@ -205,3 +205,93 @@ fn a_seed_as_an_address_is_refused_without_being_echoed() {
         assert!(!e.contains(&seed[..20]), "{e}");
     }
 }
+
+/// The record of deleted accounts: written sorted, read back the same, and
+/// a lock without it is the same lock (no rewrite).
+#[test]
+fn the_deleted_accounts_record_round_trips_sorted() {
+    let mut lock = sample();
+    let mut deleted = DeletedAccounts::new();
+    deleted
+        .entry("account.O2/Gone".into())
+        .or_default()
+        .extend([key(KeyPairType::Account, 9), key(KeyPairType::Account, 8)]);
+    deleted
+        .entry("account.O2/Back".into())
+        .or_default()
+        .insert(key(KeyPairType::Account, 7));
+    // A key the lock binds again is not deleted, and an empty entry goes.
+    deleted
+        .entry("account.O2/A".into())
+        .or_default()
+        .insert(key(KeyPairType::Account, 3));
+    lock.set_deleted_accounts(deleted);
+    assert_eq!(lock.deleted_accounts().len(), 2);
+    let text = lock.to_string();
+    let back = text.find("\"account.O2/Back\"").unwrap();
+    let gone = text.find("\"account.O2/Gone\"").unwrap();
+    assert!(back < gone, "{text}");
+    assert!(
+        text.find(&key(KeyPairType::Account, 8)).unwrap()
+            < text.find(&key(KeyPairType::Account, 9)).unwrap()
+    );
+    let parsed = Lock::parse(&text, Path::new("natsform.lock")).unwrap();
+    assert_eq!(parsed, lock);
+    assert_eq!(parsed.to_string(), text);
+    // Without deletions the text is exactly what it was before the record
+    // existed.
+    assert!(!sample().to_string().contains("deleted_accounts"));
+}
+
+#[test]
+fn a_hand_edited_deleted_accounts_record_is_refused() {
+    let acc = key(KeyPairType::Account, 9);
+    let bound = key(KeyPairType::Account, 3);
+    let user = key(KeyPairType::User, 5);
+    let seed = KeyPair::new_from_raw(KeyPairType::Account, [9; 32])
+        .unwrap()
+        .seed()
+        .unwrap();
+    let keys = format!("[keys]\n\"account.O2/A#v1\" = \"{bound}\"\n");
+    let cases = [
+        (
+            format!("version = 1\n{keys}[deleted_accounts]\n\"user.O2/A/U\" = [\"{acc}\"]\n"),
+            "by account address",
+        ),
+        (
+            format!("version = 1\n{keys}[deleted_accounts]\n\"account.O2/A#v1\" = [\"{acc}\"]\n"),
+            "by account address",
+        ),
+        (
+            format!("version = 1\n{keys}[deleted_accounts]\n\"account.O2/X\" = [\"{user}\"]\n"),
+            "not an nkey public key",
+        ),
+        (
+            format!("version = 1\n{keys}[deleted_accounts]\n\"account.O2/X\" = [\"{seed}\"]\n"),
+            "looks like a seed; not shown",
+        ),
+        (
+            format!("version = 1\n{keys}[deleted_accounts]\n\"account.O2/X\" = [\"{acc}\"]\n\"account.O2/Y\" = [\"{acc}\"]\n"),
+            "under both `account.O2/X` and `account.O2/Y`",
+        ),
+        (
+            format!("version = 1\n{keys}[deleted_accounts]\n\"account.O2/X\" = [\"{bound}\"]\n"),
+            "is bound to `account.O2/A#v1`",
+        ),
+        (
+            format!("version = 1\n{keys}[deleted_accounts]\n\"{seed}\" = [\"{acc}\"]\n"),
+            "looks like a seed (not shown)",
+        ),
+        (
+            format!("version = 1\n{keys}[deleted_accounts]\n\"account.O2/X\" = \"{acc}\"\n"),
+            "invalid type",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = Lock::parse(&text, Path::new("natsform.lock"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(expected), "{expected:?} not in {e}");
+        assert!(!e.contains(&seed[..20]), "{e}");
+    }
+}

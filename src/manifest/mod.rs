@@ -17,4 +17,4 @@ pub mod validate;
 pub use diagnostic::{Diagnostic, ManifestErrors};
 pub use load::{load, load_from, Format, Loaded};
 pub use model::Manifest;
-pub use validate::validate;
+pub use validate::{check_resolver_url, validate};

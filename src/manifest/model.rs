@@ -130,9 +130,59 @@ pub struct Operator {
     /// RFC 3339 date-time or a date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<Expiry>,
+    /// The servers apply pushes this operator's account JWTs to (their
+    /// full, nats-based resolver), and `plan --live` reads back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<Resolver>,
     /// Accounts by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub accounts: BTreeMap<String, Account>,
+}
+
+/// Where and how to deploy an operator's accounts: nats-servers running a
+/// full (nats-based) resolver, reached as a system-account user.
+#[derive(Debug, Clone, Deserialize, Serialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resolver {
+    /// Server URLs (`nats://host:4222`, `tls://host:4222`); one server of a
+    /// cluster is enough, every server answering the system subjects is
+    /// reached through it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
+    pub urls: Vec<String>,
+    /// How long to wait for a connection (default `5s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Duration>,
+    /// How long to wait for the servers' replies to one request (default `2s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<Duration>,
+    /// TLS files, relative to the manifest and inside its directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ResolverTls>,
+    /// How many servers must acknowledge each account (default: every
+    /// server that answers `$SYS.REQ.SERVER.PING`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
+    pub acks: Option<u32>,
+}
+
+/// TLS files for reaching the resolver's servers.
+#[derive(Debug, Clone, Deserialize, Serialize, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolverTls {
+    /// PEM file of the certificate authorities to trust (default: the
+    /// system's roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
+    pub ca: Option<String>,
+    /// PEM file of the client certificate (with `key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
+    pub cert: Option<String>,
+    /// PEM file of the client certificate's private key (with `cert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
+    pub key: Option<String>,
 }
 
 /// An account of an operator.

@@ -2,6 +2,8 @@
 //! just the first) and points at a line and an object address.
 
 mod graph;
+mod resolver;
+pub use resolver::check_resolver_url;
 mod rules;
 mod wiring;
 
@@ -329,6 +331,9 @@ impl<'a> Validator<'a> {
                     "write e.g. `nats://host:4222`",
                 );
             }
+        }
+        if let Some(resolver) = &op.resolver {
+            self.resolver(&KeyPath::new(&base).at("resolver"), &addr, resolver);
         }
         self.operator_extras(&KeyPath::new(&base), &addr, op);
         let mut lowered: BTreeMap<String, &str> = BTreeMap::new();

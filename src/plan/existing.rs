@@ -46,6 +46,11 @@ impl PartialEq for DecodedJwt {
 }
 
 impl DecodedJwt {
+    /// The token as stored (or as a server returned it).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// The payload JSON exactly as signed (verified when decoded).
     pub fn payload(&self) -> String {
         payload_of(&self.token).unwrap_or_default()
@@ -176,6 +181,27 @@ pub fn decode_all(contents: StoreContents) -> BTreeMap<ObjectId, Existing> {
             (id, Existing { token, decoded })
         })
         .collect()
+}
+
+/// Why a server's JWT is not a readable account JWT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveDecodeError {
+    /// A verified JWT of another type (the type as found).
+    Kind(String),
+    /// Not a JWT whose signature verifies, or a payload that is not JSON.
+    Invalid(String),
+}
+
+/// Decodes and verifies an account JWT a server returned (hostile input:
+/// the caller bounds its size), as stored JWTs are.
+pub fn decode_live(token: &str) -> Result<DecodedJwt, LiveDecodeError> {
+    let token: Arc<str> = Arc::from(token);
+    let env =
+        claims::verify_envelope(&token).map_err(|e| LiveDecodeError::Invalid(e.to_string()))?;
+    if env.claim_type != "account" {
+        return Err(LiveDecodeError::Kind(env.claim_type));
+    }
+    decode_one(ObjectKind::Account, &token).map_err(LiveDecodeError::Invalid)
 }
 
 fn decode_one(kind: ObjectKind, token: &Arc<str>) -> Result<DecodedJwt, String> {

@@ -18,6 +18,7 @@ mod effects;
 pub mod existing;
 mod expiry;
 pub mod keyref;
+pub mod live;
 mod notices;
 pub mod reasons;
 pub mod render_claims;
@@ -69,9 +70,15 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Whether applying would change nothing.
+    /// Whether applying would change nothing: no action, key or lock
+    /// record, and nothing to push to or delete from a live server.
+    /// Unmanaged accounts a server holds are information unless the plan
+    /// was made with `--prune`.
     pub fn is_empty(&self) -> bool {
-        self.actions.is_empty() && self.new_keys.is_empty() && self.lock_records.is_empty()
+        self.actions.is_empty()
+            && self.new_keys.is_empty()
+            && self.lock_records.is_empty()
+            && !self.live.iter().any(crate::live::LivePlan::has_work)
     }
 
     /// How many actions of `kind` the plan holds.

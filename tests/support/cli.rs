@@ -569,6 +569,42 @@ fn redact_keys_and_times(text: &str) -> String {
 impl Project {
     /// A nats-server config body trusting operator `op` of the applied
     /// store, with every account preloaded into the memory resolver.
+    /// A full-resolver server config (see [`super::nats::full_resolver_config`])
+    /// for operator `op` of the store, its JWT directory under `dir`.
+    pub fn full_resolver_config(
+        &self,
+        op: &str,
+        name: &str,
+        dir: &Path,
+        allow_delete: bool,
+    ) -> String {
+        let store = self.path().join("store").join(op);
+        let operator = fs::read_to_string(store.join(format!("{op}.jwt"))).expect("operator JWT");
+        let sys = super::nats::jwt_claims(&operator)["nats"]["system_account"]
+            .as_str()
+            .expect("operator has a system account")
+            .to_string();
+        let mut sys_jwt = None;
+        for entry in fs::read_dir(store.join("accounts")).expect("accounts dir") {
+            let name = entry.expect("entry").file_name().into_string().unwrap();
+            let jwt = fs::read_to_string(store.join(format!("accounts/{name}/{name}.jwt")))
+                .expect("account JWT");
+            if super::nats::jwt_subject(&jwt) == sys {
+                sys_jwt = Some(jwt);
+            }
+        }
+        let jwt_dir = dir.join("jwt");
+        fs::create_dir_all(&jwt_dir).expect("resolver dir");
+        super::nats::full_resolver_config(
+            name,
+            &operator,
+            &sys,
+            &sys_jwt.expect("the system account's JWT is in the store"),
+            &jwt_dir,
+            allow_delete,
+        )
+    }
+
     pub fn memory_resolver_config(&self, op: &str) -> String {
         let store = self.path().join("store").join(op);
         let operator = fs::read_to_string(store.join(format!("{op}.jwt"))).expect("operator JWT");

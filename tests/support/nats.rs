@@ -10,6 +10,10 @@
 //!   `PING`/`PONG`, so that any `-ERR` the server sends in response to that
 //!   command (authorization or permission violations) is returned as the
 //!   command's `Err`. That makes permission assertions deterministic.
+//!   The product talks to servers through the official client
+//!   (`async-nats`, in `src/deploy`); this one stays for tests because
+//!   that client reports a permission violation asynchronously, not as
+//!   the error of the command that caused it.
 //!
 //! A missing server binary is a test failure (a panic), never a skip.
 
@@ -321,6 +325,28 @@ pub fn memory_resolver_config(
     }
     config.push_str("}\n");
     config
+}
+
+/// A server config for operator mode with a full (nats-based) resolver
+/// storing JWTs in `dir`, only the system account preloaded (the shape of
+/// `nsc generate config --nats-resolver`), named `name`: what natsform
+/// pushes to.
+pub fn full_resolver_config(
+    name: &str,
+    operator_jwt: &str,
+    system_account: &str,
+    system_account_jwt: &str,
+    dir: &Path,
+    allow_delete: bool,
+) -> String {
+    format!(
+        "server_name: \"{name}\"\noperator: \"{}\"\nsystem_account: \"{}\"\nresolver {{\n  type: full\n  dir: \"{}\"\n  allow_delete: {allow_delete}\n  interval: \"2m\"\n  timeout: \"1.9s\"\n}}\nresolver_preload: {{\n  {}: \"{}\"\n}}\n",
+        operator_jwt.trim(),
+        system_account.trim(),
+        dir.display(),
+        system_account.trim(),
+        system_account_jwt.trim()
+    )
 }
 
 /// The decoded payload (claims) of a JWT. Panics if it is not a JWT.

@@ -29,22 +29,50 @@
 //!     "reason_kinds": ["role-changed"],
 //!     "before": "<effective permissions, rendered>",
 //!     "after": "<effective permissions, rendered>"
+//!   }, …],
+//!   "live": [{                         // only with live data (`plan --live`, apply)
+//!     "operator": "<operator name>",
+//!     "servers": ["<server name>", …], // the servers that answered
+//!     "prune": false,                  // whether apply deletes unmanaged accounts
+//!     "malformed": 0,                  // only when > 0: listed names that are not account keys
+//!     "items": [{
+//!       "account": "<account public key>",
+//!       "address": "<account address>" | null,   // null: never managed here
+//!       "kind": "missing" | "older" | "drifted" | "returned" | "retired" | "unmanaged",
+//!       "servers": ["<server name>", …],
+//!       "apply": "push" | "delete" | "none",
+//!       "name": "<the name in the server's JWT>",  // unmanaged and returned only
+//!       "drift": {                     // drifted only
+//!         "reasons": ["<sentence>", …],
+//!         "reason_kinds": ["unreadable" | "not-an-account" | "other-subject"
+//!                          | "untrusted-issuer" | "same-jti-other-content" | "not-older", …],
+//!         "live": "<the server's claims, rendered>" | null,
+//!         "store": "<the store's claims, rendered>"
+//!       }
+//!     }, …]
 //!   }, …]
 //! }
 //! ```
+//!
+//! With live data, `summary` also has `"live": {"push": N, "delete": N,
+//! "unmanaged": N}` (distinct accounts; unmanaged counts those left alone
+//! without `--prune`), and `changes` is true when a server needs a push or
+//! a deletion.
 //!
 //! Reason kinds: `not-in-store`, `not-in-manifest`, `untrusted-jwt`,
 //! `new-identity-key`, `lock-edited`, `identity-key-changed`,
 //! `claims-changed`, `signer-rotated`, `issuer-key-removed`,
 //! `issuer-not-trusted`, `issuer-unknown`, `expiring`, `key-revoked`,
 //! `restores-revocation`, `revokes-user`, `role-changed`.
-//! `reason_kinds` is an addition within version 1: every field of earlier
-//! version-1 documents keeps its meaning.
+//! `reason_kinds` and `live` are additions within version 1: every field
+//! of earlier version-1 documents keeps its meaning, and a plan without
+//! live data is the same document as before.
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{effective_side, side_text};
+use crate::live::{DriftReason, LivePlan};
 use crate::plan::{Action, ActionKind, Effect, Plan};
 
 /// Version of the JSON plan document; bumped on incompatible changes.
@@ -70,6 +98,55 @@ pub struct Document<'a> {
     pub blockers: Vec<String>,
     pub actions: Vec<JsonAction<'a>>,
     pub effects: Vec<JsonEffect<'a>>,
+    /// What the live servers hold against the store, per operator.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub live: Vec<JsonLive<'a>>,
+}
+
+/// One operator's servers.
+#[derive(Debug, Serialize)]
+pub struct JsonLive<'a> {
+    pub operator: &'a str,
+    pub servers: &'a [String],
+    pub prune: bool,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub malformed: usize,
+    pub items: Vec<JsonLiveItem<'a>>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// One account whose live state differs from the store.
+#[derive(Debug, Serialize)]
+pub struct JsonLiveItem<'a> {
+    pub account: &'a str,
+    pub address: Option<&'a str>,
+    pub kind: &'static str,
+    pub servers: &'a [String],
+    pub apply: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<JsonDrift>,
+}
+
+/// A drifted account: why, and both sides rendered.
+#[derive(Debug, Serialize)]
+pub struct JsonDrift {
+    pub reasons: Vec<String>,
+    pub reason_kinds: Vec<&'static str>,
+    pub live: Option<String>,
+    pub store: String,
+}
+
+/// Distinct accounts apply pushes to or deletes from servers, and leaves.
+#[derive(Debug, Serialize)]
+pub struct JsonLiveSummary {
+    pub push: usize,
+    pub delete: usize,
+    pub unmanaged: usize,
 }
 
 /// How many actions of each kind.
@@ -80,6 +157,8 @@ pub struct Summary {
     pub reissue: usize,
     pub replace: usize,
     pub delete: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<JsonLiveSummary>,
 }
 
 /// One action.
@@ -146,6 +225,14 @@ pub fn document(plan: &Plan, fingerprint: Option<&str>) -> String {
             reissue: plan.count(ActionKind::Reissue),
             replace: plan.count(ActionKind::Replace),
             delete: plan.count(ActionKind::Delete),
+            live: (!plan.live.is_empty()).then(|| {
+                let c = super::live::counts(plan);
+                JsonLiveSummary {
+                    push: c.push,
+                    delete: c.delete,
+                    unmanaged: c.unmanaged,
+                }
+            }),
         },
         new_keys: &plan.new_keys,
         protected_deletes: plan
@@ -158,8 +245,47 @@ pub fn document(plan: &Plan, fingerprint: Option<&str>) -> String {
         blockers: plan.blockers.iter().map(ToString::to_string).collect(),
         actions,
         effects,
+        live: plan.live.iter().map(|lp| live_of(plan, lp)).collect(),
     };
     let mut s = serde_json::to_string_pretty(&doc).expect("plan serializes");
     s.push('\n');
     s
+}
+
+fn live_of<'a>(plan: &'a Plan, lp: &'a LivePlan) -> JsonLive<'a> {
+    let items = super::live::in_order(lp)
+        .map(|i| {
+            let apply = match super::live::colour(i, lp.prune) {
+                Some(ActionKind::Delete) => "delete",
+                Some(_) => "push",
+                None => "none",
+            };
+            let drift = i.drift.as_ref().map(|d| {
+                let (live, store) =
+                    super::live::drift_sides(i, &plan.key_names).unwrap_or_default();
+                JsonDrift {
+                    reasons: d.reasons.iter().map(ToString::to_string).collect(),
+                    reason_kinds: d.reasons.iter().map(DriftReason::kind).collect(),
+                    live: d.live.as_ref().map(|_| live),
+                    store,
+                }
+            });
+            JsonLiveItem {
+                account: &i.public,
+                address: i.address.as_deref(),
+                kind: i.kind.name(),
+                servers: &i.servers,
+                apply,
+                name: i.name.as_deref(),
+                drift,
+            }
+        })
+        .collect();
+    JsonLive {
+        operator: &lp.operator,
+        servers: &lp.servers,
+        prune: lp.prune,
+        malformed: lp.malformed,
+        items,
+    }
 }

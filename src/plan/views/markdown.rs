@@ -51,13 +51,20 @@ pub fn render(plan: &Plan, manifest: &str, limit: usize) -> String {
         html(&escape_line(manifest)).replace("--", "&#45;&#45;")
     );
     if plan.is_empty() && plan.effects.is_empty() && plan.blockers.is_empty() {
-        head.push_str("**natsform plan:** no changes. The store matches the manifest.\n");
-        notices(&mut head, plan);
+        if plan.live.is_empty() {
+            head.push_str("**natsform plan:** no changes. The store matches the manifest.\n");
+            notices(&mut head, plan);
+        } else {
+            head.push_str("**natsform plan:** no changes. The store matches the manifest, and the live servers hold its accounts.\n\n");
+            notices(&mut head, plan);
+            live_section(&mut head, plan);
+        }
         return head;
     }
     let _ = writeln!(head, "**natsform plan:** {}\n", summary_line(plan));
     counts_table(&mut head, plan);
     notices(&mut head, plan);
+    live_section(&mut head, plan);
 
     let sections = sections(plan);
     let fixed = chars(&head) + RESERVE;
@@ -507,6 +514,19 @@ fn summary_line(plan: &Plan) -> String {
             plural(n)
         );
     }
+    if !plan.live.is_empty() {
+        let c = super::live::counts(plan);
+        let _ = write!(
+            s,
+            "; live servers: {} account{} to push, {} to delete",
+            c.push,
+            plural(c.push),
+            c.delete
+        );
+        if c.unmanaged > 0 {
+            let _ = write!(s, ", {} unmanaged (listed only)", c.unmanaged);
+        }
+    }
     if !plan.blockers.is_empty() {
         s.push_str("; **apply refuses this plan** (see below)");
     }
@@ -537,7 +557,136 @@ fn counts_table(out: &mut String, plan: &Plan) {
         plan.effects.len()
     );
     let _ = writeln!(out, "| keys to generate | {} |", plan.new_keys.len());
+    if !plan.live.is_empty() {
+        let c = super::live::counts(plan);
+        let _ = writeln!(out, "| live servers: accounts to push | {} |", c.push);
+        let _ = writeln!(out, "| live servers: accounts to delete | {} |", c.delete);
+        let _ = writeln!(
+            out,
+            "| live servers: unmanaged accounts, listed only (`--prune` deletes them) | {} |",
+            c.unmanaged
+        );
+    }
     out.push('\n');
+}
+
+/// Most characters of the live servers' section (the diffs of the objects
+/// keep most of the room).
+const LIVE_MAX: usize = 16_000;
+
+/// Most diff lines of one drifted account in a comment.
+const LIVE_DIFF_LINES: usize = 60;
+
+/// `### Live servers`: per operator, the servers that answered, one list
+/// line per item, then a block per drifted account with its reasons and
+/// diff (`-` the server's, `+` the store's). At most [`LIVE_MAX`]
+/// characters; what does not fit is counted.
+fn live_section(out: &mut String, plan: &Plan) {
+    if plan.live.is_empty() {
+        return;
+    }
+    out.push_str("### Live servers\n\n");
+    let mut room = Room::default();
+    for lp in &plan.live {
+        let heading = format!("**{}**\n\n", super::live::heading(lp, &live_code));
+        room.push(out, heading);
+        let mut list = String::new();
+        if let Some(m) = super::live::malformed(lp) {
+            let _ = writeln!(list, "- {}", md(&m));
+        }
+        for item in super::live::in_order(lp).filter(|i| i.drift.is_none()) {
+            let mut line = format!(
+                "- <code>{}</code> {}",
+                html(super::live::symbol(item, lp.prune)),
+                super::live::sentence(item, lp.prune, &live_code)
+            );
+            if let Some(note) = super::live::changed_here(plan, item) {
+                let _ = write!(line, " ({})", md(note));
+            }
+            line.push('\n');
+            if room.fits(chars(&list) + chars(&line)) {
+                list.push_str(&line);
+            } else {
+                room.left_out += 1;
+            }
+        }
+        if !list.is_empty() {
+            list.push('\n');
+            room.push(out, list);
+        }
+        for item in super::live::in_order(lp).filter(|i| i.drift.is_some()) {
+            let mut block = format!(
+                "<details><summary><code>~</code> {}</summary>\n\n",
+                super::live::sentence(item, lp.prune, &live_code)
+            );
+            for r in item.drift.iter().flat_map(|d| &d.reasons) {
+                let _ = writeln!(block, "- {}", md(&r.to_string()));
+            }
+            if let Some(note) = super::live::changed_here(plan, item) {
+                let _ = writeln!(block, "- {}", md(note));
+            }
+            block.push_str("- `-` what the server holds, `+` what the store holds\n\n");
+            let (live, store) = super::live::drift_sides(item, &plan.key_names).unwrap_or_default();
+            let lines = diff_lines(&live, &store);
+            let shown = &lines[..lines.len().min(LIVE_DIFF_LINES)];
+            let fence = fence_for(shown);
+            let _ = writeln!(block, "{fence}diff");
+            for l in shown {
+                block.push_str(l);
+                block.push('\n');
+            }
+            let _ = writeln!(block, "{fence}\n");
+            if lines.len() > shown.len() {
+                let _ = writeln!(
+                    block,
+                    "*{} more line{} of this diff left out; `natsform plan --live` shows them.*\n",
+                    lines.len() - shown.len(),
+                    plural(lines.len() - shown.len())
+                );
+            }
+            block.push_str("</details>\n\n");
+            room.push(out, block);
+        }
+    }
+    if room.left_out > 0 {
+        let _ = writeln!(
+            out,
+            "- … {} more live part{} left out to fit the comment; `natsform plan --live` lists everything\n",
+            room.left_out,
+            plural(room.left_out)
+        );
+    }
+}
+
+/// A name from a server or the manifest in the live section, as inline
+/// code that no content can close and that mentions nobody.
+fn live_code(t: &str) -> String {
+    format!("<code>{}</code>", text(t))
+}
+
+/// The room left in the live section: what was used, what was left out.
+#[derive(Default)]
+struct Room {
+    used: usize,
+    left_out: usize,
+}
+
+impl Room {
+    fn fits(&self, n: usize) -> bool {
+        self.left_out == 0 && self.used + n <= LIVE_MAX
+    }
+
+    /// Appends `piece` if it fits; once something is left out, so is
+    /// everything after it (the count stays exact).
+    fn push(&mut self, out: &mut String, piece: String) {
+        let n = chars(&piece);
+        if self.fits(n) {
+            self.used += n;
+            out.push_str(&piece);
+        } else {
+            self.left_out += 1;
+        }
+    }
 }
 
 /// Most characters of each list before the diffs (deletions, problems,

@@ -11,6 +11,7 @@
 
 mod diff;
 pub mod json;
+pub mod live;
 pub mod markdown;
 pub mod text;
 

@@ -68,7 +68,17 @@ const CHUNK: usize = 256;
 fn write_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std::fmt::Result {
     if plan.is_empty() && plan.effects.is_empty() && plan.blockers.is_empty() {
         warnings(out, plan, style);
-        out.write_str("No changes. The store matches the manifest.\n")?;
+        if plan.live.is_empty() {
+            out.write_str("No changes. The store matches the manifest.\n")?;
+        } else {
+            live_text(out, plan, style)?;
+            out.write_str("No changes. The store matches the manifest, and the live servers hold its accounts.\n")?;
+            if super::live::counts(plan).unmanaged > 0 {
+                if let Some(s) = super::live::summary(plan) {
+                    writeln!(out, "{s}.")?;
+                }
+            }
+        }
         return Ok(());
     }
     if !plan.new_keys.is_empty() {
@@ -96,6 +106,7 @@ fn write_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std:
     if !plan.lock_records.is_empty() {
         out.write_char('\n')?;
     }
+    live_text(out, plan, style)?;
     for id in &plan.protected_deletes {
         let address = id.address();
         let address = esc(&address);
@@ -165,7 +176,54 @@ pub fn summary(plan: &Plan) -> String {
             if n == 1 { "" } else { "s" }
         ));
     }
+    if let Some(live) = super::live::summary(plan) {
+        s.push(' ');
+        s.push_str(&live);
+        s.push('.');
+    }
     s
+}
+
+/// The "Live servers" part: per operator, the servers that answered, then
+/// one line per item by kind; a drift shows its reasons and the claims
+/// diff (`-` what the server holds, `+` what the store holds).
+fn live_text(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std::fmt::Result {
+    let esc = |t: &str| esc(t).into_owned();
+    for lp in &plan.live {
+        writeln!(out, "{}", style.bold(&super::live::heading(lp, &esc)))?;
+        if let Some(m) = super::live::malformed(lp) {
+            writeln!(out, "  note: {m}")?;
+        }
+        for item in super::live::in_order(lp) {
+            let line = format!(
+                "{} {}",
+                super::live::symbol(item, lp.prune),
+                super::live::sentence(item, lp.prune, &esc)
+            );
+            let line = match super::live::colour(item, lp.prune) {
+                Some(kind) => style.for_action(kind, &line),
+                None => line,
+            };
+            writeln!(out, "  {line}")?;
+            if let Some(d) = &item.drift {
+                for r in &d.reasons {
+                    let r = r.to_string();
+                    writeln!(out, "    reason: {}", crate::safepath::escape_controls(&r))?;
+                }
+            }
+            if let Some(note) = super::live::changed_here(plan, item) {
+                writeln!(out, "    note: {note}")?;
+            }
+            if let Some((live, store)) = super::live::drift_sides(item, &plan.key_names) {
+                writeln!(out, "    (- what the server holds, + what the store holds)")?;
+                let mut diff = String::new();
+                write_diff(&mut diff, &live, &store, style);
+                out.write_str(&diff)?;
+            }
+        }
+        out.write_char('\n')?;
+    }
+    Ok(())
 }
 
 /// Text that did not come from natsform itself (addresses, reasons, claim
