@@ -525,6 +525,19 @@ fn hostile_stores_are_refused_without_following_links_or_showing_seeds() {
     assert!(run.stderr.contains("link"), "{}", run.stderr);
     assert_nothing_written(&project);
 
+    // A name with a terminal escape sequence: refused, shown escaped.
+    let (project, nsc) = setup();
+    let users = nsc.join("stores/O2/accounts/A/users");
+    fs::copy(users.join("U.jwt"), users.join("U\u{1b}[31m.jwt")).unwrap();
+    let run = import(&project, &nsc).failure();
+    assert!(!run.stderr.contains('\u{1b}'), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("U\\u{1b}[31m") || run.stderr.contains("U\\x1b[31m"),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_written(&project);
+
     // A keystore file whose seed belongs to another key: refused, unshown.
     let (project, nsc) = setup();
     let keys = nsc.join("keys");
@@ -551,4 +564,43 @@ fn hostile_stores_are_refused_without_following_links_or_showing_seeds() {
     let run = import(&project, &nsc).failure();
     assert!(run.stderr.contains("does not verify"), "{}", run.stderr);
     assert_nothing_written(&project);
+}
+
+#[test]
+fn an_account_signed_by_the_operators_own_key_is_resigned_only_when_allowed() {
+    let (project, nsc) = setup();
+    let path = nsc.join("stores/O2/accounts/sales/sales.jwt");
+    let claims = nats::jwt_claims(&read(&path));
+    let op = nats::jwt_subject(&read(nsc.join("stores/O2/O2.jwt")));
+    let seed = read(seed_path(&nsc.join("keys"), &op));
+    fs::write(&path, sign(claims, &seed)).unwrap();
+    natsform_snapshot!(name = "resign_refused", import_cmd(&project, &nsc));
+    assert_nothing_written(&project);
+
+    let mut args = import_args(&nsc);
+    args.push("--allow-resign".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = project.natsform(&args).run().success();
+    assert!(
+        run.stderr
+            .contains("the first apply re-signs account.O2/sales"),
+        "{}",
+        run.stderr
+    );
+    let plan = project.run(&["plan"]).success();
+    assert!(
+        plan.stdout.contains("0 to update, 1 to re-issue"),
+        "{}",
+        plan.stdout
+    );
+    // The re-signed account keeps its key: sales' original creds still work.
+    project.apply();
+    for binary in nats::nats_server_binaries() {
+        let server = server(&project, &binary);
+        let mut pam = server
+            .connect(&fixture_creds(&nsc, "sales", "pam"))
+            .unwrap();
+        pam.subscribe("sales.support.pam.x")
+            .expect("pam's own subject");
+    }
 }

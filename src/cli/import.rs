@@ -41,6 +41,12 @@ pub struct NscArgs {
         required = true
     )]
     pub recipients: Vec<String>,
+    /// Import even when some JWTs are signed by a key natsform keeps
+    /// trusting but does not sign with (e.g. an account signed by the
+    /// operator's own key while the operator has signing keys): the first
+    /// apply re-signs them, same claims and keys.
+    #[arg(long)]
+    pub allow_resign: bool,
     /// Manifest syntax to write (ignored when -f names the file).
     #[arg(long, value_enum, default_value_t = Syntax::Toml)]
     pub format: Syntax,
@@ -65,13 +71,19 @@ pub fn run(args: Args, manifest: Option<PathBuf>, out: &Output) -> anyhow::Resul
         dirs.keys_origin
     ));
     let imported = import::read_nsc(&dirs)?;
-    let written = import::write_project(&imported, &manifest, &args.recipients, now)?;
+    let written = import::write_project(
+        &imported,
+        &manifest,
+        &args.recipients,
+        now,
+        args.allow_resign,
+    )?;
     for n in &imported.notes {
         out.warning(n);
     }
     let (ops, accs, users) = imported.counts;
     out.result(&format!(
-        "Imported {ops} operator{}, {accs} account{} and {users} user{} without re-keying:\n  {}  the manifest\n  {}  the lock (every key address bound to its existing public key)\n  {}/  {} JWT{}, copied byte for byte\n  {}/  {} seed{}, encrypted to {} recipient{}\n`natsform plan` shows no changes; the creds users hold keep working.\n",
+        "Imported {ops} operator{}, {accs} account{} and {users} user{} without re-keying:\n  {}  the manifest\n  {}  the lock (every key address bound to its existing public key)\n  {}/  {} JWT{}, copied byte for byte\n  {}/  {} seed{}, encrypted to {} recipient{}\n{}\n",
         plural(ops),
         plural(accs),
         plural(users),
@@ -85,7 +97,18 @@ pub fn run(args: Args, manifest: Option<PathBuf>, out: &Output) -> anyhow::Resul
         plural(written.seeds),
         args.recipients.len(),
         plural(args.recipients.len()),
+        if written.resigned.is_empty() {
+            "`natsform plan` shows no changes; the creds users hold keep working."
+        } else {
+            "The creds users hold keep working."
+        },
     ));
+    if !written.resigned.is_empty() {
+        out.warning(&format!(
+            "the first apply re-signs {} (same claims and keys): natsform signs them with another trusted key",
+            written.resigned.join(", ")
+        ));
+    }
     for b in &written.blockers {
         out.warning(b);
     }

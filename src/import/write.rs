@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use super::{err, shown, ImportError, Imported, Result};
 use crate::keys::{Recipients, Vault, LOCK_FILE_NAME};
 use crate::manifest::Format;
+use crate::plan::reasons::Reason;
 use crate::plan::views::text::text;
+use crate::plan::ActionKind;
 use crate::store::Store;
 use crate::workspace::Workspace;
 
@@ -32,6 +34,9 @@ pub struct Written {
     /// Why `apply` will refuse until fixed (keys without seeds the plan
     /// needs), as the plan words them.
     pub blockers: Vec<String>,
+    /// Objects the first apply will re-sign (only with `allow_resign`):
+    /// same claims and keys, another signer.
+    pub resigned: Vec<String>,
 }
 
 /// The manifest's text: a header, then the model serialised.
@@ -54,6 +59,7 @@ pub fn write_project(
     manifest: &Path,
     recipients: &[String],
     now: i64,
+    allow_resign: bool,
 ) -> Result<Written> {
     let format = match crate::manifest::load::format_of(manifest) {
         Some(f) => f,
@@ -150,7 +156,33 @@ pub fn write_project(
         ))
     })?;
     let plan = ws.plan(now);
-    if !plan.is_empty() {
+    // A JWT signed by a key natsform keeps trusting but does not sign
+    // with is re-signed, claims unchanged: harmless, but not "no changes".
+    let resigns: Vec<String> = plan
+        .actions
+        .iter()
+        .filter(|a| {
+            a.action == ActionKind::Reissue
+                && !a.reasons.is_empty()
+                && a.reasons
+                    .iter()
+                    .all(|r| matches!(r, Reason::SignerRotated { .. }))
+        })
+        .map(|a| a.address.clone())
+        .collect();
+    let only_resigns = resigns.len() == plan.actions.len()
+        && plan.new_keys.is_empty()
+        && plan.lock_records.is_empty();
+    if !plan.is_empty() && only_resigns && !allow_resign {
+        return err(format!(
+            "{} {} signed by a key natsform keeps trusting but does not sign with (natsform signs every account of an operator with the operator's first signing key, and every user of a role with the role's key), so the first apply would re-sign {}: the same claims and keys, so the creds users hold keep working; nothing was written\n  = help: pass --allow-resign to import anyway, or re-sign {} with nsc first",
+            resigns.join(", "),
+            if resigns.len() == 1 { "is" } else { "are" },
+            if resigns.len() == 1 { "it" } else { "them" },
+            if resigns.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    if !plan.is_empty() && !only_resigns {
         let plan_text = text_plan(&plan);
         let shown_plan = crate::redact::redact_secrets(&plan_text);
         return err(format!(
@@ -189,6 +221,7 @@ pub fn write_project(
         jwts: imported.jwts.len(),
         seeds: imported.seeds.len(),
         blockers,
+        resigned: resigns,
     })
 }
 
