@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use super::init::Syntax;
 use super::Output;
 use crate::import;
+use crate::safepath::escape_line;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -87,12 +88,12 @@ pub fn run(args: Args, manifest: Option<PathBuf>, out: &Output) -> anyhow::Resul
         plural(ops),
         plural(accs),
         plural(users),
-        written.manifest.display(),
-        written.lock.display(),
-        written.store.display(),
+        escape_line(&written.manifest.display().to_string()),
+        escape_line(&written.lock.display().to_string()),
+        escape_line(&written.store.display().to_string()),
         written.jwts,
         plural(written.jwts),
-        written.vault.display(),
+        escape_line(&written.vault.display().to_string()),
         written.seeds,
         plural(written.seeds),
         args.recipients.len(),

@@ -38,7 +38,7 @@ impl Keys<'_> {
     fn bind(&mut self, addr: String, public_key: &str, bind: bool) -> Result<bool> {
         let found = match self.store.find(public_key)? {
             Found::Seed(kp) => {
-                self.seeds.insert(public_key.to_string(), kp);
+                self.seeds.insert(public_key.to_string(), *kp);
                 true
             }
             Found::Missing => {

@@ -235,7 +235,7 @@ pub(crate) struct Keystore {
 
 /// What the keystore holds for one public key.
 pub(crate) enum Found {
-    Seed(KeyPair),
+    Seed(Box<KeyPair>),
     Missing,
 }
 
@@ -322,7 +322,7 @@ impl Keystore {
         ) {
             return Err(not_a_seed());
         }
-        Ok(Found::Seed(kp))
+        Ok(Found::Seed(Box::new(kp)))
     }
 }
 
