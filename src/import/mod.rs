@@ -360,6 +360,58 @@ mod tests {
         }
     }
 
+    fn env_of<'a>(vars: &'a [(&'a str, String)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    /// nsc's own locations, in nsc's order, each saying where it came from.
+    #[test]
+    fn locate_uses_nscs_locations_in_nscs_order() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path().display().to_string();
+        let env = [("HOME", h.clone())];
+        // Nothing there: the error names both places looked in.
+        let e = super::locate(None, None, &env_of(&env)).unwrap_err().0;
+        assert!(
+            e.contains(".local/share/nats/nsc/stores") && e.contains(".nsc/nats"),
+            "{e}"
+        );
+        // The legacy directories, when the XDG ones are absent.
+        std::fs::create_dir_all(home.path().join(".nsc/nats")).unwrap();
+        std::fs::create_dir_all(home.path().join(".nkeys")).unwrap();
+        let d = super::locate(None, None, &env_of(&env)).unwrap();
+        assert_eq!(d.stores, home.path().join(".nsc/nats"));
+        assert_eq!(d.keys, home.path().join(".nkeys"));
+        assert_eq!(d.stores_origin, "nsc's legacy location");
+        // The XDG ones win once they exist ($XDG_DATA_HOME when set).
+        let data = home.path().join("data");
+        std::fs::create_dir_all(data.join("nats/nsc/stores")).unwrap();
+        std::fs::create_dir_all(data.join("nats/nsc/keys")).unwrap();
+        let env = [
+            ("HOME", h.clone()),
+            ("XDG_DATA_HOME", data.display().to_string()),
+        ];
+        let d = super::locate(None, None, &env_of(&env)).unwrap();
+        assert_eq!(d.stores, data.join("nats/nsc/stores"));
+        assert_eq!(d.keys_origin, "nsc's default");
+        // $NKEYS_PATH names the keystore; flags beat everything.
+        let env = [("HOME", h), ("NKEYS_PATH", "/k".to_string())];
+        let d = super::locate(None, None, &env_of(&env)).unwrap();
+        assert_eq!(
+            (d.keys.as_path(), d.keys_origin.as_str()),
+            (Path::new("/k"), "$NKEYS_PATH")
+        );
+        let d = super::locate(Some("s".into()), Some("k".into()), &env_of(&env)).unwrap();
+        assert_eq!(
+            (d.stores_origin.as_str(), d.keys_origin.as_str()),
+            ("--store", "--keys")
+        );
+    }
+
     /// Defaults are left out, so an imported manifest reads like a
     /// hand-written one.
     #[test]
