@@ -408,6 +408,26 @@ fn an_nsc_only_feature_is_refused_with_the_reason() {
 }
 
 #[test]
+fn a_scoped_user_with_permissions_of_its_own_is_refused() {
+    let (project, nsc) = setup();
+    let path = nsc.join("stores/O2/accounts/A/users/worker.jwt");
+    let mut claims = nats::jwt_claims(&read(&path));
+    claims["nats"]["pub"]["allow"] = json!([">"]);
+    let issuer = claims["iss"].as_str().unwrap().to_string();
+    let seed = read(seed_path(&nsc.join("keys"), &issuer));
+    fs::write(&path, sign(claims, &seed)).unwrap();
+    let run = import(&project, &nsc).failure();
+    assert!(
+        run.stderr.contains(
+            "user `O2/A/worker` is signed by the scoped role `service` but carries permissions"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_nothing_written(&project);
+}
+
+#[test]
 fn a_store_of_two_operators_imports_both() {
     let (project, nsc) = setup();
     // A second operator, made the way nsc lays it out, signed here.

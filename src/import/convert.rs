@@ -700,6 +700,13 @@ fn user(
         .0
         .get(&c.data.iss)
         .is_some_and(|s| s.is_some());
+    if scoped && !c.nats.permission_limits.is_empty() {
+        return err(format!(
+            "{}: {object} is signed by the scoped role `{}` but carries permissions or limits of its own, which nats-server refuses (the user cannot connect)\n  = help: re-issue the user with nsc without its own permissions, or remove it from a copy of the store",
+            shown(&d.path),
+            signer.as_deref().unwrap_or_default()
+        ));
+    }
     let r = if scoped {
         // The server ignores a scoped user's own permissions; natsform
         // writes none (and the plan re-issues one that carries some).
