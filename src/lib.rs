@@ -16,6 +16,7 @@ pub mod plan;
 pub(crate) mod redact;
 pub(crate) mod runlock;
 pub(crate) mod safepath;
+pub mod serverconfig;
 pub mod source;
 pub mod store;
 pub mod tree;

@@ -11,6 +11,7 @@ mod output;
 mod plan;
 mod plan_base;
 mod schema;
+mod server_config;
 mod show;
 mod validate;
 
@@ -87,6 +88,10 @@ pub enum Command {
     Show(show::Args),
     /// Print the manifest's JSON Schema (for editors and CI).
     Schema(schema::Args),
+    /// Print a nats-server config include that trusts an operator (operator
+    /// JWT, system account, account resolver). Needs no secrets.
+    #[command(after_help = server_config::AFTER_HELP)]
+    ServerConfig(server_config::Args),
 }
 
 /// Parses the command line, runs the command and maps errors to exit codes.
@@ -113,6 +118,7 @@ fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(args, manifest, out),
         Command::Show(args) => show::run(args, &manifest_path(manifest)?, out),
         Command::Schema(args) => schema::run(args, out),
+        Command::ServerConfig(args) => server_config::run(args, &manifest_path(manifest)?, out),
     }
 }
 

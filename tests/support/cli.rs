@@ -511,12 +511,12 @@ impl Project {
         self.redact(&out)
     }
 
-    /// Replaces every public key of the lock in `text` by `<address>`, other
-    /// public keys by `<KEY>`, and unix times by `<TIME>`, so snapshots of
-    /// plans over random keys are stable.
+    /// Replaces every JWT in `text` by `<JWT>`, every public key of the
+    /// lock by `<address>`, other public keys by `<KEY>`, and unix times by
+    /// `<TIME>`, so snapshots of plans over random keys are stable.
     pub fn redact(&self, text: &str) -> String {
         let lock = fs::read_to_string(self.project_dir().join("natsform.lock")).unwrap_or_default();
-        let mut out = text.to_string();
+        let mut out = redact_jwts(text);
         for line in lock.lines() {
             if let Some((addr, key)) = line.split_once(" = ") {
                 let (addr, key) = (addr.trim_matches('"'), key.trim_matches('"'));
@@ -532,6 +532,33 @@ impl Project {
         }
         redact_keys_and_times(&out)
     }
+}
+
+/// `text` with every compact JWT (`eyJ…` base64url header, payload and
+/// signature) replaced by `<JWT>`.
+fn redact_jwts(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("eyJ") {
+        let boundary = rest[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')));
+        let len = rest[i..]
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            .count();
+        let token = &rest[i..i + len];
+        out.push_str(&rest[..i]);
+        if boundary && token.split('.').count() == 3 && token.split('.').all(|p| !p.is_empty()) {
+            out.push_str("<JWT>");
+        } else {
+            out.push_str(token);
+        }
+        rest = &rest[i + len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn redact_keys_and_times(text: &str) -> String {
