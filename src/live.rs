@@ -49,7 +49,8 @@ pub struct LivePlan {
     /// The servers that answered, sorted.
     pub servers: Vec<String>,
     pub items: Vec<LiveItem>,
-    /// Whether apply deletes [`LiveKind::Unmanaged`] accounts (`--prune`).
+    /// Whether apply deletes [`LiveKind::Unmanaged`] accounts (`--prune`;
+    /// never [`LiveKind::Foreign`] ones).
     pub prune: bool,
     /// Entries a server listed under a name that is not an account public
     /// key: ignored (never pushed to, never deleted), counted here.
@@ -73,6 +74,10 @@ pub struct LiveItem {
     pub name: Option<String>,
     /// For [`LiveKind::Drifted`]: why, and the claims for a diff.
     pub drift: Option<Box<Drift>>,
+    /// For [`LiveKind::Foreign`]: the key that signed the server's JWT, a
+    /// key this operator does not trust; `None` when the JWT does not
+    /// verify as this key's account JWT.
+    pub issuer: Option<String>,
 }
 
 /// Longest account name kept from a server's JWT.
@@ -174,9 +179,15 @@ pub enum LiveKind {
     /// These servers hold a version natsform did not issue (changed
     /// behind its back): apply pushes the store's version.
     Drifted,
-    /// An account this manifest never managed: listed; deleted only with
-    /// `--prune`.
+    /// An account this manifest never managed, issued by a key this
+    /// operator trusts: listed; deleted only with `--prune`.
     Unmanaged,
+    /// An account this manifest never managed whose server JWT was not
+    /// issued by a key this operator trusts (a server can trust several
+    /// operators: another operator's account), or does not verify: listed,
+    /// never deleted, not even with `--prune` (a DELETE signed by this
+    /// operator removes whatever account it names).
+    Foreign,
     /// An account natsform deleted that came back (a full resolver does
     /// not replicate deletions): apply deletes it again.
     Returned,
@@ -193,6 +204,7 @@ impl LiveKind {
             LiveKind::Older => "older",
             LiveKind::Drifted => "drifted",
             LiveKind::Unmanaged => "unmanaged",
+            LiveKind::Foreign => "foreign",
             LiveKind::Returned => "returned",
             LiveKind::Retired => "retired",
         }
@@ -200,13 +212,14 @@ impl LiveKind {
 
     /// The order the views list kinds in: what apply pushes, what it
     /// deletes, then what it only lists.
-    pub const SHOWN: [LiveKind; 6] = [
+    pub const SHOWN: [LiveKind; 7] = [
         LiveKind::Missing,
         LiveKind::Older,
         LiveKind::Drifted,
         LiveKind::Returned,
         LiveKind::Retired,
         LiveKind::Unmanaged,
+        LiveKind::Foreign,
     ];
 }
 
@@ -238,7 +251,8 @@ impl LivePlan {
             .map(|i| i.public.as_str())
     }
 
-    /// Public keys of the accounts apply must remove with DELETE.
+    /// Public keys of the accounts apply must remove with DELETE: never a
+    /// [`LiveKind::Foreign`] one.
     pub fn to_delete(&self, prune: bool) -> impl Iterator<Item = &str> {
         self.items
             .iter()

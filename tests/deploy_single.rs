@@ -493,3 +493,125 @@ fn a_listed_server_that_is_down_is_noted_and_the_others_get_the_push() {
         );
     }
 }
+
+#[test]
+fn a_server_unreachable_after_the_store_is_written_says_so_and_the_next_apply_finishes() {
+    // A first apply: the lock binds no system-account key yet, so no server
+    // is read before planning, and the connection is first opened in step
+    // 8, after the store is written.
+    let project = Project::with_manifest("natsform.toml", &walkthrough());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let run = apply(&project, &["--push", &url]).failure();
+    // The plan on stdout is the walkthrough's; what matters is stderr.
+    let whole = snapshot(&run, &project, port);
+    let stderr = &whole[whole.find("----- stderr -----").unwrap()..];
+    insta::assert_snapshot!(stderr);
+    assert!(
+        !run.stderr.contains("--no-push"),
+        "the store is written: --no-push is no advice now: {}",
+        run.stderr
+    );
+    assert!(
+        project.dir.path().join("natsform.lock").exists(),
+        "the store and lock are written"
+    );
+    // What the error promises: the next apply (against a server that
+    // answers) pushes what was not deployed.
+    for binary in nats::nats_server_binaries() {
+        let server = NatsServer::start_binary_with(&binary, |dir| {
+            project.full_resolver_config("O2", "n1", dir, true)
+        });
+        let v = server.version().to_string();
+        let again = apply(&project, &["--push", &server.url()]).success();
+        assert!(
+            again.stderr.contains("server n1: 2 of 2 acknowledged"),
+            "{v}: {}",
+            again.stderr
+        );
+        let mut w = server.connect_ok(&project.creds("A/worker"));
+        w.subscribe("q.work")
+            .unwrap_or_else(|e| panic!("{v}: worker: {e}"));
+    }
+}
+
+/// A server can hold accounts of several operators (a full resolver stores
+/// whatever a system user pushes; a server can trust several operators),
+/// and a DELETE signed by this operator removes whatever account it names:
+/// `--prune` deletes only what this operator issued.
+#[test]
+fn prune_deletes_only_accounts_this_operator_issued() {
+    use natsform::claims::{self, AccountClaims};
+    use natsform::keys::{generate, Identities, IdentitySources, KeyKind, KeyPair, Vault};
+    for binary in nats::nats_server_binaries() {
+        let (project, server) = project_and_server(&binary, true);
+        let v = server.version().to_string();
+        set_manifest(&project, &with_resolver(&walkthrough(), &server.url()));
+        apply(&project, &[]).success();
+        // O2's signing key (it signs the walkthrough's accounts), from the vault.
+        let stored = project.store_file("O2/accounts/A/A.jwt");
+        let ops = claims::verify_envelope(&stored).unwrap().iss;
+        let ids = Identities::load(&IdentitySources {
+            paths: vec![support::cli::demo_identity()],
+            ..Default::default()
+        })
+        .unwrap();
+        let ops = Vault::new(project.path().join("vault"))
+            .get(&ops, &ids)
+            .unwrap();
+        let account = |name: &str, signer: &KeyPair| {
+            let kp = generate(KeyKind::Account);
+            let mut c = AccountClaims::new(kp.public_key());
+            c.data.name = name.into();
+            c.data.iat = 1_700_000_000;
+            (kp.public_key(), claims::encode(&mut c, signer).unwrap())
+        };
+        let (orphan, orphan_jwt) = account("orphan", &ops);
+        let (theirs, theirs_jwt) = account("theirs", &generate(KeyKind::Operator));
+        let mut sys = server.connect_ok(&project.creds("SYS/sys"));
+        for jwt in [&orphan_jwt, &theirs_jwt] {
+            let reply = sys
+                .request(
+                    "$SYS.REQ.CLAIMS.UPDATE",
+                    jwt.as_bytes(),
+                    nats::DEFAULT_TIMEOUT,
+                )
+                .unwrap_or_else(|e| panic!("{v}: pushing: {e}"));
+            assert!(
+                String::from_utf8_lossy(&reply).contains("jwt updated"),
+                "{v}: {}",
+                String::from_utf8_lossy(&reply)
+            );
+        }
+        let held = |k: &str| server.dir().join(format!("jwt/{k}.jwt")).exists();
+        assert!(held(&orphan) && held(&theirs), "{v}");
+
+        let plan = project.run(&["plan", "--live"]).success();
+        assert!(
+            plan.stdout.contains(&format!("? account {orphan} named \"orphan\" on n1 is not managed by this manifest; listed only (--prune deletes it)")),
+            "{v}: {}",
+            plan.stdout
+        );
+        assert!(
+            plan.stdout.contains(&format!("? account {theirs} named \"theirs\" on n1 is held for another operator: signed by ")),
+            "{v}: {}",
+            plan.stdout
+        );
+        let run = apply(&project, &["--prune"]).success();
+        assert!(
+            run.stderr.contains("server n1: 1 of 1 acknowledged"),
+            "{v}: {}",
+            run.stderr
+        );
+        assert!(!held(&orphan), "{v}: --prune deletes what O2 issued");
+        assert!(held(&theirs), "{v}: another operator's account stays");
+        // And it stays listed, never deleted: nothing left to do.
+        let again = apply(&project, &["--prune"]).success();
+        assert!(!again.stderr.contains("Pushing"), "{v}: {}", again.stderr);
+        assert!(held(&theirs), "{v}");
+    }
+}

@@ -258,9 +258,15 @@ fn symlinked_vault_file_is_refused() {
     let project_before = tree(&w.dir());
     // Plan needs no seed, but checks every seed file without following it.
     let plan = w.project.run_without_identity(&["plan"]).failure();
+    // In the plan, once; the error points at it.
     assert!(
-        plan.stderr
+        plan.stdout
             .contains(".age is a symbolic link, and natsform does not follow links"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stderr.contains("apply refuses this plan") && !plan.stderr.contains(".age"),
         "{}",
         plan.stderr
     );

@@ -113,18 +113,41 @@ fn deleted_seeds_are_found_by_plan_and_refused_by_apply() {
     }
     let (plan, apply) = refused(&p);
     insta::assert_snapshot!("deleted_seeds_plan", plan);
+    // Each blocker is printed once: in the plan (stdout), with one error
+    // line on stderr pointing at it; apply --json shows no plan, so its
+    // error lists them.
+    let json = p.run(&["apply", "--auto-approve", "--json"]).failure();
+    // plan --json: the blockers are the document's, the error points there.
+    let doc = p.run_without_identity(&["plan", "--json"]).failure();
+    let parsed: serde_json::Value = serde_json::from_str(&doc.stdout).unwrap();
+    assert_eq!(parsed["blockers"].as_array().unwrap().len(), 3);
+    assert!(
+        doc.stderr
+            .contains("must be fixed first (the plan's `blockers`)")
+            && !doc.stderr.contains("its seed file"),
+        "{}",
+        doc.stderr
+    );
     for address in [
         "user.O2/A/worker#v1",
         "signing_key.O2/A/main#v1",
         "account.O2/sales#v1",
     ] {
+        let blocker = format!("{address}: its seed file");
+        for (what, run) in [("plan", &plan), ("apply", &apply)] {
+            assert_eq!(run.matches(&blocker).count(), 1, "{what}: {run}");
+            assert!(run.contains(&format!("Error: {blocker}")), "{what}: {run}");
+        }
         assert!(
-            plan.contains(&format!("- {address}: its seed file")),
-            "{plan}"
+            json.stderr.contains(&format!("- {address}: its seed file")),
+            "{}",
+            json.stderr
         );
+    }
+    for (what, run) in [("plan", &plan), ("apply", &apply)] {
         assert!(
-            apply.contains(&format!("- {address}: its seed file")),
-            "{apply}"
+            run.contains("error: apply refuses this plan: 3 problems in the repository must be fixed first (the `Error:` lines of the plan above); nothing was changed"),
+            "{what}: {run}"
         );
     }
     assert!(
@@ -189,7 +212,7 @@ fn a_damaged_seed_file_is_found_by_plan() {
     let (plan, _) = refused(&p);
     assert!(
         plan.contains(
-            "- user.O2/sales/pam#v1: its seed file <user.O2/sales/pam#v1>.age is damaged"
+            "Error: user.O2/sales/pam#v1: its seed file <user.O2/sales/pam#v1>.age is damaged"
         ),
         "{plan}"
     );

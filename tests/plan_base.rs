@@ -126,6 +126,12 @@ fn the_plan_of_a_merge_as_a_markdown_comment() {
             (&project, "[PROJECT]"),
         ],
     );
+    // The marker comes first (a bot finds its comment by it), then what
+    // was compared, inside the comment's limit.
+    assert!(
+        text.starts_with("<!-- natsform plan: [PROJECT]/natsform.toml -->\nPlan of the merge: <code>natsform.toml</code> of the working tree against the lock, store and vault at <code>HEAD~1</code> (<code><base></code>).\n\n**natsform plan:**"),
+        "{text}"
+    );
     for needle in [
         "<!-- natsform plan: [PROJECT]/natsform.toml -->",
         "account.O2/sales",
@@ -216,6 +222,17 @@ fn json_keeps_stdout_one_document_and_out_saves_a_plan_apply_accepts_after_the_m
     let run = plan(&p, &["plan", "--base", "HEAD~1", "--json"]).success();
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(doc["format_version"], 1);
+    // What was compared is part of the document.
+    assert_eq!(
+        doc["base"],
+        serde_json::json!({
+            "manifest": "natsform.toml",
+            "head": null,
+            "base": {"revision": "HEAD~1", "commit": base},
+            "has_lock": true,
+            "has_store": true,
+        })
+    );
     assert!(
         run.stderr
             .contains(&format!("store and vault at HEAD~1 ({base})")),

@@ -70,12 +70,18 @@ fn scene() -> Scene {
     forged.nats.description = "changed by hand".into();
     forged.nats.limits.account.conn = 5;
     let drifted = claims::encode(&mut forged, &stranger).unwrap();
-    // An account this manifest never had.
+    // An account of another operator the servers trust too (never ours to
+    // delete), and one this operator issued that the manifest never had.
     let legacy = generate(KeyKind::Account);
     let mut c = claims::AccountClaims::new(legacy.public_key());
     c.data.name = "legacy".into();
     c.data.iat = 1_700_000_000;
     let legacy_jwt = claims::encode(&mut c, &stranger).unwrap();
+    let orphan = generate(KeyKind::Account);
+    let mut c = claims::AccountClaims::new(orphan.public_key());
+    c.data.name = "orphan".into();
+    c.data.iat = 1_700_000_000;
+    let orphan_jwt = claims::encode(&mut c, &operator_signer(&p, &a)).unwrap();
 
     let holding = |name: &str, accounts: Vec<(&String, &String)>| ServerHolding {
         name: name.into(),
@@ -85,7 +91,7 @@ fn scene() -> Scene {
             .collect(),
     };
     let (a_key, sys_key, sales_key) = (subject(&a), subject(&sys), subject(&sales));
-    let legacy_key = legacy.public_key();
+    let (legacy_key, orphan_key) = (legacy.public_key(), orphan.public_key());
     let live = vec![LiveState {
         operator: "O2".into(),
         servers: vec![
@@ -97,6 +103,7 @@ fn scene() -> Scene {
                     (&sys_key, &sys),
                     (&sales_key, &sales),
                     (&legacy_key, &legacy_jwt),
+                    (&orphan_key, &orphan_jwt),
                 ],
             ),
             // Missed the update of A.
@@ -108,9 +115,25 @@ fn scene() -> Scene {
     let labels = vec![
         (sales_key, "<deleted sales key>"),
         (legacy_key, "<legacy key>"),
+        (orphan_key, "<orphan key>"),
         (KeyPair::public_key(&stranger), "<stranger key>"),
     ];
     Scene { p, live, labels }
+}
+
+/// The operator key that issued `account_jwt` (O2's signing key), from the
+/// vault.
+fn operator_signer(p: &Project, account_jwt: &str) -> KeyPair {
+    use natsform::keys::{Identities, IdentitySources, Vault};
+    let ids = Identities::load(&IdentitySources {
+        paths: vec![support::cli::demo_identity()],
+        ..Default::default()
+    })
+    .unwrap();
+    let issuer = claims::verify_envelope(account_jwt).unwrap().iss;
+    Vault::new(p.project_dir().join("vault"))
+        .get(&issuer, &ids)
+        .unwrap()
 }
 
 impl Scene {
@@ -165,6 +188,7 @@ fn every_kind_of_live_difference_in_the_text_plan() {
             (LiveKind::Older, Some("account.O2/A")),
             (LiveKind::Drifted, Some("account.O2/A")),
             (LiveKind::Unmanaged, None),
+            (LiveKind::Foreign, None),
             (LiveKind::Returned, Some("account.O2/sales")),
         ]
     );
@@ -185,9 +209,9 @@ fn the_live_part_as_json_and_as_a_comment() {
     assert_eq!(doc["changes"], true);
     assert_eq!(
         doc["summary"]["live"],
-        serde_json::json!({"push": 2, "delete": 1, "unmanaged": 1})
+        serde_json::json!({"push": 2, "delete": 1, "unmanaged": 1, "foreign": 1})
     );
-    assert_eq!(doc["live"][0]["items"].as_array().unwrap().len(), 5);
+    assert_eq!(doc["live"][0]["items"].as_array().unwrap().len(), 6);
     insta::assert_snapshot!("json", s.redact(&json));
 
     let md = views::markdown::markdown(&plan, "natsform.toml");
@@ -204,34 +228,57 @@ fn the_live_part_as_json_and_as_a_comment() {
 }
 
 #[test]
-fn unmanaged_accounts_are_information_unless_pruning() {
+fn unmanaged_accounts_are_information_unless_pruning_and_foreign_ones_are_never_deleted() {
     let s = scene();
-    // Only the unmanaged account differs: every server holds the store.
+    // Only the unmanaged account (issued by O2's signing key) and another
+    // operator's account differ: every server holds the store.
     let ws = Workspace::open(&s.p.manifest).unwrap();
     let (a, sys) = (token(&ws, "A"), token(&ws, "SYS"));
     let mut live = s.live.clone();
     let servers = &mut live[0].servers;
     servers.truncate(1);
-    let keep = [subject(&a), subject(&sys), s.labels[1].0.clone()];
+    let (legacy, orphan) = (s.labels[1].0.clone(), s.labels[2].0.clone());
+    let keep = [subject(&a), subject(&sys), legacy.clone(), orphan.clone()];
     servers[0].accounts.retain(|key, _| keep.contains(key));
-    assert_eq!(servers[0].accounts.len(), 3, "A, SYS and legacy");
+    assert_eq!(servers[0].accounts.len(), 4, "A, SYS, legacy and orphan");
     let now = natsform::workspace::now();
     let plan = ws.plan_live(now, &live);
-    assert!(plan.is_empty(), "unmanaged alone is not work");
+    assert!(plan.is_empty(), "unmanaged and foreign alone are not work");
     let text = s.redact(&views::text::text(&plan, Style { color: false }));
     assert!(
-        text.contains("No changes. The store matches the manifest, and the live servers hold its accounts.\nLive: 0 to push, 0 to delete on servers, 1 unmanaged (listed; --prune deletes them).\n"),
+        text.contains("No changes. The store matches the manifest, and the live servers hold its accounts.\nLive: 0 to push, 0 to delete on servers, 1 unmanaged (listed; --prune deletes them), 1 held for other operators (listed; never deleted).\n"),
         "{text}"
     );
-    assert!(text.contains("? account <legacy key> named \"legacy\" on n1 is not managed by this manifest; listed only (--prune deletes it)"), "{text}");
+    assert!(text.contains("? account <orphan key> named \"orphan\" on n1 is not managed by this manifest; listed only (--prune deletes it)"), "{text}");
+    let foreign = "? account <legacy key> named \"legacy\" on n1 is held for another operator: signed by <stranger key>, a key this operator does not trust; listed only, never deleted (not even with --prune)";
+    assert!(text.contains(foreign), "{text}");
     let pruned = ws.plan_live_pruning(now, &live, true);
     assert!(!pruned.is_empty());
     assert_eq!(
         pruned.live[0].to_delete(true).collect::<Vec<_>>(),
-        [s.labels[1].0.as_str()]
+        [orphan.as_str()],
+        "--prune deletes what this operator issued, never another's"
     );
     let text = s.redact(&views::text::text(&pruned, Style { color: false }));
-    assert!(text.contains("- account <legacy key> named \"legacy\" on n1 is not managed by this manifest; apply deletes it (--prune)"), "{text}");
+    assert!(text.contains("- account <orphan key> named \"orphan\" on n1 is not managed by this manifest; apply deletes it (--prune)"), "{text}");
+    assert!(text.contains(foreign), "{text}");
+    let doc: serde_json::Value = serde_json::from_str(&views::json::json(&pruned)).unwrap();
+    let item = doc["live"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["account"] == legacy.as_str())
+        .unwrap();
+    assert_eq!(item["kind"], "foreign");
+    assert_eq!(item["apply"], "none");
+    assert_eq!(item["issuer"], s.labels[3].0.as_str());
+    let md = views::markdown::markdown(&pruned, "natsform.toml");
+    assert!(
+        md.contains(
+            "| live servers: accounts of other operators, listed only (never deleted) | 1 |"
+        ),
+        "{md}"
+    );
     // Without live data, nothing of this appears.
     let plain = views::text::text(&ws.plan(now), Style { color: false });
     assert_eq!(plain, "No changes. The store matches the manifest.\n");
@@ -252,6 +299,7 @@ fn hostile_server_text_stays_in_its_place() {
         servers: vec![evil.to_string()],
         name: name.map(str::to_string),
         drift,
+        issuer: None,
     };
     let drift = Box::new(Drift {
         reasons: vec![DriftReason::NotAnAccount {
@@ -278,6 +326,7 @@ fn hostile_server_text_stays_in_its_place() {
                 item(LiveKind::Missing, Some("account.O/A"), None, None),
                 item(LiveKind::Drifted, Some("account.O/A"), None, Some(drift)),
                 item(LiveKind::Unmanaged, None, Some(evil), None),
+                item(LiveKind::Foreign, None, Some(evil), None),
             ],
             prune: false,
             malformed: 2,

@@ -104,9 +104,69 @@ pub fn apply_and_deploy(
     // 8. Deploy to NATS servers, after the store is written (see the module
     // documentation).
     if let Some(deploy) = deploy {
-        deploy_step(ws, plan, &tokens, &mut keys, identities, deploy, progress)?;
+        deploy_step(ws, plan, &tokens, &mut keys, identities, deploy, progress)
+            .map_err(|e| store_written_not_deployed(&e, &report))?;
     }
     Ok(report)
+}
+
+/// The error of step 8 when it fails before a push could report per
+/// server (no connection, no credentials): the store is written by now, so
+/// the message says so and points at the run that finishes the deploy; a
+/// help that suggests `--no-push` (right before anything was written) is
+/// left out.
+fn store_written_not_deployed(e: &anyhow::Error, report: &Report) -> anyhow::Error {
+    let mut reason = Vec::new();
+    let mut help = Vec::new();
+    let text = e
+        .chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  caused by: ");
+    for line in text.lines() {
+        match line.trim_start().strip_prefix("= help:") {
+            Some(h) => {
+                let h = without_no_push(h.trim());
+                if !h.is_empty() {
+                    help.push(h);
+                }
+            }
+            None => reason.push(line.to_string()),
+        }
+    }
+    if help.is_empty() {
+        help.push("fix the cause above, then run `natsform apply` again".to_string());
+    }
+    anyhow!(
+        "the store is written ({} JWT{} written, {} deleted), but deploying it to the servers failed: {}\n  = note: nothing is lost: `natsform plan --live` shows what the servers lack or still hold, and the next `natsform apply` pushes or deletes it\n{}",
+        report.jwts_written,
+        if report.jwts_written == 1 { "" } else { "s" },
+        report.jwts_deleted,
+        reason.join("\n"),
+        help.iter()
+            .map(|h| format!("  = help: {h}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+/// `help` without its suggestion to apply with `--no-push`.
+fn without_no_push(help: &str) -> String {
+    const CLAUSES: [&str; 3] = [
+        ", or apply with --no-push to write the store only",
+        ", or apply with --no-push",
+        ", apply with --no-push",
+    ];
+    let mut h = help.to_string();
+    for c in CLAUSES {
+        h = h.replace(c, "");
+    }
+    if h.contains("--no-push") {
+        // A suggestion worded otherwise: not shown after the store is written.
+        String::new()
+    } else {
+        h
+    }
 }
 
 /// What step 8 needs and leaves: where to push, the sessions already open
@@ -710,4 +770,43 @@ where
         bail!("the claims would be rejected by NATS: {}", list.join("; "));
     }
     Ok(claims::encode(&mut c, signer)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every help of a deploy error that suggests `--no-push` (right
+    /// before the store is written) loses that suggestion after it.
+    #[test]
+    fn after_the_store_is_written_no_help_suggests_no_push() {
+        let report = Report {
+            jwts_written: 1,
+            ..Report::default()
+        };
+        for (error, kept) in [
+            (
+                "cannot connect\n  = help: is nats-server running there and reachable? Check `operators.O.resolver.urls` or --push, or apply with --no-push to write the store only",
+                "  = help: is nats-server running there and reachable? Check `operators.O.resolver.urls` or --push",
+            ),
+            (
+                "no resolver\n  = help: give the servers a full resolver, e.g. with `natsform server-config`, or apply with --no-push",
+                "  = help: give the servers a full resolver, e.g. with `natsform server-config`",
+            ),
+            (
+                "no signing key\n  = help: add one, e.g. `[x]`, apply with --no-push, or pass --creds FILE",
+                "  = help: add one, e.g. `[x]`, or pass --creds FILE",
+            ),
+            (
+                "odd\n  = help: use --no-push",
+                "  = help: fix the cause above, then run `natsform apply` again",
+            ),
+        ] {
+            let e = store_written_not_deployed(&anyhow!("{error}"), &report);
+            let text = e.to_string();
+            assert!(!text.contains("--no-push"), "{text}");
+            assert!(text.starts_with("the store is written (1 JWT written, 0 deleted), but deploying it to the servers failed: "), "{text}");
+            assert!(text.ends_with(kept), "{text}");
+        }
+    }
 }

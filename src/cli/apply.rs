@@ -86,10 +86,13 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     };
     let show_plan = !out.quiet && !args.json;
     if !plan.blockers.is_empty() {
-        if show_plan {
+        let shown = if show_plan {
             out.plan(&plan);
-        }
-        bail!(super::plan::blocked_message(&plan));
+            super::plan::Shown::Text
+        } else {
+            super::plan::Shown::Not
+        };
+        bail!(super::plan::blocked_message(&plan, shown));
     }
     if plan.is_empty() {
         remove_leftovers(&ws, out);

@@ -61,22 +61,22 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // One reading of the clock for the whole command.
     let now = crate::workspace::now();
     let format = if args.json { Format::Json } else { args.format };
-    let (ws, held) = match &args.base {
+    let (ws, held, merge) = match &args.base {
         Some(base) => {
-            let (ws, header) = super::plan_base::open(path, base, args.head.as_deref())?;
-            // Human views show the header above the plan; JSON keeps stdout
-            // one document.
+            let (ws, merge) = super::plan_base::open(path, base, args.head.as_deref())?;
+            // Every view shows what was compared (the plan carries it); a
+            // JSON document on stdout is for machines: say it on stderr too.
             if format == Format::Json {
-                header.iter().for_each(|l| out.note(l));
-            } else {
-                out.result(&format!("{}\n\n", header.join("\n")));
+                let lines =
+                    views::merge_lines(&merge, &|t| crate::safepath::escape_line(t).into_owned());
+                lines.iter().for_each(|l| out.note(l));
             }
             // Git objects do not change under us: no run lock to take.
-            (ws, None)
+            (ws, None, Some(merge))
         }
         None => {
             let held = lock::take(path, Mode::Shared, &args.lock, out)?;
-            (Workspace::open(path)?, Some(held))
+            (Workspace::open(path)?, Some(held), None)
         }
     };
     let deploy_flags = !args.deploy.push.is_empty()
@@ -86,7 +86,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     if deploy_flags && !args.live {
         anyhow::bail!("--push, --creds and --tls-* choose the servers `plan --live` reads\n  = help: add --live");
     }
-    let plan = if args.live {
+    let mut plan = if args.live {
         let targets = crate::deploy::targets(&ws, &args.deploy.overrides(false))?;
         if targets.is_empty() {
             anyhow::bail!("plan --live: no operator of the manifest has `resolver.urls`\n  = help: set `resolver.urls` on the operator, or name a server with --push URL");
@@ -98,6 +98,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     } else {
         ws.plan(now)
     };
+    plan.base = merge;
     if let Some(file) = &args.out {
         let text = crate::plan::saved::save(&plan, &ws.fingerprint());
         crate::fsutil::write_atomic(file, text.as_bytes(), 0o644)
@@ -119,7 +120,12 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         )),
     }
     if !plan.blockers.is_empty() {
-        anyhow::bail!(blocked_message(&plan));
+        let shown = match format {
+            Format::Text => Shown::Text,
+            Format::Json => Shown::Json,
+            Format::Markdown => Shown::Markdown,
+        };
+        anyhow::bail!(blocked_message(&plan, shown));
     }
     Ok(if args.detailed_exitcode && !plan.is_empty() {
         ExitCode::from(2)
@@ -128,17 +134,40 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// The error of a plan that apply would refuse: what is wrong, once more
-/// after the plan, so it is the last thing a reader sees.
-pub(super) fn blocked_message(plan: &crate::plan::Plan) -> String {
+/// The error of a plan that apply would refuse. The blockers are part of
+/// the plan (the text view's `Error:` lines, the JSON `blockers`, the
+/// Markdown list): when the plan was printed, the error is one line that
+/// points at them, so each is printed once; when it was not (`apply
+/// --json`, `--quiet`), the error lists them.
+pub(super) fn blocked_message(plan: &crate::plan::Plan, shown: Shown) -> String {
     let n = plan.blockers.len();
-    format!(
-        "apply refuses this plan: {n} problem{s} in the repository must be fixed first; nothing was changed\n{}",
-        plan.blockers
-            .iter()
-            .map(|b| format!("  - {b}"))
-            .collect::<Vec<_>>()
-            .join("\n"),
+    let head = format!(
+        "apply refuses this plan: {n} problem{s} in the repository must be fixed first",
         s = if n == 1 { "" } else { "s" },
-    )
+    );
+    match shown {
+        Shown::Text => format!(
+            "{head} (the `Error:` line{s} of the plan above); nothing was changed",
+            s = if n == 1 { "" } else { "s" }
+        ),
+        Shown::Json => format!("{head} (the plan's `blockers`); nothing was changed"),
+        Shown::Markdown => format!("{head} (listed in the plan above); nothing was changed"),
+        Shown::Not => format!(
+            "{head}; nothing was changed\n{}",
+            plan.blockers
+                .iter()
+                .map(|b| format!("  - {b}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    }
+}
+
+/// Where the blockers were printed, if anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Shown {
+    Text,
+    Json,
+    Markdown,
+    Not,
 }

@@ -6,18 +6,14 @@
 use std::path::Path;
 
 use crate::manifest;
-use crate::safepath::escape_line;
+use crate::plan::{MergeBase, Revision};
 use crate::source::git::Repo;
 use crate::source::Source;
 use crate::workspace::{Workspace, DEFAULT_STORE_DIR, LOCK_FILE};
 
-/// The workspace of the merge, and the header lines that say what was
-/// compared.
-pub fn open(
-    path: &Path,
-    base: &str,
-    head: Option<&str>,
-) -> anyhow::Result<(Workspace, Vec<String>)> {
+/// The workspace of the merge, and what was compared (the views render
+/// it: [`crate::plan::Plan::base`]).
+pub fn open(path: &Path, base: &str, head: Option<&str>) -> anyhow::Result<(Workspace, MergeBase)> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -26,14 +22,15 @@ pub fn open(
     let rel = repo.relative(path)?;
     let base_tree = repo.tree(base)?;
     let (loaded, from) = match head {
-        None => (manifest::load(path)?, "the working tree".to_string()),
+        None => (manifest::load(path)?, None),
         Some(h) => {
             let head_tree = repo.tree(h)?;
             let loaded = manifest::load_from(&head_tree, &rel)?;
-            (
-                loaded,
-                format!("{} ({})", escape_line(h), head_tree.short_id()),
-            )
+            let from = Revision {
+                name: h.to_string(),
+                commit: head_tree.short_id().to_string(),
+            };
+            (loaded, Some(from))
         }
     };
     let project = rel.parent().unwrap_or(Path::new(""));
@@ -43,28 +40,17 @@ pub fn open(
         .clone()
         .unwrap_or_else(|| DEFAULT_STORE_DIR.to_string());
     let ws = Workspace::open_in(&base_tree, loaded, project)?;
-    let at = format!("{} ({})", escape_line(base), base_tree.short_id());
-    let mut header = vec![format!(
-        "Plan of the merge: {} of {from} against the lock, store and vault at {at}.",
-        escape_line(&rel.to_string_lossy())
-    )];
     // `open_in` refused anything odd on the way; these only exist or not.
     let has = |p: &Path| base_tree.kind(p).ok().flatten().is_some();
-    let (lock, store) = (
-        has(&project.join(LOCK_FILE)),
-        has(&project.join(&store_dir)),
-    );
-    match (lock, store) {
-        (false, false) => header.push(format!(
-            "Base {at} has no {LOCK_FILE} or store for this manifest: every object is created."
-        )),
-        (false, true) => header.push(format!(
-            "Base {at} has a store but no {LOCK_FILE} for this manifest."
-        )),
-        (true, false) => header.push(format!(
-            "Base {at} has a {LOCK_FILE} but no store for this manifest."
-        )),
-        (true, true) => {}
-    }
-    Ok((ws, header))
+    let merge = MergeBase {
+        manifest: rel.to_string_lossy().into_owned(),
+        head: from,
+        base: Revision {
+            name: base.to_string(),
+            commit: base_tree.short_id().to_string(),
+        },
+        base_has_lock: has(&project.join(LOCK_FILE)),
+        base_has_store: has(&project.join(&store_dir)),
+    };
+    Ok((ws, merge))
 }

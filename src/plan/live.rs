@@ -10,10 +10,15 @@
 //!   issued before the store's: [`LiveKind::Older`];
 //! - anything else under a managed key: [`LiveKind::Drifted`], with why
 //!   and both sides' claims for a diff;
-//! - a key the lock records as deleted, whose JWT verifies and carries the
-//!   recorded account's name: [`LiveKind::Returned`];
+//! - a key the lock records as deleted, whose JWT verifies, was issued by a
+//!   key this operator trusts and carries the recorded account's name:
+//!   [`LiveKind::Returned`];
 //! - the old key of an account this plan replaces: [`LiveKind::Retired`];
-//! - any other account key: [`LiveKind::Unmanaged`].
+//! - any other account key whose JWT verifies and was issued by a key this
+//!   operator trusts: [`LiveKind::Unmanaged`] (`--prune` deletes it);
+//! - any other: [`LiveKind::Foreign`], never deleted. A server can trust
+//!   several operators, and a DELETE signed by ours removes whatever
+//!   account it names: only what this operator issued may be pruned.
 //!
 //! Accounts this plan changes anyway are compared with the store as it is
 //! now: the item still shows, and apply pushes the new JWT once (the push
@@ -256,6 +261,7 @@ fn operator_plan(inputs: &LiveInputs, state: &LiveState) -> LivePlan {
                 servers: Vec::new(),
                 name,
                 drift,
+                issuer: None,
             };
             match managed.get(public) {
                 Some(m) => match m.fate {
@@ -293,29 +299,42 @@ fn operator_plan(inputs: &LiveInputs, state: &LiveState) -> LivePlan {
                 None => {
                     let read = Read::of(token);
                     let name = read.name();
+                    // Ours only if it verifies as this key's account JWT
+                    // and a key this operator trusts issued it: anything
+                    // else is another operator's (or unreadable), and a
+                    // DELETE signed by ours would remove it all the same.
+                    let verified = read.decoded.as_ref().ok().filter(|d| &d.subject == public);
+                    let ours = verified.is_some_and(|d| trust.trusts(&d.issuer, public));
                     let returned = recorded.get(public.as_str()).filter(|addr| {
-                        // Ours only if it verifies as this key's account and
-                        // carries the recorded account's name: a lock edit
-                        // cannot make apply delete someone else's account
-                        // under a name of its choosing.
+                        // And it carries the recorded account's name: a lock
+                        // edit cannot make apply delete someone else's
+                        // account under a name of its choosing.
                         let account = addr.rsplit('/').next().unwrap_or_default();
-                        read.decoded.as_ref().is_ok_and(|d| &d.subject == public)
-                            && name.as_deref() == Some(account)
+                        ours && name.as_deref() == Some(account)
                     });
                     let kind = if returned.is_some() {
                         LiveKind::Returned
-                    } else {
+                    } else if ours {
                         LiveKind::Unmanaged
+                    } else {
+                        LiveKind::Foreign
                     };
                     let address = returned.map(|a| a.to_string());
+                    let issuer = verified
+                        .filter(|_| kind == LiveKind::Foreign)
+                        .map(|d| d.issuer.clone());
                     add(
                         GroupKey {
                             kind,
                             public: public.clone(),
-                            token: None,
+                            // Foreign JWTs group by who signed them.
+                            token: issuer.clone(),
                         },
                         &server.name,
-                        &|| item(kind, address.clone(), name.clone(), None),
+                        &|| LiveItem {
+                            issuer: issuer.clone(),
+                            ..item(kind, address.clone(), name.clone(), None)
+                        },
                     );
                 }
             }
@@ -342,6 +361,7 @@ fn operator_plan(inputs: &LiveInputs, state: &LiveState) -> LivePlan {
                         servers: Vec::new(),
                         name: None,
                         drift: None,
+                        issuer: None,
                     },
                 );
             }

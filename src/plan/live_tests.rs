@@ -349,6 +349,73 @@ fn unmanaged_accounts_are_listed_and_deleted_only_with_prune() {
 }
 
 #[test]
+fn accounts_another_operator_issued_are_foreign_and_never_pruned() {
+    let mut w = World::new();
+    // The servers trust a second operator too: its accounts, and one that
+    // does not verify, are not ours to delete, --prune or not.
+    let other_op = generate(KeyKind::Operator);
+    let theirs = generate(KeyKind::Account);
+    let broken = generate(KeyKind::Account);
+    let planted = generate(KeyKind::Account);
+    // A lock record naming the other operator's account, with its name:
+    // still not ours (the issuer is not a key this operator trusts).
+    w.deleted
+        .entry("account.O/Planted".into())
+        .or_default()
+        .insert(planted.public_key());
+    let mut holding = w.in_sync("n1");
+    holding.accounts.insert(
+        theirs.public_key(),
+        account_jwt(&theirs, "theirs", 10, &other_op, ""),
+    );
+    let mut bad = account_jwt(&broken, "broken", 10, &w.op, "");
+    bad.push('x');
+    holding.accounts.insert(broken.public_key(), bad);
+    holding.accounts.insert(
+        planted.public_key(),
+        account_jwt(&planted, "Planted", 10, &other_op, ""),
+    );
+    for prune in [false, true] {
+        let plan = w.plan(vec![holding.clone(), w.in_sync("n2")], prune);
+        assert_eq!(
+            kinds(&plan),
+            [
+                (LiveKind::Foreign, None, vec!["n1"]),
+                (LiveKind::Foreign, None, vec!["n1"]),
+                (LiveKind::Foreign, None, vec!["n1"]),
+            ],
+            "prune: {prune}"
+        );
+        assert_eq!(plan.to_delete(prune).count(), 0, "prune: {prune}");
+        assert!(!plan.has_work(), "prune: {prune}");
+        let issuer = |k: &KeyPair| {
+            plan.items
+                .iter()
+                .find(|i| i.public == k.public_key())
+                .unwrap()
+                .issuer
+                .clone()
+        };
+        assert_eq!(issuer(&theirs), Some(other_op.public_key()));
+        assert_eq!(issuer(&planted), Some(other_op.public_key()));
+        assert_eq!(issuer(&broken), None);
+    }
+    // The same accounts issued by this operator are unmanaged: --prune
+    // deletes them.
+    let mut ours = w.in_sync("n1");
+    ours.accounts.insert(
+        theirs.public_key(),
+        account_jwt(&theirs, "theirs", 10, &w.op, ""),
+    );
+    let plan = w.plan(vec![ours], true);
+    assert_eq!(kinds(&plan), [(LiveKind::Unmanaged, None, vec!["n1"])]);
+    assert_eq!(
+        plan.to_delete(true).collect::<Vec<_>>(),
+        [theirs.public_key()]
+    );
+}
+
+#[test]
 fn a_deleted_account_that_comes_back_is_returned() {
     let mut w = World::new();
     let back = generate(KeyKind::Account);
@@ -357,8 +424,9 @@ fn a_deleted_account_that_comes_back_is_returned() {
         .entry("account.O/Back".into())
         .or_default()
         .insert(back.public_key());
-    // A lock edit naming someone else's account: its JWT carries another
-    // name, so it stays unmanaged (and is not deleted without --prune).
+    // A lock edit naming an account of ours under another name: its JWT
+    // carries another name, so it stays unmanaged (and is not deleted
+    // without --prune).
     w.deleted
         .entry("account.O/Planted".into())
         .or_default()

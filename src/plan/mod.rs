@@ -67,6 +67,36 @@ pub struct Plan {
     /// What the live servers hold against the store, per operator; empty
     /// unless the plan was made with `--live` (or by an apply that pushes).
     pub live: Vec<crate::live::LivePlan>,
+    /// What `plan --base` compared (set by the caller after planning);
+    /// every view shows it first. `None` for the plan of a working tree.
+    pub base: Option<MergeBase>,
+}
+
+/// The two sides of `plan --base REF [--head REF]`, as data: the views
+/// word them (the text view as the header lines `plan --base` has always
+/// printed, the Markdown view after its marker, the JSON view as `base`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergeBase {
+    /// The manifest's path from the repository root.
+    pub manifest: String,
+    /// `--head` as given and its commit's short id; `None`: the manifest
+    /// of the working tree.
+    pub head: Option<Revision>,
+    /// `--base` as given and its commit's short id: where the lock, the
+    /// store and the vault were read.
+    pub base: Revision,
+    /// Whether the base holds this manifest's lock.
+    pub base_has_lock: bool,
+    /// Whether the base holds this manifest's store.
+    pub base_has_store: bool,
+}
+
+/// A git revision as the user named it, and the commit it names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revision {
+    pub name: String,
+    /// The commit's abbreviated id.
+    pub commit: String,
 }
 
 impl Plan {

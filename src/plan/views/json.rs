@@ -7,6 +7,13 @@
 //! {
 //!   "format_version": 1,
 //!   "fingerprint": "sha256:…",        // saved plans only
+//!   "base": {                          // `plan --base` only (not in saved plans)
+//!     "manifest": "<path from the repository root>",
+//!     "head": {"revision": "<as given>", "commit": "<short id>"} | null,  // null: working tree
+//!     "base": {"revision": "<as given>", "commit": "<short id>"},
+//!     "has_lock": true,                // the base holds this manifest's lock
+//!     "has_store": true                // … and its store
+//!   },
 //!   "changes": true,                   // false when apply would change nothing
 //!   "summary": {"create": 0, "update": 0, "reissue": 0, "replace": 0, "delete": 0},
 //!   "new_keys": ["<key address>", …],  // keys apply generates
@@ -33,15 +40,17 @@
 //!   "live": [{                         // only with live data (`plan --live`, apply)
 //!     "operator": "<operator name>",
 //!     "servers": ["<server name>", …], // the servers that answered
-//!     "prune": false,                  // whether apply deletes unmanaged accounts
+//!     "prune": false,                  // whether apply deletes unmanaged accounts (never foreign ones)
 //!     "malformed": 0,                  // only when > 0: listed names that are not account keys
 //!     "items": [{
 //!       "account": "<account public key>",
 //!       "address": "<account address>" | null,   // null: never managed here
-//!       "kind": "missing" | "older" | "drifted" | "returned" | "retired" | "unmanaged",
+//!       "kind": "missing" | "older" | "drifted" | "returned" | "retired" | "unmanaged" | "foreign",
 //!       "servers": ["<server name>", …],
 //!       "apply": "push" | "delete" | "none",
-//!       "name": "<the name in the server's JWT>",  // unmanaged and returned only
+//!       "name": "<the name in the server's JWT>",  // unmanaged, foreign and returned only
+//!       "issuer": "<public key>",      // foreign only, when the JWT verifies: the key, not
+//!                                      // trusted by this operator, that signed it
 //!       "drift": {                     // drifted only
 //!         "reasons": ["<sentence>", …],
 //!         "reason_kinds": ["unreadable" | "not-an-account" | "other-subject"
@@ -55,16 +64,22 @@
 //! ```
 //!
 //! With live data, `summary` also has `"live": {"push": N, "delete": N,
-//! "unmanaged": N}` (distinct accounts; unmanaged counts those left alone
-//! without `--prune`), and `changes` is true when a server needs a push or
-//! a deletion.
+//! "unmanaged": N, "foreign": N}` (distinct accounts; unmanaged counts those
+//! left alone without `--prune`; `foreign`, only when > 0, those another
+//! operator issued or that do not verify, which apply never deletes), and
+//! `changes` is true when a server needs a push or a deletion.
+//!
+//! Kind `foreign` (an account on the servers that no key of this operator
+//! issued: `apply` is always `"none"`), its `issuer` and the summary's
+//! `foreign` are additions within version 1; before them, such accounts
+//! were listed as `unmanaged`.
 //!
 //! Reason kinds: `not-in-store`, `not-in-manifest`, `untrusted-jwt`,
 //! `new-identity-key`, `lock-edited`, `identity-key-changed`,
 //! `claims-changed`, `signer-rotated`, `issuer-key-removed`,
 //! `issuer-not-trusted`, `issuer-unknown`, `expiring`, `key-revoked`,
 //! `restores-revocation`, `revokes-user`, `role-changed`.
-//! `reason_kinds` and `live` are additions within version 1: every field
+//! `reason_kinds`, `live` and `base` are additions within version 1: every field
 //! of earlier version-1 documents keeps its meaning, and a plan without
 //! live data is the same document as before.
 
@@ -85,6 +100,10 @@ pub struct Document<'a> {
     /// Set in saved plans (`plan --out`): what the plan was computed from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<&'a str>,
+    /// What `plan --base` compared; left out of saved plans, which
+    /// `apply FILE` checks against a plan of the working tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<JsonBase<'a>>,
     pub changes: bool,
     pub summary: Summary,
     pub new_keys: &'a [String],
@@ -101,6 +120,32 @@ pub struct Document<'a> {
     /// What the live servers hold against the store, per operator.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub live: Vec<JsonLive<'a>>,
+}
+
+/// What `plan --base` compared.
+#[derive(Debug, Serialize)]
+pub struct JsonBase<'a> {
+    pub manifest: &'a str,
+    pub head: Option<JsonRevision<'a>>,
+    pub base: JsonRevision<'a>,
+    pub has_lock: bool,
+    pub has_store: bool,
+}
+
+/// A git revision as given, and its commit's short id.
+#[derive(Debug, Serialize)]
+pub struct JsonRevision<'a> {
+    pub revision: &'a str,
+    pub commit: &'a str,
+}
+
+impl<'a> JsonRevision<'a> {
+    fn of(r: &'a crate::plan::Revision) -> Self {
+        JsonRevision {
+            revision: &r.name,
+            commit: &r.commit,
+        }
+    }
 }
 
 /// One operator's servers.
@@ -130,6 +175,8 @@ pub struct JsonLiveItem<'a> {
     pub name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<JsonDrift>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<&'a str>,
 }
 
 /// A drifted account: why, and both sides rendered.
@@ -147,6 +194,8 @@ pub struct JsonLiveSummary {
     pub push: usize,
     pub delete: usize,
     pub unmanaged: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub foreign: usize,
 }
 
 /// How many actions of each kind.
@@ -218,6 +267,17 @@ pub fn document(plan: &Plan, fingerprint: Option<&str>) -> String {
     let doc = Document {
         format_version: FORMAT_VERSION,
         fingerprint,
+        base: plan
+            .base
+            .as_ref()
+            .filter(|_| fingerprint.is_none())
+            .map(|m| JsonBase {
+                manifest: &m.manifest,
+                head: m.head.as_ref().map(JsonRevision::of),
+                base: JsonRevision::of(&m.base),
+                has_lock: m.base_has_lock,
+                has_store: m.base_has_store,
+            }),
         changes: !plan.is_empty(),
         summary: Summary {
             create: plan.count(ActionKind::Create),
@@ -231,6 +291,7 @@ pub fn document(plan: &Plan, fingerprint: Option<&str>) -> String {
                     push: c.push,
                     delete: c.delete,
                     unmanaged: c.unmanaged,
+                    foreign: c.foreign,
                 }
             }),
         },
@@ -278,6 +339,7 @@ fn live_of<'a>(plan: &'a Plan, lp: &'a LivePlan) -> JsonLive<'a> {
                 apply,
                 name: i.name.as_deref(),
                 drift,
+                issuer: i.issuer.as_deref(),
             }
         })
         .collect();

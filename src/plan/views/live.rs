@@ -10,12 +10,14 @@ use crate::plan::render_claims::{self, Names};
 use crate::plan::{short, ActionKind, Plan};
 
 /// Distinct accounts apply pushes, deletes, and leaves alone (unmanaged,
-/// without `--prune`), over every operator.
+/// without `--prune`; foreign, always), over every operator.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LiveCounts {
     pub push: usize,
     pub delete: usize,
     pub unmanaged: usize,
+    /// Accounts another operator issued (or unreadable): never deleted.
+    pub foreign: usize,
 }
 
 pub fn counts(plan: &Plan) -> LiveCounts {
@@ -40,6 +42,15 @@ pub fn counts(plan: &Plan) -> LiveCounts {
             left.dedup();
             c.unmanaged += left.len();
         }
+        let mut foreign: Vec<&str> = lp
+            .items
+            .iter()
+            .filter(|i| i.kind == LiveKind::Foreign)
+            .map(|i| i.public.as_str())
+            .collect();
+        foreign.sort_unstable();
+        foreign.dedup();
+        c.foreign += foreign.len();
     }
     c
 }
@@ -61,6 +72,12 @@ pub fn summary(plan: &Plan) -> Option<String> {
             c.unmanaged
         ));
     }
+    if c.foreign > 0 {
+        s.push_str(&format!(
+            ", {} held for other operators (listed; never deleted)",
+            c.foreign
+        ));
+    }
     Some(s)
 }
 
@@ -71,7 +88,7 @@ pub fn symbol(item: &LiveItem, prune: bool) -> &'static str {
         LiveKind::Older | LiveKind::Drifted => "~",
         LiveKind::Returned | LiveKind::Retired => "-",
         LiveKind::Unmanaged if prune => "-",
-        LiveKind::Unmanaged => "?",
+        LiveKind::Unmanaged | LiveKind::Foreign => "?",
     }
 }
 
@@ -82,7 +99,7 @@ pub fn colour(item: &LiveItem, prune: bool) -> Option<ActionKind> {
         LiveKind::Older | LiveKind::Drifted => Some(ActionKind::Update),
         LiveKind::Returned | LiveKind::Retired => Some(ActionKind::Delete),
         LiveKind::Unmanaged if prune => Some(ActionKind::Delete),
-        LiveKind::Unmanaged => None,
+        LiveKind::Unmanaged | LiveKind::Foreign => None,
     }
 }
 
@@ -135,6 +152,15 @@ pub fn sentence(item: &LiveItem, prune: bool, esc: &dyn Fn(&str) -> String) -> S
         LiveKind::Unmanaged => format!(
             "{who} on {on} is not managed by this manifest; listed only (--prune deletes it)"
         ),
+        LiveKind::Foreign => match &item.issuer {
+            Some(issuer) => format!(
+                "{who} on {on} is held for another operator: signed by {}, a key this operator does not trust; listed only, never deleted (not even with --prune)",
+                short(issuer)
+            ),
+            None => format!(
+                "{who} on {on} is not an account JWT this operator issued (it does not verify); listed only, never deleted (not even with --prune)"
+            ),
+        },
     }
 }
 

@@ -1,7 +1,9 @@
 //! The Markdown view: a plan as a pull-request comment.
 //!
-//! Layout: a hidden marker line (so a bot finds and updates its own
-//! comment), a one-line summary and a counts table; then what a reviewer
+//! Layout: a hidden marker line, always the first (so a bot finds and
+//! updates its own comment), then for `plan --base` what was compared
+//! ([`crate::plan::MergeBase`], inside the limit), a one-line summary and a
+//! counts table; then what a reviewer
 //! must not miss (deletions apply refuses without `--allow-destroy`,
 //! blockers, warnings, lock records); then one collapsible `<details>` per
 //! changed object with its reasons and a fenced `diff`; then the users whose
@@ -50,6 +52,13 @@ pub fn render(plan: &Plan, manifest: &str, limit: usize) -> String {
         "<!-- natsform plan: {} -->",
         html(&escape_line(manifest)).replace("--", "&#45;&#45;")
     );
+    // What `plan --base` compared: after the marker (which must come
+    // first), inside the limit.
+    if let Some(m) = &plan.base {
+        for line in super::merge_lines(m, &|t| live_code(t)) {
+            let _ = writeln!(head, "{line}\n");
+        }
+    }
     if plan.is_empty() && plan.effects.is_empty() && plan.blockers.is_empty() {
         if plan.live.is_empty() {
             head.push_str("**natsform plan:** no changes. The store matches the manifest.\n");
@@ -526,6 +535,13 @@ fn summary_line(plan: &Plan) -> String {
         if c.unmanaged > 0 {
             let _ = write!(s, ", {} unmanaged (listed only)", c.unmanaged);
         }
+        if c.foreign > 0 {
+            let _ = write!(
+                s,
+                ", {} held for other operators (listed, never deleted)",
+                c.foreign
+            );
+        }
     }
     if !plan.blockers.is_empty() {
         s.push_str("; **apply refuses this plan** (see below)");
@@ -566,6 +582,13 @@ fn counts_table(out: &mut String, plan: &Plan) {
             "| live servers: unmanaged accounts, listed only (`--prune` deletes them) | {} |",
             c.unmanaged
         );
+        if c.foreign > 0 {
+            let _ = writeln!(
+                out,
+                "| live servers: accounts of other operators, listed only (never deleted) | {} |",
+                c.foreign
+            );
+        }
     }
     out.push('\n');
 }
@@ -890,6 +913,46 @@ mod tests {
             });
         }
         plan
+    }
+
+    #[test]
+    fn the_merge_base_comes_after_the_marker_and_inside_the_limit() {
+        use crate::plan::{MergeBase, Revision};
+        let mut plan = big_plan(20_000);
+        // A branch name as long as git allows, with markup in it.
+        let name = format!("<b>@team</b>`{}", "x".repeat(240));
+        plan.base = Some(MergeBase {
+            manifest: "deploy/natsform.toml".into(),
+            head: Some(Revision {
+                name: name.clone(),
+                commit: "abc1234".into(),
+            }),
+            base: Revision {
+                name,
+                commit: "def5678".into(),
+            },
+            base_has_lock: false,
+            base_has_store: true,
+        });
+        let md = markdown(&plan, "deploy/natsform.toml");
+        assert!(chars(&md) <= LIMIT, "{}", chars(&md));
+        let mut lines = md.lines();
+        assert_eq!(
+            lines.next(),
+            Some("<!-- natsform plan: deploy/natsform.toml -->")
+        );
+        let header = lines.next().unwrap();
+        assert!(
+            header.starts_with("Plan of the merge: <code>deploy/natsform.toml</code> of <code>&lt;b&gt;@&#8203;team&lt;/b&gt;`xxx"),
+            "{header}"
+        );
+        assert!(md.contains("Base <code>"), "{md}");
+        assert!(md.contains("has a store but no natsform.lock"), "{md}");
+        assert!(!md.contains("<b>@team"), "{md}");
+        // As tight as it gets: the header fits the same limit.
+        for limit in [8_000, 20_000] {
+            assert!(chars(&render(&plan, "m.toml", limit)) <= limit);
+        }
     }
 
     #[test]

@@ -37,6 +37,36 @@ pub(crate) fn action_counts(plan: &super::Plan) -> String {
     )
 }
 
+/// The lines that say what `plan --base` compared, each piece that came
+/// from the command line or the repository passed through `name` (the
+/// view's escaping).
+pub(crate) fn merge_lines(m: &super::MergeBase, name: &dyn Fn(&str) -> String) -> Vec<String> {
+    use crate::workspace::LOCK_FILE;
+    let rev = |r: &super::Revision| format!("{} ({})", name(&r.name), name(&r.commit));
+    let from = m
+        .head
+        .as_ref()
+        .map_or_else(|| "the working tree".to_string(), rev);
+    let at = rev(&m.base);
+    let mut lines = vec![format!(
+        "Plan of the merge: {} of {from} against the lock, store and vault at {at}.",
+        name(&m.manifest)
+    )];
+    match (m.base_has_lock, m.base_has_store) {
+        (false, false) => lines.push(format!(
+            "Base {at} has no {LOCK_FILE} or store for this manifest: every object is created."
+        )),
+        (false, true) => lines.push(format!(
+            "Base {at} has a store but no {LOCK_FILE} for this manifest."
+        )),
+        (true, false) => lines.push(format!(
+            "Base {at} has a {LOCK_FILE} but no store for this manifest."
+        )),
+        (true, true) => {}
+    }
+    lines
+}
+
 /// The human rendering of one side's claims: the claims one value per
 /// line, then a scoped user's effective permissions.
 pub fn claims_text(c: &Claims, names: &(impl Names + ?Sized)) -> String {

@@ -66,6 +66,12 @@ pub fn write(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) {
 const CHUNK: usize = 256;
 
 fn write_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std::fmt::Result {
+    if let Some(m) = &plan.base {
+        for line in super::merge_lines(m, &|t| esc(t).into_owned()) {
+            writeln!(out, "{line}")?;
+        }
+        out.write_char('\n')?;
+    }
     if plan.is_empty() && plan.effects.is_empty() && plan.blockers.is_empty() {
         warnings(out, plan, style);
         if plan.live.is_empty() {
@@ -73,7 +79,8 @@ fn write_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std:
         } else {
             live_text(out, plan, style)?;
             out.write_str("No changes. The store matches the manifest, and the live servers hold its accounts.\n")?;
-            if super::live::counts(plan).unmanaged > 0 {
+            let c = super::live::counts(plan);
+            if c.unmanaged > 0 || c.foreign > 0 {
                 if let Some(s) = super::live::summary(plan) {
                     writeln!(out, "{s}.")?;
                 }
