@@ -8,6 +8,7 @@ pub mod claims;
 pub mod cli;
 pub mod deploy;
 pub(crate) mod fsutil;
+pub mod import;
 pub mod keys;
 pub mod live;
 pub mod manifest;

@@ -4,6 +4,7 @@
 mod apply;
 mod creds;
 mod deploy;
+mod import;
 mod init;
 mod lock;
 mod output;
@@ -81,6 +82,8 @@ pub enum Command {
     Apply(apply::Args),
     /// Print (or write) a user's creds file, as nsc writes it.
     Creds(creds::Args),
+    /// Adopt an existing trust tree (`import nsc`) without re-keying.
+    Import(import::Args),
     /// Show the trust tree in the store, like `nsc describe`; `--format dot`
     /// or `mermaid` draws it as a picture.
     Show(show::Args),
@@ -113,6 +116,7 @@ fn run(cli: Cli, out: &Output) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(args, &manifest_path(manifest)?, out),
         Command::Apply(args) => apply::run(args, &manifest_path(manifest)?, out),
         Command::Creds(args) => creds::run(args, &manifest_path(manifest)?, out),
+        Command::Import(args) => import::run(args, manifest, out),
         Command::Show(args) => show::run(args, &manifest_path(manifest)?, out),
         Command::Schema(args) => schema::run(args, out),
         Command::ServerConfig(args) => server_config::run(args, &manifest_path(manifest)?, out),

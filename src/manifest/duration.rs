@@ -5,7 +5,7 @@ use std::fmt;
 use std::borrow::Cow;
 
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A non-negative duration with nanosecond precision, written with a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -93,6 +93,13 @@ impl fmt::Display for Duration {
             .copied()
             .unwrap_or(("ns", 1));
         write!(f, "{}{}", self.nanos / factor, unit)
+    }
+}
+
+/// The [`Display`](fmt::Display) text (`1m`), which [`Duration::parse`] reads back.
+impl Serialize for Duration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

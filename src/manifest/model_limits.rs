@@ -5,42 +5,46 @@
 //! value, which would mean "none allowed" (facts §4.1, §13).
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use super::model::is_false;
 
 use super::model::{ResponsePermission, SubjectPermission};
 use super::units::{Limit, Size, UNLIMITED};
 
 /// NATS limits of an account; each omitted one is unlimited.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountLimits {
     /// Subscriptions across the account's connections.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subs: Option<Limit>,
     /// Bytes a connection may send (not enforced by nats-server).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Size>,
     /// Largest message payload.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Size>,
     /// Client connections at once (0 refuses every client).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conn: Option<Limit>,
     /// Leaf node connections at once.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaf: Option<Limit>,
     /// Number of imports the account may declare.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imports: Option<Limit>,
     /// Number of exports the account may declare.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exports: Option<Limit>,
     /// Whether exports may contain wildcards (default true; checked only
     /// when `exports` is limited).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub wildcard_exports: Option<bool>,
     /// Refuse users whose JWT is a bearer token (nats-server 2.9+).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub disallow_bearer: bool,
 }
 
@@ -82,32 +86,33 @@ pub struct AccountLimitValues {
 /// is omitted is none of that kind (at least one must be set to enable
 /// JetStream); omitted counts are unlimited; omitted per-stream maxima
 /// leave streams uncapped.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JetStream {
     /// Memory storage across all streams (`unlimited`, `512MiB`, …).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_storage: Option<Size>,
     /// Disk storage across all streams (`unlimited`, `10GiB`, …).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_storage: Option<Size>,
     /// Number of streams.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streams: Option<Limit>,
     /// Number of consumers.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer: Option<Limit>,
     /// Maximum unacknowledged messages per consumer.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ack_pending: Option<Limit>,
     /// Streams must declare a maximum size (`max_bytes`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub max_bytes_required: bool,
     /// Largest size of one memory stream.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_max_stream_bytes: Option<Size>,
     /// Largest size of one disk stream.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_max_stream_bytes: Option<Size>,
 }
 
@@ -121,22 +126,22 @@ impl JetStream {
 
 /// Subscription and payload limits of a user or a scoped role's users;
 /// each omitted one is unlimited.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserLimits {
     /// Subscriptions of one connection.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subs: Option<Limit>,
     /// Bytes (not enforced by nats-server).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<Size>,
     /// Largest message payload.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Size>,
 }
 
 /// A daily window in which connecting is allowed; it may cross midnight.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeWindow {
     /// Start, `HH:MM:SS`.
@@ -146,7 +151,9 @@ pub struct TimeWindow {
 }
 
 /// A kind of client connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ConnectionType {
     /// Plain NATS clients (TCP).
@@ -182,16 +189,16 @@ impl ConnectionType {
 }
 
 /// Publish, subscribe and response permissions.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Permissions {
     /// Publish permissions.
-    #[serde(default, rename = "pub")]
+    #[serde(default, rename = "pub", skip_serializing_if = "Option::is_none")]
     pub publish: Option<SubjectPermission>,
     /// Subscribe permissions.
-    #[serde(default, rename = "sub")]
+    #[serde(default, rename = "sub", skip_serializing_if = "Option::is_none")]
     pub subscribe: Option<SubjectPermission>,
     /// Response permissions.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resp: Option<ResponsePermission>,
 }

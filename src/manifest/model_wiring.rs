@@ -4,13 +4,17 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use super::model::is_false;
 
 use super::duration::Duration;
 use super::units::Timestamp;
 
 /// `stream` (messages flow to the importer) or `service` (requests flow to the exporter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportKind {
     /// Messages published in the exporter are delivered to importers.
@@ -30,7 +34,7 @@ impl ExportKind {
 }
 
 /// How a service answers a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 pub enum ResponseType {
     /// One reply (the default).
     Singleton,
@@ -52,11 +56,12 @@ impl ResponseType {
 }
 
 /// A subject this account offers to other accounts.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Export {
     /// Display name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub name: Option<String>,
     /// The exported subject (wildcards allowed).
     pub subject: String,
@@ -64,53 +69,59 @@ pub struct Export {
     #[serde(rename = "type")]
     pub kind: ExportKind,
     /// Importers need an activation token from this account (`token_req`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub private: bool,
     /// Services only: `Singleton` (default), `Stream` or `Chunked`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_type: Option<ResponseType>,
     /// Services only: how long responses may take (e.g. `5s`); written in nanoseconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_threshold: Option<Duration>,
     /// Services only: publish latency measurements.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<Latency>,
     /// 1-based token of the subject that must be `*` and equal the
     /// importer's account public key; importers then need no activation.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub account_token_position: Option<u32>,
     /// List the export publicly.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub advertise: bool,
     /// Services only: allow message tracing across the export (nats-server 2.11+).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub allow_trace: bool,
     /// Free text (at most 8 KiB).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub description: Option<String>,
     /// A URL with more information (needs a scheme and a host).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub info_url: Option<String>,
     /// Revoked activations: importer account public key (or `*`) →
     /// activations issued at or before this time are refused.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub revocations: BTreeMap<String, Timestamp>,
 }
 
 /// Service latency tracking.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Latency {
     /// Percentage of requests measured (1–100, default 100), or `headers`
     /// to let requesters decide.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling: Option<Sampling>,
     /// Subject the measurements are published to (no wildcards).
     pub results: String,
 }
 
 /// A latency sampling rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Sampling {
     /// Percentage, 1–100.
@@ -120,7 +131,7 @@ pub enum Sampling {
 }
 
 /// The word `headers`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HeadersWord {
     /// Requesters opt in with a header.
@@ -128,36 +139,43 @@ pub enum HeadersWord {
 }
 
 /// A subject taken from another account.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Import {
     /// Display name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub name: Option<String>,
     /// The subject as the exporting account exports it (or a narrower one).
     pub subject: String,
     /// The exporting account, by its name under the same operator.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub from: Option<String>,
     /// The exporting account's public key (`A…`), for accounts outside this manifest.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub account: Option<String>,
     /// With `account`: the activation token (a JWT) the exporter issued
     /// for a private export.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub token: Option<String>,
     /// The subject in this account (default: `subject`); may use `$1`, `$2`
     /// for the `*` tokens of `subject`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub local_subject: Option<String>,
     /// `stream` or `service`; must match the export.
     #[serde(rename = "type")]
     pub kind: ExportKind,
     /// Services only: share latency data with the exporter.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub share: bool,
     /// Streams only: allow message tracing across the import (nats-server 2.11+).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
     pub allow_trace: bool,
 }
 
@@ -169,7 +187,7 @@ impl Import {
 }
 
 /// One destination of a subject mapping.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
     /// Destination subject; may use `$1` or `{{wildcard(1)}}` for the source's
@@ -177,15 +195,17 @@ pub struct Mapping {
     pub subject: String,
     /// Share of messages in percent, 1–100 (default 100). The weights of one
     /// source may total at most 100.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub weight: Option<u32>,
     /// Apply this destination only in this cluster.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub cluster: Option<String>,
 }
 
 /// Auth callout settings (nats-server 2.10+).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Authorization {
     /// Users that bypass the callout (the auth service itself): names of
@@ -193,9 +213,11 @@ pub struct Authorization {
     pub auth_users: Vec<String>,
     /// Accounts the service may place users in: account names under the
     /// same operator, account public keys, or `*` alone.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
     pub allowed_accounts: Vec<String>,
     /// Curve public key (`X…`) requests to the service are encrypted for.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
     pub xkey: Option<String>,
 }

@@ -7,7 +7,7 @@ use std::fmt;
 
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Go's `NoLimit`: the wire value of `unlimited`.
 pub const UNLIMITED: i64 = -1;
@@ -29,6 +29,17 @@ impl Limit {
     /// The value written into the JWT (`-1` for unlimited).
     pub fn wire(self) -> i64 {
         self.0
+    }
+}
+
+/// `unlimited` for `-1`, else the number: what a person writes.
+impl Serialize for Limit {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == UNLIMITED {
+            s.serialize_str("unlimited")
+        } else {
+            s.serialize_i64(self.0)
+        }
     }
 }
 
@@ -122,6 +133,28 @@ impl Size {
     }
 }
 
+/// `unlimited` for `-1`; a whole number of KiB, MiB, GiB or TiB with its
+/// unit (`1MiB`); else plain bytes. [`Size::parse`] reads each back exactly.
+impl Serialize for Size {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == UNLIMITED {
+            return s.serialize_str("unlimited");
+        }
+        let unit = [
+            ("TiB", 1i64 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ]
+        .into_iter()
+        .find(|(_, f)| self.0 > 0 && self.0 % f == 0);
+        match unit {
+            Some((u, f)) => s.serialize_str(&format!("{}{u}", self.0 / f)),
+            None => s.serialize_i64(self.0),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Raw::deserialize(d)? {
@@ -197,6 +230,22 @@ impl Timestamp {
         Err(format!(
             "`{text}` is not a point in time: write an RFC 3339 date-time with its offset (`2027-01-01T00:00:00Z`) or a date (`2027-01-01`, midnight UTC)"
         ))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC (`2027-01-01T00:00:00Z`), which [`Timestamp::parse`] reads back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match jiff::Timestamp::from_second(self.0) {
+            Ok(t) => write!(f, "{t}"),
+            Err(_) => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -343,6 +392,15 @@ impl Expiry {
         match self {
             Expiry::After(d) => Some(d.as_nanos() / 1_000_000_000),
             Expiry::At(_) => None,
+        }
+    }
+}
+
+impl Serialize for Expiry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Expiry::At(t) => t.serialize(s),
+            Expiry::After(d) => d.serialize(s),
         }
     }
 }
