@@ -315,7 +315,7 @@ impl Keystore {
                 shown(&path)
             ));
         }
-        let kind = crate::keys::kind_of_key_pair(&kp);
+        let kind = crate::keys::kind_of_public_key(&kp.public_key());
         if !matches!(
             kind,
             Some(KeyKind::Operator | KeyKind::Account | KeyKind::User)

@@ -11,13 +11,14 @@
 use std::path::{Path, PathBuf};
 
 use super::{err, shown, ImportError, Imported, Result};
-use crate::keys::{Recipients, Vault, LOCK_FILE_NAME};
+use crate::keys::{Recipients, Vault};
 use crate::manifest::Format;
 use crate::plan::reasons::Reason;
 use crate::plan::views::text::text;
 use crate::plan::ActionKind;
 use crate::store::Store;
 use crate::workspace::Workspace;
+use crate::workspace::LOCK_FILE as LOCK_FILE_NAME;
 
 const STORE_DIR: &str = "store";
 const VAULT_DIR: &str = "vault";
