@@ -84,6 +84,36 @@ fn apply(project: &Project, extra: &[&str]) -> Run {
     project.run(&args)
 }
 
+/// [`project_and_server`] with the whole walkthrough applied and pushed to
+/// the server; also the server's version, for messages.
+fn deployed(binary: &Path, allow_delete: bool) -> (Project, NatsServer, String) {
+    let (project, server) = project_and_server(binary, allow_delete);
+    let v = server.version().to_string();
+    set_manifest(&project, &with_resolver(&walkthrough(), &server.url()));
+    apply(&project, &[]).success();
+    (project, server, v)
+}
+
+/// Asserts that server n1 acknowledged `n` of the `n` accounts pushed.
+fn assert_acked(run: &Run, n: usize, v: &str) {
+    let line = format!("server n1: {n} of {n} acknowledged");
+    assert!(run.stderr.contains(&line), "{v}: {}", run.stderr);
+}
+
+/// Pushes `jwt` as a system user, as nsc or a stranger would, and asserts
+/// the server stored it.
+fn push_jwt(sys: &mut nats::Client, jwt: &str, v: &str) {
+    let reply = sys
+        .request(
+            "$SYS.REQ.CLAIMS.UPDATE",
+            jwt.as_bytes(),
+            nats::DEFAULT_TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("{v}: pushing a JWT: {e}"));
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.contains("jwt updated"), "{v}: {reply}");
+}
+
 #[test]
 fn apply_pushes_the_walkthrough_users_connect_and_a_second_apply_pushes_nothing() {
     for binary in nats::nats_server_binaries() {
@@ -99,11 +129,7 @@ fn apply_pushes_the_walkthrough_users_connect_and_a_second_apply_pushes_nothing(
             "{v}: {}",
             run.stderr
         );
-        assert!(
-            run.stderr.contains("server n1: 2 of 2 acknowledged"),
-            "{v}: {}",
-            run.stderr
-        );
+        assert_acked(&run, 2, &v);
         let listed: Vec<String> = std::fs::read_dir(server.dir().join("jwt"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -161,11 +187,7 @@ fn apply_pushes_the_walkthrough_users_connect_and_a_second_apply_pushes_nothing(
                 .replace("sub = { allow = [\"q.>\"] }", "sub = { allow = [\"r.>\"] }"),
         );
         let run = apply(&project, &[]).success();
-        assert!(
-            run.stderr.contains("server n1: 1 of 1 acknowledged"),
-            "{v}: {}",
-            run.stderr
-        );
+        assert_acked(&run, 1, &v);
         let err = server
             .connect(&pam)
             .expect_err("a deleted account's users are refused");
@@ -224,11 +246,7 @@ fn an_unreachable_server_is_named_and_nothing_changes() {
     apply(&project, &["--no-push"]).success();
     set_manifest(&project, &walkthrough());
     let before = files(&project);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = nats::free_port();
     let url = format!("nats://127.0.0.1:{port}");
     let run = apply(&project, &["--push", &url]).failure();
     insta::assert_snapshot!(snapshot(&run, &project, port));
@@ -251,10 +269,7 @@ fn a_memory_resolver_is_named_with_what_to_do() {
 #[test]
 fn a_resolver_without_allow_delete_is_named_with_what_to_do() {
     for binary in nats::nats_server_binaries() {
-        let (project, server) = project_and_server(&binary, false);
-        let v = server.version().to_string();
-        set_manifest(&project, &with_resolver(&walkthrough(), &server.url()));
-        apply(&project, &[]).success();
+        let (project, server, v) = deployed(&binary, false);
         set_manifest(
             &project,
             &with_resolver(&walkthrough_without_sales(), &server.url()),
@@ -302,11 +317,7 @@ fn a_store_applied_without_pushing_is_deployed_by_the_next_apply() {
         let run = project
             .run(&["apply", saved.to_str().unwrap(), "--push", &url])
             .success();
-        assert!(
-            run.stderr.contains("server n1: 2 of 2 acknowledged"),
-            "{v}: {}",
-            run.stderr
-        );
+        assert_acked(&run, 2, &v);
         server.connect_ok(&project.creds("sales/joe"));
         // And then the servers hold the store: nothing to plan or push.
         project
@@ -322,10 +333,7 @@ fn an_account_changed_behind_natsforms_back_shows_as_drift_and_apply_restores_it
     use natsform::claims::{self, Account};
     use natsform::keys::{generate, KeyKind};
     for binary in nats::nats_server_binaries() {
-        let (project, server) = project_and_server(&binary, true);
-        let v = server.version().to_string();
-        set_manifest(&project, &with_resolver(&walkthrough(), &server.url()));
-        apply(&project, &[]).success();
+        let (project, server, v) = deployed(&binary, true);
         let stored = project.store_file("O2/accounts/A/A.jwt");
 
         // Someone pushes their own version of A, signed by a key of theirs:
@@ -336,18 +344,7 @@ fn an_account_changed_behind_natsforms_back_shows_as_drift_and_apply_restores_it
         let stranger = generate(KeyKind::Operator);
         let forged = claims::encode(&mut forged, &stranger).unwrap();
         let mut sys = server.connect_ok(&project.creds("SYS/sys"));
-        let reply = sys
-            .request(
-                "$SYS.REQ.CLAIMS.UPDATE",
-                forged.as_bytes(),
-                nats::DEFAULT_TIMEOUT,
-            )
-            .unwrap_or_else(|e| panic!("{v}: pushing the forged JWT: {e}"));
-        assert!(
-            String::from_utf8_lossy(&reply).contains("jwt updated"),
-            "{v}: {}",
-            String::from_utf8_lossy(&reply)
-        );
+        push_jwt(&mut sys, &forged, &v);
         let a = nats::jwt_subject(&stored);
         let on_server =
             || std::fs::read_to_string(server.dir().join(format!("jwt/{a}.jwt"))).unwrap();
@@ -363,11 +360,7 @@ fn an_account_changed_behind_natsforms_back_shows_as_drift_and_apply_restores_it
 
         // apply pushes the store's version back.
         let run = apply(&project, &[]).success();
-        assert!(
-            run.stderr.contains("server n1: 1 of 1 acknowledged"),
-            "{v}: {}",
-            run.stderr
-        );
+        assert_acked(&run, 1, &v);
         assert_eq!(on_server(), stored, "{v}: the store's JWT is back");
     }
 }
@@ -402,10 +395,7 @@ fn too_few_acknowledgements_fail_after_bounded_retries() {
 #[test]
 fn a_hostile_responder_on_the_system_subjects_is_read_defensively() {
     for binary in nats::nats_server_binaries() {
-        let (project, server) = project_and_server(&binary, true);
-        let v = server.version().to_string();
-        set_manifest(&project, &with_resolver(&walkthrough(), &server.url()));
-        apply(&project, &[]).success();
+        let (project, server, v) = deployed(&binary, true);
         let a = nats::jwt_subject(&project.store_file("O2/accounts/A/A.jwt"));
 
         // A system-account client that answers like a server, with control
@@ -467,11 +457,7 @@ fn a_listed_server_that_is_down_is_noted_and_the_others_get_the_push() {
     for binary in nats::nats_server_binaries() {
         let (project, server) = project_and_server(&binary, true);
         let v = server.version().to_string();
-        let down = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let down = nats::free_port();
         let manifest = format!(
             "{}\n[operators.O2.resolver]\nurls = [\"nats://127.0.0.1:{down}\", \"{}\"]\nconnect_timeout = \"1s\"\n",
             walkthrough(),
@@ -486,11 +472,7 @@ fn a_listed_server_that_is_down_is_noted_and_the_others_get_the_push() {
             "{v}: {}",
             run.stderr
         );
-        assert!(
-            run.stderr.contains("server n1: 2 of 2 acknowledged"),
-            "{v}: {}",
-            run.stderr
-        );
+        assert_acked(&run, 2, &v);
     }
 }
 
@@ -500,11 +482,7 @@ fn a_server_unreachable_after_the_store_is_written_says_so_and_the_next_apply_fi
     // is read before planning, and the connection is first opened in step
     // 8, after the store is written.
     let project = Project::with_manifest("natsform.toml", &walkthrough());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = nats::free_port();
     let url = format!("nats://127.0.0.1:{port}");
     let run = apply(&project, &["--push", &url]).failure();
     // The plan on stdout is the walkthrough's; what matters is stderr.
@@ -528,11 +506,7 @@ fn a_server_unreachable_after_the_store_is_written_says_so_and_the_next_apply_fi
         });
         let v = server.version().to_string();
         let again = apply(&project, &["--push", &server.url()]).success();
-        assert!(
-            again.stderr.contains("server n1: 2 of 2 acknowledged"),
-            "{v}: {}",
-            again.stderr
-        );
+        assert_acked(&again, 2, &v);
         let mut w = server.connect_ok(&project.creds("A/worker"));
         w.subscribe("q.work")
             .unwrap_or_else(|e| panic!("{v}: worker: {e}"));
@@ -548,10 +522,7 @@ fn prune_deletes_only_accounts_this_operator_issued() {
     use natsform::claims::{self, AccountClaims};
     use natsform::keys::{generate, Identities, IdentitySources, KeyKind, KeyPair, Vault};
     for binary in nats::nats_server_binaries() {
-        let (project, server) = project_and_server(&binary, true);
-        let v = server.version().to_string();
-        set_manifest(&project, &with_resolver(&walkthrough(), &server.url()));
-        apply(&project, &[]).success();
+        let (project, server, v) = deployed(&binary, true);
         // O2's signing key (it signs the walkthrough's accounts), from the vault.
         let stored = project.store_file("O2/accounts/A/A.jwt");
         let ops = claims::verify_envelope(&stored).unwrap().iss;
@@ -574,18 +545,7 @@ fn prune_deletes_only_accounts_this_operator_issued() {
         let (theirs, theirs_jwt) = account("theirs", &generate(KeyKind::Operator));
         let mut sys = server.connect_ok(&project.creds("SYS/sys"));
         for jwt in [&orphan_jwt, &theirs_jwt] {
-            let reply = sys
-                .request(
-                    "$SYS.REQ.CLAIMS.UPDATE",
-                    jwt.as_bytes(),
-                    nats::DEFAULT_TIMEOUT,
-                )
-                .unwrap_or_else(|e| panic!("{v}: pushing: {e}"));
-            assert!(
-                String::from_utf8_lossy(&reply).contains("jwt updated"),
-                "{v}: {}",
-                String::from_utf8_lossy(&reply)
-            );
+            push_jwt(&mut sys, jwt, &v);
         }
         let held = |k: &str| server.dir().join(format!("jwt/{k}.jwt")).exists();
         assert!(held(&orphan) && held(&theirs), "{v}");
@@ -602,11 +562,7 @@ fn prune_deletes_only_accounts_this_operator_issued() {
             plan.stdout
         );
         let run = apply(&project, &["--prune"]).success();
-        assert!(
-            run.stderr.contains("server n1: 1 of 1 acknowledged"),
-            "{v}: {}",
-            run.stderr
-        );
+        assert_acked(&run, 1, &v);
         assert!(!held(&orphan), "{v}: --prune deletes what O2 issued");
         assert!(held(&theirs), "{v}: another operator's account stays");
         // And it stays listed, never deleted: nothing left to do.
