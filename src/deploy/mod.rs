@@ -548,20 +548,7 @@ impl Session {
         let client = self.client.clone();
         let sub = &mut self.sub;
         self.rt.block_on(async move {
-            for (i, (subject, payload)) in reqs.iter().enumerate() {
-                client
-                    .publish_with_reply(
-                        subject.clone(),
-                        format!("{inbox}.{}", base + i as u64),
-                        payload.clone(),
-                    )
-                    .await
-                    .map_err(|e| anyhow!("sending {subject}: {e}"))?;
-            }
-            client
-                .flush()
-                .await
-                .map_err(|e| anyhow!("sending requests: {e}"))?;
+            send_requests(&client, &inbox, base, reqs).await?;
             let n = reqs.len();
             let mut out: Vec<Vec<Raw>> = vec![Vec::new(); n];
             let mut have = vec![0usize; n];
@@ -575,15 +562,7 @@ impl Session {
                     _ => break,
                 };
                 budget -= 1;
-                let Some(idx) = msg
-                    .subject
-                    .strip_prefix(inbox.as_str())
-                    .and_then(|t| t.strip_prefix('.'))
-                    .and_then(|t| t.parse::<u64>().ok())
-                    .and_then(|id| id.checked_sub(base))
-                    .map(|i| i as usize)
-                    .filter(|i| *i < n)
-                else {
+                let Some(idx) = request_index(&msg.subject, &inbox, base, n) else {
                     continue;
                 };
                 if have[idx] >= counts[idx] {
@@ -624,20 +603,7 @@ impl Session {
         let client = self.client.clone();
         let sub = &mut self.sub;
         self.rt.block_on(async move {
-            for (i, (subject, payload)) in reqs.iter().enumerate() {
-                client
-                    .publish_with_reply(
-                        subject.clone(),
-                        format!("{inbox}.{}", base + i as u64),
-                        payload.clone(),
-                    )
-                    .await
-                    .map_err(|e| anyhow!("sending {subject}: {e}"))?;
-            }
-            client
-                .flush()
-                .await
-                .map_err(|e| anyhow!("sending requests: {e}"))?;
+            send_requests(&client, &inbox, base, reqs).await?;
             let n = reqs.len();
             let mut out: Vec<Vec<Raw>> = vec![Vec::new(); n];
             let mut total = 0usize;
@@ -656,15 +622,7 @@ impl Session {
                     _ => break,
                 };
                 total += 1;
-                let Some(idx) = msg
-                    .subject
-                    .strip_prefix(inbox.as_str())
-                    .and_then(|t| t.strip_prefix('.'))
-                    .and_then(|t| t.parse::<u64>().ok())
-                    .and_then(|id| id.checked_sub(base))
-                    .map(|i| i as usize)
-                    .filter(|i| *i < n)
-                else {
+                let Some(idx) = request_index(&msg.subject, &inbox, base, n) else {
                     continue;
                 };
                 if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
@@ -682,6 +640,42 @@ impl Session {
             Ok(out)
         })
     }
+}
+
+/// Publishes request `i` of `reqs` with the reply subject
+/// `{inbox}.{base + i}`, then flushes.
+async fn send_requests(
+    client: &async_nats::Client,
+    inbox: &str,
+    base: u64,
+    reqs: &[(String, bytes::Bytes)],
+) -> Result<()> {
+    for (i, (subject, payload)) in reqs.iter().enumerate() {
+        client
+            .publish_with_reply(
+                subject.clone(),
+                format!("{inbox}.{}", base + i as u64),
+                payload.clone(),
+            )
+            .await
+            .map_err(|e| anyhow!("sending {subject}: {e}"))?;
+    }
+    client
+        .flush()
+        .await
+        .map_err(|e| anyhow!("sending requests: {e}"))
+}
+
+/// Which of `n` requests sent from `base` (see [`send_requests`]) a reply
+/// on `subject` answers; `None` for a subject that is not one of them.
+fn request_index(subject: &str, inbox: &str, base: u64, n: usize) -> Option<usize> {
+    subject
+        .strip_prefix(inbox)
+        .and_then(|t| t.strip_prefix('.'))
+        .and_then(|t| t.parse::<u64>().ok())
+        .and_then(|id| id.checked_sub(base))
+        .map(|i| i as usize)
+        .filter(|i| *i < n)
 }
 
 impl Drop for Session {
@@ -961,5 +955,24 @@ mod tests {
         // A result built from it is a failure, whatever the servers say.
         let r = AccountResult::new(&reqs[0]);
         assert!(!r.ok(0));
+    }
+
+    #[test]
+    fn only_replies_to_the_requests_just_sent_are_matched() {
+        let inbox = "_INBOX.natsform.x";
+        assert_eq!(request_index("_INBOX.natsform.x.7", inbox, 7, 2), Some(0));
+        assert_eq!(request_index("_INBOX.natsform.x.8", inbox, 7, 2), Some(1));
+        // An earlier exchange's reply, one past the end, another inbox, junk.
+        for stray in [
+            "_INBOX.natsform.x.6",
+            "_INBOX.natsform.x.9",
+            "_INBOX.natsform.y.7",
+            "_INBOX.natsform.x7",
+            "_INBOX.natsform.x.",
+            "_INBOX.natsform.x.-1",
+            "_INBOX.natsform.x.99999999999999999999",
+        ] {
+            assert_eq!(request_index(stray, inbox, 7, 2), None, "{stray}");
+        }
     }
 }
