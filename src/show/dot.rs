@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use super::{EdgeKind, Graph, Nesting, Node, NodeKind};
+use super::{write_body, Edge, EdgeKind, Format, Graph, Group, Node, NodeKind};
 
 /// A label line as the inside of a quoted DOT string.
 pub fn escape(text: &str) -> String {
@@ -48,45 +48,30 @@ fn attributes(kind: NodeKind) -> &'static str {
     }
 }
 
-fn write_node(out: &mut String, node: &Node, pad: &str) {
-    let _ = writeln!(
-        out,
-        "{pad}{} [label=\"{}\", {}];",
-        node.id,
-        label(&node.lines),
-        attributes(node.kind)
-    );
-}
+/// DOT: a group is a `cluster_` subgraph.
+struct Dot;
 
-fn write_group(out: &mut String, graph: &Graph, nesting: &Nesting, g: usize, depth: usize) {
-    let pad = "  ".repeat(depth);
-    let group = &graph.groups[g];
-    let _ = writeln!(out, "{pad}subgraph cluster_{} {{", group.id);
-    let _ = writeln!(out, "{pad}  label=\"{}\";", escape(&group.title));
-    for node in &nesting.nodes[g] {
-        write_node(out, node, &format!("{pad}  "));
+impl Format for Dot {
+    fn node(out: &mut String, node: &Node, pad: &str) {
+        let _ = writeln!(
+            out,
+            "{pad}{} [label=\"{}\", {}];",
+            node.id,
+            label(&node.lines),
+            attributes(node.kind)
+        );
     }
-    for &child in &nesting.children[g] {
-        write_group(out, graph, nesting, child, depth + 1);
-    }
-    let _ = writeln!(out, "{pad}}}");
-}
 
-/// The graph as a DOT document.
-pub fn render(graph: &Graph) -> String {
-    let mut out = String::new();
-    out.push_str("digraph trust {\n");
-    out.push_str("  rankdir=TB;\n");
-    out.push_str("  node [fontname=\"Helvetica\", fontsize=11];\n");
-    out.push_str("  edge [fontname=\"Helvetica\", fontsize=10];\n");
-    let nesting = graph.nesting();
-    for &g in &nesting.top_groups {
-        write_group(&mut out, graph, &nesting, g, 1);
+    fn group_start(out: &mut String, group: &Group, pad: &str) {
+        let _ = writeln!(out, "{pad}subgraph cluster_{} {{", group.id);
+        let _ = writeln!(out, "{pad}  label=\"{}\";", escape(&group.title));
     }
-    for node in &nesting.top_nodes {
-        write_node(&mut out, node, "  ");
+
+    fn group_end(out: &mut String, pad: &str) {
+        let _ = writeln!(out, "{pad}}}");
     }
-    for edge in &graph.edges {
+
+    fn edge(out: &mut String, edge: &Edge) {
         let style = match edge.kind {
             EdgeKind::Owns => "style=dashed, arrowhead=none".to_string(),
             EdgeKind::Signs => "label=\"signs\"".to_string(),
@@ -97,6 +82,16 @@ pub fn render(graph: &Graph) -> String {
         };
         let _ = writeln!(out, "  {} -> {} [{style}];", edge.from, edge.to);
     }
+}
+
+/// The graph as a DOT document.
+pub fn render(graph: &Graph) -> String {
+    let mut out = String::new();
+    out.push_str("digraph trust {\n");
+    out.push_str("  rankdir=TB;\n");
+    out.push_str("  node [fontname=\"Helvetica\", fontsize=11];\n");
+    out.push_str("  edge [fontname=\"Helvetica\", fontsize=10];\n");
+    write_body::<Dot>(&mut out, graph);
     out.push_str("}\n");
     out
 }

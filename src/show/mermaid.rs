@@ -10,7 +10,7 @@
 
 use std::fmt::Write;
 
-use super::{EdgeKind, Graph, Nesting, Node, NodeKind};
+use super::{write_body, Edge, EdgeKind, Format, Graph, Group, Node, NodeKind};
 
 /// A label line as the inside of a quoted Mermaid string.
 pub fn escape(text: &str) -> String {
@@ -33,48 +33,37 @@ fn label(lines: &[String]) -> String {
         .join("<br/>")
 }
 
-fn write_node(out: &mut String, node: &Node, pad: &str) {
-    let text = label(&node.lines);
-    let shape = match node.kind {
-        NodeKind::Operator | NodeKind::Account | NodeKind::User | NodeKind::Invalid => {
-            format!("[\"{text}\"]")
-        }
-        NodeKind::OperatorKey | NodeKind::AccountKey => format!("([\"{text}\"])"),
-        NodeKind::Role => format!("(\"{text}\")"),
-        NodeKind::Outside => format!("[/\"{text}\"/]"),
-    };
-    let _ = writeln!(out, "{pad}{}{shape}", node.id);
-}
+/// Mermaid: a group is a subgraph with a quoted title.
+struct Mermaid;
 
-fn write_group(out: &mut String, graph: &Graph, nesting: &Nesting, g: usize, depth: usize) {
-    let pad = "  ".repeat(depth);
-    let group = &graph.groups[g];
-    let _ = writeln!(
-        out,
-        "{pad}subgraph {} [\"{}\"]",
-        group.id,
-        escape(&group.title)
-    );
-    for node in &nesting.nodes[g] {
-        write_node(out, node, &format!("{pad}  "));
+impl Format for Mermaid {
+    fn node(out: &mut String, node: &Node, pad: &str) {
+        let text = label(&node.lines);
+        let shape = match node.kind {
+            NodeKind::Operator | NodeKind::Account | NodeKind::User | NodeKind::Invalid => {
+                format!("[\"{text}\"]")
+            }
+            NodeKind::OperatorKey | NodeKind::AccountKey => format!("([\"{text}\"])"),
+            NodeKind::Role => format!("(\"{text}\")"),
+            NodeKind::Outside => format!("[/\"{text}\"/]"),
+        };
+        let _ = writeln!(out, "{pad}{}{shape}", node.id);
     }
-    for &child in &nesting.children[g] {
-        write_group(out, graph, nesting, child, depth + 1);
-    }
-    let _ = writeln!(out, "{pad}end");
-}
 
-/// The graph as a Mermaid flowchart.
-pub fn render(graph: &Graph) -> String {
-    let mut out = String::from("flowchart TB\n");
-    let nesting = graph.nesting();
-    for &g in &nesting.top_groups {
-        write_group(&mut out, graph, &nesting, g, 1);
+    fn group_start(out: &mut String, group: &Group, pad: &str) {
+        let _ = writeln!(
+            out,
+            "{pad}subgraph {} [\"{}\"]",
+            group.id,
+            escape(&group.title)
+        );
     }
-    for node in &nesting.top_nodes {
-        write_node(&mut out, node, "  ");
+
+    fn group_end(out: &mut String, pad: &str) {
+        let _ = writeln!(out, "{pad}end");
     }
-    for edge in &graph.edges {
+
+    fn edge(out: &mut String, edge: &Edge) {
         let link = match edge.kind {
             EdgeKind::Owns => "-.-".to_string(),
             EdgeKind::Signs => "-->|\"signs\"|".to_string(),
@@ -85,6 +74,12 @@ pub fn render(graph: &Graph) -> String {
         };
         let _ = writeln!(out, "  {} {link} {}", edge.from, edge.to);
     }
+}
+
+/// The graph as a Mermaid flowchart.
+pub fn render(graph: &Graph) -> String {
+    let mut out = String::from("flowchart TB\n");
+    write_body::<Mermaid>(&mut out, graph);
     let invalid: Vec<&str> = graph
         .nodes
         .iter()

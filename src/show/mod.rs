@@ -415,6 +415,52 @@ pub fn build(
     b.graph
 }
 
+/// What a picture format writes for each part of the graph; [`write_body`]
+/// walks the graph in the same order for every format.
+pub(crate) trait Format {
+    /// One node, indented by `pad`.
+    fn node(out: &mut String, node: &Node, pad: &str);
+    /// The line that opens a group, indented by `pad`.
+    fn group_start(out: &mut String, group: &Group, pad: &str);
+    /// The line that closes a group, indented by `pad`.
+    fn group_end(out: &mut String, pad: &str);
+    /// One edge.
+    fn edge(out: &mut String, edge: &Edge);
+}
+
+/// The groups (nested, two spaces a level), the nodes in no group, then the
+/// edges, as format `F` writes them.
+pub(crate) fn write_body<F: Format>(out: &mut String, graph: &Graph) {
+    let nesting = graph.nesting();
+    for &g in &nesting.top_groups {
+        write_group::<F>(out, graph, &nesting, g, 1);
+    }
+    for node in &nesting.top_nodes {
+        F::node(out, node, "  ");
+    }
+    for edge in &graph.edges {
+        F::edge(out, edge);
+    }
+}
+
+fn write_group<F: Format>(
+    out: &mut String,
+    graph: &Graph,
+    nesting: &Nesting,
+    g: usize,
+    depth: usize,
+) {
+    let pad = "  ".repeat(depth);
+    F::group_start(out, &graph.groups[g], &pad);
+    for node in &nesting.nodes[g] {
+        F::node(out, node, &format!("{pad}  "));
+    }
+    for &child in &nesting.children[g] {
+        write_group::<F>(out, graph, nesting, child, depth + 1);
+    }
+    F::group_end(out, &pad);
+}
+
 /// The nodes of each group and the groups inside it, for nested rendering.
 pub(crate) struct Nesting<'g> {
     pub top_nodes: Vec<&'g Node>,
