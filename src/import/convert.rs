@@ -80,10 +80,11 @@ pub(super) fn convert(
     for (op_id, op_jwt) in decoded.iter().filter(|(id, _)| id.account.is_none()) {
         let op_name = &op_id.operator;
         let AnyClaims::Operator(op_claims) = &op_jwt.claims else {
-            return err(format!(
-                "{}: not an operator JWT\n  = help: nsc keeps the operator JWT at <operator>/<operator>.jwt",
-                shown(&op_jwt.path)
-            ));
+            return not_a(
+                op_jwt,
+                "an operator",
+                "the operator JWT at <operator>/<operator>.jwt",
+            );
         };
         check_name(op_jwt, op_name)?;
         let accounts: Vec<(&ObjectId, &Decoded)> = decoded
@@ -108,10 +109,11 @@ pub(super) fn convert(
         for (acc_id, acc_jwt) in accounts {
             let acc_name = acc_id.account.as_deref().unwrap_or_default();
             let AnyClaims::Account(ac) = &acc_jwt.claims else {
-                return err(format!(
-                    "{}: not an account JWT\n  = help: nsc keeps account JWTs at accounts/<account>/<account>.jwt",
-                    shown(&acc_jwt.path)
-                ));
+                return not_a(
+                    acc_jwt,
+                    "an account",
+                    "account JWTs at accounts/<account>/<account>.jwt",
+                );
             };
             check_name(acc_jwt, acc_name)?;
             let trusted = op_claims.data.sub == ac.data.iss
@@ -156,10 +158,11 @@ pub(super) fn convert(
             for (user_id, user_jwt) in users {
                 let user_name = user_id.user.as_deref().unwrap_or_default();
                 let AnyClaims::User(uc) = &user_jwt.claims else {
-                    return err(format!(
-                        "{}: not a user JWT\n  = help: nsc keeps user JWTs at accounts/<account>/users/<user>.jwt",
-                        shown(&user_jwt.path)
-                    ));
+                    return not_a(
+                        user_jwt,
+                        "a user",
+                        "user JWTs at accounts/<account>/users/<user>.jwt",
+                    );
                 };
                 check_name(user_jwt, user_name)?;
                 if ac.is_revoked(&uc.data.sub, uc.data.iat) {
@@ -227,6 +230,15 @@ pub(super) fn convert(
         notes,
         counts,
     })
+}
+
+/// The error for a JWT of the wrong kind: `what` ("an account") and where
+/// nsc keeps such JWTs (`where_`: "account JWTs at …").
+fn not_a<T>(d: &Decoded, what: &str, where_: &str) -> Result<T> {
+    err(format!(
+        "{}: not {what} JWT\n  = help: nsc keeps {where_}",
+        shown(&d.path)
+    ))
 }
 
 /// nsc names every file after the JWT's `name`; natsform writes the name
