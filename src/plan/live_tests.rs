@@ -127,6 +127,11 @@ impl World {
         plans.pop().unwrap()
     }
 
+    /// Records `key` in the lock as an account deleted at `address`.
+    fn record_deleted(&mut self, address: &str, key: String) {
+        self.deleted.entry(address.into()).or_default().insert(key);
+    }
+
     /// A server holding the store's A and B.
     fn in_sync(&self, name: &str) -> ServerHolding {
         server(
@@ -144,6 +149,20 @@ fn server<const N: usize>(name: &str, accounts: [(String, String); N]) -> Server
         name: name.into(),
         accounts: accounts.into_iter().collect(),
     }
+}
+
+/// `holding` also holds account `subject` named `name`, issued at 10 by
+/// `signer`.
+fn hold(holding: &mut ServerHolding, subject: &KeyPair, name: &str, signer: &KeyPair) {
+    holding.accounts.insert(
+        subject.public_key(),
+        account_jwt(subject, name, 10, signer, ""),
+    );
+}
+
+/// The keys `plan` deletes (with or without `--prune`).
+fn deleted_by(plan: &LivePlan, prune: bool) -> Vec<String> {
+    plan.to_delete(prune).map(|k| k.to_string()).collect()
 }
 
 fn kinds(plan: &LivePlan) -> Vec<(LiveKind, Option<&str>, Vec<&str>)> {
@@ -343,10 +362,7 @@ fn unmanaged_accounts_are_listed_and_deleted_only_with_prune() {
     assert_eq!(plan.to_delete(false).count(), 0);
     let pruned = w.plan(vec![holding], true);
     assert!(pruned.has_work());
-    assert_eq!(
-        pruned.to_delete(pruned.prune).collect::<Vec<_>>(),
-        [stranger.public_key()]
-    );
+    assert_eq!(deleted_by(&pruned, pruned.prune), [stranger.public_key()]);
 }
 
 #[test]
@@ -360,22 +376,13 @@ fn accounts_another_operator_issued_are_foreign_and_never_pruned() {
     let planted = generate(KeyKind::Account);
     // A lock record naming the other operator's account, with its name:
     // still not ours (the issuer is not a key this operator trusts).
-    w.deleted
-        .entry("account.O/Planted".into())
-        .or_default()
-        .insert(planted.public_key());
+    w.record_deleted("account.O/Planted", planted.public_key());
     let mut holding = w.in_sync("n1");
-    holding.accounts.insert(
-        theirs.public_key(),
-        account_jwt(&theirs, "theirs", 10, &other_op, ""),
-    );
+    hold(&mut holding, &theirs, "theirs", &other_op);
     let mut bad = account_jwt(&broken, "broken", 10, &w.op, "");
     bad.push('x');
     holding.accounts.insert(broken.public_key(), bad);
-    holding.accounts.insert(
-        planted.public_key(),
-        account_jwt(&planted, "Planted", 10, &other_op, ""),
-    );
+    hold(&mut holding, &planted, "Planted", &other_op);
     for prune in [false, true] {
         let plan = w.plan(vec![holding.clone(), w.in_sync("n2")], prune);
         assert_eq!(
@@ -404,16 +411,10 @@ fn accounts_another_operator_issued_are_foreign_and_never_pruned() {
     // The same accounts issued by this operator are unmanaged: --prune
     // deletes them.
     let mut ours = w.in_sync("n1");
-    ours.accounts.insert(
-        theirs.public_key(),
-        account_jwt(&theirs, "theirs", 10, &w.op, ""),
-    );
+    hold(&mut ours, &theirs, "theirs", &w.op);
     let plan = w.plan(vec![ours], true);
     assert_eq!(kinds(&plan), [(LiveKind::Unmanaged, None, vec!["n1"])]);
-    assert_eq!(
-        plan.to_delete(true).collect::<Vec<_>>(),
-        [theirs.public_key()]
-    );
+    assert_eq!(deleted_by(&plan, true), [theirs.public_key()]);
 }
 
 #[test]
@@ -421,30 +422,16 @@ fn a_deleted_account_that_comes_back_is_returned() {
     let mut w = World::new();
     let back = generate(KeyKind::Account);
     let impostor = generate(KeyKind::Account);
-    w.deleted
-        .entry("account.O/Back".into())
-        .or_default()
-        .insert(back.public_key());
+    w.record_deleted("account.O/Back", back.public_key());
     // A lock edit naming an account of ours under another name: its JWT
     // carries another name, so it stays unmanaged (and is not deleted
     // without --prune).
-    w.deleted
-        .entry("account.O/Planted".into())
-        .or_default()
-        .insert(impostor.public_key());
+    w.record_deleted("account.O/Planted", impostor.public_key());
     // Another operator's record does not count here.
-    w.deleted
-        .entry("account.P/Back".into())
-        .or_default()
-        .insert(generate(KeyKind::Account).public_key());
+    w.record_deleted("account.P/Back", generate(KeyKind::Account).public_key());
     let mut holding = w.in_sync("n1");
-    holding
-        .accounts
-        .insert(back.public_key(), account_jwt(&back, "Back", 10, &w.op, ""));
-    holding.accounts.insert(
-        impostor.public_key(),
-        account_jwt(&impostor, "Victim", 10, &w.op, ""),
-    );
+    hold(&mut holding, &back, "Back", &w.op);
+    hold(&mut holding, &impostor, "Victim", &w.op);
     let plan = w.plan(vec![holding, w.in_sync("n2")], false);
     assert_eq!(
         kinds(&plan),
@@ -453,10 +440,7 @@ fn a_deleted_account_that_comes_back_is_returned() {
             (LiveKind::Returned, Some("account.O/Back"), vec!["n1"]),
         ]
     );
-    assert_eq!(
-        plan.to_delete(false).collect::<Vec<_>>(),
-        [back.public_key()]
-    );
+    assert_eq!(deleted_by(&plan, false), [back.public_key()]);
     assert!(plan.has_work());
 }
 
@@ -487,10 +471,7 @@ fn an_account_the_plan_deletes_gets_no_item_and_a_replaced_key_is_retired() {
             (LiveKind::Retired, Some("account.O/B"), vec!["n1"]),
         ]
     );
-    assert_eq!(
-        plan.to_delete(false).collect::<Vec<_>>(),
-        [w.b.public_key()]
-    );
+    assert_eq!(deleted_by(&plan, false), [w.b.public_key()]);
     // And apply records both the deleted and the replaced key.
     let after = deleted_after(&w.deleted, &w.actions, &w.existing);
     assert_eq!(
