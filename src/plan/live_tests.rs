@@ -132,15 +132,20 @@ impl World {
         self.deleted.entry(address.into()).or_default().insert(key);
     }
 
-    /// A server holding the store's A and B.
-    fn in_sync(&self, name: &str) -> ServerHolding {
+    /// A server holding `a` as A, and the store's B.
+    fn holding_a(&self, name: &str, a: String) -> ServerHolding {
         server(
             name,
             [
-                (self.a.public_key(), self.store_token("A")),
+                (self.a.public_key(), a),
                 (self.b.public_key(), self.store_token("B")),
             ],
         )
+    }
+
+    /// A server holding the store's A and B.
+    fn in_sync(&self, name: &str) -> ServerHolding {
+        self.holding_a(name, self.store_token("A"))
     }
 }
 
@@ -215,19 +220,7 @@ fn a_missing_account_is_grouped_over_the_servers_that_lack_it() {
 fn an_earlier_version_signed_by_a_trusted_key_is_older() {
     let w = World::new();
     let old = account_jwt(&w.a, "A", 900, &w.op, "before");
-    let plan = w.plan(
-        vec![
-            w.in_sync("n1"),
-            server(
-                "n2",
-                [
-                    (w.a.public_key(), old),
-                    (w.b.public_key(), w.store_token("B")),
-                ],
-            ),
-        ],
-        false,
-    );
+    let plan = w.plan(vec![w.in_sync("n1"), w.holding_a("n2", old)], false);
     assert_eq!(
         kinds(&plan),
         [(LiveKind::Older, Some("account.O/A"), vec!["n2"])]
@@ -256,13 +249,7 @@ fn drift_says_why_and_carries_both_claims() {
                 "n2",
                 [(w.a.public_key(), newer), (w.b.public_key(), other_subject)],
             ),
-            server(
-                "n3",
-                [
-                    (w.a.public_key(), "not a jwt \u{1b}[2J".into()),
-                    (w.b.public_key(), w.store_token("B")),
-                ],
-            ),
+            w.holding_a("n3", "not a jwt \u{1b}[2J".into()),
         ],
         false,
     );
@@ -322,16 +309,7 @@ fn the_stores_jti_with_other_content_is_drift() {
     );
     let sig = w.op.sign(input.as_bytes()).unwrap();
     let token = format!("{input}.{}", data_encoding::BASE64URL_NOPAD.encode(&sig));
-    let plan = w.plan(
-        vec![server(
-            "n1",
-            [
-                (w.a.public_key(), token),
-                (w.b.public_key(), w.store_token("B")),
-            ],
-        )],
-        false,
-    );
+    let plan = w.plan(vec![w.holding_a("n1", token)], false);
     assert_eq!(plan.items.len(), 1);
     assert_eq!(
         plan.items[0].drift.as_ref().unwrap().reasons,
@@ -488,16 +466,7 @@ fn an_account_the_plan_deletes_gets_no_item_and_a_replaced_key_is_retired() {
 fn a_huge_reply_is_not_decoded() {
     let w = World::new();
     let huge = "a".repeat(MAX_LIVE_JWT_BYTES + 1);
-    let plan = w.plan(
-        vec![server(
-            "n1",
-            [
-                (w.a.public_key(), huge),
-                (w.b.public_key(), w.store_token("B")),
-            ],
-        )],
-        false,
-    );
+    let plan = w.plan(vec![w.holding_a("n1", huge)], false);
     let d = plan.items[0].drift.as_ref().unwrap();
     assert_eq!(
         d.reasons,
@@ -514,16 +483,7 @@ fn a_server_jwt_of_another_type_is_drift() {
     let mut c = crate::claims::UserClaims::new(user.public_key());
     c.data.iat = 5;
     let token = claims::encode(&mut c, &w.a).unwrap();
-    let plan = w.plan(
-        vec![server(
-            "n1",
-            [
-                (w.a.public_key(), token),
-                (w.b.public_key(), w.store_token("B")),
-            ],
-        )],
-        false,
-    );
+    let plan = w.plan(vec![w.holding_a("n1", token)], false);
     assert_eq!(
         plan.items[0].drift.as_ref().unwrap().reasons,
         [DriftReason::NotAnAccount {
