@@ -450,3 +450,24 @@ system_account = "SYS"
         none.stderr
     );
 }
+
+#[test]
+fn show_renders_the_effective_permissions_of_scoped_users_as_plan_does() {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    let plan = p.run(&["plan"]).success().stdout;
+    p.apply();
+    let show = p.run(&["show", "sales/pam"]).success().stdout;
+    // The template expanded for pam, as the plan of her creation showed it.
+    let expanded = "sales.support.pam.>";
+    assert!(plan.contains(expanded), "{plan}");
+    assert!(show.contains(expanded), "{show}");
+    assert!(
+        show.contains("# as nats-server expands role `team-service` for this user:"),
+        "{show}"
+    );
+    assert!(!show.contains("sales.leads.pam"), "{show}");
+    // A user of a plain signing key has no such block.
+    let plain = p.run(&["show", "A/U"]).success().stdout;
+    assert!(!plain.contains("as nats-server expands"), "{plain}");
+    natsform_snapshot!(p.natsform(&["show", "sales/pam"]).without_identity());
+}
