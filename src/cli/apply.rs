@@ -26,7 +26,9 @@ pub struct Args {
     /// Allow deleting operators and system accounts.
     #[arg(long)]
     pub allow_destroy: bool,
-    /// age identity file to decrypt seeds with (repeatable).
+    /// age identity file to decrypt seeds with (repeatable); without it,
+    /// $NATSFORM_AGE_IDENTITY, $NATSFORM_AGE_KEY, $SOPS_AGE_KEY_FILE,
+    /// $SOPS_AGE_KEY, then the default files (see below).
     #[arg(short = 'i', long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
     /// Write the store only: push nothing to the servers.

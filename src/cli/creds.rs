@@ -23,7 +23,9 @@ pub struct Args {
     /// Write `<DIR>/<operator>/<account>/<user>.creds` (mode 0600) instead of printing.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// age identity file to decrypt seeds with (repeatable).
+    /// age identity file to decrypt seeds with (repeatable); without it,
+    /// $NATSFORM_AGE_IDENTITY, $NATSFORM_AGE_KEY, $SOPS_AGE_KEY_FILE,
+    /// $SOPS_AGE_KEY, then the default files (see below).
     #[arg(short = 'i', long = "identity", value_name = "FILE")]
     pub identity: Vec<PathBuf>,
     #[command(flatten)]
@@ -137,6 +139,51 @@ fn remove_leftovers(ws: &Workspace, dir: &Path, out: &Output) {
     lock::sweep(&dirs, out);
 }
 
+/// The error of `creds USER` without its account: every user of that name
+/// the manifest declares, as the argument to write (at most ten).
+fn user_without_account(ws: &Workspace, user: &str, several_operators: bool) -> String {
+    const SHOWN: usize = 10;
+    let matches: Vec<String> = ws
+        .loaded
+        .manifest
+        .operators
+        .iter()
+        .flat_map(|(op, o)| {
+            o.accounts
+                .iter()
+                .filter(|(_, a)| a.users.contains_key(user))
+                .map(move |(acc, _)| {
+                    if several_operators {
+                        format!("{op}/{acc}/{user}")
+                    } else {
+                        format!("{acc}/{user}")
+                    }
+                })
+        })
+        .collect();
+    let shown_user = crate::safepath::escape_line(user);
+    let head = format!("`{shown_user}` is not a user: write ACCOUNT/USER or OPERATOR/ACCOUNT/USER");
+    let list = |m: &[String]| {
+        m.iter()
+            .take(SHOWN)
+            .map(|s| format!("`natsform creds {}`", crate::safepath::escape_line(s)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match matches.len() {
+        0 => format!("{head}\n  = help: no account of the manifest has a user `{shown_user}`"),
+        1 => format!("{head}\n  = help: did you mean {}?", list(&matches)),
+        n if n <= SHOWN => format!(
+            "{head}\n  = help: {n} accounts have a user `{shown_user}`: {}",
+            list(&matches)
+        ),
+        n => format!(
+            "{head}\n  = help: {n} accounts have a user `{shown_user}`, among them {}",
+            list(&matches)
+        ),
+    }
+}
+
 fn holds_seed(ws: &Workspace, vault: &Vault, id: &ObjectId) -> bool {
     ws.existing
         .get(id)
@@ -152,6 +199,7 @@ fn resolve(ws: &Workspace, spec: &str) -> anyhow::Result<ObjectId> {
         [o, a, u] => ObjectId::user(o, a, u),
         [a, u] if ops.len() == 1 => ObjectId::user(ops[0], a, u),
         [_, _] => bail!("`{spec}` is ambiguous: the manifest has several operators; write OPERATOR/ACCOUNT/USER"),
+        [u] => bail!(user_without_account(ws, u, ops.len() > 1)),
         _ => bail!("`{spec}` is not a user: write ACCOUNT/USER or OPERATOR/ACCOUNT/USER"),
     };
     let declared = ws

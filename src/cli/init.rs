@@ -53,9 +53,20 @@ pub fn run(args: Args, manifest: Option<PathBuf>, out: &Output) -> anyhow::Resul
             args.operator
         );
     }
+    // The project's .gitignore is checked before anything is written: one
+    // that is a link or not a regular file stops init unchanged.
+    let project_dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let gitignore = project_dir.join(".gitignore");
+    let ignore_text = gitignore_text(&gitignore)?;
+    let default_path = crate::keys::default_identity_file();
     let id_path = match args.identity_file {
         Some(p) => p,
-        None => default_identity_path()?,
+        None => default_path.clone().ok_or_else(|| {
+            anyhow::anyhow!("cannot find a home directory for the identity; pass --identity-file")
+        })?,
     };
     let (recipient, created) = identity(&id_path)?;
     let text = match args.format {
@@ -65,6 +76,14 @@ pub fn run(args: Args, manifest: Option<PathBuf>, out: &Output) -> anyhow::Resul
     write_atomic(&path, text.as_bytes(), 0o644)
         .with_context(|| format!("writing {}", path.display()))?;
     out.result(&format!("Created {}.\n", path.display()));
+    if let Some((text, verb)) = ignore_text {
+        write_atomic(&gitignore, text.as_bytes(), 0o644)
+            .with_context(|| format!("writing {}", gitignore.display()))?;
+        out.result(&format!(
+            "{verb} {} (creds and natsform's temporary files stay out of git).\n",
+            gitignore.display()
+        ));
+    }
     if created {
         out.result(&format!(
             "Created a new age identity at {} (mode 0600).\n  public key: {recipient}\n\n\
@@ -79,22 +98,84 @@ pub fn run(args: Args, manifest: Option<PathBuf>, out: &Output) -> anyhow::Resul
             id_path.display()
         ));
     }
-    out.result(&format!(
-        "\nNext: `natsform plan` to review, then `NATSFORM_AGE_IDENTITY={} natsform apply`.\n",
-        id_path.display()
-    ));
+    if default_path.as_deref() == Some(id_path.as_path()) {
+        out.result(
+            "\nNext: `natsform plan` to review, then `natsform apply` (it finds this identity by default).\n",
+        );
+    } else {
+        out.result(&format!(
+            "\nNext: `natsform plan` to review, then `NATSFORM_AGE_IDENTITY={} natsform apply`.\n",
+            id_path.display()
+        ));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn default_identity_path() -> anyhow::Result<PathBuf> {
-    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => match std::env::var_os("HOME") {
-            Some(h) => PathBuf::from(h).join(".config"),
-            None => bail!("cannot find a home directory for the identity; pass --identity-file"),
-        },
+/// What init puts in the project's `.gitignore`: creds files hold seeds in
+/// plaintext (`creds --out creds` inside the repository), and natsform's
+/// run lock, temporary files (some hold a seed) and import staging
+/// directories are never part of a commit.
+pub(crate) const GITIGNORE_LINES: &[&str] = &[
+    "creds/",
+    "*.creds",
+    ".natsform.run-lock",
+    ".natsform-*.tmp",
+    ".natsform-import-*",
+];
+
+/// Largest `.gitignore` init reads to append to.
+const MAX_GITIGNORE: u64 = 1 << 20;
+
+/// The `.gitignore` to write, and whether it is new (`Wrote`) or an
+/// existing one with the missing lines appended (`Updated`); `None` when
+/// it already holds every line (it is then not rewritten).
+fn gitignore_text(file: &Path) -> anyhow::Result<Option<(String, &'static str)>> {
+    let shown = || crate::safepath::escape_line(&file.display().to_string()).into_owned();
+    let existing = match std::fs::symlink_metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => bail!("reading {}: {e}", shown()),
+        Ok(m) if m.file_type().is_symlink() => bail!(
+            "{} is a symbolic link; init does not follow links inside the project and changed nothing\n  = help: replace the link by a regular file",
+            shown()
+        ),
+        Ok(m) if !m.is_file() => bail!("{} is not a regular file; init changed nothing", shown()),
+        Ok(m) if m.len() > MAX_GITIGNORE => bail!(
+            "{} is larger than {MAX_GITIGNORE} bytes; init changed nothing\n  = help: add these lines to it yourself: {}",
+            shown(),
+            GITIGNORE_LINES.join(" ")
+        ),
+        Ok(_) => Some(
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", shown()))?,
+        ),
     };
-    Ok(base.join("natsform").join("identity.txt"))
+    let Some(text) = existing else {
+        let mut text =
+            String::from("# natsform: creds files hold seeds; natsform's temporary files\n");
+        for l in GITIGNORE_LINES {
+            text.push_str(l);
+            text.push('\n');
+        }
+        return Ok(Some((text, "Wrote")));
+    };
+    let have: std::collections::HashSet<&str> = text.lines().map(str::trim).collect();
+    let missing: Vec<&str> = GITIGNORE_LINES
+        .iter()
+        .copied()
+        .filter(|l| !have.contains(l))
+        .collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    let mut text = text.clone();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("# natsform: creds files hold seeds; natsform's temporary files\n");
+    for l in missing {
+        text.push_str(l);
+        text.push('\n');
+    }
+    Ok(Some((text, "Updated")))
 }
 
 /// Reuses the identity at `path` or creates one; returns its public key.

@@ -25,12 +25,30 @@ pub use output::Output;
 const AFTER_HELP: &str = "\
 Exit codes:
   0  success (with --detailed-exitcode: no changes)
-  1  error: invalid manifest, unreadable store, missing identity, …
-  2  plan --detailed-exitcode: there are changes
+  1  error: invalid manifest, unreadable store, missing identity, …, and
+     usage errors (unknown flag, bad value): never 2
+  2  plan --detailed-exitcode: there are changes (and only that)
 
-Secrets: commands that sign or print creds need an age identity, from
---identity FILE, $NATSFORM_AGE_IDENTITY (a file) or $NATSFORM_AGE_KEY (the key).
+Secrets: commands that sign or print creds need an age identity. The first
+of these found is used:
+  --identity FILE, $NATSFORM_AGE_IDENTITY (a file), $NATSFORM_AGE_KEY (the key),
+  $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY,
+  $XDG_CONFIG_HOME/natsform/identity.txt (~/.config/natsform/identity.txt,
+  written by `natsform init`), $XDG_CONFIG_HOME/sops/age/keys.txt.
 `plan` and `validate` never need one.";
+
+/// How `apply --help` and `creds --help` name the identity sources.
+pub(crate) const IDENTITY_HELP: &str = "\
+Identity: the first found of --identity FILE, $NATSFORM_AGE_IDENTITY (a file),
+$NATSFORM_AGE_KEY (the key), $SOPS_AGE_KEY_FILE, $SOPS_AGE_KEY,
+$XDG_CONFIG_HOME/natsform/identity.txt (default ~/.config/natsform/identity.txt,
+the file `natsform init` writes), $XDG_CONFIG_HOME/sops/age/keys.txt (sops's).";
+
+/// The exit code of a usage error. clap's own is 2, which `plan
+/// --detailed-exitcode` uses for "there are changes": a typo in a pipeline
+/// must never read as a pending change, so usage errors exit like any
+/// other error.
+const USAGE_ERROR: u8 = 1;
 
 /// Declarative NATS decentralized authentication: plan and apply operators,
 /// accounts, signing keys and users from a manifest kept in git.
@@ -79,8 +97,10 @@ pub enum Command {
     /// Show what apply would change. Needs no secrets.
     Plan(plan::Args),
     /// Sign and write keys, JWTs and the lock so the store matches the manifest.
+    #[command(after_help = IDENTITY_HELP)]
     Apply(apply::Args),
     /// Print (or write) a user's creds file, as nsc writes it.
+    #[command(after_help = IDENTITY_HELP)]
     Creds(creds::Args),
     /// Adopt an existing trust tree (`import nsc`) without re-keying.
     Import(import::Args),
@@ -97,13 +117,52 @@ pub enum Command {
 
 /// Parses the command line, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap's message (what was wrong, the usage line, the hint)
+            // as clap prints it; `--help` and `--version` go to stdout.
+            let _ = e.print();
+            if e.kind() == clap::error::ErrorKind::UnknownArgument {
+                single_dash_hint(std::env::args_os().skip(1));
+            }
+            return if e.use_stderr() {
+                ExitCode::from(USAGE_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let out = Output::new(&cli);
     match run(cli, &out) {
         Ok(code) => code,
         Err(e) => {
             out.error(&e);
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Terraform spells long flags with one dash (`-detailed-exitcode`); clap
+/// then reports `-d` alone. Names the two-dash flag meant.
+fn single_dash_hint(args: impl Iterator<Item = std::ffi::OsString>) {
+    for arg in args {
+        let Some(arg) = arg.to_str() else { continue };
+        if arg == "--" {
+            break;
+        }
+        let Some(name) = arg.strip_prefix('-') else {
+            continue;
+        };
+        let name = name.split('=').next().unwrap_or_default();
+        if name.len() > 1
+            && !name.starts_with('-')
+            && name.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+        {
+            eprintln!(
+                "  = help: long flags take two dashes: `--{}`",
+                crate::safepath::escape_line(name)
+            );
         }
     }
 }

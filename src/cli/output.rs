@@ -6,10 +6,11 @@
 //! `NO_COLOR`, `--color never`/`--no-color`, `TERM=dumb`).
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anstyle::{AnsiColor, Style as Ansi};
 
-use super::{Cli, ColorChoice};
+use super::{Cli, ColorChoice, Command};
 use crate::manifest::ManifestErrors;
 use crate::plan::views::Style;
 use crate::safepath::escape_controls;
@@ -19,6 +20,13 @@ pub struct Output {
     pub quiet: bool,
     stdout_color: bool,
     stderr_color: bool,
+    /// The command was asked for JSON (`plan --json`/`--format json`,
+    /// `apply --json`, `validate --json`): an error is a JSON document on
+    /// stdout too.
+    json: bool,
+    /// Something was written to stdout: an error then adds no second
+    /// document (a JSON plan already carries its blockers).
+    stdout_used: AtomicBool,
 }
 
 impl Output {
@@ -45,6 +53,13 @@ impl Output {
             quiet: cli.quiet,
             stdout_color: shows(anstream::AutoStream::choice(&std::io::stdout())),
             stderr_color: shows(anstream::AutoStream::choice(&std::io::stderr())),
+            json: match &cli.command {
+                Command::Plan(a) => a.json || a.format == super::plan::Format::Json,
+                Command::Apply(a) => a.json,
+                Command::Validate(a) => a.json,
+                _ => false,
+            },
+            stdout_used: AtomicBool::new(false),
         }
     }
 
@@ -57,6 +72,7 @@ impl Output {
 
     /// A result: always printed to stdout.
     pub fn result(&self, text: &str) {
+        self.stdout_used.store(true, Ordering::Relaxed);
         let mut stdout = anstream::stdout().lock();
         let _ = stdout.write_all(text.as_bytes());
         let _ = stdout.flush();
@@ -64,6 +80,7 @@ impl Output {
 
     /// A text plan, streamed to stdout rather than built in memory first.
     pub fn plan(&self, plan: &crate::plan::Plan) {
+        self.stdout_used.store(true, Ordering::Relaxed);
         let stdout = std::io::BufWriter::new(anstream::stdout().lock());
         let mut w = FmtToIo(stdout);
         crate::plan::views::text::write(&mut w, plan, self.style());
@@ -85,6 +102,9 @@ impl Output {
 
     /// An error, with its causes; manifest errors print as they render.
     pub fn error(&self, e: &anyhow::Error) {
+        if self.json && !self.stdout_used.load(Ordering::Relaxed) {
+            self.result(&json_error(e));
+        }
         let head = self.paint_stderr(AnsiColor::Red, "error");
         // Messages quote manifest lines, store names and claims: seeds and
         // age secret keys are hidden (defence in depth: the errors
@@ -129,4 +149,58 @@ impl<W: Write> std::fmt::Write for FmtToIo<W> {
 /// What an error or note may show: no secret, no terminal control.
 fn shown(text: &str) -> String {
     escape_controls(&crate::redact::redact_secrets(text)).into_owned()
+}
+
+/// The JSON error document (`format_version` 1) a command asked for JSON
+/// prints on stdout when it fails before printing anything else:
+/// `{"format_version": 1, "error": {"message", "causes", "diagnostics":
+/// [{"file", "line", "address", "message", "help"}]}}`. `diagnostics` lists
+/// each manifest problem (empty for other errors); `line`, `address` and
+/// `help` are `null` when unknown. Strings are shown as on stderr: secrets
+/// hidden, control characters escaped.
+pub(super) fn json_error(e: &anyhow::Error) -> String {
+    use serde_json::{json, Value};
+    let opt = |s: &Option<String>| s.as_deref().map_or(Value::Null, |s| shown(s).into());
+    let (message, causes, diagnostics) = match e.downcast_ref::<ManifestErrors>() {
+        Some(m) => {
+            let n = m.0.len();
+            let diagnostics: Vec<Value> =
+                m.0.iter()
+                    .map(|d| {
+                        let d = d.clone().redacted();
+                        json!({
+                            "file": shown(&d.file),
+                            "line": d.line,
+                            "address": opt(&d.address),
+                            "message": shown(&d.message),
+                            "help": opt(&d.help),
+                        })
+                    })
+                    .collect();
+            (
+                format!(
+                    "{n} error{} in the manifest; nothing was changed",
+                    if n == 1 { "" } else { "s" }
+                ),
+                Vec::new(),
+                diagnostics,
+            )
+        }
+        None => (
+            shown(&e.to_string()),
+            e.chain().skip(1).map(|c| shown(&c.to_string())).collect(),
+            Vec::new(),
+        ),
+    };
+    let doc = json!({
+        "format_version": 1,
+        "error": {
+            "message": message,
+            "causes": causes,
+            "diagnostics": diagnostics,
+        },
+    });
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
 }

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use super::lock::{self, LockArgs};
 use super::Output;
+use crate::plan::effective;
 use crate::plan::render_claims::{render, KeyNames};
 use crate::runlock::Mode;
 use crate::safepath::escape_line;
@@ -84,7 +85,11 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
                 let _ = writeln!(text, "{pad}  issuer: {}", escape_line(issuer));
                 // The rendering escapes what the claims hold; lines are
                 // escaped again in case a line breaks elsewhere.
-                for line in render(&d.value(), &names).lines() {
+                let mut shown = render(&d.value(), &names);
+                if let Some(block) = effective_block(&ws, id, d, &names) {
+                    shown.push_str(&block);
+                }
+                for line in shown.lines() {
                     let _ = writeln!(text, "{pad}  {}", escape_line(line));
                 }
             }
@@ -98,4 +103,43 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     }
     out.result(&text);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A scoped user's effective permissions, as the plan shows them: the
+/// template of the role (signing key) that signed the stored user JWT, as
+/// the stored account JWT declares it, expanded for this user the way
+/// nats-server expands it at connect time. `None` for anything but a user
+/// signed by a scoped key of its stored, valid account.
+fn effective_block(
+    ws: &Workspace,
+    id: &crate::tree::ObjectId,
+    user: &crate::plan::existing::DecodedJwt,
+    names: &KeyNames,
+) -> Option<String> {
+    id.user.as_ref()?;
+    let account = ws.existing.get(&id.account_id()?)?.decoded.as_ref().ok()?;
+    let account_claims = account.payload_value();
+    let (role, template) = effective::scope_of(&account_claims, &user.issuer)?;
+    let claims = user.payload_value();
+    let ctx = effective::UserContext {
+        name: claims
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default(),
+        subject: &user.subject,
+        account_name: account_claims
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default(),
+        account_subject: &account.subject,
+        user_tags: &effective::tags_of(&claims),
+        account_tags: &effective::tags_of(&account_claims),
+    };
+    let doc = serde_json::json!({
+        "effective_permissions": effective::block(role, &effective::expand(template, &ctx)),
+    });
+    Some(format!(
+        "# as nats-server expands role `{role}` for this user:\n{}",
+        render(&doc, names)
+    ))
 }

@@ -7,9 +7,14 @@ use super::Output;
 use crate::manifest;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Print a JSON document: `{"format_version": 1, "valid": true,
+    /// "operators", "accounts", "users"}`, or the JSON error document.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
+pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let loaded = manifest::load(path)?;
     manifest::validate(&loaded)?;
     let m = &loaded.manifest;
@@ -20,6 +25,17 @@ pub fn run(_args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         .flat_map(|o| o.accounts.values())
         .map(|a| a.users.len())
         .sum();
+    if args.json {
+        let doc = serde_json::json!({
+            "format_version": 1,
+            "valid": true,
+            "operators": m.operators.len(),
+            "accounts": accounts,
+            "users": users,
+        });
+        out.result(&format!("{doc:#}\n"));
+        return Ok(ExitCode::SUCCESS);
+    }
     out.result(&format!(
         "{} is valid: {} operator{}, {} account{}, {} user{}.\n",
         path.display(),

@@ -15,6 +15,10 @@ use thiserror::Error;
 pub const ENV_IDENTITY_FILE: &str = "NATSFORM_AGE_IDENTITY";
 /// Environment variable holding age identities (`AGE-SECRET-KEY-1…` lines).
 pub const ENV_IDENTITY_KEY: &str = "NATSFORM_AGE_KEY";
+/// sops's variable naming an age identity file, read after natsform's own.
+pub const ENV_SOPS_KEY_FILE: &str = "SOPS_AGE_KEY_FILE";
+/// sops's variable holding age identities, read after natsform's own.
+pub const ENV_SOPS_KEY: &str = "SOPS_AGE_KEY";
 
 /// Shown wherever a recipient is rejected, so the fix is always on screen.
 const RECIPIENT_FORMS: &str = "accepted forms: an age X25519 public key `age1…` \
@@ -62,8 +66,11 @@ pub enum KeysError {
     },
 
     /// No identity source was given, so nothing can be decrypted.
-    #[error("no age identity available to decrypt the seed vault\n  provide one of:\n    --identity FILE                     (may be repeated)\n    {ENV_IDENTITY_FILE}=FILE\n    {ENV_IDENTITY_KEY}=AGE-SECRET-KEY-1…  (the identity itself, e.g. from a CI secret)\n  {IDENTITY_FORMS}")]
-    NoIdentity,
+    #[error("no age identity found to decrypt the seed vault\n  looked at, in this order:\n{}\n  = help: run `natsform init` (it writes the identity file above), or pass one with --identity FILE or {ENV_IDENTITY_KEY}=AGE-SECRET-KEY-1… (e.g. from a CI secret)\n  {IDENTITY_FORMS}", looked.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n"))]
+    NoIdentity {
+        /// Each place looked at, with why it gave nothing.
+        looked: Vec<String>,
+    },
 
     /// An identity file could not be read.
     #[error("cannot read age identity file {} ({origin}): {source}\n  check the path, or provide the identity another way (--identity FILE, {ENV_IDENTITY_FILE}, {ENV_IDENTITY_KEY})", path.display())]

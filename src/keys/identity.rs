@@ -1,10 +1,18 @@
 //! age identities used to decrypt the seed vault.
 //!
 //! Sources, in precedence order (the first one present is used, the others
-//! are ignored, so an explicit flag always beats the environment):
+//! are ignored, so an explicit flag always beats the environment, and the
+//! environment beats files found by default):
 //! 1. `--identity FILE`, possibly repeated;
 //! 2. `NATSFORM_AGE_IDENTITY` — path of an identity file;
-//! 3. `NATSFORM_AGE_KEY` — the identities themselves (for CI secrets).
+//! 3. `NATSFORM_AGE_KEY` — the identities themselves (for CI secrets);
+//! 4. `SOPS_AGE_KEY_FILE`, then 5. `SOPS_AGE_KEY` — sops's two variables;
+//! 6. `$XDG_CONFIG_HOME/natsform/identity.txt` (default
+//!    `~/.config/natsform/identity.txt`, the file `natsform init` writes);
+//! 7. `$XDG_CONFIG_HOME/sops/age/keys.txt` (sops's default file).
+//!
+//! An empty variable counts as unset; a default file counts when it exists
+//! (one that cannot be read or parsed is an error, never skipped).
 //!
 //! File formats follow rage: an age identity file (`AGE-SECRET-KEY-1…`
 //! lines, `#` comments) or an unencrypted OpenSSH private key. Passphrase-
@@ -20,7 +28,9 @@ use age::secrecy::{ExposeSecret, SecretString};
 use age::ssh::UnsupportedKey;
 use zeroize::Zeroizing;
 
-use crate::keys::error::{KeysError, Result, ENV_IDENTITY_FILE, ENV_IDENTITY_KEY};
+use crate::keys::error::{
+    KeysError, Result, ENV_IDENTITY_FILE, ENV_IDENTITY_KEY, ENV_SOPS_KEY, ENV_SOPS_KEY_FILE,
+};
 
 /// Where identities may come from; built from flags and the environment by
 /// the CLI, or directly by tests (so tests never mutate process env).
@@ -32,24 +42,142 @@ pub struct IdentitySources {
     pub env_path: Option<OsString>,
     /// Value of `NATSFORM_AGE_KEY`.
     pub env_key: Option<SecretString>,
+    /// Value of `SOPS_AGE_KEY_FILE`.
+    pub sops_path: Option<OsString>,
+    /// Value of `SOPS_AGE_KEY`.
+    pub sops_key: Option<SecretString>,
+    /// The identity files looked for when no flag or variable names one,
+    /// in order: natsform's (the one `init` writes), then sops's.
+    pub default_files: Vec<PathBuf>,
+}
+
+/// Where `natsform init` writes its identity and natsform looks first by
+/// default: `$XDG_CONFIG_HOME/natsform/identity.txt`, else
+/// `$HOME/.config/natsform/identity.txt`. `None` without either variable.
+pub fn default_identity_file() -> Option<PathBuf> {
+    config_dir().map(|d| d.join("natsform").join("identity.txt"))
+}
+
+/// sops's default age key file: `$XDG_CONFIG_HOME/sops/age/keys.txt`, else
+/// `$HOME/.config/sops/age/keys.txt`.
+pub fn sops_identity_file() -> Option<PathBuf> {
+    config_dir().map(|d| d.join("sops").join("age").join("keys.txt"))
+}
+
+fn config_dir() -> Option<PathBuf> {
+    match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => Some(PathBuf::from(d)),
+        None => std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(|h| PathBuf::from(h).join(".config")),
+    }
+}
+
+fn secret_var(name: &str) -> Option<SecretString> {
+    // A non-UTF-8 value cannot be an identity; lossy conversion keeps it so
+    // that loading reports it as a bad line.
+    std::env::var_os(name).map(|v| {
+        SecretString::from(
+            v.into_string()
+                .unwrap_or_else(|v| v.to_string_lossy().into_owned()),
+        )
+    })
+}
+
+/// The source [`Identities::load`] uses: the first one present.
+enum Chosen<'a> {
+    Flags(&'a [PathBuf]),
+    File(&'a Path, &'static str),
+    Key(&'a SecretString, &'static str),
+    None(Vec<String>),
 }
 
 impl IdentitySources {
-    /// `paths` from `--identity` plus the two environment variables. Empty
-    /// variables count as unset (CI systems often export empty secrets).
+    /// `paths` from `--identity` plus the environment variables and the
+    /// default files. Empty variables count as unset (CI systems often
+    /// export empty secrets).
     pub fn from_env(paths: Vec<PathBuf>) -> IdentitySources {
         IdentitySources {
             paths,
             env_path: std::env::var_os(ENV_IDENTITY_FILE),
-            // A non-UTF-8 value cannot be an identity; lossy conversion
-            // keeps it so that loading reports it as a bad line.
-            env_key: std::env::var_os(ENV_IDENTITY_KEY).map(|v| {
-                SecretString::from(
-                    v.into_string()
-                        .unwrap_or_else(|v| v.to_string_lossy().into_owned()),
-                )
-            }),
+            env_key: secret_var(ENV_IDENTITY_KEY),
+            sops_path: std::env::var_os(ENV_SOPS_KEY_FILE),
+            sops_key: secret_var(ENV_SOPS_KEY),
+            default_files: default_identity_file()
+                .into_iter()
+                .chain(sops_identity_file())
+                .collect(),
         }
+    }
+
+    /// The highest-precedence source present, or every place looked at.
+    fn choose(&self) -> Chosen<'_> {
+        let path = |v: &Option<OsString>| v.as_ref().filter(|p| !p.is_empty()).cloned();
+        let key = |v: &Option<SecretString>| {
+            v.as_ref()
+                .filter(|k| !k.expose_secret().trim().is_empty())
+                .is_some()
+        };
+        if !self.paths.is_empty() {
+            return Chosen::Flags(&self.paths);
+        }
+        if path(&self.env_path).is_some() {
+            return Chosen::File(
+                Path::new(self.env_path.as_ref().unwrap()),
+                ENV_IDENTITY_FILE,
+            );
+        }
+        if key(&self.env_key) {
+            return Chosen::Key(self.env_key.as_ref().unwrap(), ENV_IDENTITY_KEY);
+        }
+        if path(&self.sops_path).is_some() {
+            return Chosen::File(
+                Path::new(self.sops_path.as_ref().unwrap()),
+                ENV_SOPS_KEY_FILE,
+            );
+        }
+        if key(&self.sops_key) {
+            return Chosen::Key(self.sops_key.as_ref().unwrap(), ENV_SOPS_KEY);
+        }
+        for (i, file) in self.default_files.iter().enumerate() {
+            // Present means anything at that name (a link into a dotfiles
+            // repository is followed: the home directory is not the
+            // project); one that cannot be read is an error, never skipped.
+            if std::fs::symlink_metadata(file).is_ok() {
+                return Chosen::File(
+                    file,
+                    if i == 0 {
+                        "natsform's default"
+                    } else {
+                        "sops's default"
+                    },
+                );
+            }
+        }
+        let mut looked = vec![
+            "--identity FILE                  (not given)".to_string(),
+            format!("${ENV_IDENTITY_FILE}           (unset or empty)"),
+            format!("${ENV_IDENTITY_KEY}                (unset or empty)"),
+            format!("${ENV_SOPS_KEY_FILE}               (unset or empty)"),
+            format!("${ENV_SOPS_KEY}                    (unset or empty)"),
+        ];
+        if self.default_files.is_empty() {
+            looked.push(
+                "no default identity file: neither $XDG_CONFIG_HOME nor $HOME is set".to_string(),
+            );
+        }
+        for (i, file) in self.default_files.iter().enumerate() {
+            let what = if i == 0 {
+                "no such file; `natsform init` writes it"
+            } else {
+                "no such file; sops's default"
+            };
+            looked.push(format!(
+                "{}  ({what})",
+                crate::safepath::escape_line(&file.display().to_string())
+            ));
+        }
+        Chosen::None(looked)
     }
 }
 
@@ -59,16 +187,10 @@ impl IdentitySources {
     /// [`permission_warning`]). Reads only file modes, never the keys; for
     /// a command to print before it uses the identities.
     pub fn warnings(&self) -> Vec<String> {
-        let env_path = self.env_path.as_ref().filter(|p| !p.is_empty());
-        let files: Vec<(&Path, &str)> = if !self.paths.is_empty() {
-            self.paths
-                .iter()
-                .map(|p| (p.as_path(), "--identity"))
-                .collect()
-        } else if let Some(p) = env_path {
-            vec![(Path::new(p), ENV_IDENTITY_FILE)]
-        } else {
-            Vec::new()
+        let files: Vec<(&Path, &str)> = match self.choose() {
+            Chosen::Flags(paths) => paths.iter().map(|p| (p.as_path(), "--identity")).collect(),
+            Chosen::File(p, flag) => vec![(p, flag)],
+            Chosen::Key(..) | Chosen::None(_) => Vec::new(),
         };
         files
             .into_iter()
@@ -125,7 +247,8 @@ pub struct Identities {
 impl Identities {
     /// Loads identities from the highest-precedence source present.
     ///
-    /// Errors: [`KeysError::NoIdentity`] when no source is given; otherwise
+    /// Errors: [`KeysError::NoIdentity`] (listing every place looked at)
+    /// when no source is present; otherwise
     /// the first file or line that cannot be used, named by file and line
     /// number, never by content.
     pub fn load(sources: &IdentitySources) -> Result<Identities> {
@@ -134,23 +257,19 @@ impl Identities {
             origins: Vec::new(),
             warnings: Vec::new(),
         };
-        let env_path = sources.env_path.as_ref().filter(|p| !p.is_empty());
-        let env_key = sources
-            .env_key
-            .as_ref()
-            .filter(|k| !k.expose_secret().trim().is_empty());
-        if !sources.paths.is_empty() {
-            for path in &sources.paths {
-                ids.add_file(path, "--identity")?;
+        match sources.choose() {
+            Chosen::Flags(paths) => {
+                for path in paths {
+                    ids.add_file(path, "--identity")?;
+                }
             }
-        } else if let Some(path) = env_path {
-            ids.add_file(Path::new(path), ENV_IDENTITY_FILE)?;
-        } else if let Some(key) = env_key {
-            let origin = ENV_IDENTITY_KEY.to_string();
-            ids.add_lines(key.expose_secret(), &origin)?;
-            ids.origins.push(origin);
-        } else {
-            return Err(KeysError::NoIdentity);
+            Chosen::File(path, flag) => ids.add_file(path, flag)?,
+            Chosen::Key(key, var) => {
+                let origin = var.to_string();
+                ids.add_lines(key.expose_secret(), &origin)?;
+                ids.origins.push(origin);
+            }
+            Chosen::None(looked) => return Err(KeysError::NoIdentity { looked }),
         }
         Ok(ids)
     }

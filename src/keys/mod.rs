@@ -19,7 +19,7 @@ mod tests;
 mod tests_lock;
 
 pub use error::{KeysError, Result};
-pub use identity::{Identities, IdentitySources};
+pub use identity::{default_identity_file, sops_identity_file, Identities, IdentitySources};
 pub(crate) use kind::is_valid_public_key;
 pub use kind::{generate, kind_of_public_key, KeyKind};
 pub use lock::{DeletedAccounts, Lock, Revocations};

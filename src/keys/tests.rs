@@ -337,9 +337,23 @@ fn list_returns_sorted_public_keys_and_ignores_other_files() {
 // ---- identities ----
 
 #[test]
-fn no_identity_source_lists_the_three_ways_to_provide_one() {
-    let err = Identities::load(&IdentitySources::default()).unwrap_err();
+fn no_identity_lists_every_place_looked_at_in_order() {
+    let err = Identities::load(&IdentitySources {
+        default_files: vec![
+            "/nonexistent-home/.config/natsform/identity.txt".into(),
+            "/nonexistent-home/.config/sops/age/keys.txt".into(),
+        ],
+        ..Default::default()
+    })
+    .unwrap_err();
     crate::keys::tests::snapshot("no_identity", &err.to_string());
+    // Without a home directory there is no default file to name.
+    let err = Identities::load(&IdentitySources::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("neither $XDG_CONFIG_HOME nor $HOME"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -348,10 +362,11 @@ fn empty_environment_values_count_as_unset() {
         paths: vec![],
         env_path: Some("".into()),
         env_key: Some(SecretString::from("  \n".to_string())),
+        ..Default::default()
     };
     assert!(matches!(
         Identities::load(&sources),
-        Err(KeysError::NoIdentity)
+        Err(KeysError::NoIdentity { .. })
     ));
 }
 
@@ -369,6 +384,7 @@ fn explicit_paths_beat_the_identity_file_variable_which_beats_the_key_variable()
         paths: vec![flag_path.clone()],
         env_path: Some(env_path.clone().into()),
         env_key: Some(key_secret.clone()),
+        ..Default::default()
     };
     let origins = |s: &IdentitySources| {
         redact(

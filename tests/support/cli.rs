@@ -225,9 +225,17 @@ impl Natsform<'_> {
             "NATSFORM_MANIFEST",
             "NATSFORM_LOCK_TIMEOUT",
             "NATSFORM_NOW",
+            "SOPS_AGE_KEY_FILE",
+            "SOPS_AGE_KEY",
         ] {
             cmd.env_remove(var);
         }
+        // natsform looks for identity files under the home directory: a
+        // home that does not exist, so that the machine's own identity
+        // (~/.config/natsform, ~/.config/sops) is never found by a test.
+        let home = self.project.path().join(".no-home");
+        cmd.env("HOME", &home);
+        cmd.env("XDG_CONFIG_HOME", home.join(".config"));
         cmd.env("NO_COLOR", "1");
         if self.identity {
             cmd.env("NATSFORM_AGE_IDENTITY", demo_identity());
