@@ -515,6 +515,9 @@ fn fence_for(lines: &[String]) -> String {
 /// `Plan: …` as one line.
 fn summary_line(plan: &Plan) -> String {
     let mut s = super::action_counts(plan);
+    if let Some(v) = super::vault_summary(plan) {
+        let _ = write!(s, "; {}", v.trim_end_matches('.'));
+    }
     if !plan.effects.is_empty() {
         let n = plan.effects.len();
         let _ = write!(
@@ -746,6 +749,14 @@ fn notices(out: &mut String, plan: &Plan) {
         );
         bounded_list(out, plan.new_keys.iter().map(|k| code(k)), "keys");
         out.push_str("</details>\n\n");
+    }
+    for (heading, items) in super::vault_sections(plan) {
+        titled_list(
+            out,
+            &format!("**{heading}**"),
+            items.iter().map(|i| code(i)).collect::<Vec<_>>().into_iter(),
+            "seeds",
+        );
     }
     titled_list(
         out,
