@@ -129,7 +129,7 @@ pub(crate) fn vault_sections(plan: &super::Plan) -> Vec<(&'static str, Vec<Strin
     }
     if !plan.vault.orphans.is_empty() {
         out.push((
-            "Seed files no lock entry names (apply removes them; git history keeps them):",
+            "Seed files of keys natsform no longer uses (apply removes them; git history keeps them):",
             plan.vault
                 .orphans
                 .iter()
