@@ -195,8 +195,19 @@ fn a_recipient_added_then_removed_is_resealed_and_age_agrees() {
 fn orphaned_seeds_are_listed_then_removed_and_others_untouched() {
     let p = Project::from_example("walkthrough", "natsform.toml");
     p.apply();
-    // An interrupted apply's leftover: a seed no lock entry names.
-    let stray = nkeys::KeyPair::new_user();
+    let lock = fs::read_to_string(p.path().join("natsform.lock")).unwrap();
+    let worker_key = lock
+        .lines()
+        .find_map(|l| {
+            let (a, k) = l.split_once(" = ")?;
+            a.contains("worker").then(|| k.trim_matches('"').to_string())
+        })
+        .unwrap();
+    // An interrupted apply's leftover: a seed no lock entry names (sorted
+    // after the worker's, so the snapshot's order is fixed).
+    let stray = std::iter::repeat_with(nkeys::KeyPair::new_user)
+        .find(|k| k.public_key() > worker_key)
+        .unwrap();
     let recipient = age::x25519::Recipient::from_str(DEMO).unwrap();
     let encryptor =
         age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
@@ -223,14 +234,6 @@ fn orphaned_seeds_are_listed_then_removed_and_others_untouched() {
     let worker = "[operators.O2.accounts.A.users.worker]\nsigner = \"service\"\n";
     assert!(text.contains(worker));
     fs::write(&p.manifest, text.replacen(worker, "", 1)).unwrap();
-    let lock = fs::read_to_string(p.path().join("natsform.lock")).unwrap();
-    let worker_key = lock
-        .lines()
-        .find_map(|l| {
-            let (a, k) = l.split_once(" = ")?;
-            a.contains("worker").then(|| k.trim_matches('"').to_string())
-        })
-        .unwrap();
 
     let plan = p.run_without_identity(&["plan"]).success();
     insta::assert_snapshot!("orphans_plan", plan.snapshot(&p));
