@@ -515,9 +515,6 @@ fn fence_for(lines: &[String]) -> String {
 /// `Plan: …` as one line.
 fn summary_line(plan: &Plan) -> String {
     let mut s = super::action_counts(plan);
-    if let Some(v) = super::vault_summary(plan) {
-        let _ = write!(s, "; {}", v.trim_end_matches('.'));
-    }
     if !plan.effects.is_empty() {
         let n = plan.effects.len();
         let _ = write!(
@@ -545,6 +542,9 @@ fn summary_line(plan: &Plan) -> String {
                 c.foreign
             );
         }
+    }
+    if let Some(v) = super::vault_summary(plan) {
+        let _ = write!(s, "; {}", v.trim_end_matches('.'));
     }
     if !plan.blockers.is_empty() {
         s.push_str("; **apply refuses this plan** (see below)");
