@@ -51,7 +51,11 @@ fn set_recipients(p: &Project, recipients: &[&str]) {
         .map(|r| format!("\"{r}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    fs::write(&p.manifest, text.replace("RECIPIENTS", &format!("[{list}]"))).unwrap();
+    fs::write(
+        &p.manifest,
+        text.replace("RECIPIENTS", &format!("[{list}]")),
+    )
+    .unwrap();
 }
 
 fn seed_files(p: &Project) -> Vec<PathBuf> {
@@ -110,7 +114,10 @@ fn a_recipient_added_then_removed_is_resealed_and_age_agrees() {
     let mate = teammate();
     let seeds = seed_files(&p);
     assert!(seeds.len() > 5);
-    assert!(creds_with(&p, &mate.file).failure().stderr.contains("identity"));
+    assert!(creds_with(&p, &mate.file)
+        .failure()
+        .stderr
+        .contains("identity"));
 
     // Added: the plan, made with no identity at all, lists every seed.
     set_recipients(&p, &[DEMO, &mate.recipient]);
@@ -143,12 +150,19 @@ fn a_recipient_added_then_removed_is_resealed_and_age_agrees() {
 
     // Apply without an identity refuses and writes nothing.
     let before = p.files();
-    p.run_without_identity(&["apply", "--auto-approve"]).failure();
+    p.run_without_identity(&["apply", "--auto-approve"])
+        .failure();
     assert_eq!(p.files(), before);
 
     let lock = fs::read(p.path().join("natsform.lock")).unwrap();
     let applied = p.apply();
-    assert!(applied.stdout.contains(&format!("{} seeds re-sealed", seeds.len())), "{}", applied.stdout);
+    assert!(
+        applied
+            .stdout
+            .contains(&format!("{} seeds re-sealed", seeds.len())),
+        "{}",
+        applied.stdout
+    );
     assert_eq!(fs::read(p.path().join("natsform.lock")).unwrap(), lock);
     assert_eq!(seed_files(&p), seeds, "the same keys, re-sealed in place");
     for f in &seeds {
@@ -168,7 +182,11 @@ fn a_recipient_added_then_removed_is_resealed_and_age_agrees() {
     set_recipients(&p, &[&mate.recipient]);
     let plan = p.run_without_identity(&["plan"]).success();
     insta::assert_snapshot!("removed_plan", plan.snapshot(&p));
-    assert!(plan.stdout.contains("git history still holds"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("git history still holds"),
+        "{}",
+        plan.stdout
+    );
     let json = p.run_without_identity(&["plan", "--json"]).success().stdout;
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(doc["vault"]["reseal"]
@@ -200,7 +218,8 @@ fn orphaned_seeds_are_listed_then_removed_and_others_untouched() {
         .lines()
         .find_map(|l| {
             let (a, k) = l.split_once(" = ")?;
-            a.contains("worker").then(|| k.trim_matches('"').to_string())
+            a.contains("worker")
+                .then(|| k.trim_matches('"').to_string())
         })
         .unwrap();
     // An interrupted apply's leftover: a seed no lock entry names (sorted
@@ -215,11 +234,9 @@ fn orphaned_seeds_are_listed_then_removed_and_others_untouched() {
     let mut armored = Vec::new();
     {
         use std::io::Write;
-        let armor = age::armor::ArmoredWriter::wrap_output(
-            &mut armored,
-            age::armor::Format::AsciiArmor,
-        )
-        .unwrap();
+        let armor =
+            age::armor::ArmoredWriter::wrap_output(&mut armored, age::armor::Format::AsciiArmor)
+                .unwrap();
         let mut w = encryptor.wrap_output(armor).unwrap();
         w.write_all(stray.seed().unwrap().as_bytes()).unwrap();
         w.finish().unwrap().finish().unwrap();
@@ -239,7 +256,11 @@ fn orphaned_seeds_are_listed_then_removed_and_others_untouched() {
     insta::assert_snapshot!("orphans_plan", plan.snapshot(&p));
     assert!(plan.stdout.contains(&format!("{}.age", stray.public_key())));
     assert!(plan.stdout.contains(&format!("{worker_key}.age")));
-    assert!(plan.stdout.contains("2 unused seed files to remove"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("2 unused seed files to remove"),
+        "{}",
+        plan.stdout
+    );
 
     let kept: Vec<_> = vault_bytes(&p)
         .into_iter()
@@ -249,9 +270,17 @@ fn orphaned_seeds_are_listed_then_removed_and_others_untouched() {
         })
         .collect();
     let applied = p.apply();
-    assert!(applied.stdout.contains("2 unused seed files removed"), "{}", applied.stdout);
+    assert!(
+        applied.stdout.contains("2 unused seed files removed"),
+        "{}",
+        applied.stdout
+    );
     assert!(!stray_file.exists());
-    assert!(!p.path().join("vault").join(format!("{worker_key}.age")).exists());
+    assert!(!p
+        .path()
+        .join("vault")
+        .join(format!("{worker_key}.age"))
+        .exists());
     // Every other seed file is byte for byte as it was.
     assert_eq!(vault_bytes(&p), kept);
     let again = p.run_without_identity(&["plan"]).success().stdout;

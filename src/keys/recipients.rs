@@ -135,7 +135,9 @@ fn ssh_tag(text: &str) -> Option<String> {
     if kind != "ssh-ed25519" && kind != "ssh-rsa" {
         return None;
     }
-    let blob = data_encoding::BASE64.decode(fields.next()?.as_bytes()).ok()?;
+    let blob = data_encoding::BASE64
+        .decode(fields.next()?.as_bytes())
+        .ok()?;
     let hash = Sha256::digest(&blob);
     Some(format!(
         "{kind} {}",

@@ -340,9 +340,7 @@ impl Vault {
         if src.kind(&path).ok()?? != crate::source::Kind::File {
             return None;
         }
-        let bytes = src
-            .read(&path, crate::source::MAX_SEED_FILE_BYTES)
-            .ok()??;
+        let bytes = src.read(&path, crate::source::MAX_SEED_FILE_BYTES).ok()??;
         sealed_to(&bytes)
     }
 

@@ -754,7 +754,11 @@ fn notices(out: &mut String, plan: &Plan) {
         titled_list(
             out,
             &format!("**{heading}**"),
-            items.iter().map(|i| code(i)).collect::<Vec<_>>().into_iter(),
+            items
+                .iter()
+                .map(|i| code(i))
+                .collect::<Vec<_>>()
+                .into_iter(),
             "seeds",
         );
     }

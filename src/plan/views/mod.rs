@@ -145,7 +145,10 @@ pub(crate) fn vault_summary(plan: &super::Plan) -> Option<String> {
     let mut parts = Vec::new();
     let n = plan.vault.reseal.len();
     if n > 0 {
-        parts.push(format!("{n} seed{} to re-seal", if n == 1 { "" } else { "s" }));
+        parts.push(format!(
+            "{n} seed{} to re-seal",
+            if n == 1 { "" } else { "s" }
+        ));
     }
     let n = plan.vault.orphans.len();
     if n > 0 {
