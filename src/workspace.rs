@@ -225,7 +225,13 @@ impl Workspace {
             .filter(|(a, k)| self.sealed.contains_key(*k) && required.contains(*a))
             .map(|(a, k)| (a.to_string(), k.to_string()))
             .collect();
-        plan.vault = plan::vault::plan_vault(declared.as_ref(), &self.sealed, &kept);
+        let was: BTreeMap<String, String> = self
+            .lock
+            .iter()
+            .filter(|(a, k)| self.sealed.contains_key(*k) && !required.contains(*a))
+            .map(|(a, k)| (k.to_string(), a.to_string()))
+            .collect();
+        plan.vault = plan::vault::plan_vault(declared.as_ref(), &self.sealed, &kept, &was);
         let removed = plan.vault.removed();
         if removed > 0 {
             plan.warnings

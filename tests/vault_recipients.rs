@@ -255,7 +255,9 @@ fn orphaned_seeds_are_listed_then_removed_and_others_untouched() {
     let plan = p.run_without_identity(&["plan"]).success();
     insta::assert_snapshot!("orphans_plan", plan.snapshot(&p));
     assert!(plan.stdout.contains(&format!("{}.age", stray.public_key())));
-    assert!(plan.stdout.contains(&format!("{worker_key}.age")));
+    assert!(plan
+        .stdout
+        .contains(&format!("{worker_key}.age (of user.O2/A/worker#v1)")));
     assert!(
         plan.stdout.contains("2 unused seed files to remove"),
         "{}",

@@ -738,7 +738,7 @@ fn remove_orphans(
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let vault = Vault::new(&ws.vault_dir);
-    for public in &plan.vault.orphans {
+    for public in plan.vault.orphans.iter().map(|o| &o.public_key) {
         // The plan was checked against this workspace; the new lock is the
         // last word all the same.
         if lock.iter().any(|(_, k)| k == public) {
@@ -747,8 +747,8 @@ fn remove_orphans(
         if vault.remove(public)? {
             report.seeds_removed += 1;
             progress(&format!(
-                "- seed {} removed from the vault",
-                plan::short(public)
+                "- {public}{} removed from the vault",
+                keys::vault_suffix()
             ));
         }
     }

@@ -13,9 +13,18 @@ pub struct VaultPlan {
     /// Seeds apply re-encrypts to the declared recipients, in key address
     /// order.
     pub reseal: Vec<Reseal>,
-    /// Public keys whose seed file no lock entry names, sorted: apply
-    /// removes them.
-    pub orphans: Vec<String>,
+    /// Seed files of keys no lock entry the manifest keeps names: apply
+    /// removes them. Those the lock still names (leaving it in this apply)
+    /// first, by address; then the rest by public key.
+    pub orphans: Vec<Orphan>,
+}
+
+/// A seed file apply removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    pub public_key: String,
+    /// The address the lock binds it to now, when it still does.
+    pub was: Option<String>,
 }
 
 /// One seed to re-seal.
@@ -42,11 +51,13 @@ impl VaultPlan {
 /// The vault plan: `declared` is what a seed sealed to the manifest's
 /// recipients shows (`None` when they do not parse: apply refuses then),
 /// `sealed` what each seed file in the vault shows (`None`: unreadable or
-/// damaged, reported elsewhere), `bound` the lock's address → key.
+/// damaged, reported elsewhere), `bound` the lock's address → key that
+/// this apply keeps, `was` public key → address for the lock's other keys.
 pub fn plan_vault(
     declared: Option<&Sealed>,
     sealed: &BTreeMap<String, Option<Sealed>>,
     bound: &BTreeMap<String, String>,
+    was: &BTreeMap<String, String>,
 ) -> VaultPlan {
     let by_key: BTreeMap<&str, &str> = bound
         .iter()
@@ -55,7 +66,10 @@ pub fn plan_vault(
     let mut plan = VaultPlan::default();
     for (public, shape) in sealed {
         let Some(address) = by_key.get(public.as_str()) else {
-            plan.orphans.push(public.clone());
+            plan.orphans.push(Orphan {
+                public_key: public.clone(),
+                was: was.get(public).cloned(),
+            });
             continue;
         };
         if let (Some(declared), Some(shape)) = (declared, shape) {
@@ -69,6 +83,9 @@ pub fn plan_vault(
         }
     }
     plan.reseal.sort_by(|a, b| a.address.cmp(&b.address));
+    plan.orphans.sort_by(|a, b| {
+        (a.was.is_none(), &a.was, &a.public_key).cmp(&(b.was.is_none(), &b.was, &b.public_key))
+    });
     plan
 }
 
@@ -99,7 +116,8 @@ mod tests {
         .map(|(k, s)| (k.to_string(), s))
         .collect();
         let declared = shape(2, &[]);
-        let p = plan_vault(Some(&declared), &sealed, &bound);
+        let was = BTreeMap::new();
+        let p = plan_vault(Some(&declared), &sealed, &bound, &was);
         assert_eq!(
             p.reseal,
             vec![
@@ -115,9 +133,15 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(p.orphans, vec!["UX".to_string()]);
+        assert_eq!(
+            p.orphans,
+            vec![Orphan {
+                public_key: "UX".into(),
+                was: None
+            }]
+        );
         // Recipients that do not parse: nothing to compare, orphans still.
-        let p = plan_vault(None, &sealed, &bound);
+        let p = plan_vault(None, &sealed, &bound, &was);
         assert!(p.reseal.is_empty());
         assert_eq!(p.removed(), 0);
         assert_eq!(p.orphans.len(), 1);

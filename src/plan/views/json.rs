@@ -130,8 +130,16 @@ pub struct Document<'a> {
 #[derive(Debug, Serialize)]
 pub struct JsonVault<'a> {
     pub reseal: Vec<JsonReseal<'a>>,
-    /// Public keys whose seed file apply removes.
-    pub orphans: &'a [String],
+    /// Seed files apply removes.
+    pub orphans: Vec<JsonOrphan<'a>>,
+}
+
+/// A seed file apply removes: its key, and the address the lock binds it
+/// to until this apply (`null` when no lock entry names it).
+#[derive(Debug, Serialize)]
+pub struct JsonOrphan<'a> {
+    pub public_key: &'a str,
+    pub was: Option<&'a str>,
 }
 
 /// One seed apply re-encrypts to `secrets.recipients`.
@@ -339,7 +347,15 @@ pub fn document(plan: &Plan, fingerprint: Option<&str>) -> String {
                     removes_recipient: r.removes_recipient,
                 })
                 .collect(),
-            orphans: &plan.vault.orphans,
+            orphans: plan
+                .vault
+                .orphans
+                .iter()
+                .map(|o| JsonOrphan {
+                    public_key: &o.public_key,
+                    was: o.was.as_deref(),
+                })
+                .collect(),
         }),
     };
     let mut s = serde_json::to_string_pretty(&doc).expect("plan serializes");

@@ -133,7 +133,10 @@ pub(crate) fn vault_sections(plan: &super::Plan) -> Vec<(&'static str, Vec<Strin
             plan.vault
                 .orphans
                 .iter()
-                .map(|k| format!("{k}{}", crate::keys::vault_suffix()))
+                .map(|o| match &o.was {
+                    Some(a) => format!("{}{} (of {a})", o.public_key, crate::keys::vault_suffix()),
+                    None => format!("{}{}", o.public_key, crate::keys::vault_suffix()),
+                })
                 .collect(),
         ));
     }
