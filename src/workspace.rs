@@ -52,6 +52,9 @@ pub struct Workspace {
     /// Keys the lock binds for the manifest whose seed file is missing or
     /// damaged (address → problem); found without any secret.
     pub seed_problems: BTreeMap<String, String>,
+    /// Every seed file in the vault (public key) and who its age header
+    /// says it is sealed to (`None`: damaged or not a regular file).
+    pub sealed: BTreeMap<String, Option<crate::keys::Sealed>>,
     /// Desired objects for the lock's keys, computed while the store was
     /// read; taken by the first [`Workspace::plan`].
     prepared: Mutex<Option<BTreeMap<ObjectId, DesiredObject>>>,
@@ -102,13 +105,18 @@ impl Workspace {
                 manifest::validate(&loaded).map(|()| {
                     rayon::join(
                         || plan::desired(&loaded.manifest, lock.bindings()),
-                        || seed_problems(src, &loaded.manifest, &lock, &vault_dir, vault_name),
+                        || {
+                            (
+                                seed_problems(src, &loaded.manifest, &lock, &vault_dir, vault_name),
+                                vault_seals(src, &vault_dir),
+                            )
+                        },
                     )
                 })
             },
             || store.read_from(src).map(plan::existing::decode_all),
         );
-        let (prepared, seed_problems) = manifest_side?;
+        let (prepared, (seed_problems, sealed)) = manifest_side?;
         let existing = store_side.with_context(|| {
             format!("reading the store at {}", src.shown(store.root()).display())
         })?;
@@ -121,6 +129,7 @@ impl Workspace {
             vault_dir,
             existing,
             seed_problems,
+            sealed,
             prepared: Mutex::new(Some(prepared)),
         })
     }
@@ -195,8 +204,41 @@ impl Workspace {
             recorded: self.lock.revocations(),
             seed_problems: &self.seed_problems,
         });
+        let mut plan = plan;
+        self.plan_vault(&mut plan, &required);
         (plan, state)
     }
+    /// Sets the plan's vault part: seeds sealed to other recipients than
+    /// the manifest declares, and seeds no lock entry names; warns when a
+    /// removed recipient's copies stay in git history.
+    fn plan_vault(&self, plan: &mut Plan, required: &BTreeSet<String>) {
+        let declared = crate::keys::Recipients::parse(&self.loaded.manifest.secrets.recipients)
+            .ok()
+            .filter(|r| !r.is_empty())
+            .map(|r| r.sealed_shape());
+        // The bindings this apply keeps: a key the manifest no longer names
+        // leaves the lock in this apply, and every JWT it signed or named
+        // is re-issued or deleted before the vault is tidied (last step).
+        let kept: BTreeMap<String, String> = self
+            .lock
+            .iter()
+            .filter(|(a, k)| self.sealed.contains_key(*k) && required.contains(*a))
+            .map(|(a, k)| (a.to_string(), k.to_string()))
+            .collect();
+        let was: BTreeMap<String, String> = self
+            .lock
+            .iter()
+            .filter(|(a, k)| self.sealed.contains_key(*k) && !required.contains(*a))
+            .map(|(a, k)| (k.to_string(), a.to_string()))
+            .collect();
+        plan.vault = plan::vault::plan_vault(declared.as_ref(), &self.sealed, &kept, &was);
+        let removed = plan.vault.removed();
+        if removed > 0 {
+            plan.warnings
+                .push(plan::Warning::RecipientRemoved { seeds: removed });
+        }
+    }
+
     /// The plan with what the live servers hold (`plan --live`, and every
     /// apply that pushes): [`Plan::live`] says, per operator, which
     /// accounts a server lacks, holds in an older or drifted version, or
@@ -288,6 +330,24 @@ fn seed_problems(
         .collect();
     problems.extend(missing);
     problems
+}
+
+/// Who each seed file in the vault is sealed to, read from the age
+/// headers without an identity.
+fn vault_seals(
+    src: &dyn Source,
+    vault_dir: &Path,
+) -> BTreeMap<String, Option<crate::keys::Sealed>> {
+    use rayon::prelude::*;
+    let vault = crate::keys::Vault::new(vault_dir);
+    vault
+        .list_in(src)
+        .into_par_iter()
+        .map(|k| {
+            let sealed = vault.sealed_in(src, &k);
+            (k, sealed)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -179,13 +179,19 @@ fn a_lock_rebinding_a_user_to_a_deleted_users_key_shows_that_the_key_is_revoked(
     let p = Project::with_manifest("natsform.toml", MANIFEST);
     p.apply();
     let alice = lock_key(&p, "user.demo/app/alice#v1");
-    // Delete alice: the account now revokes her key.
+    let alice_seed = p.path().join("vault").join(format!("{alice}.age"));
+    let alice_sealed = fs::read(&alice_seed).unwrap();
+    // Delete alice: the account now revokes her key (and apply removes her
+    // seed file, which git history still holds).
     fs::write(
         &p.manifest,
         MANIFEST.replace("[operators.demo.accounts.app.users.alice]\n", ""),
     )
     .unwrap();
     p.apply();
+    assert!(!alice_seed.exists());
+    // A committer brings the seed file back from history.
+    fs::write(&alice_seed, alice_sealed).unwrap();
     assert!(p.store_file("demo/accounts/app/app.jwt").len() > 10);
     let bob = lock_key(&p, "user.demo/app/bob#v1");
     // One file changed: bob's lock line now names alice's key, whose seed

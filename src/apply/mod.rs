@@ -11,7 +11,10 @@
 //! | 4. build the new lock | `new_lock` | memory |
 //! | 5. write the new seeds | `write_seeds` | `vault/` |
 //! | 6. write the lock | `write_lock` | `natsform.lock` |
+//! | 4b. re-seal seeds to the declared recipients | `reseal_in_memory` | reads the vault |
+//! | 5b. write the re-sealed seeds | `write_resealed` | `vault/` |
 //! | 7. write and delete JWTs | `write_store` | `store/` |
+//! | 7a. remove seeds no kept lock entry names | `remove_orphans` | `vault/` |
 //! | 7b. commit what 5–7 wrote (`--commit`) | `commit::Commit::record` | git: `HEAD` and those paths of the index |
 //! | 8. deploy to NATS servers | `deploy` | servers (never files) |
 //!
@@ -56,6 +59,8 @@ pub struct Report {
     pub jwts_written: usize,
     pub jwts_deleted: usize,
     pub lock_changed: bool,
+    pub seeds_resealed: usize,
+    pub seeds_removed: usize,
 }
 
 /// Applies `plan` (computed from `ws`) at time `now` (unix seconds).
@@ -100,12 +105,15 @@ pub fn apply_and_deploy(
     let deleted =
         plan::live::deleted_after(ws.lock.deleted_accounts(), &plan.actions, &ws.existing);
     let lock = new_lock(&keys.book, &state.revocations, deleted)?; // 4
+    let resealed = reseal_in_memory(ws, plan, identities, progress)?; // 4b
 
     // On disk: seeds, then the lock, then JWTs, in this order and no other.
     let mut report = Report::default();
     write_seeds(ws, &keys, &mut report, progress)?; // 5
+    write_resealed(ws, &resealed, &mut report, progress)?; // 5b
     write_lock(ws, &lock, &mut report)?; // 6
     write_store(ws, plan, &tokens, &mut report, progress)?; // 7
+    remove_orphans(ws, plan, &lock, &mut report, progress)?; // 7a
 
     // 7b. Commit what was written, before the push: a push that fails
     // leaves the store written and committed, and the next run pushes it.
@@ -660,6 +668,90 @@ fn write_seeds(
         if keys.generated.len() == 1 { "" } else { "s" },
         ws.vault_dir.display()
     ));
+    Ok(())
+}
+
+/// Step 4b, reads the vault, writes nothing. Opens every seed the plan
+/// re-seals (sealed to another recipient set than `secrets.recipients`)
+/// and encrypts it again to the declared recipients, in memory: a missing
+/// identity or a seed it cannot open stops apply before its first write.
+fn reseal_in_memory(
+    ws: &Workspace,
+    plan: &Plan,
+    identities: &IdentitySources,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<(String, Vec<u8>)>> {
+    if plan.vault.reseal.is_empty() {
+        return Ok(Vec::new());
+    }
+    let recipients = Recipients::parse(&ws.loaded.manifest.secrets.recipients)?;
+    progress("Re-sealing seeds to secrets.recipients…");
+    let ids = Identities::load(identities)
+        .context("apply must open the seeds it re-seals to secrets.recipients")?;
+    let vault = Vault::new(&ws.vault_dir);
+    plan.vault
+        .reseal
+        .iter()
+        .map(|r| {
+            vault
+                .sealed_again(&r.public_key, &ids, &recipients)
+                .map(|armored| (r.public_key.clone(), armored))
+                .with_context(|| format!("re-sealing the seed of {}", r.address))
+        })
+        .collect()
+}
+
+/// Step 5b. Writes the seeds re-sealed in step 4b over their old files
+/// (same seeds, other recipients).
+fn write_resealed(
+    ws: &Workspace,
+    resealed: &[(String, Vec<u8>)],
+    report: &mut Report,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    if resealed.is_empty() {
+        return Ok(());
+    }
+    let vault = Vault::new(&ws.vault_dir);
+    for (public, armored) in resealed {
+        if vault.replace(public, armored)? {
+            report.seeds_resealed += 1;
+        }
+    }
+    let n = report.seeds_resealed;
+    progress(&format!(
+        "Re-sealed {n} seed{} to secrets.recipients",
+        if n == 1 { "" } else { "s" }
+    ));
+    Ok(())
+}
+
+/// Step 7a, the last file step. Removes the seed files no lock entry the
+/// manifest keeps names (retired by a rotation or deletion, or left by an
+/// interrupted apply): every JWT they signed or named was re-issued or
+/// deleted in step 7, so nothing depends on them.
+fn remove_orphans(
+    ws: &Workspace,
+    plan: &Plan,
+    lock: &Lock,
+    report: &mut Report,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let vault = Vault::new(&ws.vault_dir);
+    for public in plan.vault.orphans.iter().map(|o| &o.public_key) {
+        // The plan was checked against this workspace; the new lock is the
+        // last word all the same.
+        if lock.iter().any(|(_, k)| k == public) {
+            bail!("the plan removes the seed of {public}, which the new lock still names");
+        }
+        if vault.remove(public)? {
+            report.seeds_removed += 1;
+            progress(&format!(
+                "- {public}{} removed from the vault",
+                keys::vault_suffix()
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -178,7 +178,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         commit.as_mut(),
     )?;
     remove_leftovers(&ws, out);
-    let summary = format!(
+    let mut summary = format!(
         "Apply complete: {} key{} generated, {} JWT{} written, {} deleted.",
         report.keys_generated,
         if report.keys_generated == 1 { "" } else { "s" },
@@ -186,6 +186,25 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         if report.jwts_written == 1 { "" } else { "s" },
         report.jwts_deleted
     );
+    if report.seeds_resealed + report.seeds_removed > 0 {
+        summary.push_str(&format!(
+            " Vault: {} seed{} re-sealed, {} unused seed file{} removed.",
+            report.seeds_resealed,
+            if report.seeds_resealed == 1 { "" } else { "s" },
+            report.seeds_removed,
+            if report.seeds_removed == 1 { "" } else { "s" },
+        ));
+    }
+    if !show_plan {
+        // The plan, which carries it, was not shown.
+        for w in plan
+            .warnings
+            .iter()
+            .filter(|w| matches!(w, crate::plan::Warning::RecipientRemoved { .. }))
+        {
+            out.warning(&w.to_string());
+        }
+    }
     let outcomes = deploy.map(|d| d.outcomes).unwrap_or_default();
     for o in &outcomes {
         for line in o.lines() {
@@ -250,6 +269,10 @@ fn json_document(
         "deploy": outcomes.iter().map(|o| o.json()).collect::<Vec<_>>(),
         "ok": outcomes.iter().all(|o| o.ok()),
     });
+    if report.seeds_resealed + report.seeds_removed > 0 {
+        doc["store"]["seeds_resealed"] = report.seeds_resealed.into();
+        doc["store"]["seeds_removed"] = report.seeds_removed.into();
+    }
     if let Some(c) = commit {
         doc["commit"] = c
             .made

@@ -50,6 +50,21 @@ impl Recipients {
         self.entries.iter().map(|e| e.text.as_str())
     }
 
+    /// What an age file sealed to exactly these recipients shows in its
+    /// header (see [`crate::keys::vault::Sealed`]).
+    pub fn sealed_shape(&self) -> crate::keys::vault::Sealed {
+        let mut sealed = crate::keys::vault::Sealed::default();
+        for e in &self.entries {
+            if e.text.starts_with("age1") {
+                sealed.x25519 += 1;
+            } else if let Some(tag) = ssh_tag(&e.text) {
+                sealed.ssh.push(tag);
+            }
+        }
+        sealed.ssh.sort();
+        sealed
+    }
+
     /// The recipients in the form `age::Encryptor` takes.
     pub(crate) fn as_age(&self) -> impl Iterator<Item = &dyn age::Recipient> {
         self.entries
@@ -109,6 +124,25 @@ fn parse_one(index: usize, s: &str) -> Result<Entry> {
         text: s.to_string(),
         recipient,
     })
+}
+
+/// `ssh-ed25519 TAG` as age's SSH stanza names the key: the first four
+/// bytes of the SHA-256 of its wire form, base64 without padding.
+fn ssh_tag(text: &str) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let mut fields = text.split_whitespace();
+    let kind = fields.next()?;
+    if kind != "ssh-ed25519" && kind != "ssh-rsa" {
+        return None;
+    }
+    let blob = data_encoding::BASE64
+        .decode(fields.next()?.as_bytes())
+        .ok()?;
+    let hash = Sha256::digest(&blob);
+    Some(format!(
+        "{kind} {}",
+        data_encoding::BASE64_NOPAD.encode(&hash[..4])
+    ))
 }
 
 fn ssh_reason(e: ParseRecipientKeyError) -> String {

@@ -505,3 +505,76 @@ fn debug_output_of_identities_shows_no_secrets() {
     let shown = format!("{sources:?} {ids:?}");
     assert!(!shown.contains(&secret.expose_secret()[16..]), "{shown}");
 }
+
+#[test]
+fn the_age_header_shows_who_a_seed_is_sealed_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, a) = x25519();
+    let (_, b) = x25519();
+    let mut list = vec![a.clone(), b.clone()];
+    // SSH stanzas name their key by tag: the shape computed from the
+    // recipient text must match what age writes.
+    for kind in ["ed25519", "rsa"] {
+        if let Some((_, public)) = ssh_keygen(dir.path(), kind, "") {
+            list.push(public);
+        }
+    }
+    let texts: Vec<&str> = list.iter().map(String::as_str).collect();
+    let declared = recipients(&texts);
+    let vault = Vault::new(dir.path().join("vault"));
+    let kp = generate(KeyKind::User);
+    vault.put(&kp, &declared).unwrap();
+    let bytes = std::fs::read(vault.seed_path(&kp.public_key()).unwrap()).unwrap();
+    let shape = vault::sealed_to(&bytes).unwrap();
+    assert_eq!(shape, declared.sealed_shape());
+    assert_eq!(shape.x25519, 2);
+    assert!(!shape.exceeds(&declared.sealed_shape()));
+    // One fewer X25519 recipient: the file exceeds it.
+    let fewer: Vec<&str> = texts.iter().copied().filter(|t| *t != b).collect();
+    assert!(shape.exceeds(&recipients(&fewer).sealed_shape()));
+    // More recipients: differs, but does not exceed.
+    let (_, c) = x25519();
+    let mut more = texts.clone();
+    more.push(&c);
+    let wider = recipients(&more).sealed_shape();
+    assert_ne!(shape, wider);
+    assert!(!shape.exceeds(&wider));
+    // Not an age file: no shape.
+    assert_eq!(vault::sealed_to(b"not age"), None);
+    let _ = a;
+}
+
+#[test]
+fn resealing_keeps_the_seed_and_changes_who_opens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::new(dir.path());
+    let (secret_a, public_a) = x25519();
+    let (secret_b, public_b) = x25519();
+    let kp = generate(KeyKind::Account);
+    vault.put(&kp, &recipients(&[&public_a])).unwrap();
+    let again = vault
+        .sealed_again(
+            &kp.public_key(),
+            &identities_from_key(&secret_a),
+            &recipients(&[&public_b]),
+        )
+        .unwrap();
+    assert!(vault.replace(&kp.public_key(), &again).unwrap());
+    assert!(
+        !vault.replace(&kp.public_key(), &again).unwrap(),
+        "same bytes: not rewritten"
+    );
+    assert_eq!(
+        vault
+            .get(&kp.public_key(), &identities_from_key(&secret_b))
+            .unwrap()
+            .seed()
+            .unwrap(),
+        kp.seed().unwrap()
+    );
+    assert!(vault
+        .get(&kp.public_key(), &identities_from_key(&secret_a))
+        .is_err());
+    assert!(vault.remove(&kp.public_key()).unwrap());
+    assert!(!vault.remove(&kp.public_key()).unwrap());
+}

@@ -2,8 +2,10 @@
 //! `<PUBLIC_KEY>.age`, committed to git.
 //!
 //! Invariants:
-//! - a stored seed is never overwritten or deleted here: a JWT in the store
-//!   may be signed by it, and losing it would strand that JWT;
+//! - a stored seed is never overwritten by another seed: only re-sealed to
+//!   other recipients ([`Vault::replace`], same seed, checked on opening),
+//!   and removed only when no lock entry the manifest keeps names its key
+//!   (apply's last disk step, after every JWT it signed is re-issued);
 //! - the plaintext seed never touches disk and never appears in an error or
 //!   `Debug` output; in memory it lives in zeroizing buffers;
 //! - a file's seed always belongs to the key in its name (checked on read).
@@ -266,4 +268,150 @@ fn decrypt_seed(bytes: &[u8], identities: &Identities, path: &Path) -> Result<Ze
         .read_to_end(&mut seed)
         .map_err(|e| corrupt(e.to_string()))?;
     Ok(seed)
+}
+
+/// Who a seed file is sealed to, as far as its age header tells without
+/// decrypting: how many X25519 stanzas (which never name their recipient)
+/// and the tags of its SSH stanzas (the first four bytes of the SHA-256 of
+/// the SSH public key, so they do name it). Other stanza types (age adds a
+/// random "grease" stanza to every file) are not counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sealed {
+    pub x25519: usize,
+    /// `ssh-ed25519 TAG` / `ssh-rsa TAG`, sorted.
+    pub ssh: Vec<String>,
+}
+
+impl Sealed {
+    /// Whether a file sealed as `self` may still open for a recipient that
+    /// `declared` no longer lists: more X25519 stanzas, or an SSH key it
+    /// does not name.
+    pub fn exceeds(&self, declared: &Sealed) -> bool {
+        self.x25519 > declared.x25519 || self.ssh.iter().any(|t| !declared.ssh.contains(t))
+    }
+}
+
+/// Largest age header read to find its stanzas (natsform writes a few
+/// hundred bytes per recipient).
+const MAX_HEADER_BYTES: usize = 256 * 1024;
+
+/// The stanzas of the armoured age file `bytes`, or `None` when it is not
+/// one (damaged files are reported by [`Vault::inspect_in`]).
+pub fn sealed_to(bytes: &[u8]) -> Option<Sealed> {
+    let mut reader = ArmoredReader::new(bytes).take(MAX_HEADER_BYTES as u64);
+    let mut plain = Vec::new();
+    reader.read_to_end(&mut plain).ok()?;
+    let mut sealed = Sealed::default();
+    let mut lines = plain.split(|b| *b == b'\n');
+    if lines.next()? != b"age-encryption.org/v1" {
+        return None;
+    }
+    for line in lines {
+        if line.starts_with(b"---") {
+            sealed.ssh.sort();
+            return Some(sealed);
+        }
+        let Some(stanza) = line.strip_prefix(b"-> ") else {
+            continue; // a stanza's body
+        };
+        let mut args = stanza.split(|b| *b == b' ');
+        match args.next() {
+            Some(b"X25519") => sealed.x25519 += 1,
+            Some(kind @ (b"ssh-ed25519" | b"ssh-rsa")) => {
+                let tag = args.next()?;
+                sealed.ssh.push(format!(
+                    "{} {}",
+                    std::str::from_utf8(kind).ok()?,
+                    std::str::from_utf8(tag).ok()?
+                ));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+impl Vault {
+    /// Who the seed file of `public_key` is sealed to (see [`Sealed`]),
+    /// read from `src` without any identity; `None` when the file is
+    /// missing, a link or damaged.
+    pub fn sealed_in(&self, src: &dyn crate::source::Source, public_key: &str) -> Option<Sealed> {
+        let path = self.seed_path(public_key).ok()?;
+        if src.kind(&path).ok()?? != crate::source::Kind::File {
+            return None;
+        }
+        let bytes = src.read(&path, crate::source::MAX_SEED_FILE_BYTES).ok()??;
+        sealed_to(&bytes)
+    }
+
+    /// Public keys with a `<KEY>.age` regular file in the vault of `src`,
+    /// sorted; a missing directory is an empty vault.
+    pub fn list_in(&self, src: &dyn crate::source::Source) -> Vec<String> {
+        let Ok(entries) = src.list(&self.dir) else {
+            return Vec::new();
+        };
+        let mut keys: Vec<String> = entries
+            .into_iter()
+            .filter(|(_, kind)| *kind == crate::source::Kind::File)
+            .filter_map(|(name, _)| {
+                let key = name.to_str()?.strip_suffix(VAULT_SUFFIX)?;
+                kind_of_public_key(key).map(|_| key.to_string())
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The seed file of `public_key` re-encrypted to `recipients` (`sops
+    /// updatekeys`), in memory: opened with `identities` and checked to
+    /// belong to its key; the seed itself never changes. Write it with
+    /// [`Vault::replace`].
+    pub fn sealed_again(
+        &self,
+        public_key: &str,
+        identities: &Identities,
+        recipients: &Recipients,
+    ) -> Result<Vec<u8>> {
+        if recipients.is_empty() {
+            return Err(KeysError::NoRecipients {
+                public_key: public_key.to_string(),
+            });
+        }
+        let kp = self.get(public_key, identities)?;
+        encrypt_seed(&kp, recipients, public_key)
+    }
+
+    /// Writes `armored` (from [`Vault::sealed_again`]) over the seed file of
+    /// `public_key`, atomically; a link is refused. The one place a stored
+    /// seed file is rewritten, always with the same seed.
+    pub fn replace(&self, public_key: &str, armored: &[u8]) -> Result<bool> {
+        let path = self.seed_path(public_key)?;
+        if crate::safepath::is_link(&path) {
+            return Err(KeysError::VaultIo {
+                action: "write",
+                path,
+                source: std::io::Error::other(crate::safepath::LINK_REFUSED),
+            });
+        }
+        write_atomic(&path, armored, VAULT_FILE_MODE).map_err(|source| KeysError::VaultIo {
+            action: "write",
+            path,
+            source,
+        })
+    }
+
+    /// Removes the seed file of `public_key` (a link is removed, never
+    /// followed). Returns whether there was one.
+    pub fn remove(&self, public_key: &str) -> Result<bool> {
+        let path = self.seed_path(public_key)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(KeysError::VaultIo {
+                action: "remove",
+                path,
+                source,
+            }),
+        }
+    }
 }

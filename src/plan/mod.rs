@@ -25,6 +25,7 @@ pub(crate) mod render_claims;
 pub(crate) mod revocations;
 pub(crate) mod saved;
 mod state;
+pub mod vault;
 pub mod views;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,6 +71,9 @@ pub struct Plan {
     /// What `plan --base` compared (set by the caller after planning);
     /// every view shows it first. `None` for the plan of a working tree.
     pub base: Option<MergeBase>,
+    /// Seeds to re-seal to the declared recipients and seeds nothing
+    /// refers to (set by the caller, which reads the vault's age headers).
+    pub vault: vault::VaultPlan,
 }
 
 /// The two sides of `plan --base REF [--head REF]`, as data: the views
@@ -108,6 +112,7 @@ impl Plan {
         self.actions.is_empty()
             && self.new_keys.is_empty()
             && self.lock_records.is_empty()
+            && self.vault.is_empty()
             && !self.live.iter().any(crate::live::LivePlan::has_work)
     }
 

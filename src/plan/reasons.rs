@@ -214,12 +214,17 @@ pub enum Warning {
         expires: i64,
         now: i64,
     },
+    /// `seeds` seeds are sealed to a recipient `secrets.recipients` no
+    /// longer lists: apply re-seals them, but git history keeps the old
+    /// files.
+    RecipientRemoved { seeds: usize },
 }
 
 impl Warning {
     pub fn kind(&self) -> &'static str {
         match self {
             Warning::FixedExpiry { .. } => "fixed-expiry",
+            Warning::RecipientRemoved { .. } => "recipient-removed",
         }
     }
 }
@@ -239,6 +244,13 @@ impl fmt::Display for Warning {
                 };
                 write!(f, "{address}: {when}, on the fixed date its `expires` names; re-issuing cannot extend it, so move the date later in the manifest")
             }
+            Warning::RecipientRemoved { seeds } => write!(
+                f,
+                "{seeds} seed{s} {are} sealed to a recipient secrets.recipients no longer lists; apply re-seals {them} away from it, but git history still holds the old files, which that recipient can open: rotate the keys it could read (change each key's label in the manifest) to make those copies useless",
+                s = if *seeds == 1 { "" } else { "s" },
+                are = if *seeds == 1 { "is" } else { "are" },
+                them = if *seeds == 1 { "it" } else { "them" },
+            ),
         }
     }
 }

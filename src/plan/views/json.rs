@@ -120,6 +120,35 @@ pub struct Document<'a> {
     /// What the live servers hold against the store, per operator.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub live: Vec<JsonLive<'a>>,
+    /// Seeds to re-seal and seed files nothing refers to; left out when
+    /// there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vault: Option<JsonVault<'a>>,
+}
+
+/// The vault part of the plan.
+#[derive(Debug, Serialize)]
+pub struct JsonVault<'a> {
+    pub reseal: Vec<JsonReseal<'a>>,
+    /// Seed files apply removes.
+    pub orphans: Vec<JsonOrphan<'a>>,
+}
+
+/// A seed file apply removes: its key, and the address the lock binds it
+/// to until this apply (`null` when no lock entry names it).
+#[derive(Debug, Serialize)]
+pub struct JsonOrphan<'a> {
+    pub public_key: &'a str,
+    pub was: Option<&'a str>,
+}
+
+/// One seed apply re-encrypts to `secrets.recipients`.
+#[derive(Debug, Serialize)]
+pub struct JsonReseal<'a> {
+    pub address: &'a str,
+    pub public_key: &'a str,
+    /// Whether it is sealed to a recipient no longer listed.
+    pub removes_recipient: bool,
 }
 
 /// What `plan --base` compared.
@@ -307,6 +336,27 @@ pub fn document(plan: &Plan, fingerprint: Option<&str>) -> String {
         actions,
         effects,
         live: plan.live.iter().map(|lp| live_of(plan, lp)).collect(),
+        vault: (!plan.vault.is_empty()).then(|| JsonVault {
+            reseal: plan
+                .vault
+                .reseal
+                .iter()
+                .map(|r| JsonReseal {
+                    address: &r.address,
+                    public_key: &r.public_key,
+                    removes_recipient: r.removes_recipient,
+                })
+                .collect(),
+            orphans: plan
+                .vault
+                .orphans
+                .iter()
+                .map(|o| JsonOrphan {
+                    public_key: &o.public_key,
+                    was: o.was.as_deref(),
+                })
+                .collect(),
+        }),
     };
     let mut s = serde_json::to_string_pretty(&doc).expect("plan serializes");
     s.push('\n');

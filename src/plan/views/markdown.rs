@@ -543,6 +543,9 @@ fn summary_line(plan: &Plan) -> String {
             );
         }
     }
+    if let Some(v) = super::vault_summary(plan) {
+        let _ = write!(s, "; {}", v.trim_end_matches('.'));
+    }
     if !plan.blockers.is_empty() {
         s.push_str("; **apply refuses this plan** (see below)");
     }
@@ -746,6 +749,18 @@ fn notices(out: &mut String, plan: &Plan) {
         );
         bounded_list(out, plan.new_keys.iter().map(|k| code(k)), "keys");
         out.push_str("</details>\n\n");
+    }
+    for (heading, items) in super::vault_sections(plan) {
+        titled_list(
+            out,
+            &format!("**{heading}**"),
+            items
+                .iter()
+                .map(|i| code(i))
+                .collect::<Vec<_>>()
+                .into_iter(),
+            "seeds",
+        );
     }
     titled_list(
         out,

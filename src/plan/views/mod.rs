@@ -101,3 +101,64 @@ fn side_text(c: Option<&Claims>, names: &(impl Names + ?Sized)) -> String {
 fn effective_side(e: Option<&EffectivePermissions>, names: &(impl Names + ?Sized)) -> String {
     e.map(|e| effective_text(e, names)).unwrap_or_default()
 }
+
+/// The vault part's headings and items, shared by the three views:
+/// (heading, items) for the seeds to re-seal, then for the orphans.
+pub(crate) fn vault_sections(plan: &super::Plan) -> Vec<(&'static str, Vec<String>)> {
+    let mut out = Vec::new();
+    if !plan.vault.reseal.is_empty() {
+        out.push((
+            "Seeds to re-seal to secrets.recipients (the keys stay the same):",
+            plan.vault
+                .reseal
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} ({}){}",
+                        r.address,
+                        super::short(&r.public_key),
+                        if r.removes_recipient {
+                            ", away from a recipient no longer listed"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect(),
+        ));
+    }
+    if !plan.vault.orphans.is_empty() {
+        out.push((
+            "Seed files of keys natsform no longer uses (apply removes them; git history keeps them):",
+            plan.vault
+                .orphans
+                .iter()
+                .map(|o| match &o.was {
+                    Some(a) => format!("{}{} (of {a})", o.public_key, crate::keys::vault_suffix()),
+                    None => format!("{}{}", o.public_key, crate::keys::vault_suffix()),
+                })
+                .collect(),
+        ));
+    }
+    out
+}
+
+/// ` N seeds to re-seal, M unused seed files to remove.` for summaries.
+pub(crate) fn vault_summary(plan: &super::Plan) -> Option<String> {
+    let mut parts = Vec::new();
+    let n = plan.vault.reseal.len();
+    if n > 0 {
+        parts.push(format!(
+            "{n} seed{} to re-seal",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    let n = plan.vault.orphans.len();
+    if n > 0 {
+        parts.push(format!(
+            "{n} unused seed file{} to remove",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("{}.", parts.join(", ")))
+}

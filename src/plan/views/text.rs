@@ -100,6 +100,18 @@ fn write_inner(out: &mut dyn std::fmt::Write, plan: &Plan, style: Style) -> std:
         }
         out.write_char('\n')?;
     }
+    for (heading, items) in super::vault_sections(plan) {
+        writeln!(out, "{}", style.bold(heading))?;
+        let sign = if heading.starts_with("Seeds to re-seal") {
+            style.for_action(ActionKind::Update, "~")
+        } else {
+            style.for_action(ActionKind::Delete, "-")
+        };
+        for item in items {
+            writeln!(out, "  {sign} {}", esc(&item))?;
+        }
+        out.write_char('\n')?;
+    }
     let names = &plan.key_names;
     in_parallel_chunks(out, &plan.actions, |s, a| action_text(s, a, style, names))?;
     in_parallel_chunks(out, &plan.effects, |s, e| effect_text(s, e, style, names))?;
@@ -187,6 +199,10 @@ pub fn summary(plan: &Plan) -> String {
         s.push(' ');
         s.push_str(&live);
         s.push('.');
+    }
+    if let Some(vault) = super::vault_summary(plan) {
+        s.push(' ');
+        s.push_str(&vault);
     }
     s
 }
