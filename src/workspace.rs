@@ -106,9 +106,19 @@ impl Workspace {
                     rayon::join(
                         || plan::desired(&loaded.manifest, lock.bindings()),
                         || {
+                            // One read of each seed file gives both its
+                            // problems and who it is sealed to.
+                            let examined = examine_vault(src, &vault_dir);
                             (
-                                seed_problems(src, &loaded.manifest, &lock, &vault_dir, vault_name),
-                                vault_seals(src, &vault_dir),
+                                seed_problems(
+                                    src,
+                                    &loaded.manifest,
+                                    &lock,
+                                    &vault_dir,
+                                    vault_name,
+                                    &examined,
+                                ),
+                                examined.into_iter().map(|(k, e)| (k, e.sealed)).collect(),
                             )
                         },
                     )
@@ -297,6 +307,7 @@ fn seed_problems(
     lock: &Lock,
     vault_dir: &Path,
     vault_name: &str,
+    examined: &BTreeMap<String, crate::keys::Examined>,
 ) -> BTreeMap<String, String> {
     use rayon::prelude::*;
     let vault = crate::keys::Vault::new(vault_dir);
@@ -320,7 +331,13 @@ fn seed_problems(
     let missing: Vec<(String, String)> = bound
         .into_par_iter()
         .filter_map(|(addr, public)| {
-            vault.inspect_in(src, public).map(|problem| {
+            // A file the vault listing did not find (missing, a link, not
+            // a regular file) is looked at alone; it has nothing to read.
+            let problem = match examined.get(public) {
+                Some(e) => e.problem.clone(),
+                None => vault.inspect_in(src, public),
+            };
+            problem.map(|problem| {
                 (
                     addr.clone(),
                     format!("{problem}\n    fix: restore the file from git history (`git log --diff-filter=D -- {vault_name}/` finds the commit that removed it), or rotate the key by changing its label in the manifest (what it signed is re-issued)"),
@@ -332,20 +349,18 @@ fn seed_problems(
     problems
 }
 
-/// Who each seed file in the vault is sealed to, read from the age
-/// headers without an identity.
-fn vault_seals(
-    src: &dyn Source,
-    vault_dir: &Path,
-) -> BTreeMap<String, Option<crate::keys::Sealed>> {
+/// Every seed file in the vault, read once each (in parallel, without an
+/// identity): what is wrong with it and who its age header says it is
+/// sealed to.
+fn examine_vault(src: &dyn Source, vault_dir: &Path) -> BTreeMap<String, crate::keys::Examined> {
     use rayon::prelude::*;
     let vault = crate::keys::Vault::new(vault_dir);
     vault
         .list_in(src)
         .into_par_iter()
         .map(|k| {
-            let sealed = vault.sealed_in(src, &k);
-            (k, sealed)
+            let examined = vault.examine_in(src, &k);
+            (k, examined)
         })
         .collect()
 }

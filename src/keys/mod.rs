@@ -24,7 +24,7 @@ pub(crate) use kind::is_valid_public_key;
 pub use kind::{generate, kind_of_public_key, KeyKind};
 pub use lock::{DeletedAccounts, Lock, Revocations};
 pub use recipients::Recipients;
-pub use vault::{Sealed, Vault};
+pub use vault::{Examined, Sealed, Vault};
 
 /// Re-exported: the key pair type every API here takes and returns.
 pub use nkeys::KeyPair;
