@@ -164,7 +164,9 @@ impl std::fmt::Display for DriftReason {
             ),
             DriftReason::NotOlder { live_iat, store_iat } => write!(
                 f,
-                "signed by a key this operator trusts, issued at {live_iat}, not before the store's JWT (issued at {store_iat}): changed behind natsform's back; until the account is next issued, resolver sync prefers the server's newer JWT"
+                "signed by a key this operator trusts, issued at {}, not before the store's JWT (issued at {}): changed behind natsform's back; until the account is next issued, resolver sync prefers the server's newer JWT",
+                crate::plan::render_claims::date(*live_iat),
+                crate::plan::render_claims::date(*store_iat)
             ),
         }
     }

@@ -193,13 +193,16 @@ fn a_jwt_near_its_relative_expiry_is_reissued() {
         .contains("No changes."));
     // 40 days later: 20 days to go.
     let near = (1_800_000_000i64 + 40 * 86_400).to_string();
-    let text = p.redact(
+    let text = p.redact_keeping_dates(
         &p.run_env(&["plan"], &[("NATSFORM_NOW", &near)])
             .success()
             .stdout,
     );
+    // The same rule: the dates, and no `expires` change in the diff.
     assert!(
-        text.contains("expires in 20d (re-issued within 30d of expiry)"),
+        text.contains("expires in 20d (re-issued within 30d of expiry)")
+            && text.contains("expires: 2027-03-16T08:00:00Z → 2027-04-25T08:00:00Z (rule unchanged: 60d after each issue)")
+            && text.contains("(claims unchanged)"),
         "{text}"
     );
     insta::assert_snapshot!(text);
@@ -242,4 +245,141 @@ fn a_fixed_expiry_inside_the_window_is_a_warning_not_a_reissue() {
         "{}",
         run.stdout
     );
+}
+
+/// 2027-01-15T08:00:00Z: the clock of every run below that applies.
+const T0: i64 = 1_800_000_000;
+
+fn at(t: i64) -> String {
+    t.to_string()
+}
+
+/// The walkthrough with `expires = "90d"` on `worker` (signed by role
+/// `service`), applied at [`T0`]: its JWT expires 2027-04-15T08:00:00Z.
+fn applied_with_a_relative_expiry(rule: &str) -> Project {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    edit(
+        &p,
+        "[operators.O2.accounts.A.users.worker]\nsigner = \"service\"\n",
+        &format!("[operators.O2.accounts.A.users.worker]\nsigner = \"service\"\nexpires = \"{rule}\"\n"),
+    );
+    p.run_env(&["apply", "--auto-approve"], &[("NATSFORM_NOW", &at(T0))])
+        .success();
+    p
+}
+
+/// The lines of `user.O2/A/worker`'s block in a text plan.
+fn worker_block(text: &str) -> String {
+    let start = text
+        .find("# user.O2/A/worker")
+        .unwrap_or_else(|| panic!("no worker in {text}"));
+    let rest = &text[start..];
+    rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
+}
+
+#[test]
+fn a_role_key_rotation_reissues_users_under_the_same_expiry_rule_without_an_expires_change() {
+    let p = applied_with_a_relative_expiry("90d");
+    let show = p.run(&["show", "user.O2/A/worker"]).success().stdout;
+    assert!(
+        show.contains("issued: 2027-01-15T08:00:00Z")
+            && show.contains("expires: 2027-04-15T08:00:00Z"),
+        "{show}"
+    );
+    edit(
+        &p,
+        "[operators.O2.accounts.A.signing_keys.service]",
+        "[operators.O2.accounts.A.signing_keys.service]\nkeys = [\"v2\"]",
+    );
+    // Ten days later.
+    let t1 = T0 + 10 * 86_400;
+    let text = p.redact_keeping_dates(
+        &p.natsform(&["plan"])
+            .without_identity()
+            .env("NATSFORM_NOW", at(t1))
+            .run()
+            .success()
+            .stdout,
+    );
+    let worker = worker_block(&text);
+    assert!(
+        worker.contains("will be re-issued")
+            && worker.contains("reason: issuer key `signing_key.O2/A/service#v1` removed")
+            && worker.contains(
+                "expires: 2027-04-15T08:00:00Z → 2027-04-25T08:00:00Z (rule unchanged: 90d after each issue)"
+            )
+            && worker.contains("(claims unchanged)"),
+        "{worker}"
+    );
+    assert!(
+        !worker.contains("- expires") && !worker.contains("+ expires"),
+        "{worker}"
+    );
+    insta::assert_snapshot!(text);
+
+    // The JSON document: no false change either, the rule and the stored
+    // date in `expires`, and nothing that depends on the clock.
+    let json: serde_json::Value = serde_json::from_str(
+        &p.run_env(&["plan", "--json"], &[("NATSFORM_NOW", &at(t1))])
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    let action = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["address"] == "user.O2/A/worker")
+        .unwrap();
+    assert_eq!(action["before"], action["after"], "{action}");
+    assert!(action["after"]
+        .as_str()
+        .unwrap()
+        .contains("expires: 90d after each issue\n"));
+    assert_eq!(
+        action["expires"],
+        serde_json::json!({"rule": "90d after each issue", "stored": "2027-04-15T08:00:00Z", "same_rule": true})
+    );
+
+    // A plan saved now still matches a minute later: the date beside the
+    // rule is not part of the saved document.
+    let plan_file = p.path().join("plan.json");
+    p.run_env(
+        &["plan", "--out", plan_file.to_str().unwrap()],
+        &[("NATSFORM_NOW", &at(t1))],
+    )
+    .success();
+    p.run_env(
+        &["apply", plan_file.to_str().unwrap()],
+        &[("NATSFORM_NOW", &at(t1 + 60))],
+    )
+    .success();
+    let u = support::nats::jwt_claims(&p.store_file("O2/accounts/A/users/worker.jwt"));
+    assert_eq!(u["exp"].as_i64().unwrap(), t1 + 60 + 90 * 86_400);
+    assert!(p
+        .run_env(&["plan"], &[("NATSFORM_NOW", &at(t1 + 60))])
+        .success()
+        .stdout
+        .contains("No changes."));
+}
+
+#[test]
+fn changing_the_expiry_rule_shows_the_old_and_the_new_date() {
+    let p = applied_with_a_relative_expiry("90d");
+    edit(&p, "expires = \"90d\"", "expires = \"30d\"");
+    let t1 = T0 + 10 * 86_400;
+    let text = p.redact_keeping_dates(
+        &p.run_env(&["plan"], &[("NATSFORM_NOW", &at(t1))])
+            .success()
+            .stdout,
+    );
+    let worker = worker_block(&text);
+    assert!(
+        worker.contains("will be updated")
+            && worker.contains("- expires: 2027-04-15T08:00:00Z\n")
+            && worker.contains("+ expires: 2027-02-24T08:00:00Z (30d after each issue)\n")
+            && !worker.contains("rule unchanged"),
+        "{worker}"
+    );
+    insta::assert_snapshot!(text);
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use super::lock::{self, LockArgs};
 use super::Output;
 use crate::plan::effective;
-use crate::plan::render_claims::{render, KeyNames};
+use crate::plan::render_claims::{date, render, KeyNames};
 use crate::runlock::Mode;
 use crate::safepath::escape_line;
 use crate::workspace::Workspace;
@@ -83,6 +83,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
                     .copied()
                     .unwrap_or(d.issuer.as_str());
                 let _ = writeln!(text, "{pad}  issuer: {}", escape_line(issuer));
+                let _ = writeln!(text, "{pad}  issued: {}", date(d.issued_at));
                 // The rendering escapes what the claims hold; lines are
                 // escaped again in case a line breaks elsewhere.
                 let mut shown = render(&d.value(), &names);

@@ -84,6 +84,9 @@ pub struct Claims {
     /// Seconds of validity after each issue, for desired claims with a
     /// relative `expires` (their `exp` is set when signed).
     pub valid_for: Option<i64>,
+    /// With `valid_for`: when the JWT expires if signed at the plan's
+    /// `now` (apply signs at the same `now` as the plan it computes).
+    pub expires_at: Option<i64>,
     /// A scoped user's effective permissions, with its role.
     pub effective: Option<EffectivePermissions>,
 }
@@ -97,6 +100,17 @@ impl Claims {
     /// The claims as compact JSON text.
     pub fn json(&self) -> &str {
         &self.json
+    }
+
+    /// Claims from their JSON text, for tests of the views.
+    #[cfg(test)]
+    pub(crate) fn for_test(json: &str, valid_for: Option<i64>, expires_at: Option<i64>) -> Self {
+        Claims {
+            json: json.into(),
+            valid_for,
+            expires_at,
+            effective: None,
+        }
     }
 }
 
@@ -368,6 +382,7 @@ impl Ctx<'_> {
         Claims {
             json: want.claims.canonical().into(),
             valid_for: want.valid_for,
+            expires_at: want.valid_for.map(|v| self.inputs.now.saturating_add(v)),
             effective: self
                 .effective_desired(id, want)
                 .map(EffectivePermissions::new),
@@ -392,6 +407,7 @@ impl Ctx<'_> {
                 .expect("claims serialize")
                 .into(),
             valid_for: None,
+            expires_at: None,
             effective,
         })
     }

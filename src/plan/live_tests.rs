@@ -280,7 +280,7 @@ fn drift_says_why_and_carries_both_claims() {
     assert!(!newer.store.contains("edited by hand"));
     assert!(newer.reasons[0]
         .to_string()
-        .contains("issued at 2000, not before the store's JWT (issued at 1000)"));
+        .contains("issued at 1970-01-01T00:33:20Z, not before the store's JWT (issued at 1970-01-01T00:16:40Z)"));
     assert!(plan.items[1].drift.as_ref().unwrap().live.is_none());
     assert!(plan.items.iter().all(|i| i.kind == LiveKind::Drifted));
     // Every drifted account is pushed again.

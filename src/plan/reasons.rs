@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use super::render_claims::date;
 use super::short;
 
 /// Why one object is created, updated, re-issued, replaced or deleted.
@@ -167,7 +168,8 @@ impl fmt::Display for Reason {
             }
             Reason::KeyRevokedAt { at } => write!(
                 f,
-                "its key was revoked at {at} (unix seconds); older JWTs stay revoked and this one is issued after that"
+                "its key was revoked at {}; older JWTs stay revoked and this one is issued after that",
+                date(*at)
             ),
             Reason::RestoresRevocation { key, hits } => {
                 write!(
@@ -186,11 +188,14 @@ impl fmt::Display for Reason {
                 at,
             } => write!(
                 f,
-                "its stored JWT (issued at {issued_at}) is revoked by {account} at {at}; it is issued again after the revocation"
+                "its stored JWT (issued at {}) is revoked by {account} at {}; it is issued again after the revocation",
+                date(*issued_at),
+                date(*at)
             ),
             Reason::KeyRevokedElsewhere { account, at } => write!(
                 f,
-                "its key was revoked by {account} at {at} (unix seconds): whoever holds its seed can use this JWT"
+                "its key was revoked by {account} at {}: whoever holds its seed can use this JWT",
+                date(*at)
             ),
             Reason::Revokes { user } => write!(f, "revokes {user} (not in the manifest)"),
             Reason::RevokesOldKey { user } => write!(
@@ -242,7 +247,7 @@ impl fmt::Display for Warning {
                 } else {
                     format!("expires in {}d", (expires - now) / 86_400)
                 };
-                write!(f, "{address}: {when}, on the fixed date its `expires` names; re-issuing cannot extend it, so move the date later in the manifest")
+                write!(f, "{address}: {when}, on the fixed date its `expires` names ({}); re-issuing cannot extend it, so move the date later in the manifest", date(*expires))
             }
             Warning::RecipientRemoved { seeds } => write!(
                 f,
@@ -320,7 +325,8 @@ impl fmt::Display for Blocker {
             Blocker::Seed { address, problem } => write!(f, "{address}: {problem}"),
             Blocker::FutureRevocation { account, key, at } => write!(
                 f,
-                "{account}: natsform.lock records a revocation of {key} at {at} (unix seconds), which is in the future; natsform never records one\n    fix: restore natsform.lock from git (`git log -p -- natsform.lock` shows who added it); to revoke on purpose, use the account's `revocations` in the manifest"
+                "{account}: natsform.lock records a revocation of {key} at {}, which is in the future; natsform never records one\n    fix: restore natsform.lock from git (`git log -p -- natsform.lock` shows who added it); to revoke on purpose, use the account's `revocations` in the manifest",
+                date(*at)
             ),
         }
     }

@@ -1,6 +1,7 @@
 //! A stable, human rendering of claims for plan diffs: YAML-like, one value
-//! per line, public keys annotated with the address that owns them, and
-//! none of the fields that change on every signing (`iat`, `jti`, `iss`).
+//! per line, public keys annotated with the address that owns them, times
+//! (`exp`, `nbf`, revocations) as RFC 3339 dates in UTC, and none of the
+//! fields that change on every signing (`iat`, `jti`, `iss`).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -37,6 +38,27 @@ impl Names for BTreeMap<String, String> {
 const SKIPPED_TOP: &[&str] = &["iat", "jti", "iss"];
 const SKIPPED_NATS: &[&str] = &["type", "version"];
 
+/// A unix time as people read it: RFC 3339 in UTC, whole seconds
+/// (`2027-02-23T10:00:00Z`). A time no date can carry (beyond year 9999,
+/// or before year -9999: a hostile JWT can hold any number) is shown as
+/// the number, saying so.
+pub fn date(secs: i64) -> String {
+    match jiff::Timestamp::from_second(secs) {
+        Ok(t) => t.to_string(),
+        Err(_) => format!("{secs} (unix seconds, not a date)"),
+    }
+}
+
+/// A relative expiry as the manifest says it: `90d after each issue`.
+pub fn rule(valid_for: i64) -> String {
+    let validity =
+        crate::manifest::duration::Duration::from_nanos(valid_for.saturating_mul(1_000_000_000));
+    format!("{validity} after each issue")
+}
+
+/// Top-level claims that hold a unix time.
+const TIMES_TOP: &[&str] = &["exp", "nbf", "iat"];
+
 /// Renders wire claims (full payload JSON) as sorted-by-schema text lines.
 pub fn render(claims: &Value, names: &(impl Names + ?Sized)) -> String {
     let mut out = String::new();
@@ -54,6 +76,8 @@ pub fn render(claims: &Value, names: &(impl Names + ?Sized)) -> String {
                         field(&mut out, 0, nk, nv, names);
                     }
                 }
+            } else if TIMES_TOP.contains(&k.as_str()) {
+                let _ = writeln!(out, "{}: {}", top_level_label(k), time(v, names));
             } else {
                 field(&mut out, 0, top_level_label(k), v, names);
             }
@@ -70,6 +94,7 @@ fn top_level_label(key: &str) -> &str {
         "aud" => "audience",
         "exp" => "expires",
         "nbf" => "not_before",
+        "iat" => "issued",
         other => other,
     }
 }
@@ -80,6 +105,14 @@ fn field(out: &mut String, indent: usize, key: &str, value: &Value, names: &(imp
     match value {
         Value::Object(m) if m.is_empty() => {
             let _ = writeln!(out, "{pad}{key}: {{}}");
+        }
+        Value::Object(m) if key == "revocations" => {
+            // Account revocations (users) and an export's (importers):
+            // key or `*` → unix time.
+            let _ = writeln!(out, "{pad}{key}:");
+            for (k, v) in m {
+                let _ = writeln!(out, "{pad}  {}: {}", key_text(k), time(v, names));
+            }
         }
         Value::Object(m) => {
             let _ = writeln!(out, "{pad}{key}:");
@@ -140,6 +173,16 @@ fn signing_key_order(v: &Value, names: &(impl Names + ?Sized)) -> String {
     address
         .or_else(|| names.name_of(key).map(|a| a.to_string()))
         .unwrap_or_else(|| key.to_string())
+}
+
+/// A value that holds a unix time: as a date when it is an integer,
+/// anything else as it is (a string such as `90d after each issue`, or
+/// whatever a hostile JWT holds).
+fn time(v: &Value, names: &(impl Names + ?Sized)) -> String {
+    match v.as_i64() {
+        Some(secs) => date(secs),
+        None => scalar(v, names),
+    }
 }
 
 fn scalar(v: &Value, names: &(impl Names + ?Sized)) -> String {
@@ -231,5 +274,56 @@ mod tests {
             text,
             "name: A\nsubject: AKEY  # account.O/A#v1\nlimits:\n  conn: -1\nsigning_keys:\n  - SK1\n  - kind: user_scope\n    key: SK2\n    role: svc\n    template:\n      pub:\n        deny:\n          - \">\"\n      sub: {}\n"
         );
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc_dates() {
+        assert_eq!(date(0), "1970-01-01T00:00:00Z");
+        assert_eq!(date(1_800_000_000), "2027-01-15T08:00:00Z");
+        assert_eq!(date(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(date(4_102_444_800), "2100-01-01T00:00:00Z");
+        // The last second a date can carry (late in year 9999), and beyond.
+        let last = jiff::Timestamp::MAX.as_second();
+        assert!(date(last).starts_with("9999-12-"), "{}", date(last));
+        assert_eq!(
+            date(last + 1),
+            format!("{} (unix seconds, not a date)", last + 1)
+        );
+        assert_eq!(
+            date(i64::MAX),
+            format!("{} (unix seconds, not a date)", i64::MAX)
+        );
+    }
+
+    #[test]
+    fn a_relative_rule_reads_as_the_manifest_says_it() {
+        assert_eq!(rule(90 * 86_400), "90d after each issue");
+        assert_eq!(rule(36 * 3_600), "36h after each issue");
+        assert_eq!(rule(90), "90s after each issue");
+        // Never overflows, whatever a caller passes.
+        assert!(rule(i64::MAX).ends_with(" after each issue"));
+    }
+
+    #[test]
+    fn expiry_not_before_and_revocations_render_as_dates() {
+        let claims = json!({
+            "exp": 1_807_776_000, "iat": 1_800_000_000, "nbf": 1_800_000_000, "name": "A",
+            "nats": {
+                "revocations": {"UKEY": 1_800_000_000, "*": 0, "UBAD": "soon\u{1b}"},
+                "exports": [{"subject": "s", "revocations": {"AKEY": 1_800_000_001}}],
+                "type": "account", "version": 2
+            }
+        });
+        let text = render(&claims, &KeyNames::new());
+        assert_eq!(
+            text,
+            "expires: 2027-04-15T08:00:00Z\nnot_before: 2027-01-15T08:00:00Z\nname: A\nrevocations:\n  UKEY: 2027-01-15T08:00:00Z\n  *: 1970-01-01T00:00:00Z\n  UBAD: \"soon\\u{1b}\"\nexports:\n  - subject: s\n    revocations:\n      AKEY: 2027-01-15T08:00:01Z\n"
+        );
+        // A string where a time belongs (a relative rule) is shown as is.
+        let text = render(&json!({"exp": "90d after each issue"}), &KeyNames::new());
+        assert_eq!(text, "expires: 90d after each issue\n");
+        // A time out of range, or not an integer, is never hidden.
+        let text = render(&json!({"exp": 1e300}), &KeyNames::new());
+        assert_eq!(text, "expires: 1e+300\n");
     }
 }

@@ -520,9 +520,17 @@ impl Project {
     }
 
     /// Replaces every JWT in `text` by `<JWT>`, every public key of the
-    /// lock by `<address>`, other public keys by `<KEY>`, and unix times by
-    /// `<TIME>`, so snapshots of plans over random keys are stable.
+    /// lock by `<address>`, other public keys by `<KEY>`, unix times by
+    /// `<TIME>` and RFC 3339 times (`2027-01-01T00:00:00Z`) by `<DATE>`,
+    /// so snapshots of plans over random keys and the real clock are
+    /// stable.
     pub fn redact(&self, text: &str) -> String {
+        redact_dates(&self.redact_keeping_dates(text))
+    }
+
+    /// [`Project::redact`] without `<DATE>`: for runs whose clock is fixed
+    /// (`NATSFORM_NOW` for every apply and plan), whose dates are stable.
+    pub fn redact_keeping_dates(&self, text: &str) -> String {
         let lock = fs::read_to_string(self.project_dir().join("natsform.lock")).unwrap_or_default();
         let mut out = redact_jwts(text);
         for line in lock.lines() {
@@ -566,6 +574,32 @@ fn redact_jwts(text: &str) -> String {
         rest = &rest[i + len..];
     }
     out.push_str(rest);
+    out
+}
+
+/// `text` with every RFC 3339 UTC time as natsform prints it
+/// (`2027-01-01T00:00:00Z`) replaced by `<DATE>`.
+fn redact_dates(text: &str) -> String {
+    const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:ddZ";
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut from = 0;
+    while i + SHAPE.len() <= bytes.len() {
+        let fits = SHAPE.iter().zip(&bytes[i..]).all(|(s, b)| match s {
+            b'd' => b.is_ascii_digit(),
+            s => s == b,
+        });
+        if fits && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
+            out.push_str(&text[from..i]);
+            out.push_str("<DATE>");
+            i += SHAPE.len();
+            from = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&text[from..]);
     out
 }
 

@@ -28,7 +28,12 @@
 //!     "reason_kinds": ["<kind>", …],   // one per reason, same order
 //!     "signer": "<key address>" | null,
 //!     "before": "<claims as the text plan renders them>" | null,
-//!     "after": "<claims as the text plan renders them>" | null
+//!     "after": "<claims as the text plan renders them>" | null,
+//!     "expires": {                     // only when the new JWT has a relative expiry
+//!       "rule": "90d after each issue",
+//!       "stored": "<RFC 3339 UTC>" | null,  // the stored JWT's expiry
+//!       "same_rule": true              // the stored JWT was issued under this rule
+//!     }
 //!   }, …],
 //!   "effects": [{                      // users whose JWT stays, whose permissions change
 //!     "address": "<user address>",
@@ -82,11 +87,20 @@
 //! `reason_kinds`, `live` and `base` are additions within version 1: every field
 //! of earlier version-1 documents keeps its meaning, and a plan without
 //! live data is the same document as before.
+//!
+//! Times in the rendered claims (`expires`, `not_before`, revocations) are
+//! RFC 3339 dates in UTC (`2027-02-23T10:00:00Z`), as in the text plan.
+//! A relative expiry on the new JWT renders as its rule (`expires: 90d
+//! after each issue`), without the date the text plan puts beside it (it
+//! depends on the clock, and a saved plan must compare equal later); when
+//! the stored JWT was issued under the same rule, `before` shows the rule
+//! too, and `expires` (an addition within version 1) carries the rule and
+//! the stored date.
 
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{effective_side, side_text};
+use super::{action_sides, effective_side, Expiry};
 use crate::live::{DriftReason, LivePlan};
 use crate::plan::{Action, ActionKind, Effect, Plan};
 
@@ -249,6 +263,21 @@ pub struct JsonAction<'a> {
     pub signer: Option<&'a str>,
     pub before: Option<String>,
     pub after: Option<String>,
+    /// Only when the new JWT has a relative expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<JsonExpiry>,
+}
+
+/// A relative expiry of an action's new JWT.
+#[derive(Debug, Serialize)]
+pub struct JsonExpiry {
+    /// `90d after each issue`.
+    pub rule: String,
+    /// The stored JWT's `exp`, RFC 3339 UTC, when it has one.
+    pub stored: Option<String>,
+    /// Whether the stored JWT was issued under the same rule (a re-issue
+    /// then changes only the date).
+    pub same_rule: bool,
 }
 
 /// One user whose effective permissions change.
@@ -272,14 +301,24 @@ pub fn document(plan: &Plan, fingerprint: Option<&str>) -> String {
     let actions = plan
         .actions
         .par_iter()
-        .map(|a: &Action| JsonAction {
-            address: &a.address,
-            action: a.action,
-            reasons: a.reasons.iter().map(ToString::to_string).collect(),
-            reason_kinds: a.reasons.iter().map(|r| r.kind()).collect(),
-            signer: a.signer.as_deref(),
-            before: a.before.as_ref().map(|c| side_text(Some(c), names)),
-            after: a.after.as_ref().map(|c| side_text(Some(c), names)),
+        .map(|a: &Action| {
+            // The new JWT's date is left out: it depends on the clock, and
+            // a saved plan must read the same when `apply FILE` checks it.
+            let (before, after) = action_sides(a, names, false);
+            JsonAction {
+                address: &a.address,
+                action: a.action,
+                reasons: a.reasons.iter().map(ToString::to_string).collect(),
+                reason_kinds: a.reasons.iter().map(|r| r.kind()).collect(),
+                signer: a.signer.as_deref(),
+                before: a.before.as_ref().map(|_| before),
+                after: a.after.as_ref().map(|_| after),
+                expires: Expiry::of(a).map(|e| JsonExpiry {
+                    rule: e.rule,
+                    stored: e.stored.map(crate::plan::render_claims::date),
+                    same_rule: e.same_rule,
+                }),
+            }
         })
         .collect();
     let effects = plan

@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 use rayon::prelude::*;
 
 use super::diff::{self, Line};
-use super::{effective_side, side_text};
+use super::{action_sides, effective_side, Expiry};
 use crate::plan::{Action, ActionKind, Effect, Plan, Reason};
 use crate::safepath::escape_line;
 
@@ -267,10 +267,7 @@ impl Of<'_> {
     fn diff(&self, plan: &Plan) -> Vec<String> {
         let names = &plan.key_names;
         let (before, after) = match self {
-            Of::Action(a) => (
-                side_text(a.before.as_ref(), names),
-                side_text(a.after.as_ref(), names),
-            ),
+            Of::Action(a) => action_sides(a, names, true),
             Of::Effect(e) => (
                 effective_side(e.before.as_ref(), names),
                 effective_side(e.after.as_ref(), names),
@@ -320,6 +317,9 @@ fn action_section(a: &Action) -> Section<'_> {
     }
     if let Some(s) = &a.signer {
         let _ = writeln!(header, "- signed by {}", code(s));
+    }
+    if let Some(line) = Expiry::of(a).and_then(|e| e.same_rule_line()) {
+        let _ = writeln!(header, "- expires {}", md(&line));
     }
     header.push('\n');
     let reasons: Vec<String> = a.reasons.iter().map(|r| md(&r.to_string())).collect();

@@ -17,7 +17,7 @@ pub mod text;
 
 use serde_json::{json, Value};
 
-use super::actions::{Claims, EffectivePermissions};
+use super::actions::{Action, Claims, EffectivePermissions};
 use super::effective;
 use super::render_claims::{self, Names};
 
@@ -68,18 +68,122 @@ pub(crate) fn merge_lines(m: &super::MergeBase, name: &dyn Fn(&str) -> String) -
 }
 
 /// The human rendering of one side's claims: the claims one value per
-/// line, then a scoped user's effective permissions.
+/// line, then a scoped user's effective permissions. A relative expiry
+/// shows as its rule (`expires: 90d after each issue`).
 pub fn claims_text(c: &Claims, names: &(impl Names + ?Sized)) -> String {
+    side_with_expiry(c, names, c.valid_for.map(render_claims::rule))
+}
+
+/// [`claims_text`], the `expires` line showing `expires` instead of what
+/// the claims hold, when given.
+fn side_with_expiry(c: &Claims, names: &(impl Names + ?Sized), expires: Option<String>) -> String {
     let mut claims = c.value();
-    if let (Some(v), Value::Object(m)) = (c.valid_for, &mut claims) {
-        let validity = crate::manifest::duration::Duration::from_nanos(v * 1_000_000_000);
-        m.insert("exp".into(), json!(format!("{validity} after each issue")));
+    if let (Some(text), Value::Object(m)) = (expires, &mut claims) {
+        // Where the wire puts `exp` (after `aud`, before the rest), so both
+        // sides of a diff hold it on the same line.
+        let mut with = serde_json::Map::with_capacity(m.len() + 1);
+        let mut text = Some(json!(text));
+        for (k, v) in std::mem::take(m) {
+            if k == "exp" {
+                continue;
+            }
+            if k != "aud" {
+                if let Some(t) = text.take() {
+                    with.insert("exp".into(), t);
+                }
+            }
+            with.insert(k, v);
+        }
+        if let Some(t) = text {
+            with.insert("exp".into(), t);
+        }
+        *m = with;
     }
     let mut text = render_claims::render(&claims, names);
     if let Some(e) = &c.effective {
         text.push_str(&effective_text(e, names));
     }
     text
+}
+
+/// How an action's `expires` reads when the new JWT has a relative expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expiry {
+    /// `90d after each issue`.
+    pub rule: String,
+    /// The new JWT's expiry, if signed at the plan's `now`.
+    pub next: Option<i64>,
+    /// The stored JWT's expiry, when it has one.
+    pub stored: Option<i64>,
+    /// The stored JWT was issued under the same rule (its `exp` is its
+    /// `iat` plus the same validity): a re-issue moves the date, and that
+    /// is no change of the claims.
+    pub same_rule: bool,
+}
+
+impl Expiry {
+    /// The relative expiry of an action's new JWT, if it has one.
+    pub(crate) fn of(a: &Action) -> Option<Expiry> {
+        let after = a.after.as_ref()?;
+        let valid_for = after.valid_for?;
+        let stored = a.before.as_ref().map(Claims::value);
+        let int = |v: &Option<Value>, k: &str| v.as_ref().and_then(|v| v.get(k)?.as_i64());
+        let (exp, iat) = (int(&stored, "exp"), int(&stored, "iat"));
+        Some(Expiry {
+            rule: render_claims::rule(valid_for),
+            next: after.expires_at,
+            stored: exp.filter(|e| *e != 0),
+            same_rule: matches!((exp, iat), (Some(e), Some(i)) if i.checked_add(valid_for) == Some(e)),
+        })
+    }
+
+    /// The line the text and Markdown views print under the reasons when
+    /// the rule stays the same: both dates, and that the rule is unchanged
+    /// (the diff shows the rule, identical on both sides).
+    pub(crate) fn same_rule_line(&self) -> Option<String> {
+        if !self.same_rule {
+            return None;
+        }
+        let stored = self.stored.map(render_claims::date).unwrap_or_default();
+        Some(match self.next {
+            Some(next) => format!(
+                "{stored} → {} (rule unchanged: {})",
+                render_claims::date(next),
+                self.rule
+            ),
+            None => format!("{stored} (rule unchanged: {})", self.rule),
+        })
+    }
+}
+
+/// Both sides of an action as its diff compares them. A relative expiry
+/// on the new JWT shows as its rule; when the stored JWT was issued under
+/// the same rule, its side shows the rule too, so a re-issue does not
+/// read as a change of `expires`. `dated` (the text and Markdown views)
+/// also puts the new JWT's date beside a rule that changes
+/// (`2027-05-24T10:00:00Z (90d after each issue)`); the JSON view leaves it
+/// out, because that date depends on the clock and a saved plan must read
+/// the same when `apply FILE` checks it later.
+pub(crate) fn action_sides(
+    a: &Action,
+    names: &(impl Names + ?Sized),
+    dated: bool,
+) -> (String, String) {
+    let expiry = Expiry::of(a);
+    let before = a.before.as_ref().map(|c| {
+        let same = expiry.as_ref().filter(|e| e.same_rule);
+        side_with_expiry(c, names, same.map(|e| e.rule.clone()))
+    });
+    let after = a.after.as_ref().map(|c| {
+        let text = expiry.as_ref().map(|e| match e.next {
+            Some(next) if dated && !e.same_rule => {
+                format!("{} ({})", render_claims::date(next), e.rule)
+            }
+            _ => e.rule.clone(),
+        });
+        side_with_expiry(c, names, text)
+    });
+    (before.unwrap_or_default(), after.unwrap_or_default())
 }
 
 /// The effective-permissions block of a scoped user's rendering.
@@ -90,11 +194,6 @@ pub fn effective_text(e: &EffectivePermissions, names: &(impl Names + ?Sized)) -
         "# as nats-server expands role `{role}` for this user:\n{}",
         render_claims::render(&doc, names)
     )
-}
-
-/// [`claims_text`] of an optional side: empty when there is none.
-fn side_text(c: Option<&Claims>, names: &(impl Names + ?Sized)) -> String {
-    c.map(|c| claims_text(c, names)).unwrap_or_default()
 }
 
 /// [`effective_text`] of an optional side: empty when there is none.
@@ -161,4 +260,84 @@ pub(crate) fn vault_summary(plan: &super::Plan) -> Option<String> {
         ));
     }
     (!parts.is_empty()).then(|| format!("{}.", parts.join(", ")))
+}
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+    use crate::plan::reasons::Reason;
+    use crate::plan::ActionKind;
+    use crate::tree::ObjectId;
+    use std::collections::BTreeMap;
+
+    const DAY: i64 = 86_400;
+    /// 2027-01-15T08:00:00Z.
+    const T0: i64 = 1_800_000_000;
+
+    /// A re-issue at `now` of a user stored with `iat` T0 and `exp`, whose
+    /// manifest says `expires = "<valid_for>"`.
+    fn reissue(exp: Option<i64>, valid_for: i64, now: i64) -> Action {
+        let id = ObjectId::user("O", "A", "U");
+        let stored = match exp {
+            Some(e) => format!(r#"{{"exp":{e},"iat":{T0},"name":"U"}}"#),
+            None => format!(r#"{{"iat":{T0},"name":"U"}}"#),
+        };
+        Action {
+            address: id.address(),
+            id,
+            action: ActionKind::Reissue,
+            reasons: vec![Reason::NotInStore],
+            signer: None,
+            before: Some(Claims::for_test(&stored, None, None)),
+            after: Some(Claims::for_test(
+                r#"{"name":"U"}"#,
+                Some(valid_for),
+                Some(now + valid_for),
+            )),
+        }
+    }
+
+    #[test]
+    fn a_reissue_under_the_same_rule_changes_no_line_and_shows_both_dates() {
+        let a = reissue(Some(T0 + 90 * DAY), 90 * DAY, T0 + 10 * DAY);
+        let names = BTreeMap::<String, String>::new();
+        for dated in [true, false] {
+            let (before, after) = action_sides(&a, &names, dated);
+            assert_eq!(before, after);
+            assert_eq!(after, "expires: 90d after each issue\nname: U\n");
+        }
+        let e = Expiry::of(&a).unwrap();
+        assert!(e.same_rule);
+        assert_eq!(
+            e.same_rule_line().unwrap(),
+            "2027-04-15T08:00:00Z → 2027-04-25T08:00:00Z (rule unchanged: 90d after each issue)"
+        );
+    }
+
+    #[test]
+    fn a_changed_rule_shows_the_old_date_and_the_new_one_beside_its_rule() {
+        let names = BTreeMap::<String, String>::new();
+        // 90d → 30d.
+        let a = reissue(Some(T0 + 90 * DAY), 30 * DAY, T0 + 10 * DAY);
+        let (before, after) = action_sides(&a, &names, true);
+        assert_eq!(before, "expires: 2027-04-15T08:00:00Z\nname: U\n");
+        assert_eq!(
+            after,
+            "expires: 2027-02-24T08:00:00Z (30d after each issue)\nname: U\n"
+        );
+        // The JSON view: the rule, no date that depends on the clock.
+        let (_, after) = action_sides(&a, &names, false);
+        assert_eq!(after, "expires: 30d after each issue\nname: U\n");
+        let e = Expiry::of(&a).unwrap();
+        assert!(!e.same_rule && e.same_rule_line().is_none());
+        // A fixed date that happens not to be 90d after the issue, and no
+        // expiry at all: a change of rule too.
+        for exp in [Some(T0 + 90 * DAY + 1), None] {
+            let a = reissue(exp, 90 * DAY, T0 + 10 * DAY);
+            let (before, after) = action_sides(&a, &names, true);
+            assert_ne!(before, after);
+            assert!(after.starts_with("expires: 2027-04-25T08:00:00Z (90d after each issue)\n"));
+            assert!(Expiry::of(&a).unwrap().same_rule_line().is_none());
+        }
+    }
 }

@@ -7,7 +7,7 @@ use anstyle::{AnsiColor, Style as Ansi};
 use rayon::prelude::*;
 
 use super::diff::{self, Line};
-use super::{effective_side, side_text};
+use super::{action_sides, effective_side, Expiry};
 use crate::plan::render_claims::Names;
 use crate::plan::{Action, ActionKind, Effect, Plan};
 
@@ -269,14 +269,16 @@ fn action_text(out: &mut String, a: &Action, style: Style, names: &(impl Names +
     if let Some(s) = &a.signer {
         let _ = writeln!(out, "    signed by: {}", esc(s));
     }
+    if let Some(line) = Expiry::of(a).and_then(|e| e.same_rule_line()) {
+        let _ = writeln!(out, "    expires: {line}");
+    }
     let _ = writeln!(
         out,
         "  {} {}",
         style.for_action(a.action, a.action.symbol()),
         style.bold(&address)
     );
-    let before = side_text(a.before.as_ref(), names);
-    let after = side_text(a.after.as_ref(), names);
+    let (before, after) = action_sides(a, names, true);
     write_diff(out, &before, &after, style);
 }
 
