@@ -366,7 +366,7 @@ fn a_role_key_rotation_reissues_users_under_the_same_expiry_rule_without_an_expi
 #[test]
 fn changing_the_expiry_rule_shows_the_old_and_the_new_date() {
     let p = applied_with_a_relative_expiry("90d");
-    edit(&p, "expires = \"90d\"", "expires = \"30d\"");
+    edit(&p, "expires = \"90d\"", "expires = \"45d\"");
     let t1 = T0 + 10 * 86_400;
     let text = p.redact_keeping_dates(
         &p.run_env(&["plan"], &[("NATSFORM_NOW", &at(t1))])
@@ -377,7 +377,7 @@ fn changing_the_expiry_rule_shows_the_old_and_the_new_date() {
     assert!(
         worker.contains("will be updated")
             && worker.contains("- expires: 2027-04-15T08:00:00Z\n")
-            && worker.contains("+ expires: 2027-02-24T08:00:00Z (30d after each issue)\n")
+            && worker.contains("+ expires: 2027-03-11T08:00:00Z (45d after each issue)\n")
             && !worker.contains("rule unchanged"),
         "{worker}"
     );

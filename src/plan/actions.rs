@@ -87,6 +87,8 @@ pub struct Claims {
     /// With `valid_for`: when the JWT expires if signed at the plan's
     /// `now` (apply signs at the same `now` as the plan it computes).
     pub expires_at: Option<i64>,
+    /// Stored claims: the JWT's `iat` (the canonical JSON leaves it out).
+    pub issued_at: Option<i64>,
     /// A scoped user's effective permissions, with its role.
     pub effective: Option<EffectivePermissions>,
 }
@@ -104,11 +106,17 @@ impl Claims {
 
     /// Claims from their JSON text, for tests of the views.
     #[cfg(test)]
-    pub(crate) fn for_test(json: &str, valid_for: Option<i64>, expires_at: Option<i64>) -> Self {
+    pub(crate) fn for_test(
+        json: &str,
+        valid_for: Option<i64>,
+        expires_at: Option<i64>,
+        issued_at: Option<i64>,
+    ) -> Self {
         Claims {
             json: json.into(),
             valid_for,
             expires_at,
+            issued_at,
             effective: None,
         }
     }
@@ -383,6 +391,7 @@ impl Ctx<'_> {
             json: want.claims.canonical().into(),
             valid_for: want.valid_for,
             expires_at: want.valid_for.map(|v| self.inputs.now.saturating_add(v)),
+            issued_at: None,
             effective: self
                 .effective_desired(id, want)
                 .map(EffectivePermissions::new),
@@ -408,6 +417,7 @@ impl Ctx<'_> {
                 .into(),
             valid_for: None,
             expires_at: None,
+            issued_at: Some(decoded.issued_at),
             effective,
         })
     }

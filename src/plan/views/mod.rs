@@ -126,9 +126,9 @@ impl Expiry {
     pub(crate) fn of(a: &Action) -> Option<Expiry> {
         let after = a.after.as_ref()?;
         let valid_for = after.valid_for?;
-        let stored = a.before.as_ref().map(Claims::value);
-        let int = |v: &Option<Value>, k: &str| v.as_ref().and_then(|v| v.get(k)?.as_i64());
-        let (exp, iat) = (int(&stored, "exp"), int(&stored, "iat"));
+        let before = a.before.as_ref();
+        let exp = before.and_then(|c| c.value().get("exp")?.as_i64());
+        let iat = before.and_then(|c| c.issued_at);
         Some(Expiry {
             rule: render_claims::rule(valid_for),
             next: after.expires_at,
@@ -274,13 +274,14 @@ mod expiry_tests {
     /// 2027-01-15T08:00:00Z.
     const T0: i64 = 1_800_000_000;
 
-    /// A re-issue at `now` of a user stored with `iat` T0 and `exp`, whose
+    /// A re-issue at `now` of a user stored with `iat` T0 and `exp` (the
+    /// canonical JSON has no `iat`: it travels beside it), whose
     /// manifest says `expires = "<valid_for>"`.
     fn reissue(exp: Option<i64>, valid_for: i64, now: i64) -> Action {
         let id = ObjectId::user("O", "A", "U");
         let stored = match exp {
-            Some(e) => format!(r#"{{"exp":{e},"iat":{T0},"name":"U"}}"#),
-            None => format!(r#"{{"iat":{T0},"name":"U"}}"#),
+            Some(e) => format!(r#"{{"exp":{e},"name":"U"}}"#),
+            None => r#"{"name":"U"}"#.to_string(),
         };
         Action {
             address: id.address(),
@@ -288,11 +289,12 @@ mod expiry_tests {
             action: ActionKind::Reissue,
             reasons: vec![Reason::NotInStore],
             signer: None,
-            before: Some(Claims::for_test(&stored, None, None)),
+            before: Some(Claims::for_test(&stored, None, None, Some(T0))),
             after: Some(Claims::for_test(
                 r#"{"name":"U"}"#,
                 Some(valid_for),
                 Some(now + valid_for),
+                None,
             )),
         }
     }
