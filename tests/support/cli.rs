@@ -485,8 +485,14 @@ impl Project {
     /// `natsform [VERSION]`, the process id in a run-lock message
     /// (`(pid 1234)`) → `(pid [PID])`, then [`Project::redact`]: the lock's
     /// public keys → `<address>`, other public keys → `<KEY>`, unix times →
-    /// `<TIME>`.
+    /// `<TIME>`, RFC 3339 times → `<DATE>`.
     pub fn filter(&self, text: &str) -> String {
+        redact_dates(&self.filter_keeping_dates(text))
+    }
+
+    /// [`Project::filter`] without `<DATE>`: for text whose dates do not
+    /// depend on the clock (a fixed `NATSFORM_NOW`, a fixture's JWTs).
+    pub fn filter_keeping_dates(&self, text: &str) -> String {
         let mut out = text.to_string();
         let mut paths: Vec<(PathBuf, &str)> = Vec::new();
         for (dir, name) in [
@@ -516,7 +522,7 @@ impl Project {
             }
             from = i + 1;
         }
-        self.redact(&out)
+        self.redact_keeping_dates(&out)
     }
 
     /// Replaces every JWT in `text` by `<JWT>`, every public key of the
@@ -578,8 +584,10 @@ fn redact_jwts(text: &str) -> String {
 }
 
 /// `text` with every RFC 3339 UTC time as natsform prints it
-/// (`2027-01-01T00:00:00Z`) replaced by `<DATE>`.
+/// (`2027-01-01T00:00:00Z`) replaced by `<DATE>`, but the epoch, which
+/// messages name as a fixed limit.
 fn redact_dates(text: &str) -> String {
+    const EPOCH: &str = "1970-01-01T00:00:00Z";
     const SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:ddZ";
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -590,7 +598,10 @@ fn redact_dates(text: &str) -> String {
             b'd' => b.is_ascii_digit(),
             s => s == b,
         });
-        if fits && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric()) {
+        if fits
+            && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric())
+            && &text[i..i + SHAPE.len()] != EPOCH
+        {
             out.push_str(&text[from..i]);
             out.push_str("<DATE>");
             i += SHAPE.len();
