@@ -261,7 +261,9 @@ fn applied_with_a_relative_expiry(rule: &str) -> Project {
     edit(
         &p,
         "[operators.O2.accounts.A.users.worker]\nsigner = \"service\"\n",
-        &format!("[operators.O2.accounts.A.users.worker]\nsigner = \"service\"\nexpires = \"{rule}\"\n"),
+        &format!(
+            "[operators.O2.accounts.A.users.worker]\nsigner = \"service\"\nexpires = \"{rule}\"\n"
+        ),
     );
     p.run_env(&["apply", "--auto-approve"], &[("NATSFORM_NOW", &at(T0))])
         .success();
@@ -316,6 +318,27 @@ fn a_role_key_rotation_reissues_users_under_the_same_expiry_rule_without_an_expi
         "{worker}"
     );
     insta::assert_snapshot!(text);
+
+    // The pull-request comment says the same.
+    let md = p
+        .run_env(
+            &["plan", "--format", "markdown"],
+            &[("NATSFORM_NOW", &at(t1))],
+        )
+        .success()
+        .stdout;
+    let worker_md = &md[md
+        .find("<b>user.O2/A/worker</b> will be re-issued")
+        .expect(&md)..];
+    let worker_md = &worker_md[..worker_md.find("</details>").unwrap()];
+    assert!(
+        worker_md.contains(
+            r"- expires 2027\-04\-15T08:00:00Z → 2027\-04\-25T08:00:00Z \(rule unchanged: 90d after each issue\)"
+        ) && worker_md.contains("(claims unchanged)")
+            && !worker_md.contains("- expires:")
+            && !worker_md.contains("+ expires:"),
+        "{worker_md}"
+    );
 
     // The JSON document: no false change either, the rule and the stored
     // date in `expires`, and nothing that depends on the clock.
