@@ -68,14 +68,9 @@ pub(crate) fn merge_lines(m: &super::MergeBase, name: &dyn Fn(&str) -> String) -
 }
 
 /// The human rendering of one side's claims: the claims one value per
-/// line, then a scoped user's effective permissions. A relative expiry
-/// shows as its rule (`expires: 90d after each issue`).
-pub fn claims_text(c: &Claims, names: &(impl Names + ?Sized)) -> String {
-    side_with_expiry(c, names, c.valid_for.map(render_claims::rule))
-}
-
-/// [`claims_text`], the `expires` line showing `expires` instead of what
-/// the claims hold, when given.
+/// line, then a scoped user's effective permissions; the `expires` line
+/// shows `expires` instead of what the claims hold, when given (see
+/// [`action_sides`]).
 fn side_with_expiry(c: &Claims, names: &(impl Names + ?Sized), expires: Option<String>) -> String {
     let mut claims = c.value();
     if let (Some(text), Value::Object(m)) = (expires, &mut claims) {
