@@ -7,10 +7,11 @@
 //! and the fingerprint hashes those digests in order, Merkle-style. The
 //! saved plan keeps short digests of the manifest, the lock and the store:
 //! per JWT file up to [`MAX_LISTED`] entries, else per account directory,
-//! else per operator directory, so its size stays bounded (about 75 bytes
-//! an entry: at most ~75 KB, against a plan of 100,000 users whose own
-//! document is tens of megabytes) while a typical project's stale plan
-//! names the exact files that changed.
+//! else per operator directory. Its size stays bounded by the entry count
+//! (about 30 bytes plus the path an entry: 146 KB for 2,000 files with
+//! 45-character paths; 47 KB for the 100,000-user benchmark store, 1,000
+//! accounts of 100 users, listed per account) while a typical project's
+//! stale plan names the exact files that changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +24,7 @@ use super::Plan;
 
 /// The most store entries a saved plan lists (per file, per account or per
 /// operator, the finest that fits).
-pub const MAX_LISTED: usize = 1_000;
+pub const MAX_LISTED: usize = 2_000;
 
 /// How many changed inputs a message names before "and N more".
 const SHOWN: usize = 5;
@@ -523,6 +524,34 @@ mod tests {
             t.changes_since(&inputs, &names()),
             vec!["files under store/O/accounts/A1/ (changed)"]
         );
+        // The 100,000-user benchmark's shape (1,000 accounts of 100 users):
+        // listed per account, in about 47 KB.
+        let paths: Vec<String> = (0..100_000)
+            .map(|i| format!("O/accounts/acct{}/users/user{i}.jwt", i / 100))
+            .chain(["O/O.jwt".to_string()])
+            .collect();
+        let s = Snapshot::new(
+            b"m",
+            b"l",
+            paths.iter().map(|p| (p.clone(), &b"x"[..])).collect(),
+        );
+        let inputs = s.inputs();
+        assert_eq!(inputs.store_by, StoreBy::Account);
+        let size = serde_json::to_string_pretty(&inputs).unwrap().len();
+        assert!((30_000..60_000).contains(&size), "{size}");
+        // At the limit, per file: under 150 KB.
+        let paths: Vec<String> = (0..MAX_LISTED)
+            .map(|i| format!("operator/accounts/account{}/users/user{i}.jwt", i / 100))
+            .collect();
+        let s = Snapshot::new(
+            b"m",
+            b"l",
+            paths.iter().map(|p| (p.clone(), &b"x"[..])).collect(),
+        );
+        let inputs = s.inputs();
+        assert_eq!(inputs.store_by, StoreBy::File);
+        let size = serde_json::to_string_pretty(&inputs).unwrap().len();
+        assert!(size < 150_000, "{size}");
         // Many accounts: per operator.
         let paths: Vec<String> = (0..n)
             .map(|i| format!("O/accounts/A{i}/A{i}.jwt"))
