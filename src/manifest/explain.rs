@@ -120,17 +120,16 @@ fn article(word: &str) -> &'static str {
     }
 }
 
-/// The names serde lists: "expected one of `a`, `b`" or "expected `a`".
+/// The names serde lists after "expected": "one of `a`, `b`, `c`",
+/// "`a` or `b`", or "`a`".
 fn expected_names(rest: &str) -> Vec<String> {
-    let list = match rest.find("expected one of ") {
-        Some(i) => &rest[i + "expected one of ".len()..],
-        None => match rest.find("expected `") {
-            Some(i) => &rest[i + "expected ".len()..],
-            None => return Vec::new(),
-        },
+    let Some(i) = rest.find("expected ") else {
+        return Vec::new();
     };
-    list.split(", ")
-        .filter_map(|n| n.trim().strip_prefix('`')?.strip_suffix('`'))
+    rest[i..]
+        .split('`')
+        .skip(1)
+        .step_by(2)
         .map(str::to_string)
         .collect()
 }
@@ -263,6 +262,24 @@ pub(crate) fn explain(
                     "use one of the values listed; they are case-sensitive".into()
                 }),
             ),
+        };
+    }
+    if let Some(field) = rest
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next())
+    {
+        let address = yaml_path.map(str::to_string).or_else(|| {
+            candidates
+                .iter()
+                .max_by_key(|p| p.len())
+                .map(|p| address(p))
+        });
+        return Explained {
+            address,
+            message: rest.to_string(),
+            help: Some(format!(
+                "add `{field}` to this object; see the manifest reference in README.md"
+            )),
         };
     }
     // The key at fault: the one serde_yaml named, or the deepest on the line.
@@ -398,12 +415,31 @@ mod tests {
     }
 
     #[test]
+    fn each_struct_of_the_model_has_its_own_field_list() {
+        // serde's "expected one of" list names the struct: it must be unique.
+        let m = model();
+        let mut seen = BTreeMap::new();
+        for (name, o) in m {
+            let fields: Vec<&String> = o.fields.keys().collect();
+            if let Some(other) = seen.insert(fields, name) {
+                panic!("{other} and {name} have the same fields");
+            }
+        }
+        assert!(m.len() > 10, "{:?}", m.keys());
+    }
+
+    #[test]
     fn serde_lists_are_read() {
         assert_eq!(
             expected_names("unknown field `x`, expected one of `a`, `b_c`"),
             vec!["a", "b_c"]
         );
         assert_eq!(expected_names("unknown field `x`, expected `a`"), vec!["a"]);
+        assert_eq!(
+            expected_names("unknown field `x`, expected `allow` or `deny`"),
+            vec!["allow", "deny"]
+        );
+        assert!(expected_names("unknown field `x`, there are no fields").is_empty());
         assert_eq!(
             split_yaml_path("a.b[0]: unknown field `x`"),
             (Some("a.b[0]"), "unknown field `x`")
