@@ -163,16 +163,48 @@ impl Workspace {
         )
     }
 
-    /// Fingerprint of the manifest, lock and store a plan is computed from.
-    pub fn fingerprint(&self) -> String {
-        let mut parts: Vec<(String, Vec<u8>)> = vec![
-            ("manifest".into(), self.loaded.text.as_bytes().to_vec()),
-            ("lock".into(), self.lock_text.as_bytes().to_vec()),
-        ];
-        for (id, jwt) in &self.existing {
-            parts.push((id.address(), jwt.token.as_bytes().to_vec()));
+    /// The manifest, lock and store a plan is computed from, hashed: its
+    /// fingerprint, and the digests a saved plan keeps to say what changed.
+    pub fn snapshot(&self) -> plan::saved::Snapshot {
+        let files = self
+            .existing
+            .iter()
+            .map(|(id, jwt)| {
+                let path = self.store.path_of(id);
+                let rel = path.strip_prefix(self.store.root()).unwrap_or(&path);
+                let rel: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                (rel.join("/"), jwt.token.as_bytes())
+            })
+            .collect();
+        plan::saved::Snapshot::new(
+            self.loaded.text.as_bytes(),
+            self.lock_text.as_bytes(),
+            files,
+        )
+    }
+
+    /// How a stale saved plan names the manifest, the lock and the store.
+    pub fn input_names(&self) -> plan::saved::Names {
+        let shown = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        plan::saved::Names {
+            manifest: crate::safepath::escape_line(&shown(&self.loaded.path)).into_owned(),
+            lock: LOCK_FILE.to_string(),
+            store: crate::safepath::escape_line(
+                self.loaded
+                    .manifest
+                    .store
+                    .as_deref()
+                    .unwrap_or(DEFAULT_STORE_DIR),
+            )
+            .into_owned(),
         }
-        plan::saved::fingerprint(parts.iter().map(|(n, b)| (n.as_str(), b.as_slice())))
     }
 
     /// Key addresses the manifest names.

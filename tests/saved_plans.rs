@@ -39,21 +39,120 @@ fn saved_plan_for_an_edit() -> (Project, PathBuf) {
 }
 
 #[test]
-fn a_saved_plan_is_refused_after_the_manifest_changes() {
+fn a_saved_plan_is_refused_after_the_manifest_changes_and_says_so() {
     let (p, plan_file) = saved_plan_for_an_edit();
     let text = fs::read_to_string(&p.manifest).unwrap();
     fs::write(&p.manifest, text.replace("team:managers", "team:owners")).unwrap();
     let before = p.files();
-    let run = p.run(&["apply", plan_file.to_str().unwrap()]).failure();
-    assert!(run.stderr.contains("stale"), "{}", run.stderr);
+    let run = natsform_snapshot!(p, ["apply", plan_file.to_str().unwrap()]).failure();
+    assert!(
+        run.stderr.contains("the manifest natsform.toml"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("lock"), "{}", run.stderr);
     assert_eq!(p.files(), before, "nothing may change");
 }
 
 #[test]
-fn a_saved_plan_is_refused_after_the_store_changes() {
+fn a_saved_plan_is_refused_after_the_store_changes_and_names_the_file() {
     let (p, plan_file) = saved_plan_for_an_edit();
-    // Someone applies in between.
+    // Someone applies in between: joe's JWT is re-issued.
     p.apply();
-    let run = p.run(&["apply", plan_file.to_str().unwrap()]).failure();
-    assert!(run.stderr.contains("stale"), "{}", run.stderr);
+    let before = p.files();
+    let run = natsform_snapshot!(p, ["apply", plan_file.to_str().unwrap()]).failure();
+    assert!(
+        run.stderr
+            .contains("store/O2/accounts/sales/users/joe.jwt (changed)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("manifest natsform.toml"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(p.files(), before, "nothing may change");
+}
+
+#[test]
+fn a_saved_plan_is_refused_after_the_lock_changes_and_names_it() {
+    let (p, plan_file) = saved_plan_for_an_edit();
+    let lock = p.path().join("natsform.lock");
+    let text = fs::read_to_string(&lock).unwrap();
+    fs::write(&lock, format!("# edited by hand\n{text}")).unwrap();
+    let before = p.files();
+    let run = natsform_snapshot!(p, ["apply", plan_file.to_str().unwrap()]).failure();
+    assert!(
+        run.stderr.contains("the lock natsform.lock"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("store/"), "{}", run.stderr);
+    assert_eq!(p.files(), before, "nothing may change");
+}
+
+#[test]
+fn many_changed_store_files_are_named_then_counted() {
+    let (p, plan_file) = saved_plan_for_an_edit();
+    // Someone else adds seven users and applies.
+    let text = fs::read_to_string(&p.manifest).unwrap();
+    let mut other = text.clone();
+    for i in 0..7 {
+        other.push_str(&format!("\n[operators.O2.accounts.A.users.extra{i}]\n"));
+    }
+    fs::write(&p.manifest, &other).unwrap();
+    p.apply();
+    fs::write(&p.manifest, &text).unwrap();
+    let run = natsform_snapshot!(p, ["apply", plan_file.to_str().unwrap()]).failure();
+    assert!(
+        run.stderr.contains("the lock natsform.lock"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("store/O2/accounts/A/users/extra0.jwt (added)"),
+        "{}",
+        run.stderr
+    );
+    // Seven new users and joe's re-issued JWT: five named, three counted.
+    assert!(
+        run.stderr.contains("and 3 more in the store"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_saved_plan_is_refused_when_the_vault_changes_the_plan() {
+    let (p, plan_file) = saved_plan_for_an_edit();
+    // The manifest, lock and store are as they were; a seed file is gone,
+    // so the plan now has a blocker.
+    let vault = p.path().join("vault");
+    let mut seeds: Vec<_> = fs::read_dir(&vault)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    seeds.sort();
+    let lock = fs::read_to_string(p.path().join("natsform.lock")).unwrap();
+    let joe = seeds
+        .iter()
+        .find(|s| {
+            let key = s.file_stem().unwrap().to_str().unwrap();
+            lock.lines()
+                .any(|l| l.contains(key) && l.contains("O2/sales/joe"))
+        })
+        .expect("joe's seed file");
+    fs::remove_file(joe).unwrap();
+    let before = p.files();
+    let run = natsform_snapshot!(p, ["apply", plan_file.to_str().unwrap()]).failure();
+    assert!(
+        run.stderr
+            .contains("the manifest, lock and store are as they were"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("blockers"), "{}", run.stderr);
+    assert_eq!(p.files(), before, "nothing may change");
 }

@@ -90,12 +90,15 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             // pushes always follows what the servers hold now (read just
             // above), so a plan saved with or without --live is accepted
             // when its store part is current.
-            let fingerprint = ws.fingerprint();
-            crate::plan::saved::check(&text, &plan, &fingerprint)
+            let (snapshot, names) = (ws.snapshot(), ws.input_names());
+            crate::plan::saved::check(&text, &plan, &snapshot, &names)
                 .or_else(|_| {
+                    // When both fail, this error names what differs
+                    // without the live part, which a plan saved without
+                    // --live never had.
                     let mut store_only = plan.clone();
                     store_only.live.clear();
-                    crate::plan::saved::check(&text, &store_only, &fingerprint)
+                    crate::plan::saved::check(&text, &store_only, &snapshot, &names)
                 })
                 .with_context(|| format!("cannot apply {}", file.display()))?;
             true

@@ -100,7 +100,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     };
     plan.base = merge;
     if let Some(file) = &args.out {
-        let text = crate::plan::saved::save(&plan, &ws.fingerprint());
+        let text = crate::plan::saved::save(&plan, &ws.snapshot());
         crate::fsutil::write_atomic(file, text.as_bytes(), 0o644)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
         out.note(&format!(

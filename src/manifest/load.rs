@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::diagnostic::{Diagnostic, ManifestErrors};
+use super::explain::{address, explain, Explained};
 use super::model::Manifest;
 use super::spans::{toml_too_deep, yaml_flow_too_deep, SourceMap, MAX_DEPTH};
 use crate::source::Source;
@@ -213,6 +214,15 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
         }
         .redacted()
     };
+    // A parser error made sense of: the object's address, and the fix.
+    let located = |line: Option<usize>, e: Explained| {
+        let mut d = at_line(line, e.message);
+        d.address = e.address;
+        if e.help.is_some() {
+            d.help = e.help;
+        }
+        d.redacted()
+    };
     let too_deep = |line: usize| {
         let mut d = at_line(
             Some(line),
@@ -230,10 +240,15 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
                 Ok(m) => m,
                 Err(e) => {
                     let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-                    return Err(ManifestErrors(vec![at_line(
-                        line,
-                        e.message().trim().to_string(),
-                    )]));
+                    let message = e.message().trim();
+                    if message.starts_with("duplicate key") {
+                        if let Some(d) = line.and_then(|l| toml_duplicate(&text, l)) {
+                            return Err(ManifestErrors(vec![located(line, d)]));
+                        }
+                    }
+                    let spans = SourceMap::from_toml(&text);
+                    let e = explain(Format::Toml, &spans, message, line);
+                    return Err(ManifestErrors(vec![located(line, e)]));
                 }
             },
         },
@@ -256,7 +271,9 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
                 Err(e) => {
                     let line = e.location().map(|l| l.line());
                     let msg = strip_yaml_position(&e.to_string());
-                    return Err(ManifestErrors(vec![at_line(line, msg)]));
+                    let spans = SourceMap::from_yaml(&text);
+                    let e = explain(Format::Yaml, &spans, &msg, line);
+                    return Err(ManifestErrors(vec![located(line, e)]));
                 }
             }
         }
@@ -271,14 +288,22 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
     if !duplicates.is_empty() {
         let diags = duplicates
             .iter()
-            .map(|(p, line)| {
+            .map(|d| {
+                let name = d.path.last().map(String::as_str).unwrap_or("");
                 Diagnostic {
                     file: file.clone(),
-                    line: Some(*line),
-                    source_line: loaded.text.lines().nth(line - 1).map(str::to_string),
-                    address: None,
-                    message: format!("duplicate key `{}`", p.join(".")),
-                    help: Some("each name may appear once; remove or rename one of them".into()),
+                    line: Some(d.line),
+                    source_line: loaded.text.lines().nth(d.line - 1).map(str::to_string),
+                    address: Some(address(&d.path)),
+                    message: format!(
+                        "`{name}` is defined twice in one mapping (first defined at line {})",
+                        d.first_line
+                    ),
+                    help: Some(format!(
+                        "each key may appear once in a mapping: merge the two `{name}` entries \
+                         (lines {} and {}) into one, or rename one of them",
+                        d.first_line, d.line
+                    )),
                 }
                 .redacted()
             })
@@ -286,6 +311,68 @@ pub fn parse(path: &Path, format: Format, text: String) -> Result<Loaded, Manife
         return Err(ManifestErrors(diags));
     }
     Ok(loaded)
+}
+
+/// A duplicate key or table of a TOML document, from the line the parser
+/// stopped at: its address, where it was first defined, and how to fix it.
+/// `None` when the line is not a plain `[table]` header or `key = …` under
+/// one (the parser's own message is shown then).
+fn toml_duplicate(text: &str, line: usize) -> Option<Explained> {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum();
+    let before = &text[..start];
+    let this = text[start..].lines().next()?.trim();
+    // Everything above the duplicate parsed; its key positions give the
+    // first definition.
+    let earlier = SourceMap::from_toml(before);
+    if this.starts_with("[[") {
+        return None;
+    }
+    if let Some(header) = this.strip_prefix('[') {
+        let header = header.split(']').next()?;
+        let path = toml_key_path(header)?;
+        let first = earlier.exact_line(&path)?;
+        let shown = address(&path);
+        return Some(Explained {
+            address: Some(shown.clone()),
+            message: format!("this table is defined twice (first defined at line {first})"),
+            help: Some(format!(
+                "a table may be defined once: merge the two `[{shown}]` tables (lines {first} and {line}) into one"
+            )),
+        });
+    }
+    // `key = value`: under the last table header above it.
+    let (key, _) = this.split_once('=')?;
+    let mut path = match before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+    {
+        Some(h) if h.starts_with("[[") => return None,
+        Some(h) => toml_key_path(h.strip_prefix('[')?.split(']').next()?)?,
+        None => Vec::new(),
+    };
+    let key_path = toml_key_path(key)?;
+    path.extend(key_path.iter().cloned());
+    let first = earlier.exact_line(&path)?;
+    let key_shown = address(&key_path);
+    Some(Explained {
+        address: Some(address(&path)),
+        message: format!("`{key_shown}` is set twice in this table (first defined at line {first})"),
+        help: Some(format!(
+            "a key may be set once per table: keep one of the two `{key_shown}` (lines {first} and {line}), merging their values if both matter"
+        )),
+    })
+}
+
+/// The parts of a TOML dotted key (`a."b.c".d`), as toml_edit reads them.
+fn toml_key_path(key: &str) -> Option<Vec<String>> {
+    let keys = toml_edit::Key::parse(key.trim()).ok()?;
+    Some(keys.iter().map(|k| k.get().to_string()).collect())
 }
 
 /// serde_yaml appends " at line L column C"; the diagnostic shows the line itself.

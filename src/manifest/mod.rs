@@ -3,6 +3,7 @@
 pub(crate) mod address;
 pub mod diagnostic;
 pub mod duration;
+pub(crate) mod explain;
 pub mod load;
 pub mod model;
 mod model_limits;

@@ -5,7 +5,7 @@
 //! second time with a span-aware parser (`toml_edit` for TOML, `yaml-rust2`'s
 //! event API for YAML) to map key paths to line numbers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
@@ -15,8 +15,19 @@ use yaml_rust2::scanner::Marker;
 pub struct SourceMap {
     lines: HashMap<Vec<String>, usize>,
     /// Keys that appear twice in the same mapping (YAML only: the TOML
-    /// parser already refuses them), with the line of the second one.
-    pub duplicates: Vec<(Vec<String>, usize)>,
+    /// parser already refuses them).
+    pub duplicates: Vec<Duplicate>,
+}
+
+/// A key that appears twice in one mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// Its key path.
+    pub path: Vec<String>,
+    /// The line of the second occurrence.
+    pub line: usize,
+    /// The line of the first.
+    pub first_line: usize,
 }
 
 impl SourceMap {
@@ -31,11 +42,49 @@ impl SourceMap {
         }
     }
 
+    /// The line of exactly `path`, if it is in the document.
+    pub fn exact_line<S: AsRef<str>>(&self, path: &[S]) -> Option<usize> {
+        let key: Vec<String> = path.iter().map(|s| s.as_ref().to_string()).collect();
+        self.lines.get(&key).copied()
+    }
+
+    /// Every key path that starts on `line`, shortest first (then by
+    /// text). A linear scan: only errors ask.
+    pub fn paths_at(&self, line: usize) -> Vec<Vec<String>> {
+        let mut found: Vec<Vec<String>> = self
+            .lines
+            .iter()
+            .filter(|(_, l)| **l == line)
+            .map(|(p, _)| p.clone())
+            .collect();
+        found.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+        found
+    }
+
+    /// The key written just before `path` in the same mapping (the sibling
+    /// with the greatest line above it), if any. A linear scan: only
+    /// errors ask.
+    pub fn sibling_before<S: AsRef<str>>(&self, path: &[S]) -> Option<String> {
+        let (_, parent) = path.split_last()?;
+        let line = self.exact_line(path)?;
+        self.lines
+            .iter()
+            .filter(|(p, l)| {
+                **l < line
+                    && p.len() == path.len()
+                    && p.iter().zip(parent).all(|(a, b)| a == b.as_ref())
+            })
+            .max_by_key(|(p, l)| (**l, std::cmp::Reverse((*p).clone())))
+            .and_then(|(p, _)| p.last().cloned())
+    }
+
     fn record(&mut self, path: Vec<String>, line: usize) {
         match self.lines.entry(path) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                self.duplicates.push((e.key().clone(), line))
-            }
+            std::collections::hash_map::Entry::Occupied(e) => self.duplicates.push(Duplicate {
+                path: e.key().clone(),
+                line,
+                first_line: *e.get(),
+            }),
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(line);
             }
@@ -175,8 +224,8 @@ pub fn yaml_flow_too_deep(text: &str) -> Option<usize> {
 /// What [`SourceMap::yaml_check`] found.
 #[derive(Debug, Default)]
 pub struct YamlCheck {
-    /// Repeated keys: key path and the line of the repetition.
-    pub duplicates: Vec<(Vec<String>, usize)>,
+    /// Repeated keys, with the lines of both occurrences.
+    pub duplicates: Vec<Duplicate>,
     /// The line where nesting first exceeds [`MAX_DEPTH`].
     pub too_deep: Option<usize>,
 }
@@ -360,9 +409,9 @@ fn walk_toml_value(
 enum Frame {
     Mapping {
         key: Option<String>,
-        /// Keys seen so far in this mapping, to find duplicates without
-        /// remembering the whole document.
-        seen: HashSet<String>,
+        /// Keys seen so far in this mapping and their lines, to find
+        /// duplicates without remembering the whole document.
+        seen: HashMap<String, usize>,
     },
     Sequence {
         next: usize,
@@ -386,12 +435,22 @@ impl YamlWalker {
             Some(Frame::Mapping { key, seen }) if key.is_none() => {
                 let k = scalar.unwrap_or("").to_string();
                 *key = Some(k.clone());
-                let duplicate = !seen.insert(k.clone());
-                if duplicate || !self.duplicates_only {
+                let first = match seen.entry(k.clone()) {
+                    std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(mark.line());
+                        None
+                    }
+                };
+                if first.is_some() || !self.duplicates_only {
                     let mut p = self.path.clone();
                     p.push(k);
-                    if duplicate {
-                        self.map.duplicates.push((p, mark.line()));
+                    if let Some(first_line) = first {
+                        self.map.duplicates.push(Duplicate {
+                            path: p,
+                            line: mark.line(),
+                            first_line,
+                        });
                     } else {
                         self.map.lines.insert(p, mark.line());
                     }
@@ -441,7 +500,7 @@ impl MarkedEventReceiver for YamlWalker {
                 self.value_starts(None, mark);
                 self.stack.push(Frame::Mapping {
                     key: None,
-                    seen: HashSet::new(),
+                    seen: HashMap::new(),
                 });
             }
             Event::SequenceStart(..) => {
@@ -494,7 +553,11 @@ mod tests {
         let m = SourceMap::from_yaml("a:\n  x: 1\n  x: 2\n");
         assert_eq!(
             m.duplicates,
-            vec![(vec!["a".to_string(), "x".to_string()], 3)]
+            vec![Duplicate {
+                path: vec!["a".to_string(), "x".to_string()],
+                line: 3,
+                first_line: 2
+            }]
         );
     }
 

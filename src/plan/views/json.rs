@@ -114,6 +114,10 @@ pub struct Document<'a> {
     /// Set in saved plans (`plan --out`): what the plan was computed from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<&'a str>,
+    /// Set in saved plans: digests of each input, so that a stale plan
+    /// can say which changed (`plan::saved::Inputs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<&'a crate::plan::saved::Inputs>,
     /// What `plan --base` compared; left out of saved plans, which
     /// `apply FILE` checks against a plan of the working tree.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -297,6 +301,23 @@ pub fn json(plan: &Plan) -> String {
 
 /// The JSON document, with the fingerprint of its inputs when saved.
 pub fn document(plan: &Plan, fingerprint: Option<&str>) -> String {
+    document_with(plan, fingerprint, None)
+}
+
+/// The saved plan: the document with its fingerprint and input digests.
+pub fn saved_document(
+    plan: &Plan,
+    fingerprint: &str,
+    inputs: &crate::plan::saved::Inputs,
+) -> String {
+    document_with(plan, Some(fingerprint), Some(inputs))
+}
+
+fn document_with(
+    plan: &Plan,
+    fingerprint: Option<&str>,
+    inputs: Option<&crate::plan::saved::Inputs>,
+) -> String {
     let names = &plan.key_names;
     let actions = plan
         .actions
@@ -335,6 +356,7 @@ pub fn document(plan: &Plan, fingerprint: Option<&str>) -> String {
     let doc = Document {
         format_version: FORMAT_VERSION,
         fingerprint,
+        inputs,
         base: plan
             .base
             .as_ref()
