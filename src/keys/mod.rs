@@ -6,6 +6,7 @@
 //! [`KeysError`]. Secret material (seeds, age secret keys) never appears in
 //! errors or `Debug` output and is never written to disk unencrypted.
 
+mod bundle;
 mod error;
 mod identity;
 mod kind;
@@ -16,8 +17,14 @@ mod vault;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_bundle;
+#[cfg(test)]
 mod tests_lock;
 
+pub use bundle::{
+    index_text, parse_index, seal as seal_bundle, UserSeeds, BUNDLE_SUFFIX, INDEX_SUFFIX,
+    MAX_BUNDLE_FILE_BYTES,
+};
 pub use error::{KeysError, Result};
 pub use identity::{default_identity_file, sops_identity_file, Identities, IdentitySources};
 pub(crate) use kind::is_valid_public_key;
