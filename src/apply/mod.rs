@@ -9,7 +9,8 @@
 //! | 2. unlock the signers | `unlock_signers` | reads the vault |
 //! | 3. sign every JWT | `sign_all` | memory |
 //! | 4. build the new lock | `new_lock` | memory |
-//! | 5. write the new seeds | `write_seeds` | `vault/` |
+//! | 4c. seal the bundles of user seeds that change | `seal_bundles` | reads the vault |
+//! | 5. write the new seeds and bundles | `write_seeds`, `write_bundles` | `vault/` |
 //! | 6. write the lock | `write_lock` | `natsform.lock` |
 //! | 4b. re-seal seeds to the declared recipients | `reseal_in_memory` | reads the vault |
 //! | 5b. write the re-sealed seeds | `write_resealed` | `vault/` |
@@ -106,14 +107,16 @@ pub fn apply_and_deploy(
         plan::live::deleted_after(ws.lock.deleted_accounts(), &plan.actions, &ws.existing);
     let lock = new_lock(&keys.book, &state.revocations, deleted)?; // 4
     let resealed = reseal_in_memory(ws, plan, identities, progress)?; // 4b
+    let bundles = seal_bundles(ws, plan, &mut keys, identities, progress)?; // 4c
 
     // On disk: seeds, then the lock, then JWTs, in this order and no other.
     let mut report = Report::default();
     write_seeds(ws, &keys, &mut report, progress)?; // 5
+    write_bundles(ws, &bundles, &mut report, progress)?; // 5
     write_resealed(ws, &resealed, &mut report, progress)?; // 5b
     write_lock(ws, &lock, &mut report)?; // 6
     write_store(ws, plan, &tokens, &mut report, progress)?; // 7
-    remove_orphans(ws, plan, &lock, &mut report, progress)?; // 7a
+    remove_orphans(ws, plan, &lock, &bundles, &mut report, progress)?; // 7a
 
     // 7b. Commit what was written, before the push: a push that fails
     // leaves the store written and committed, and the next run pushes it.
@@ -657,15 +660,242 @@ fn write_seeds(
     };
     let vault = Vault::new(&ws.vault_dir);
     for (addr, public) in &keys.generated {
-        vault
-            .put(&keys.pairs[public], recipients)
-            .with_context(|| format!("storing the seed of {addr}"))?;
+        // Users' seeds are in their account's bundle (step 4c).
+        if keys::kind_of_public_key(public) != Some(KeyKind::User) {
+            vault
+                .put(&keys.pairs[public], recipients)
+                .with_context(|| format!("storing the seed of {addr}"))?;
+        }
         report.keys_generated += 1;
     }
     progress(&format!(
         "Stored {} new seed{} in {}",
         keys.generated.len(),
         if keys.generated.len() == 1 { "" } else { "s" },
+        ws.vault_dir.display()
+    ));
+    Ok(())
+}
+
+/// What step 4c sealed: the bundles to write, and the users' own seed
+/// files whose seeds moved into a bundle (removed in step 7a).
+#[derive(Default)]
+struct Bundles {
+    writes: Vec<BundleWrite>,
+    legacy: Vec<String>,
+}
+
+/// One account's bundle to write.
+struct BundleWrite {
+    account: String,
+    /// The sealed bundle; `None` when it holds the right seeds already
+    /// (only its index is brought in line).
+    armored: Option<Vec<u8>>,
+    /// The user keys it holds, sorted: its index.
+    keys: Vec<String>,
+    /// Only its recipients change.
+    only_reseal: bool,
+}
+
+/// Step 4c, reads the vault, writes nothing. For every account whose users
+/// change (added, leaving, the account's key replaced) or whose bundle the
+/// plan re-seals: opens what holds its users' seeds today (its bundle, the
+/// bundle of its replaced key, users' own seed files from before bundles),
+/// each line checked, adds the seeds generated in step 1, keeps exactly the
+/// users the new lock binds, and seals the bundle to `secrets.recipients`,
+/// accounts in parallel. A kept user whose seed is nowhere stops apply
+/// before its first write. Accounts whose users did not change are not
+/// touched.
+fn seal_bundles(
+    ws: &Workspace,
+    plan: &Plan,
+    keys: &mut Keys,
+    identities: &IdentitySources,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Bundles> {
+    use rayon::prelude::*;
+    let reseal: std::collections::BTreeSet<&str> = plan
+        .vault
+        .reseal
+        .iter()
+        .filter(|r| r.bundle)
+        .map(|r| r.public_key.as_str())
+        .collect();
+    let work: Vec<(plan::vault::AccountUsers, Option<plan::vault::BundleChange>)> =
+        plan::vault::account_users(&ws.loaded.manifest, ws.lock.bindings(), &keys.book)
+            .into_iter()
+            .filter_map(|a| {
+                let change = a.change(
+                    |k| {
+                        ws.bundles
+                            .contains_key(k)
+                            .then(|| ws.bundle_users.get(k).map(Vec::as_slice).unwrap_or(&[]))
+                    },
+                    |k| ws.sealed.contains_key(k),
+                );
+                let resealed = a.public_key.as_deref().is_some_and(|k| reseal.contains(k));
+                (change.is_some() || resealed).then_some((a, change))
+            })
+            .collect();
+    if work.is_empty() {
+        return Ok(Bundles::default());
+    }
+    let recipients = Recipients::parse(&ws.loaded.manifest.secrets.recipients)?;
+    let opens = work
+        .iter()
+        .any(|(_, c)| c.as_ref().is_none_or(|c| !c.fresh));
+    let ids = if opens {
+        progress("Opening the bundles of user seeds that change…");
+        Some(
+            Identities::load(identities)
+                .context("apply must open the bundles of user seeds it rewrites")?,
+        )
+    } else {
+        None
+    };
+    // The users' new key pairs move into their bundles (users sign nothing).
+    let mut generated: HashMap<String, KeyPair> = HashMap::new();
+    for (_, public) in &keys.generated {
+        if keys::kind_of_public_key(public) == Some(KeyKind::User) {
+            if let Some(kp) = keys.pairs.remove(public) {
+                generated.insert(public.clone(), kp);
+            }
+        }
+    }
+    let vault = Vault::new(&ws.vault_dir);
+    let generated = std::sync::Mutex::new(generated);
+    let sealed: Vec<Option<(BundleWrite, Vec<String>)>> = work
+        .par_iter()
+        .map(|(a, change)| {
+            seal_bundle(
+                ws,
+                &vault,
+                a,
+                change.as_ref(),
+                &reseal,
+                ids.as_ref(),
+                &generated,
+                &recipients,
+            )
+            .with_context(|| format!("sealing the user seeds of {}", a.account))
+        })
+        .collect::<Result<_>>()?;
+    let mut out = Bundles::default();
+    for (write, legacy) in sealed.into_iter().flatten() {
+        out.legacy.extend(legacy);
+        out.writes.push(write);
+    }
+    Ok(out)
+}
+
+/// One account of step 4c: the bundle to write and the users' own seed
+/// files it takes in.
+#[allow(clippy::too_many_arguments)]
+fn seal_bundle(
+    ws: &Workspace,
+    vault: &Vault,
+    a: &plan::vault::AccountUsers,
+    change: Option<&plan::vault::BundleChange>,
+    reseal: &std::collections::BTreeSet<&str>,
+    ids: Option<&Identities>,
+    generated: &std::sync::Mutex<HashMap<String, KeyPair>>,
+    recipients: &Recipients,
+) -> Result<Option<(BundleWrite, Vec<String>)>> {
+    let account = a
+        .public_key
+        .clone()
+        .ok_or_else(|| anyhow!("{} has no key after step 1", a.account))?;
+    let ids = || ids.ok_or_else(|| anyhow!("no identity loaded"));
+    let mut found = keys::UserSeeds::new();
+    let mut current: Option<Vec<String>> = None;
+    if ws.bundles.contains_key(&account) {
+        if let Some(seeds) = vault.open_bundle(&account, ids()?)? {
+            current = Some(seeds.keys().map(str::to_string).collect());
+            found = seeds;
+        }
+    }
+    let from = change.and_then(|c| c.from.clone());
+    if let Some(from) = &from {
+        if let Some(mut seeds) = vault.open_bundle(from, ids()?)? {
+            for k in seeds.keys().map(str::to_string).collect::<Vec<_>>() {
+                if let Some(kp) = seeds.take(&k) {
+                    found.insert(kp);
+                }
+            }
+        }
+    }
+    let legacy: Vec<String> = change.map(|c| c.legacy.clone()).unwrap_or_default();
+    for public in &legacy {
+        let kp = vault
+            .get(public, ids()?)
+            .with_context(|| format!("reading the seed file {public}{}", keys::vault_suffix()))?;
+        found.insert(kp);
+    }
+    let mut target = keys::UserSeeds::new();
+    for u in &a.users {
+        let public = u
+            .public_key
+            .as_deref()
+            .ok_or_else(|| anyhow!("{} has no key after step 1", u.address))?;
+        let new = generated.lock().ok().and_then(|mut g| g.remove(public));
+        let kp = match new.or_else(|| found.take(public)) {
+            Some(kp) => kp,
+            None => bail!(
+                "the seed of {} ({public}) is in neither the bundle {account}{} nor a seed file of its own\n  = help: restore the bundle from git history, or rotate the key by changing its label in the manifest (its JWT is re-issued)",
+                u.address,
+                keys::BUNDLE_SUFFIX
+            ),
+        };
+        target.insert(kp);
+    }
+    let only_reseal = reseal.contains(account.as_str());
+    let keys: Vec<String> = target.keys().map(str::to_string).collect();
+    let same = current.as_ref() == Some(&keys);
+    if target.is_empty() && current.is_none() && from.is_none() {
+        return Ok(None);
+    }
+    let armored = if same && from.is_none() && !only_reseal {
+        // The right seeds already: sealing again would only change bytes.
+        None
+    } else {
+        Some(keys::seal_bundle(&account, &target, recipients)?)
+    };
+    let write = BundleWrite {
+        account,
+        armored,
+        keys,
+        only_reseal: same && from.is_none(),
+    };
+    Ok(Some((write, legacy)))
+}
+
+/// Step 5, after the new seeds: writes the bundles sealed in step 4c, each
+/// before the lock or any JWT names a user key whose seed it holds.
+fn write_bundles(
+    ws: &Workspace,
+    bundles: &Bundles,
+    report: &mut Report,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    if bundles.writes.is_empty() {
+        return Ok(());
+    }
+    let vault = Vault::new(&ws.vault_dir);
+    let mut n = 0;
+    for w in &bundles.writes {
+        if vault.write_bundle(&w.account, w.armored.as_deref(), &w.keys)? {
+            if w.only_reseal {
+                report.seeds_resealed += 1;
+            }
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    progress(&format!(
+        "Sealed {n} bundle{} of user seeds in {}",
+        if n == 1 { "" } else { "s" },
         ws.vault_dir.display()
     ));
     Ok(())
@@ -681,7 +911,7 @@ fn reseal_in_memory(
     identities: &IdentitySources,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    if plan.vault.reseal.is_empty() {
+    if plan.vault.reseal.iter().all(|r| r.bundle) {
         return Ok(Vec::new());
     }
     let recipients = Recipients::parse(&ws.loaded.manifest.secrets.recipients)?;
@@ -692,6 +922,8 @@ fn reseal_in_memory(
     plan.vault
         .reseal
         .iter()
+        // Bundles are re-sealed with the users' changes (step 4c).
+        .filter(|r| !r.bundle)
         .map(|r| {
             vault
                 .sealed_again(&r.public_key, &ids, &recipients)
@@ -734,20 +966,34 @@ fn remove_orphans(
     ws: &Workspace,
     plan: &Plan,
     lock: &Lock,
+    bundles: &Bundles,
     report: &mut Report,
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let vault = Vault::new(&ws.vault_dir);
-    for public in plan.vault.orphans.iter().map(|o| &o.public_key) {
+    for orphan in &plan.vault.orphans {
+        let public = &orphan.public_key;
         // The plan was checked against this workspace; the new lock is the
         // last word all the same.
         if lock.iter().any(|(_, k)| k == public) {
             bail!("the plan removes the seed of {public}, which the new lock still names");
         }
+        let removed = if orphan.bundle {
+            vault.remove_bundle(public)?
+        } else {
+            vault.remove(public)?
+        };
+        if removed {
+            report.seeds_removed += 1;
+            progress(&format!("- {} removed from the vault", orphan.file()));
+        }
+    }
+    // Users' own seed files whose seeds are now in their account's bundle.
+    for public in &bundles.legacy {
         if vault.remove(public)? {
             report.seeds_removed += 1;
             progress(&format!(
-                "- {public}{} removed from the vault",
+                "- {public}{} moved into its account's bundle",
                 keys::vault_suffix()
             ));
         }
