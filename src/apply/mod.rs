@@ -41,6 +41,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use crate::claims::{self, ClaimPayload, Claims, Validate};
+use crate::fsutil::Batch;
 use crate::keys::{
     self, DeletedAccounts, Identities, IdentitySources, KeyKind, KeyPair, Lock, Recipients,
     Revocations, Vault,
@@ -107,10 +108,14 @@ pub fn apply_and_deploy(
     let lock = new_lock(&keys.book, &state.revocations, deleted)?; // 4
     let resealed = reseal_in_memory(ws, plan, identities, progress)?; // 4b
 
-    // On disk: seeds, then the lock, then JWTs, in this order and no other.
+    // On disk: seeds, then the lock, then JWTs, in this order and no other;
+    // each phase one batch, committed (durable, directories synced) before
+    // the next phase starts.
     let mut report = Report::default();
+    let seeds = Batch::for_phase("seeds");
     write_seeds(ws, &keys, &mut report, progress)?; // 5
     write_resealed(ws, &resealed, &mut report, progress)?; // 5b
+    seeds.commit().context("storing the seeds")?;
     write_lock(ws, &lock, &mut report)?; // 6
     write_store(ws, plan, &tokens, &mut report, progress)?; // 7
     remove_orphans(ws, plan, &lock, &mut report, progress)?; // 7a
@@ -755,17 +760,19 @@ fn remove_orphans(
     Ok(())
 }
 
-/// Step 6. Writes the lock built in memory (bindings and the revocation
-/// record), after the seeds of its new keys are stored and before any JWT
-/// that names them; unchanged bytes are not rewritten.
+/// Step 6, one batch. Writes the lock built in memory (bindings and the
+/// revocation record), after the seeds of its new keys are durable and
+/// before any JWT that names them; unchanged bytes are not rewritten.
 fn write_lock(ws: &Workspace, lock: &Lock, report: &mut Report) -> Result<()> {
-    report.lock_changed = lock.save(&ws.lock_path)?;
+    let mut batch = Batch::for_phase("lock");
+    report.lock_changed = lock.stage(&ws.lock_path, &mut batch)?;
+    batch.commit().with_context(|| format!("writing {}", ws.lock_path.display()))?;
     Ok(())
 }
 
-/// Step 7, the last write. Writes the JWTs signed in step 3 and deletes
-/// those of deleted objects, in plan order, each JWT written only when its
-/// bytes change.
+/// Step 7, the last write, one batch. Writes the JWTs signed in step 3
+/// (each only when its bytes change) and deletes those of deleted objects;
+/// once they are all durable, says what changed, in plan order.
 fn write_store(
     ws: &Workspace,
     plan: &Plan,
@@ -773,24 +780,36 @@ fn write_store(
     report: &mut Report,
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
+    let mut batch = Batch::for_phase("store");
+    let writes: Vec<(&ObjectId, &str)> = plan
+        .actions
+        .iter()
+        .filter(|a| a.action != ActionKind::Delete)
+        .map(|a| (&a.id, tokens[&a.id].as_str()))
+        .collect();
+    let mut written = ws.store.stage_writes(&writes, &mut batch)?.into_iter();
+    let mut changed = Vec::with_capacity(plan.actions.len());
     for action in &plan.actions {
+        changed.push(match action.action {
+            ActionKind::Delete => ws.store.stage_remove(&action.id, &mut batch)?,
+            _ => written.next().expect("one per write"),
+        });
+    }
+    batch.commit().context("writing the store")?;
+    for (action, _) in plan.actions.iter().zip(changed).filter(|(_, c)| *c) {
         match action.action {
             ActionKind::Delete => {
-                if ws.store.remove(&action.id)? {
-                    report.jwts_deleted += 1;
-                    progress(&format!("- {} deleted", action.address));
-                }
+                report.jwts_deleted += 1;
+                progress(&format!("- {} deleted", action.address));
             }
             kind => {
-                if ws.store.write(&action.id, &tokens[&action.id])? {
-                    report.jwts_written += 1;
-                    progress(&format!(
-                        "{} {} {}",
-                        kind.symbol(),
-                        action.address,
-                        past_tense(kind)
-                    ));
-                }
+                report.jwts_written += 1;
+                progress(&format!(
+                    "{} {} {}",
+                    kind.symbol(),
+                    action.address,
+                    past_tense(kind)
+                ));
             }
         }
     }
