@@ -286,6 +286,7 @@ impl Batch {
         let removals = std::mem::take(&mut self.removals);
         let created = std::mem::take(&mut self.created);
         let mut done = Committed::default();
+        let total = staged.len() + removals.len();
 
         // 1. The new bytes, durable before any target changes.
         if staged.iter().all(|s| s.file.is_some()) {
@@ -304,7 +305,7 @@ impl Batch {
             )?;
         }
 
-        fault::step(self.phase, 0, false);
+        fault::step(self.phase, 0, total);
 
         // 2. Renames, in staging order; then removals.
         let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
@@ -324,7 +325,7 @@ impl Batch {
             touched.insert(parent_of(&target).to_path_buf());
             done.written += 1;
             step += 1;
-            fault::step(self.phase, step, false);
+            fault::step(self.phase, step, total);
         }
         for r in removals {
             let removed = match &r {
@@ -341,9 +342,8 @@ impl Batch {
                 }
             }
             step += 1;
-            fault::step(self.phase, step, false);
+            fault::step(self.phase, step, total);
         }
-        fault::step(self.phase, step, true);
 
         // 3. The directories: renames, removals and new entries durable.
         touched.retain(|d| fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()));
@@ -603,12 +603,12 @@ pub(crate) mod fault {
         std::process::exit(EXIT)
     }
 
-    /// Exits when the hook names step `step` of `phase`, or (`last`) any
-    /// step from `step` on.
-    pub(crate) fn step(phase: Option<&str>, step: usize, last: bool) {
+    /// Exits when the hook names step `step` of the `total` steps of
+    /// `phase`'s commit, or a step past `total` and this is the last one.
+    pub(crate) fn step(phase: Option<&str>, step: usize, total: usize) {
         if let (Some(phase), Some((p, Point::Step(k)))) = (phase, wanted()) {
-            if p == phase && (*k == step || (last && *k > step)) {
-                stop(phase, &k.to_string());
+            if p == phase && (*k == step || (step == total && *k > step)) {
+                stop(phase, &format!("{step} of {total}"));
             }
         }
     }

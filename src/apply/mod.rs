@@ -1,22 +1,24 @@
 //! Executing a plan, as a sequence of small steps. The first four work in
-//! memory only (step 2 reads the vault); the next three write, each file atomically and only when its
-//! bytes change (`fsutil::write_atomic`).
+//! memory only (step 2 reads the vault); the next ones write, in phases:
+//! each phase is one [`Batch`](crate::fsutil::Batch) (temporary files,
+//! made durable together, renamed, directories synced), committed before
+//! the next phase starts, and only files whose bytes change are written.
 //!
-//! | step | function | touches |
-//! |---|---|---|
-//! | 0. refuse a blocked plan | `refuse_blockers` | nothing |
-//! | 1. generate new keys | `generate_keys` | memory |
-//! | 2. unlock the signers | `unlock_signers` | reads the vault |
-//! | 3. sign every JWT | `sign_all` | memory |
-//! | 4. build the new lock | `new_lock` | memory |
-//! | 5. write the new seeds | `write_seeds` | `vault/` |
-//! | 6. write the lock | `write_lock` | `natsform.lock` |
-//! | 4b. re-seal seeds to the declared recipients | `reseal_in_memory` | reads the vault |
-//! | 5b. write the re-sealed seeds | `write_resealed` | `vault/` |
-//! | 7. write and delete JWTs | `write_store` | `store/` |
-//! | 7a. remove seeds no kept lock entry names | `remove_orphans` | `vault/` |
-//! | 7b. commit what 5–7 wrote (`--commit`) | `commit::Commit::record` | git: `HEAD` and those paths of the index |
-//! | 8. deploy to NATS servers | `deploy` | servers (never files) |
+//! | step | function | touches | phase |
+//! |---|---|---|---|
+//! | 0. refuse a blocked plan | `refuse_blockers` | nothing | |
+//! | 1. generate new keys | `generate_keys` | memory | |
+//! | 2. unlock the signers | `unlock_signers` | reads the vault | |
+//! | 3. sign every JWT | `sign_all` | memory | |
+//! | 4. build the new lock | `new_lock` | memory | |
+//! | 4b. re-seal seeds to the declared recipients | `reseal_in_memory` | reads the vault | |
+//! | 5. write the new seeds | `write_seeds` | `vault/` | `seeds` |
+//! | 5b. write the re-sealed seeds | `write_resealed` | `vault/` | `seeds` |
+//! | 6. write the lock | `write_lock` | `natsform.lock` | `lock` |
+//! | 7. write and delete JWTs | `write_store` | `store/` | `store` |
+//! | 7a. remove seeds no kept lock entry names | `remove_orphans` | `vault/` | after `store` |
+//! | 7b. commit what 5–7 wrote (`--commit`) | `commit::Commit::record` | git: `HEAD` and those paths of the index | |
+//! | 8. deploy to NATS servers | `deploy` | servers (never files) | |
 //!
 //! Two guarantees follow from the order, and [`apply`] is where they are
 //! kept:
@@ -25,10 +27,41 @@
 //!   identity, a damaged seed, claims NATS would reject, a plan out of date
 //!   with the manifest. Every JWT (and activation token) is signed and the
 //!   lock's new content built before the first write.
-//! - **Seeds, then the lock, then JWTs.** An interruption at any point
-//!   leaves a state the next plan converges from: a seed is on disk
-//!   (encrypted) before the lock or any JWT names its key, so no JWT ever
-//!   depends on a key that was lost.
+//! - **Seeds, then the lock, then JWTs; old seeds last.** An interruption
+//!   at any point leaves a state the next apply converges from, and loses
+//!   no key a JWT on disk depends on. The argument:
+//!   1. *Within a phase*, a batch writes every new file under a temporary
+//!      name and makes it durable before the first rename; a rename is
+//!      atomic. So a crash leaves each target with its old bytes or its
+//!      complete new bytes, never a mix (a rename whose directory was not
+//!      synced yet may be undone: the old bytes again), plus temporary
+//!      files nothing reads, which the next run sweeps under its run lock.
+//!      Any subset of one phase's renames may survive; order inside a
+//!      phase guarantees nothing, and nothing relies on it.
+//!   2. *Across phases*, a phase starts only when the previous one's
+//!      commit returned: its renames and removals done and its directories
+//!      synced. After a crash in phase N, every earlier phase is entirely
+//!      on disk and every later one entirely absent.
+//!   3. *Seeds first*: a key generated now is named by the lock (phase
+//!      `lock`) and by JWTs (phase `store`) only once its sealed seed is
+//!      durable (phase `seeds`). The vault never overwrites a seed; a
+//!      re-sealed seed is the same seed, old or new bytes both open with an
+//!      identity. A seed whose lock entry did not make it is an orphan the
+//!      next plan shows and the next apply removes; the key is generated
+//!      again.
+//!   4. *Old seeds last*: a seed the new lock no longer names is removed
+//!      (step 7a) only after the `store` phase is durable, when no JWT on
+//!      disk is signed by it or names it. Until then, a JWT that still
+//!      depends on an old key (a store not yet rewritten) finds its seed.
+//!   5. *Convergence*: the lock and the store are each the old or the new
+//!      file per path; the next plan compares them with the manifest and
+//!      re-issues what differs, signing with the keys the lock binds (all
+//!      of whose seeds are durable, by 3). Revocations live in both the
+//!      lock and the account JWT, and either record restores the other.
+//!
+//!   `NATSFORM_FAULT=<phase>:<point>` (`fsutil::fault`) is a testing hook
+//!   that stops the process at any of these points, like a crash;
+//!   `tests/interrupted_apply.rs` stops at each in turn and checks 3–5.
 //!
 //! Step 8 pushes account JWTs to live servers (`crate::deploy`): after the
 //! store is written, so that a server never holds a JWT the repository does
