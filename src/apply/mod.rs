@@ -1,23 +1,25 @@
 //! Executing a plan, as a sequence of small steps. The first four work in
-//! memory only (step 2 reads the vault); the next three write, each file atomically and only when its
-//! bytes change (`fsutil::write_atomic`).
+//! memory only (step 2 reads the vault); the next ones write, in phases:
+//! each phase is one [`Batch`](crate::fsutil::Batch) (temporary files,
+//! made durable together, renamed, directories synced), committed before
+//! the next phase starts, and only files whose bytes change are written.
 //!
-//! | step | function | touches |
-//! |---|---|---|
-//! | 0. refuse a blocked plan | `refuse_blockers` | nothing |
-//! | 1. generate new keys | `generate_keys` | memory |
-//! | 2. unlock the signers | `unlock_signers` | reads the vault |
-//! | 3. sign every JWT | `sign_all` | memory |
-//! | 4. build the new lock | `new_lock` | memory |
-//! | 4c. seal the bundles of user seeds that change | `seal_bundles` | reads the vault |
-//! | 5. write the new seeds and bundles | `write_seeds`, `write_bundles` | `vault/` |
-//! | 6. write the lock | `write_lock` | `natsform.lock` |
-//! | 4b. re-seal seeds to the declared recipients | `reseal_in_memory` | reads the vault |
-//! | 5b. write the re-sealed seeds | `write_resealed` | `vault/` |
-//! | 7. write and delete JWTs | `write_store` | `store/` |
-//! | 7a. remove seeds no kept lock entry names | `remove_orphans` | `vault/` |
-//! | 7b. commit what 5–7 wrote (`--commit`) | `commit::Commit::record` | git: `HEAD` and those paths of the index |
-//! | 8. deploy to NATS servers | `deploy` | servers (never files) |
+//! | step | function | touches | phase |
+//! |---|---|---|---|
+//! | 0. refuse a blocked plan | `refuse_blockers` | nothing | |
+//! | 1. generate new keys | `generate_keys` | memory | |
+//! | 2. unlock the signers | `unlock_signers` | reads the vault | |
+//! | 3. sign every JWT | `sign_all` | memory | |
+//! | 4. build the new lock | `new_lock` | memory | |
+//! | 4b. re-seal seeds to the declared recipients | `reseal_in_memory` | reads the vault | |
+//! | 4c. seal the bundles of user seeds that change | `seal_bundles` | reads the vault | |
+//! | 5. write the new seeds and bundles | `write_seeds`, `write_bundles` | `vault/` | `seeds` |
+//! | 5b. write the re-sealed seeds | `write_resealed` | `vault/` | `seeds` |
+//! | 6. write the lock | `write_lock` | `natsform.lock` | `lock` |
+//! | 7. write and delete JWTs | `write_store` | `store/` | `store` |
+//! | 7a. remove seeds no kept lock entry names | `remove_orphans` | `vault/` | after `store` |
+//! | 7b. commit what 5–7 wrote (`--commit`) | `commit::Commit::record` | git: `HEAD` and those paths of the index | |
+//! | 8. deploy to NATS servers | `deploy` | servers (never files) | |
 //!
 //! Two guarantees follow from the order, and [`apply`] is where they are
 //! kept:
@@ -26,10 +28,41 @@
 //!   identity, a damaged seed, claims NATS would reject, a plan out of date
 //!   with the manifest. Every JWT (and activation token) is signed and the
 //!   lock's new content built before the first write.
-//! - **Seeds, then the lock, then JWTs.** An interruption at any point
-//!   leaves a state the next plan converges from: a seed is on disk
-//!   (encrypted) before the lock or any JWT names its key, so no JWT ever
-//!   depends on a key that was lost.
+//! - **Seeds, then the lock, then JWTs; old seeds last.** An interruption
+//!   at any point leaves a state the next apply converges from, and loses
+//!   no key a JWT on disk depends on. The argument:
+//!   1. *Within a phase*, a batch writes every new file under a temporary
+//!      name and makes it durable before the first rename; a rename is
+//!      atomic. So a crash leaves each target with its old bytes or its
+//!      complete new bytes, never a mix (a rename whose directory was not
+//!      synced yet may be undone: the old bytes again), plus temporary
+//!      files nothing reads, which the next run sweeps under its run lock.
+//!      Any subset of one phase's renames may survive; order inside a
+//!      phase guarantees nothing, and nothing relies on it.
+//!   2. *Across phases*, a phase starts only when the previous one's
+//!      commit returned: its renames and removals done and its directories
+//!      synced. After a crash in phase N, every earlier phase is entirely
+//!      on disk and every later one entirely absent.
+//!   3. *Seeds first*: a key generated now is named by the lock (phase
+//!      `lock`) and by JWTs (phase `store`) only once its sealed seed is
+//!      durable (phase `seeds`). The vault never overwrites a seed; a
+//!      re-sealed seed is the same seed, old or new bytes both open with an
+//!      identity. A seed whose lock entry did not make it is an orphan the
+//!      next plan shows and the next apply removes; the key is generated
+//!      again.
+//!   4. *Old seeds last*: a seed the new lock no longer names is removed
+//!      (step 7a) only after the `store` phase is durable, when no JWT on
+//!      disk is signed by it or names it. Until then, a JWT that still
+//!      depends on an old key (a store not yet rewritten) finds its seed.
+//!   5. *Convergence*: the lock and the store are each the old or the new
+//!      file per path; the next plan compares them with the manifest and
+//!      re-issues what differs, signing with the keys the lock binds (all
+//!      of whose seeds are durable, by 3). Revocations live in both the
+//!      lock and the account JWT, and either record restores the other.
+//!
+//!   `NATSFORM_FAULT=<phase>:<point>` (`fsutil::fault`) is a testing hook
+//!   that stops the process at any of these points, like a crash;
+//!   `tests/interrupted_apply.rs` stops at each in turn and checks 3–5.
 //!
 //! Step 8 pushes account JWTs to live servers (`crate::deploy`): after the
 //! store is written, so that a server never holds a JWT the repository does
@@ -42,6 +75,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use crate::claims::{self, ClaimPayload, Claims, Validate};
+use crate::fsutil::Batch;
 use crate::keys::{
     self, DeletedAccounts, Identities, IdentitySources, KeyKind, KeyPair, Lock, Recipients,
     Revocations, Vault,
@@ -109,11 +143,16 @@ pub fn apply_and_deploy(
     let resealed = reseal_in_memory(ws, plan, identities, progress)?; // 4b
     let bundles = seal_bundles(ws, plan, &mut keys, identities, progress)?; // 4c
 
-    // On disk: seeds, then the lock, then JWTs, in this order and no other.
+    // On disk: seeds, then the lock, then JWTs, in this order and no other;
+    // each phase one batch, committed (durable, directories synced) before
+    // the next phase starts.
     let mut report = Report::default();
-    write_seeds(ws, &keys, &mut report, progress)?; // 5
-    write_bundles(ws, &bundles, &mut report, progress)?; // 5
-    write_resealed(ws, &resealed, &mut report, progress)?; // 5b
+    let mut seeds = Batch::for_phase("seeds");
+    write_seeds(ws, &keys, &mut seeds, &mut report)?; // 5
+    let sealed = write_bundles(ws, &bundles, &mut seeds, &mut report)?; // 5
+    write_resealed(ws, &resealed, &mut seeds, &mut report)?; // 5b
+    seeds.commit().context("storing the seeds")?;
+    seeds_written(ws, &keys, sealed, &report, progress);
     write_lock(ws, &lock, &mut report)?; // 6
     write_store(ws, plan, &tokens, &mut report, progress)?; // 7
     remove_orphans(ws, plan, &lock, &bundles, &mut report, progress)?; // 7a
@@ -646,35 +685,69 @@ fn new_lock(book: &KeyBook, revocations: &Revocations, deleted: DeletedAccounts)
     Ok(lock)
 }
 
-/// Step 5, the first write. Stores the seed of every key generated in step
-/// 1, age-encrypted to the manifest's recipients, before the lock or any
-/// JWT names its key. The vault never overwrites a seed.
-fn write_seeds(
-    ws: &Workspace,
-    keys: &Keys,
-    report: &mut Report,
-    progress: &mut dyn FnMut(&str),
-) -> Result<()> {
+/// Step 5, the first write, in the `seeds` batch. Stores the seed of every
+/// key generated in step 1 but users' (those go to their account's bundle),
+/// age-encrypted to the manifest's recipients (in parallel), before the
+/// lock or any JWT names its key. The vault never overwrites a seed.
+fn write_seeds(ws: &Workspace, keys: &Keys, batch: &mut Batch, report: &mut Report) -> Result<()> {
+    use rayon::prelude::*;
     let Some(recipients) = &keys.recipients else {
         return Ok(());
     };
     let vault = Vault::new(&ws.vault_dir);
-    for (addr, public) in &keys.generated {
-        // Users' seeds are in their account's bundle (step 4c).
-        if keys::kind_of_public_key(public) != Some(KeyKind::User) {
+    let own: Vec<&(String, String)> = keys
+        .generated
+        .iter()
+        .filter(|(_, public)| keys::kind_of_public_key(public) != Some(KeyKind::User))
+        .collect();
+    let sealed: Vec<(std::path::PathBuf, Vec<u8>)> = own
+        .par_iter()
+        .map(|(addr, public)| {
             vault
-                .put(&keys.pairs[public], recipients)
-                .with_context(|| format!("storing the seed of {addr}"))?;
-        }
-        report.keys_generated += 1;
-    }
-    progress(&format!(
-        "Stored {} new seed{} in {}",
-        keys.generated.len(),
-        if keys.generated.len() == 1 { "" } else { "s" },
-        ws.vault_dir.display()
-    ));
+                .seal_new(&keys.pairs[public], recipients)
+                .with_context(|| format!("storing the seed of {addr}"))
+        })
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    batch
+        .write_many(&sealed, keys::VAULT_FILE_MODE)
+        .with_context(|| format!("storing seeds in {}", ws.vault_dir.display()))?;
+    report.keys_generated += keys.generated.len();
     Ok(())
+}
+
+/// What step 5 says once the `seeds` batch is durable.
+fn seeds_written(
+    ws: &Workspace,
+    keys: &Keys,
+    bundles: usize,
+    report: &Report,
+    progress: &mut dyn FnMut(&str),
+) {
+    if !keys.generated.is_empty() {
+        progress(&format!(
+            "Stored {} new seed{} in {}",
+            keys.generated.len(),
+            if keys.generated.len() == 1 { "" } else { "s" },
+            ws.vault_dir.display()
+        ));
+    }
+    if bundles > 0 {
+        progress(&format!(
+            "Sealed {bundles} bundle{} of user seeds in {}",
+            if bundles == 1 { "" } else { "s" },
+            ws.vault_dir.display()
+        ));
+    }
+    if report.seeds_resealed > 0 {
+        let n = report.seeds_resealed;
+        progress(&format!(
+            "Re-sealed {n} seed{} to secrets.recipients",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
 }
 
 /// What step 4c sealed: the bundles to write, and the users' own seed
@@ -695,6 +768,9 @@ struct BundleWrite {
     keys: Vec<String>,
     /// Only its recipients change.
     only_reseal: bool,
+    /// The bundle without the seeds of users leaving it, and its index,
+    /// written in step 7a (after the store).
+    late: Option<(Vec<u8>, Vec<String>)>,
 }
 
 /// Step 4c, reads the vault, writes nothing. For every account whose users
@@ -849,11 +925,25 @@ fn seal_bundle(
         target.insert(kp);
     }
     let only_reseal = reseal.contains(account.as_str());
-    let keys: Vec<String> = target.keys().map(str::to_string).collect();
-    let same = current.as_ref() == Some(&keys);
-    if target.is_empty() && current.is_none() && from.is_none() {
+    if target.is_empty() && found.is_empty() && current.is_none() && from.is_none() {
         return Ok(None);
     }
+    // Seeds of users leaving it stay in it until the store is written (a
+    // JWT on disk may still name them): the bundle without them is written
+    // in step 7a.
+    let late = if found.is_empty() {
+        None
+    } else {
+        let keys: Vec<String> = target.keys().map(str::to_string).collect();
+        Some((keys::seal_bundle(&account, &target, recipients)?, keys))
+    };
+    for k in found.keys().map(str::to_string).collect::<Vec<_>>() {
+        if let Some(kp) = found.take(&k) {
+            target.insert(kp);
+        }
+    }
+    let keys: Vec<String> = target.keys().map(str::to_string).collect();
+    let same = current.as_ref() == Some(&keys);
     let armored = if same && from.is_none() && !only_reseal {
         // The right seeds already: sealing again would only change bytes.
         None
@@ -864,41 +954,32 @@ fn seal_bundle(
         account,
         armored,
         keys,
-        only_reseal: same && from.is_none(),
+        only_reseal: same && from.is_none() && late.is_none(),
+        late,
     };
     Ok(Some((write, legacy)))
 }
 
-/// Step 5, after the new seeds: writes the bundles sealed in step 4c, each
-/// before the lock or any JWT names a user key whose seed it holds.
+/// Step 5, in the `seeds` batch: the bundles sealed in step 4c (and their
+/// indexes), durable before the lock or any JWT names a user key whose
+/// seed they hold. Returns how many bundles change.
 fn write_bundles(
     ws: &Workspace,
     bundles: &Bundles,
+    batch: &mut Batch,
     report: &mut Report,
-    progress: &mut dyn FnMut(&str),
-) -> Result<()> {
-    if bundles.writes.is_empty() {
-        return Ok(());
-    }
+) -> Result<usize> {
     let vault = Vault::new(&ws.vault_dir);
     let mut n = 0;
     for w in &bundles.writes {
-        if vault.write_bundle(&w.account, w.armored.as_deref(), &w.keys)? {
+        if vault.stage_bundle(&w.account, w.armored.as_deref(), &w.keys, batch)? {
             if w.only_reseal {
                 report.seeds_resealed += 1;
             }
             n += 1;
         }
     }
-    if n == 0 {
-        return Ok(());
-    }
-    progress(&format!(
-        "Sealed {n} bundle{} of user seeds in {}",
-        if n == 1 { "" } else { "s" },
-        ws.vault_dir.display()
-    ));
-    Ok(())
+    Ok(n)
 }
 
 /// Step 4b, reads the vault, writes nothing. Opens every seed the plan
@@ -938,30 +1019,24 @@ fn reseal_in_memory(
 fn write_resealed(
     ws: &Workspace,
     resealed: &[(String, Vec<u8>)],
+    batch: &mut Batch,
     report: &mut Report,
-    progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    if resealed.is_empty() {
-        return Ok(());
-    }
     let vault = Vault::new(&ws.vault_dir);
     for (public, armored) in resealed {
-        if vault.replace(public, armored)? {
+        if vault.stage_replace(public, armored, batch)? {
             report.seeds_resealed += 1;
         }
     }
-    let n = report.seeds_resealed;
-    progress(&format!(
-        "Re-sealed {n} seed{} to secrets.recipients",
-        if n == 1 { "" } else { "s" }
-    ));
     Ok(())
 }
 
-/// Step 7a, the last file step. Removes the seed files no lock entry the
-/// manifest keeps names (retired by a rotation or deletion, or left by an
-/// interrupted apply): every JWT they signed or named was re-issued or
-/// deleted in step 7, so nothing depends on them.
+/// Step 7a, the last file step. Rewrites the bundles that still hold the
+/// seeds of users that left them, without those seeds; removes the seed
+/// files (and bundles) no lock entry the manifest keeps names (retired by a
+/// rotation or deletion, or left by an interrupted apply), and the users'
+/// own seed files whose seeds moved into a bundle: every JWT they signed or
+/// named was re-issued or deleted in step 7, so nothing depends on them.
 fn remove_orphans(
     ws: &Workspace,
     plan: &Plan,
@@ -971,6 +1046,17 @@ fn remove_orphans(
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let vault = Vault::new(&ws.vault_dir);
+    // Bundles without the seeds of the users that left: no JWT on disk
+    // names those keys any more.
+    let mut batch = Batch::new();
+    for w in &bundles.writes {
+        if let Some((armored, keys)) = &w.late {
+            vault.stage_bundle(&w.account, Some(armored), keys, &mut batch)?;
+        }
+    }
+    batch
+        .commit()
+        .context("removing the seeds of users that left from their bundles")?;
     for orphan in &plan.vault.orphans {
         let public = &orphan.public_key;
         // The plan was checked against this workspace; the new lock is the
@@ -1001,17 +1087,21 @@ fn remove_orphans(
     Ok(())
 }
 
-/// Step 6. Writes the lock built in memory (bindings and the revocation
-/// record), after the seeds of its new keys are stored and before any JWT
-/// that names them; unchanged bytes are not rewritten.
+/// Step 6, one batch. Writes the lock built in memory (bindings and the
+/// revocation record), after the seeds of its new keys are durable and
+/// before any JWT that names them; unchanged bytes are not rewritten.
 fn write_lock(ws: &Workspace, lock: &Lock, report: &mut Report) -> Result<()> {
-    report.lock_changed = lock.save(&ws.lock_path)?;
+    let mut batch = Batch::for_phase("lock");
+    report.lock_changed = lock.stage(&ws.lock_path, &mut batch)?;
+    batch
+        .commit()
+        .with_context(|| format!("writing {}", ws.lock_path.display()))?;
     Ok(())
 }
 
-/// Step 7, the last write. Writes the JWTs signed in step 3 and deletes
-/// those of deleted objects, in plan order, each JWT written only when its
-/// bytes change.
+/// Step 7, the last write, one batch. Writes the JWTs signed in step 3
+/// (each only when its bytes change) and deletes those of deleted objects;
+/// once they are all durable, says what changed, in plan order.
 fn write_store(
     ws: &Workspace,
     plan: &Plan,
@@ -1019,24 +1109,36 @@ fn write_store(
     report: &mut Report,
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
+    let mut batch = Batch::for_phase("store");
+    let writes: Vec<(&ObjectId, &str)> = plan
+        .actions
+        .iter()
+        .filter(|a| a.action != ActionKind::Delete)
+        .map(|a| (&a.id, tokens[&a.id].as_str()))
+        .collect();
+    let mut written = ws.store.stage_writes(&writes, &mut batch)?.into_iter();
+    let mut changed = Vec::with_capacity(plan.actions.len());
     for action in &plan.actions {
+        changed.push(match action.action {
+            ActionKind::Delete => ws.store.stage_remove(&action.id, &mut batch)?,
+            _ => written.next().expect("one per write"),
+        });
+    }
+    batch.commit().context("writing the store")?;
+    for (action, _) in plan.actions.iter().zip(changed).filter(|(_, c)| *c) {
         match action.action {
             ActionKind::Delete => {
-                if ws.store.remove(&action.id)? {
-                    report.jwts_deleted += 1;
-                    progress(&format!("- {} deleted", action.address));
-                }
+                report.jwts_deleted += 1;
+                progress(&format!("- {} deleted", action.address));
             }
             kind => {
-                if ws.store.write(&action.id, &tokens[&action.id])? {
-                    report.jwts_written += 1;
-                    progress(&format!(
-                        "{} {} {}",
-                        kind.symbol(),
-                        action.address,
-                        past_tense(kind)
-                    ));
-                }
+                report.jwts_written += 1;
+                progress(&format!(
+                    "{} {} {}",
+                    kind.symbol(),
+                    action.address,
+                    past_tense(kind)
+                ));
             }
         }
     }

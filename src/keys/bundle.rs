@@ -317,6 +317,33 @@ impl Vault {
         Ok(written)
     }
 
+    /// [`Vault::write_bundle`] staged in `batch` (written, bundle before
+    /// index, when it commits). Returns whether the bundle was staged.
+    pub(crate) fn stage_bundle(
+        &self,
+        account: &str,
+        armored: Option<&[u8]>,
+        keys: &[String],
+        batch: &mut crate::fsutil::Batch,
+    ) -> Result<bool> {
+        let mut write = |path: PathBuf, bytes: &[u8]| {
+            batch
+                .write(&path, bytes, VAULT_FILE_MODE)
+                .map_err(|source| KeysError::VaultIo {
+                    action: "write",
+                    path,
+                    source,
+                })
+        };
+        let written = match armored {
+            Some(bytes) => write(self.bundle_path(account)?, bytes)?,
+            None => false,
+        };
+        let index = index_text(account, keys.iter().map(String::as_str));
+        write(self.index_path(account)?, index.as_bytes())?;
+        Ok(written)
+    }
+
     /// Removes the bundle of `account` and its index (a link is removed,
     /// never followed). Returns whether there was a bundle.
     pub fn remove_bundle(&self, account: &str) -> Result<bool> {

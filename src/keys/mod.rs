@@ -31,6 +31,7 @@ pub(crate) use kind::is_valid_public_key;
 pub use kind::{generate, kind_of_public_key, KeyKind};
 pub use lock::{DeletedAccounts, Lock, Revocations};
 pub use recipients::Recipients;
+pub(crate) use vault::VAULT_FILE_MODE;
 pub use vault::{Examined, Sealed, Vault};
 
 /// Re-exported: the key pair type every API here takes and returns.

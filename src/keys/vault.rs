@@ -104,6 +104,51 @@ impl Vault {
         })
     }
 
+    /// The seed of `kp` sealed to `recipients`, with the path it goes to,
+    /// unless a file for its key exists already (`None`: the vault never
+    /// overwrites a seed). A link there is refused. For apply to stage many
+    /// in one batch, sealed in parallel.
+    pub(crate) fn seal_new(
+        &self,
+        kp: &KeyPair,
+        recipients: &Recipients,
+    ) -> Result<Option<(PathBuf, Vec<u8>)>> {
+        let public_key = kp.public_key();
+        let path = self.seed_path(&public_key)?;
+        if crate::safepath::is_link(&path) {
+            return Err(KeysError::VaultIo {
+                action: "write",
+                path,
+                source: std::io::Error::other(crate::safepath::LINK_REFUSED),
+            });
+        }
+        if path.exists() {
+            return Ok(None);
+        }
+        if recipients.is_empty() {
+            return Err(KeysError::NoRecipients { public_key });
+        }
+        let armored = encrypt_seed(kp, recipients, &public_key)?;
+        Ok(Some((path, armored)))
+    }
+
+    /// [`Vault::replace`] staged in `batch` (written when it commits).
+    pub(crate) fn stage_replace(
+        &self,
+        public_key: &str,
+        armored: &[u8],
+        batch: &mut crate::fsutil::Batch,
+    ) -> Result<bool> {
+        let path = self.seed_path(public_key)?;
+        batch
+            .write(&path, armored, VAULT_FILE_MODE)
+            .map_err(|source| KeysError::VaultIo {
+                action: "write",
+                path,
+                source,
+            })
+    }
+
     /// Decrypts the seed of `public_key` with `identities` and returns its
     /// key pair, checked to have exactly that public key.
     pub fn get(&self, public_key: &str, identities: &Identities) -> Result<KeyPair> {
