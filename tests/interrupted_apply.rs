@@ -224,7 +224,10 @@ fn stopped(p: &Project, fault: &str) -> String {
         run.stdout, run.stderr
     );
     assert!(
-        run.stderr.contains(&format!("NATSFORM_FAULT: stopped at {}", fault.split(':').next().unwrap())),
+        run.stderr.contains(&format!(
+            "NATSFORM_FAULT: stopped at {}",
+            fault.split(':').next().unwrap()
+        )),
         "{}",
         run.stderr
     );
@@ -287,20 +290,21 @@ fn a_stop_before_the_renames_leaves_only_temporary_files_which_the_next_run_swee
         let mut f = Vec::new();
         all_files(&p.path().join("store"), &mut f);
         f.sort();
-        f.into_iter()
-            .map(|f| (fs::read(&f).unwrap(), f))
-            .collect()
+        f.into_iter().map(|f| (fs::read(&f).unwrap(), f)).collect()
     };
     stopped(&p, "store:0");
     assert!(!temp_files(&p).is_empty(), "store:0 left no temporary file");
     let after: Vec<_> = {
         let mut f = Vec::new();
         all_files(&p.path().join("store"), &mut f);
-        f.retain(|f| !f.file_name().unwrap().to_string_lossy().starts_with(".natsform-"));
+        f.retain(|f| {
+            !f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".natsform-")
+        });
         f.sort();
-        f.into_iter()
-            .map(|f| (fs::read(&f).unwrap(), f))
-            .collect()
+        f.into_iter().map(|f| (fs::read(&f).unwrap(), f)).collect()
     };
     assert_eq!(before, after, "store:0 changed a JWT file");
     p.run_without_identity(&["plan"]).success();
