@@ -194,6 +194,7 @@ impl Batch {
     }
 
     /// How many files are staged.
+    #[cfg(test)]
     pub fn staged(&self) -> usize {
         self.staged.len()
     }

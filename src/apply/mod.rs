@@ -72,6 +72,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{anyhow, bail, Context, Result};
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::claims::{self, ClaimPayload, Claims, Validate};
@@ -98,6 +99,32 @@ pub struct Report {
     pub seeds_removed: usize,
 }
 
+/// How apply tells a person what it does: lines (a step, a file written)
+/// and counted work (signing, writing) that a terminal may show as a bar.
+/// Only `line` is required; the counting methods default to nothing.
+pub trait Progress {
+    /// One line for the user.
+    fn line(&mut self, text: &str);
+    /// `total` items of `what` (e.g. "Signing JWTs") begin.
+    fn start(&mut self, _what: &str, _total: usize) {}
+    /// `n` more items of the current work are done.
+    fn inc(&mut self, _n: usize) {}
+    /// The current work is over.
+    fn finish(&mut self) {}
+}
+
+/// Lines only, to a closure.
+struct Lines<'a>(&'a mut dyn FnMut(&str));
+
+impl Progress for Lines<'_> {
+    fn line(&mut self, text: &str) {
+        (self.0)(text)
+    }
+}
+
+/// How many JWTs are signed (in parallel) between two progress counts.
+const SIGN_CHUNK: usize = 1024;
+
 /// Applies `plan` (computed from `ws`) at time `now` (unix seconds).
 /// `progress` receives one line per step for the user.
 ///
@@ -111,7 +138,7 @@ pub fn apply(
     now: i64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report> {
-    apply_and_deploy(ws, plan, identities, now, progress, None, None)
+    apply_and_deploy(ws, plan, identities, now, &mut Lines(progress), None, None)
 }
 
 /// [`apply`], then step 8 when `deploy` is given: push to the servers of
@@ -124,7 +151,7 @@ pub fn apply_and_deploy(
     plan: &Plan,
     identities: &IdentitySources,
     now: i64,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut dyn Progress,
     deploy: Option<&mut Deploy>,
     commit: Option<&mut commit::Commit>,
 ) -> Result<Report> {
@@ -135,13 +162,15 @@ pub fn apply_and_deploy(
     let mut keys = generate_keys(ws, plan, &required)?; // 1
     let state = ws.desired(&keys.book);
     let desired = &state.objects;
-    unlock_signers(ws, plan, desired, &mut keys.pairs, identities, progress)?; // 2
-    let tokens = sign_all(ws, plan, desired, &keys.pairs, now)?; // 3
+    unlock_signers(ws, plan, desired, &mut keys.pairs, identities, &mut |l| {
+        progress.line(l)
+    })?; // 2
+    let tokens = sign_all(ws, plan, desired, &keys.pairs, now, progress)?; // 3
     let deleted =
         plan::live::deleted_after(ws.lock.deleted_accounts(), &plan.actions, &ws.existing);
     let lock = new_lock(&keys.book, &state.revocations, deleted)?; // 4
-    let resealed = reseal_in_memory(ws, plan, identities, progress)?; // 4b
-    let bundles = seal_bundles(ws, plan, &mut keys, identities, progress)?; // 4c
+    let resealed = reseal_in_memory(ws, plan, identities, &mut |l| progress.line(l))?; // 4b
+    let bundles = seal_bundles(ws, plan, &mut keys, identities, &mut |l| progress.line(l))?; // 4c
 
     // On disk: seeds, then the lock, then JWTs, in this order and no other;
     // each phase one batch, committed (durable, directories synced) before
@@ -152,22 +181,26 @@ pub fn apply_and_deploy(
     let sealed = write_bundles(ws, &bundles, &mut seeds, &mut report)?; // 5
     write_resealed(ws, &resealed, &mut seeds, &mut report)?; // 5b
     seeds.commit().context("storing the seeds")?;
-    seeds_written(ws, &keys, sealed, &report, progress);
+    seeds_written(ws, &keys, sealed, &report, &mut |l| progress.line(l));
     write_lock(ws, &lock, &mut report)?; // 6
     write_store(ws, plan, &tokens, &mut report, progress)?; // 7
-    remove_orphans(ws, plan, &lock, &bundles, &mut report, progress)?; // 7a
+    remove_orphans(ws, plan, &lock, &bundles, &mut report, &mut |l| {
+        progress.line(l)
+    })?; // 7a
 
     // 7b. Commit what was written, before the push: a push that fails
     // leaves the store written and committed, and the next run pushes it.
     if let Some(commit) = commit {
-        commit.record(plan, progress)?;
+        commit.record(plan, &mut |l| progress.line(l))?;
     }
 
     // 8. Deploy to NATS servers, after the store is written (see the module
     // documentation).
     if let Some(deploy) = deploy {
-        deploy_step(ws, plan, &tokens, &mut keys, identities, deploy, progress)
-            .map_err(|e| store_written_not_deployed(&e, &report))?;
+        deploy_step(ws, plan, &tokens, &mut keys, identities, deploy, &mut |l| {
+            progress.line(l)
+        })
+        .map_err(|e| store_written_not_deployed(&e, &report))?;
     }
     Ok(report)
 }
@@ -621,54 +654,76 @@ fn sign_all(
     desired: &BTreeMap<ObjectId, DesiredObject>,
     pairs: &HashMap<String, KeyPair>,
     now: i64,
+    progress: &mut dyn Progress,
 ) -> Result<BTreeMap<ObjectId, String>> {
+    let todo: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| a.action != ActionKind::Delete)
+        .collect();
     let mut tokens: BTreeMap<ObjectId, String> = BTreeMap::new();
-    for action in &plan.actions {
-        if action.action == ActionKind::Delete {
-            continue;
+    progress.start("Signing JWTs", todo.len());
+    for chunk in todo.chunks(SIGN_CHUNK) {
+        // In parallel; the first failure in plan order is the one reported.
+        let signed: Vec<Result<String>> = chunk
+            .par_iter()
+            .map(|action| sign_action(ws, action, desired, pairs, now))
+            .collect();
+        for (action, token) in chunk.iter().zip(signed) {
+            tokens.insert(action.id.clone(), token?);
         }
-        let want = desired_of(desired, action)?;
-        let signer = &pairs[want.signer.public.as_ref().expect("unlocked in step 2")];
-        let previous_iat = ws
-            .existing
-            .get(&action.id)
-            .and_then(|e| e.decoded.as_ref().ok())
-            .map(|d| d.issued_at);
-        // A re-issued JWT must be strictly newer than the one it replaces
-        // (resolvers skip an equal iat with an equal jti), and a user's JWT
-        // newer than any revocation of its key (revocation matches iat <= t).
-        let revoked = match (action.id.account_id(), &want.subject.public) {
-            (Some(acc), Some(key)) if action.id.user.is_some() => desired
-                .get(&acc)
-                .and_then(|a| plan::revocations::revoked_at(&a.claims, key)),
-            _ => None,
-        };
-        let iat = [
-            Some(now),
-            previous_iat.map(|p| p + 1),
-            revoked.map(|r| r + 1),
-        ]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(now);
-        let activations = want
-            .activations
-            .iter()
-            .map(|act| {
-                activation(act, iat, pairs).with_context(|| {
-                    format!(
-                        "{}: issuing the activation for {}",
-                        action.address, act.subject
-                    )
-                })
-            })
-            .collect::<Result<Vec<String>>>()?;
-        let token = sign(want, iat, &activations, signer)
-            .with_context(|| format!("signing {}", action.address))?;
-        tokens.insert(action.id.clone(), token);
+        progress.inc(chunk.len());
     }
+    progress.finish();
     Ok(tokens)
+}
+
+/// The JWT of one action of step 3.
+fn sign_action(
+    ws: &Workspace,
+    action: &Action,
+    desired: &BTreeMap<ObjectId, DesiredObject>,
+    pairs: &HashMap<String, KeyPair>,
+    now: i64,
+) -> Result<String> {
+    let want = desired_of(desired, action)?;
+    let signer = &pairs[want.signer.public.as_ref().expect("unlocked in step 2")];
+    let previous_iat = ws
+        .existing
+        .get(&action.id)
+        .and_then(|e| e.decoded.as_ref().ok())
+        .map(|d| d.issued_at);
+    // A re-issued JWT must be strictly newer than the one it replaces
+    // (resolvers skip an equal iat with an equal jti), and a user's JWT
+    // newer than any revocation of its key (revocation matches iat <= t).
+    let revoked = match (action.id.account_id(), &want.subject.public) {
+        (Some(acc), Some(key)) if action.id.user.is_some() => desired
+            .get(&acc)
+            .and_then(|a| plan::revocations::revoked_at(&a.claims, key)),
+        _ => None,
+    };
+    let iat = [
+        Some(now),
+        previous_iat.map(|p| p + 1),
+        revoked.map(|r| r + 1),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(now);
+    let activations = want
+        .activations
+        .iter()
+        .map(|act| {
+            activation(act, iat, pairs).with_context(|| {
+                format!(
+                    "{}: issuing the activation for {}",
+                    action.address, act.subject
+                )
+            })
+        })
+        .collect::<Result<Vec<String>>>()?;
+    sign(want, iat, &activations, signer).with_context(|| format!("signing {}", action.address))
 }
 
 /// Step 4, memory only. The lock apply will write: every binding of
@@ -1107,7 +1162,7 @@ fn write_store(
     plan: &Plan,
     tokens: &BTreeMap<ObjectId, String>,
     report: &mut Report,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut dyn Progress,
 ) -> Result<()> {
     let mut batch = Batch::for_phase("store");
     let writes: Vec<(&ObjectId, &str)> = plan
@@ -1116,7 +1171,12 @@ fn write_store(
         .filter(|a| a.action != ActionKind::Delete)
         .map(|a| (&a.id, tokens[&a.id].as_str()))
         .collect();
-    let mut written = ws.store.stage_writes(&writes, &mut batch)?.into_iter();
+    progress.start("Writing JWTs", writes.len());
+    let mut written = ws
+        .store
+        .stage_writes(&writes, &mut batch, &mut |n| progress.inc(n))?
+        .into_iter();
+    progress.finish();
     let mut changed = Vec::with_capacity(plan.actions.len());
     for action in &plan.actions {
         changed.push(match action.action {
@@ -1129,11 +1189,11 @@ fn write_store(
         match action.action {
             ActionKind::Delete => {
                 report.jwts_deleted += 1;
-                progress(&format!("- {} deleted", action.address));
+                progress.line(&format!("- {} deleted", action.address));
             }
             kind => {
                 report.jwts_written += 1;
-                progress(&format!(
+                progress.line(&format!(
                     "{} {} {}",
                     kind.symbol(),
                     action.address,

@@ -21,6 +21,10 @@ use crate::safepath::{self, check_no_links, is_safe_name};
 use crate::source::{self, Kind, Source, WorkDir, MAX_JWT_BYTES, MAX_MARKER_BYTES};
 use crate::tree::ObjectId;
 
+/// How many JWT files [`Store::stage_writes`] stages between two progress
+/// counts.
+const STAGE_CHUNK: usize = 2048;
+
 /// A JWT read from the store, not yet decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredJwt {
@@ -165,7 +169,7 @@ impl Store {
     /// Returns whether anything on disk changed.
     pub(crate) fn write(&self, id: &ObjectId, token: &str) -> io::Result<bool> {
         let mut batch = Batch::new();
-        let changed = self.stage_writes(&[(id, token)], &mut batch)?;
+        let changed = self.stage_writes(&[(id, token)], &mut batch, &mut |_| {})?;
         batch.commit()?;
         Ok(changed[0])
     }
@@ -178,6 +182,7 @@ impl Store {
         &self,
         items: &[(&ObjectId, &str)],
         batch: &mut Batch,
+        done: &mut dyn FnMut(usize),
     ) -> io::Result<Vec<bool>> {
         let mut markers: Vec<(PathBuf, String)> = Vec::new();
         let mut first_of_operator: BTreeMap<&str, usize> = BTreeMap::new();
@@ -198,17 +203,21 @@ impl Store {
         let marker_changed = batch
             .write_many(&markers, 0o600)
             .map_err(|e| io::Error::new(e.kind(), format!("writing a store marker: {e}")))?;
-        let files: Vec<(PathBuf, &[u8])> = items
-            .par_iter()
-            .map(|(id, token)| {
-                let path = self.path_of(id);
-                self.guard(id, &path)?;
-                Ok((path, token.as_bytes()))
-            })
-            .collect::<io::Result<_>>()?;
-        let mut changed = batch.write_many(&files, 0o600).map_err(|e| {
-            io::Error::new(e.kind(), format!("writing in {}: {e}", self.root.display()))
-        })?;
+        let mut changed = Vec::with_capacity(items.len());
+        for chunk in items.chunks(STAGE_CHUNK) {
+            let files: Vec<(PathBuf, &[u8])> = chunk
+                .par_iter()
+                .map(|(id, token)| {
+                    let path = self.path_of(id);
+                    self.guard(id, &path)?;
+                    Ok((path, token.as_bytes()))
+                })
+                .collect::<io::Result<_>>()?;
+            changed.extend(batch.write_many(&files, 0o600).map_err(|e| {
+                io::Error::new(e.kind(), format!("writing in {}: {e}", self.root.display()))
+            })?);
+            done(chunk.len());
+        }
         for ((_, i), m) in first_of_operator.iter().zip(marker_changed) {
             changed[*i] |= m;
         }
