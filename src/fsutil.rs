@@ -1,9 +1,13 @@
-//! File-system helpers shared by every writer: atomic, churn-free writes, and
-//! the sweep of temporary files an interrupted write left behind.
+//! File-system helpers shared by every writer: atomic, churn-free writes
+//! (one file: [`write_atomic`]; many, made durable together: [`Batch`]),
+//! and the sweep of temporary files an interrupted write left behind.
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::io::Write;
-use std::path::Path;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 /// Temporary files [`write_atomic`] makes: `.natsform-<random>.tmp`.
 pub const TEMP_PREFIX: &str = ".natsform-";
@@ -120,6 +124,506 @@ fn sync_dir(dir: &Path) {
     let _ = dir;
 }
 
+/// Up to this many files (or directories), a batch fsyncs each one (in
+/// parallel); above it, one `syncfs` per file system (Linux). Per-file
+/// syncs of a few files cost less than flushing a whole file system that
+/// others may be writing to; per-file syncs of thousands cost far more.
+const PER_FILE_SYNC_LIMIT: usize = 64;
+
+/// Writes and removals made durable together: git's
+/// `core.fsyncMethod=batch`, for natsform's phases.
+///
+/// [`Batch::write`] stages a temporary file beside its target (not synced);
+/// [`Batch::commit`] makes every staged file durable with a bounded number
+/// of syncs, renames each over its target in staging order, performs the
+/// staged removals, then makes the directories durable. Until `commit`
+/// returns, no target has changed unless a rename already happened: a crash
+/// leaves each target either as it was or with its complete new bytes (and
+/// temporary files, which [`remove_stale_temp_files`] sweeps). Dropping a
+/// batch that was not committed removes its temporary files (and the
+/// directories it created, when empty).
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// The fault-injection name of this batch's phase ([`fault`]).
+    phase: Option<&'static str>,
+    staged: Vec<Staged>,
+    removals: Vec<Removal>,
+    /// Directories this batch created, parents first.
+    created: Vec<PathBuf>,
+    /// Directories known to exist (created or seen), so a phase of 100,000
+    /// files does not `stat` the same directory 100,000 times.
+    known_dirs: HashSet<PathBuf>,
+}
+
+struct Staged {
+    tmp: tempfile::TempPath,
+    target: PathBuf,
+    /// Kept open for small batches, which fsync each file.
+    file: Option<fs::File>,
+}
+
+enum Removal {
+    /// A file, or a directory with what it holds; never followed if a link.
+    Path(PathBuf),
+    /// A directory, removed only if empty.
+    EmptyDir(PathBuf),
+}
+
+/// What [`Batch::commit`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Committed {
+    /// Files renamed over their targets.
+    pub written: usize,
+    /// Staged removals that removed something.
+    pub removed: usize,
+    /// fsync/syncfs calls made (data and directories).
+    pub syncs: usize,
+}
+
+impl Batch {
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// A batch for the apply phase `phase`, where the testing hook
+    /// `NATSFORM_FAULT` ([`fault`]) may stop the process.
+    pub fn for_phase(phase: &'static str) -> Batch {
+        let mut batch = Batch::default();
+        batch.phase = Some(phase);
+        batch
+    }
+
+    /// How many files are staged.
+    #[cfg(test)]
+    pub fn staged(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Stages `bytes` for `path` with Unix `mode`: returns `Ok(false)` and
+    /// stages nothing when `path` already holds exactly `bytes`; otherwise
+    /// writes a temporary `.natsform-<alnum>.tmp` file beside it (creating
+    /// missing parent directories, mode 0700), not synced yet. A symbolic
+    /// link, directory or other non-regular file at `path` is refused.
+    pub fn write(&mut self, path: &Path, bytes: &[u8], mode: u32) -> io::Result<bool> {
+        let dir = parent_of(path);
+        self.create_dirs(dir)?;
+        let keep_open = self.staged.len() < PER_FILE_SYNC_LIMIT;
+        match stage(path, dir, bytes, mode, keep_open)? {
+            Some(s) => {
+                self.staged.push(s);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// [`Batch::write`] for many files at once, their temporary files
+    /// written in parallel; returns, per item, whether it was staged. The
+    /// staging order (and so the rename order) is the order of `items`.
+    pub fn write_many<B: AsRef<[u8]> + Sync>(
+        &mut self,
+        items: &[(PathBuf, B)],
+        mode: u32,
+    ) -> io::Result<Vec<bool>> {
+        for (path, _) in items {
+            self.create_dirs(parent_of(path))?;
+        }
+        let open_left = PER_FILE_SYNC_LIMIT.saturating_sub(self.staged.len());
+        let staged: Vec<io::Result<Option<Staged>>> = items
+            .par_iter()
+            .enumerate()
+            .map(|(i, (path, bytes))| {
+                stage(path, parent_of(path), bytes.as_ref(), mode, i < open_left)
+            })
+            .collect();
+        let mut changed = Vec::with_capacity(items.len());
+        let mut first_error = None;
+        for s in staged {
+            match s {
+                Ok(Some(s)) => {
+                    self.staged.push(s);
+                    changed.push(true);
+                }
+                Ok(None) => changed.push(false),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(changed),
+        }
+    }
+
+    /// Stages the removal of `path` (a file, or a directory with its
+    /// content; a symbolic link is removed, never followed), done in
+    /// [`Batch::commit`] after the renames. Returns whether `path` exists now.
+    pub fn remove(&mut self, path: &Path) -> io::Result<bool> {
+        match fs::symlink_metadata(path) {
+            Ok(_) => {
+                self.removals.push(Removal::Path(path.to_path_buf()));
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stages the removal of directory `dir` if it is empty by then (after
+    /// the staged removals before it).
+    pub fn remove_dir_if_empty(&mut self, dir: &Path) {
+        self.removals.push(Removal::EmptyDir(dir.to_path_buf()));
+    }
+
+    /// Makes every staged file durable (up to [`PER_FILE_SYNC_LIMIT`]
+    /// files: an fsync each, in parallel; more: one `syncfs` per file system
+    /// on Linux, an fsync each elsewhere), renames each over its target in
+    /// staging order, performs the staged removals, then makes every
+    /// touched directory durable the same way (a directory fsync each, or
+    /// `syncfs`). Returns counts.
+    pub fn commit(mut self) -> io::Result<Committed> {
+        let staged = std::mem::take(&mut self.staged);
+        let removals = std::mem::take(&mut self.removals);
+        let created = std::mem::take(&mut self.created);
+        let mut done = Committed::default();
+        let total = staged.len() + removals.len();
+
+        // 1. The new bytes, durable before any target changes.
+        if staged.iter().all(|s| s.file.is_some()) {
+            let synced: io::Result<Vec<()>> = staged
+                .par_iter()
+                .filter_map(|s| s.file.as_ref())
+                .map(fs::File::sync_all)
+                .collect();
+            synced?;
+            done.syncs += staged.len();
+        } else {
+            let dirs: BTreeSet<&Path> = staged.iter().map(|s| parent_of(&s.target)).collect();
+            done.syncs += sync_many(
+                &dirs.into_iter().collect::<Vec<_>>(),
+                SyncWhat::Files(&staged),
+            )?;
+        }
+
+        fault::step(self.phase, 0, total);
+
+        // 2. Renames, in staging order; then removals.
+        let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
+        for d in &created {
+            touched.insert(parent_of(d).to_path_buf());
+        }
+        let mut step = 0;
+        for s in staged {
+            let Staged { tmp, target, file } = s;
+            drop(file);
+            tmp.persist(&target).map_err(|e| {
+                io::Error::new(
+                    e.error.kind(),
+                    format!("renaming over {}: {}", target.display(), e.error),
+                )
+            })?;
+            touched.insert(parent_of(&target).to_path_buf());
+            done.written += 1;
+            step += 1;
+            fault::step(self.phase, step, total);
+        }
+        for r in removals {
+            let removed = match &r {
+                Removal::Path(p) => remove_path(p)?,
+                Removal::EmptyDir(d) => fs::remove_dir(d).is_ok(),
+            };
+            if removed {
+                let p = match &r {
+                    Removal::Path(p) | Removal::EmptyDir(p) => p,
+                };
+                touched.insert(parent_of(p).to_path_buf());
+                if matches!(r, Removal::Path(_)) {
+                    done.removed += 1;
+                }
+            }
+            step += 1;
+            fault::step(self.phase, step, total);
+        }
+
+        // 3. The directories: renames, removals and new entries durable.
+        touched.retain(|d| fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()));
+        let dirs: Vec<&Path> = touched.iter().map(PathBuf::as_path).collect();
+        done.syncs += sync_many(&dirs, SyncWhat::Dirs)?;
+        if let Some(phase) = self.phase {
+            fault::done(phase);
+        }
+        Ok(done)
+    }
+
+    /// Creates `dir` and its missing parents (mode 0700), remembering the
+    /// ones created; refuses a non-directory (a link included) on the way.
+    fn create_dirs(&mut self, dir: &Path) -> io::Result<()> {
+        if self.known_dirs.contains(dir) {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        let mut d = dir;
+        loop {
+            match fs::symlink_metadata(d) {
+                Ok(m) if m.is_dir() => break,
+                Ok(_) => {
+                    return Err(io::Error::other(format!(
+                        "{} is not a directory",
+                        d.display()
+                    )))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    missing.push(d.to_path_buf());
+                    match d.parent() {
+                        Some(p) if !p.as_os_str().is_empty() => d = p,
+                        _ => break,
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for d in missing.into_iter().rev() {
+            create_dir_all_private(&d)?;
+            self.created.push(d);
+        }
+        self.known_dirs.insert(dir.to_path_buf());
+        Ok(())
+    }
+}
+
+impl Drop for Batch {
+    /// An uncommitted batch: the temporary files go (with `staged`), and
+    /// the directories it created, when empty, children first.
+    fn drop(&mut self) {
+        self.staged.clear();
+        for d in self.created.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+/// Writes the temporary file for `path` in `dir`, or `None` when `path`
+/// already holds `bytes`.
+fn stage(
+    path: &Path,
+    dir: &Path,
+    bytes: &[u8],
+    mode: u32,
+    keep_open: bool,
+) -> io::Result<Option<Staged>> {
+    if holds(path, bytes)? {
+        return Ok(None);
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)?;
+    set_mode(tmp.as_file(), mode)?;
+    tmp.write_all(bytes)?;
+    let (file, tmp) = tmp.into_parts();
+    Ok(Some(Staged {
+        tmp,
+        target: path.to_path_buf(),
+        file: keep_open.then_some(file),
+    }))
+}
+
+/// Whether `path` is a regular file holding exactly `bytes`; an error when
+/// it is a link, a directory or another kind of file.
+fn holds(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_file() {
+        let what = if meta.file_type().is_symlink() {
+            "a symbolic link"
+        } else if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(io::Error::other(format!(
+            "{} is {what}; natsform writes only regular files there",
+            path.display()
+        )));
+    }
+    if meta.len() != bytes.len() as u64 {
+        return Ok(false);
+    }
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let mut existing = Vec::with_capacity(bytes.len());
+    options
+        .open(path)?
+        .take(bytes.len() as u64 + 1)
+        .read_to_end(&mut existing)?;
+    Ok(existing == bytes)
+}
+
+/// Removes `path` without following it: a directory with its content, a
+/// file or a link itself. Whether anything was there.
+fn remove_path(path: &Path) -> io::Result<bool> {
+    let result = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("removing {}: {e}", path.display()),
+        )),
+    }
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+enum SyncWhat<'a> {
+    /// The staged files (whose parents are the directories given).
+    Files(&'a [Staged]),
+    /// The directories themselves.
+    Dirs,
+}
+
+/// Makes `what` durable: with few items, an fsync each (in parallel);
+/// with many, on Linux, one `syncfs` per file system of `dirs`. Returns
+/// the number of sync calls. A directory's own fsync may fail where the
+/// file system does not support it; that only weakens durability and is
+/// ignored, as [`write_atomic`] does.
+fn sync_many(dirs: &[&Path], what: SyncWhat<'_>) -> io::Result<usize> {
+    let count = match what {
+        SyncWhat::Files(staged) => staged.len(),
+        SyncWhat::Dirs => dirs.len(),
+    };
+    if count == 0 {
+        return Ok(0);
+    }
+    #[cfg(target_os = "linux")]
+    if count > PER_FILE_SYNC_LIMIT {
+        return syncfs_each_device(dirs);
+    }
+    match what {
+        SyncWhat::Files(staged) => {
+            let synced: io::Result<Vec<()>> = staged
+                .par_iter()
+                .map(|s| open_no_follow(&s.tmp)?.sync_all())
+                .collect();
+            synced?;
+        }
+        SyncWhat::Dirs => dirs.par_iter().for_each(|d| sync_dir(d)),
+    }
+    Ok(count)
+}
+
+/// One `syncfs` for each file system the directories `dirs` are on.
+#[cfg(target_os = "linux")]
+fn syncfs_each_device(dirs: &[&Path]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let mut devices: BTreeMap<u64, &Path> = BTreeMap::new();
+    for d in dirs {
+        let dev = fs::metadata(d)?.dev();
+        devices.entry(dev).or_insert(d);
+    }
+    for d in devices.values() {
+        let f = fs::File::open(d)?;
+        // SAFETY: syncfs takes any open descriptor on the file system.
+        if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("syncing the file system of {}: {e}", d.display()),
+            ));
+        }
+    }
+    Ok(devices.len())
+}
+
+fn open_no_follow(path: &Path) -> io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// The testing hook `NATSFORM_FAULT=<phase>:<point>`, read here and only
+/// here. It can only make apply stop early, like a crash: the process exits
+/// (status [`fault::EXIT`]) without any cleanup, between two steps; it
+/// cannot change what is written. `<point>` is `done` (after the phase is
+/// committed, directories synced) or a number `k`: after the k-th rename
+/// or removal of the phase's [`Batch::commit`] (0: once its temporary files
+/// are durable, before any rename; `k` at or past the last step: before the
+/// directory syncs).
+pub(crate) mod fault {
+    use std::sync::OnceLock;
+
+    /// The exit status of a stop the hook made.
+    pub const EXIT: i32 = 86;
+
+    enum Point {
+        Step(usize),
+        Done,
+    }
+
+    fn wanted() -> Option<&'static (String, Point)> {
+        static WANTED: OnceLock<Option<(String, Point)>> = OnceLock::new();
+        WANTED
+            .get_or_init(|| {
+                let v = std::env::var("NATSFORM_FAULT").ok()?;
+                let (phase, point) = v.split_once(':')?;
+                let point = match point {
+                    "done" => Point::Done,
+                    k => Point::Step(k.parse().ok()?),
+                };
+                Some((phase.to_string(), point))
+            })
+            .as_ref()
+    }
+
+    fn stop(phase: &str, point: &str) -> ! {
+        eprintln!("natsform: NATSFORM_FAULT: stopped at {phase}:{point} (a testing hook)");
+        std::process::exit(EXIT)
+    }
+
+    /// Exits when the hook names step `step` of the `total` steps of
+    /// `phase`'s commit, or a step past `total` and this is the last one.
+    pub(crate) fn step(phase: Option<&str>, step: usize, total: usize) {
+        if let (Some(phase), Some((p, Point::Step(k)))) = (phase, wanted()) {
+            if p == phase && (*k == step || (step == total && *k > step)) {
+                stop(phase, &format!("{step} of {total}"));
+            }
+        }
+    }
+
+    /// Exits when the hook names the end of `phase`.
+    pub(crate) fn done(phase: &str) {
+        if let Some((p, Point::Done)) = wanted() {
+            if p == phase {
+                stop(phase, "done");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +732,163 @@ mod tests {
         write_atomic(&p, b"x", 0o600).unwrap();
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    fn temp_files(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else if is_temp_name(&e.file_name()) {
+                    found.push(e.path());
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_batch_changes_nothing_until_commit_then_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("same"), "same").unwrap();
+        fs::write(d.join("old"), "old").unwrap();
+        fs::write(d.join("gone"), "x").unwrap();
+        let mut b = Batch::new();
+        assert!(!b.write(&d.join("same"), b"same", 0o600).unwrap());
+        assert!(b.write(&d.join("old"), b"new", 0o600).unwrap());
+        assert!(b.write(&d.join("a/b/fresh"), b"fresh", 0o640).unwrap());
+        assert!(b.remove(&d.join("gone")).unwrap());
+        assert!(!b.remove(&d.join("never")).unwrap());
+        assert_eq!(b.staged(), 2);
+        // Staged: temporary files the sweep recognises; targets as they were.
+        assert_eq!(temp_files(d).len(), 2);
+        assert_eq!(fs::read(d.join("old")).unwrap(), b"old");
+        assert!(!d.join("a/b/fresh").exists());
+        assert!(d.join("gone").exists());
+        let done = b.commit().unwrap();
+        assert_eq!((done.written, done.removed), (2, 1));
+        // Two files fsynced, then the directories d, a (new b), a/b.
+        assert_eq!(done.syncs, 2 + 3);
+        assert_eq!(fs::read(d.join("old")).unwrap(), b"new");
+        assert_eq!(fs::read(d.join("a/b/fresh")).unwrap(), b"fresh");
+        assert!(!d.join("gone").exists());
+        assert!(temp_files(d).is_empty());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &str| fs::metadata(d.join(p)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode("a/b/fresh"), 0o640);
+            assert_eq!(mode("old"), 0o600);
+            assert_eq!(mode("a"), 0o700);
+        }
+        // A second identical batch stages nothing.
+        let mut b = Batch::new();
+        assert!(!b.write(&d.join("old"), b"new", 0o600).unwrap());
+        assert!(!b.write(&d.join("a/b/fresh"), b"fresh", 0o640).unwrap());
+        assert_eq!(b.commit().unwrap(), Committed::default());
+    }
+
+    #[test]
+    fn dropping_an_uncommitted_batch_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("old"), "old").unwrap();
+        let mut b = Batch::new();
+        b.write(&d.join("old"), b"new", 0o600).unwrap();
+        b.write(&d.join("x/y/new"), b"new", 0o600).unwrap();
+        b.remove(&d.join("old")).unwrap();
+        drop(b);
+        assert_eq!(fs::read(d.join("old")).unwrap(), b"old");
+        assert!(!d.join("x").exists());
+        assert!(temp_files(d).is_empty());
+    }
+
+    #[test]
+    fn write_many_keeps_the_order_and_says_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("u")).unwrap();
+        fs::write(d.join("u/3"), "3").unwrap();
+        let items: Vec<(PathBuf, Vec<u8>)> = (0..300)
+            .map(|i| (d.join(format!("u/{i}")), i.to_string().into_bytes()))
+            .collect();
+        let mut b = Batch::new();
+        let changed = b.write_many(&items, 0o600).unwrap();
+        assert_eq!(changed.iter().filter(|c| !**c).count(), 1);
+        assert!(!changed[3]);
+        let order: Vec<&Path> = b.staged.iter().map(|s| s.target.as_path()).collect();
+        let want: Vec<&Path> = items
+            .iter()
+            .filter(|(p, _)| !p.ends_with("3"))
+            .map(|(p, _)| p.as_path())
+            .collect();
+        assert_eq!(order, want);
+        let done = b.commit().unwrap();
+        assert_eq!(done.written, 299);
+        // Many files: one syncfs for the data and one for the directory
+        // (Linux), not one fsync per file.
+        #[cfg(target_os = "linux")]
+        assert_eq!(done.syncs, 1 + 1);
+        for (p, bytes) in &items {
+            assert_eq!(&fs::read(p).unwrap(), bytes);
+        }
+        assert!(temp_files(d).is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_batch_refuses_links_and_odd_files_and_never_follows_them() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(outside.path().join("victim"), "keep").unwrap();
+        symlink(outside.path().join("victim"), d.join("link")).unwrap();
+        symlink(outside.path(), d.join("dirlink")).unwrap();
+        fs::create_dir(d.join("dir")).unwrap();
+        let fifo =
+            std::ffi::CString::new(d.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let mut b = Batch::new();
+        for (name, what) in [
+            ("link", "a symbolic link"),
+            ("dir", "a directory"),
+            ("fifo", "not a regular file"),
+        ] {
+            // Same length as "keep": a compare would read the target.
+            let e = b.write(&d.join(name), b"keep", 0o600).unwrap_err();
+            assert!(e.to_string().contains(what), "{name}: {e}");
+        }
+        let e = b
+            .write(&d.join("dirlink/victim"), b"evil", 0o600)
+            .unwrap_err();
+        assert!(e.to_string().contains("is not a directory"), "{e}");
+        // Removing a link removes the link only.
+        assert!(b.remove(&d.join("dirlink")).unwrap());
+        b.remove_dir_if_empty(&d.join("dir"));
+        let done = b.commit().unwrap();
+        assert_eq!((done.written, done.removed), (0, 1));
+        assert!(fs::symlink_metadata(d.join("dirlink")).is_err());
+        assert!(!d.join("dir").exists());
+        assert_eq!(fs::read(outside.path().join("victim")).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn removals_take_directories_with_their_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join("acc/users")).unwrap();
+        fs::write(d.join("acc/users/u.jwt"), "x").unwrap();
+        fs::create_dir_all(d.join("keep")).unwrap();
+        fs::write(d.join("keep/f"), "x").unwrap();
+        let mut b = Batch::new();
+        assert!(b.remove(&d.join("acc")).unwrap());
+        b.remove_dir_if_empty(&d.join("keep"));
+        assert_eq!(b.commit().unwrap().removed, 1);
+        assert!(!d.join("acc").exists());
+        assert!(d.join("keep/f").exists());
     }
 }

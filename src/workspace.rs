@@ -55,6 +55,12 @@ pub struct Workspace {
     /// Every seed file in the vault (public key) and who its age header
     /// says it is sealed to (`None`: damaged or not a regular file).
     pub sealed: BTreeMap<String, Option<crate::keys::Sealed>>,
+    /// Every account's bundle of user seeds (`<ACCOUNT>.users.age`) in the
+    /// vault, and who its age header says it is sealed to.
+    pub bundles: BTreeMap<String, Option<crate::keys::Sealed>>,
+    /// The user keys each bundle's index (`<ACCOUNT>.users.keys`) lists,
+    /// for the bundles whose index reads.
+    pub bundle_users: BTreeMap<String, Vec<String>>,
     /// Desired objects for the lock's keys, computed while the store was
     /// read; taken by the first [`Workspace::plan`].
     prepared: Mutex<Option<BTreeMap<ObjectId, DesiredObject>>>,
@@ -108,7 +114,7 @@ impl Workspace {
                         || {
                             // One read of each seed file gives both its
                             // problems and who it is sealed to.
-                            let examined = examine_vault(src, &vault_dir);
+                            let (examined, bundles) = examine_vault(src, &vault_dir);
                             (
                                 seed_problems(
                                     src,
@@ -117,8 +123,17 @@ impl Workspace {
                                     &vault_dir,
                                     vault_name,
                                     &examined,
+                                    &bundles,
                                 ),
                                 examined.into_iter().map(|(k, e)| (k, e.sealed)).collect(),
+                                bundles
+                                    .iter()
+                                    .map(|(k, e)| (k.clone(), e.sealed.clone()))
+                                    .collect(),
+                                bundles
+                                    .into_iter()
+                                    .filter_map(|(k, e)| Some((k, e.users?)))
+                                    .collect(),
                             )
                         },
                     )
@@ -126,7 +141,7 @@ impl Workspace {
             },
             || store.read_from(src).map(plan::existing::decode_all),
         );
-        let (prepared, (seed_problems, sealed)) = manifest_side?;
+        let (prepared, (seed_problems, sealed, bundles, bundle_users)) = manifest_side?;
         let existing = store_side.with_context(|| {
             format!("reading the store at {}", src.shown(store.root()).display())
         })?;
@@ -140,6 +155,8 @@ impl Workspace {
             existing,
             seed_problems,
             sealed,
+            bundles,
+            bundle_users,
             prepared: Mutex::new(Some(prepared)),
         })
     }
@@ -274,7 +291,44 @@ impl Workspace {
             .map(|(a, k)| (k.to_string(), a.to_string()))
             .collect();
         plan.vault = plan::vault::plan_vault(declared.as_ref(), &self.sealed, &kept, &was);
-        let removed = plan.vault.removed();
+        // Bundles of user seeds: one per account the lock binds and the
+        // manifest keeps; rewritten when that account's users change.
+        let accounts: BTreeMap<String, String> = self
+            .lock
+            .iter()
+            .filter(|(a, _)| a.starts_with("account.") && required.contains(*a))
+            .map(|(a, k)| (a.to_string(), k.to_string()))
+            .collect();
+        let was: BTreeMap<String, String> = self
+            .lock
+            .iter()
+            .filter(|(a, k)| self.bundles.contains_key(*k) && !accounts.contains_key(*a))
+            .map(|(a, k)| (k.to_string(), a.to_string()))
+            .collect();
+        plan.vault
+            .add_bundles(declared.as_ref(), &self.bundles, &accounts, &was);
+        let keys = self.lock.bindings();
+        plan.vault.bundles = plan::vault::account_users(&self.loaded.manifest, keys, keys)
+            .iter()
+            .filter_map(|a| {
+                a.change(
+                    |k| self.bundle_users.get(k).map(Vec::as_slice),
+                    |k| self.sealed.contains_key(k),
+                )
+            })
+            .filter(|c| !c.fresh)
+            .collect();
+        // Seeds, not files: a bundle holds every user seed of its account.
+        let removed: usize = plan
+            .vault
+            .reseal
+            .iter()
+            .filter(|r| r.removes_recipient)
+            .map(|r| match r.bundle {
+                true => self.bundle_users.get(&r.public_key).map_or(1, Vec::len),
+                false => 1,
+            })
+            .sum();
         if removed > 0 {
             plan.warnings
                 .push(plan::Warning::RecipientRemoved { seeds: removed });
@@ -332,7 +386,9 @@ impl Workspace {
 
 /// Keys the manifest needs and the lock binds (bring-your-own keys aside,
 /// whose seeds natsform never holds) whose seed file is missing or damaged,
-/// and bring-your-own keys that the lock binds to another address.
+/// and bring-your-own keys that the lock binds to another address. A user's
+/// seed is in its account's bundle, or in a file of its own (written before
+/// bundles): the plan sees the bundle's presence and shape, not inside it.
 fn seed_problems(
     src: &dyn Source,
     manifest: &manifest::Manifest,
@@ -340,6 +396,7 @@ fn seed_problems(
     vault_dir: &Path,
     vault_name: &str,
     examined: &BTreeMap<String, crate::keys::Examined>,
+    bundles: &BTreeMap<String, crate::keys::Examined>,
 ) -> BTreeMap<String, String> {
     use rayon::prelude::*;
     let vault = crate::keys::Vault::new(vault_dir);
@@ -355,9 +412,12 @@ fn seed_problems(
             );
         }
     }
+    let fix = |problem: String| {
+        format!("{problem}\n    fix: restore the file from git history (`git log --diff-filter=D -- {vault_name}/` finds the commit that removed it), or rotate the key by changing its label in the manifest (what it signed is re-issued)")
+    };
     let bound: Vec<(&String, &str)> = required
         .iter()
-        .filter(|(_, (_, byo))| byo.is_none())
+        .filter(|(_, (kind, byo))| byo.is_none() && *kind != crate::keys::KeyKind::User)
         .filter_map(|(addr, _)| lock.get(addr).map(|public| (addr, public)))
         .collect();
     let missing: Vec<(String, String)> = bound
@@ -369,32 +429,113 @@ fn seed_problems(
                 Some(e) => e.problem.clone(),
                 None => vault.inspect_in(src, public),
             };
-            problem.map(|problem| {
-                (
-                    addr.clone(),
-                    format!("{problem}\n    fix: restore the file from git history (`git log --diff-filter=D -- {vault_name}/` finds the commit that removed it), or rotate the key by changing its label in the manifest (what it signed is re-issued)"),
-                )
-            })
+            problem.map(|problem| (addr.clone(), fix(problem)))
         })
         .collect();
     problems.extend(missing);
+    // Users, one account at a time: its bundle is looked at once.
+    let keys = lock.bindings();
+    let accounts = plan::vault::account_users(manifest, keys, keys);
+    let users: Vec<(String, String)> = accounts
+        .par_iter()
+        .flat_map_iter(|acc| {
+            let bound: Vec<(&str, &str)> = acc
+                .users
+                .iter()
+                .filter_map(|u| Some((u.address.as_str(), u.public_key.as_deref()?)))
+                .collect();
+            let mut out = Vec::new();
+            if bound.is_empty() {
+                return out;
+            }
+            // The bundle the account's users are in: the current key's, or
+            // (the account's key is being replaced) the old key's.
+            let home = acc
+                .home(|k| bundles.contains_key(k))
+                .or(acc.public_key.as_deref());
+            // `None`: the bundle is missing; else its problem, if any.
+            let bundle_problem: Option<Option<String>> = match home {
+                Some(k) => match bundles.get(k) {
+                    Some(e) => Some(e.problem.clone()),
+                    None => match vault.examine_bundle_in(src, k).problem {
+                        Some(p) if p.ends_with("is missing from the vault") => None,
+                        p => Some(p),
+                    },
+                },
+                None => Some(Some(format!(
+                    "natsform.lock binds no key to its account `{}`, so its account's seed bundle cannot be found",
+                    acc.account
+                ))),
+            };
+            let listed: &[String] = home
+                .and_then(|k| bundles.get(k))
+                .and_then(|e| e.users.as_deref())
+                .unwrap_or(&[]);
+            let bundle_name = home
+                .map(|k| format!("{k}{}", crate::keys::BUNDLE_SUFFIX))
+                .unwrap_or_default();
+            for (addr, public) in bound {
+                // Its own seed file (written before bundles) comes first; a
+                // link or other non-file there is never read (not listed).
+                let problem = match (examined.get(public), &bundle_problem) {
+                    (Some(e), _) => e.problem.clone(),
+                    (None, Some(Some(p))) => Some(p.clone()),
+                    (None, Some(None)) => (listed.binary_search_by(|k| k.as_str().cmp(public)).is_err())
+                        .then(|| format!(
+                            "its seed is not in its account's seed bundle {bundle_name} (its index {} does not list it) nor in a seed file of its own",
+                            bundle_name.replace(crate::keys::BUNDLE_SUFFIX, crate::keys::INDEX_SUFFIX)
+                        )),
+                    (None, None) => Some(format!(
+                        "its seed is missing from the vault: neither its account's seed bundle {bundle_name} nor a seed file {public}{} of its own is there",
+                        crate::keys::vault_suffix()
+                    )),
+                };
+                if let Some(problem) = problem {
+                    out.push((addr.to_string(), fix(problem)));
+                }
+            }
+            out
+        })
+        .collect();
+    problems.extend(users);
     problems
 }
 
-/// Every seed file in the vault, read once each (in parallel, without an
-/// identity): what is wrong with it and who its age header says it is
-/// sealed to.
-fn examine_vault(src: &dyn Source, vault_dir: &Path) -> BTreeMap<String, crate::keys::Examined> {
+/// Every seed file and every bundle of user seeds in the vault, read once
+/// each (in parallel, without an identity): what is wrong with it and who
+/// its age header says it is sealed to.
+#[allow(clippy::type_complexity)]
+fn examine_vault(
+    src: &dyn Source,
+    vault_dir: &Path,
+) -> (
+    BTreeMap<String, crate::keys::Examined>,
+    BTreeMap<String, crate::keys::Examined>,
+) {
     use rayon::prelude::*;
     let vault = crate::keys::Vault::new(vault_dir);
-    vault
-        .list_in(src)
-        .into_par_iter()
-        .map(|k| {
-            let examined = vault.examine_in(src, &k);
-            (k, examined)
-        })
-        .collect()
+    rayon::join(
+        || {
+            vault
+                .list_in(src)
+                .into_par_iter()
+                .map(|k| {
+                    let examined = vault.examine_in(src, &k);
+                    (k, examined)
+                })
+                .collect()
+        },
+        || {
+            vault
+                .list_bundles_in(src)
+                .into_par_iter()
+                .map(|k| {
+                    let examined = vault.examine_bundle_in(src, &k);
+                    (k, examined)
+                })
+                .collect()
+        },
+    )
 }
 
 #[cfg(test)]

@@ -92,13 +92,46 @@ fn lock_keys(p: &Project) -> BTreeSet<String> {
         .collect()
 }
 
-/// Public keys with a seed in the vault.
+/// Public keys with a seed in the vault: a seed file of its own, or a
+/// line of an account's bundle of user seeds (opened with the age crate and
+/// the demo identity, each seed checked against its key).
 fn vault_keys(p: &Project) -> BTreeSet<String> {
-    fs::read_dir(p.path().join("vault"))
+    let mut keys = BTreeSet::new();
+    for name in fs::read_dir(p.path().join("vault"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter_map(|n| n.strip_suffix(".age").map(str::to_string))
-        .collect()
+    {
+        if name.ends_with(".users.age") {
+            let text = fs::read_to_string(support::cli::demo_identity()).unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+                .unwrap();
+            let id: age::x25519::Identity = line.parse().unwrap();
+            let bytes = fs::read(p.path().join("vault").join(&name)).unwrap();
+            let d =
+                age::Decryptor::new_buffered(age::armor::ArmoredReader::new(&bytes[..])).unwrap();
+            let mut plain = String::new();
+            std::io::Read::read_to_string(
+                &mut d
+                    .decrypt(std::iter::once(&id as &dyn age::Identity))
+                    .unwrap(),
+                &mut plain,
+            )
+            .unwrap();
+            for line in plain.lines().skip(1) {
+                let (public, seed) = line.split_once(' ').unwrap();
+                assert_eq!(
+                    nkeys::KeyPair::from_seed(seed).unwrap().public_key(),
+                    public
+                );
+                keys.insert(public.to_string());
+            }
+        } else if let Some(key) = name.strip_suffix(".age") {
+            keys.insert(key.to_string());
+        }
+    }
+    keys
 }
 
 /// A converged project: plan is empty; every JWT is signed by and issued to

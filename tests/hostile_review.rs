@@ -179,19 +179,24 @@ fn a_lock_rebinding_a_user_to_a_deleted_users_key_shows_that_the_key_is_revoked(
     let p = Project::with_manifest("natsform.toml", MANIFEST);
     p.apply();
     let alice = lock_key(&p, "user.demo/app/alice#v1");
-    let alice_seed = p.path().join("vault").join(format!("{alice}.age"));
-    let alice_sealed = fs::read(&alice_seed).unwrap();
+    // Alice's seed is in her account's bundle of user seeds (and its index).
+    let app = lock_key(&p, "account.demo/app#v1");
+    let bundle = p.path().join("vault").join(format!("{app}.users.age"));
+    let index = p.path().join("vault").join(format!("{app}.users.keys"));
+    let (bundle_sealed, index_text) = (fs::read(&bundle).unwrap(), fs::read(&index).unwrap());
+    assert!(String::from_utf8_lossy(&index_text).contains(&alice));
     // Delete alice: the account now revokes her key (and apply removes her
-    // seed file, which git history still holds).
+    // seed from the bundle, which git history still holds).
     fs::write(
         &p.manifest,
         MANIFEST.replace("[operators.demo.accounts.app.users.alice]\n", ""),
     )
     .unwrap();
     p.apply();
-    assert!(!alice_seed.exists());
-    // A committer brings the seed file back from history.
-    fs::write(&alice_seed, alice_sealed).unwrap();
+    assert!(!fs::read_to_string(&index).unwrap().contains(&alice));
+    // A committer brings the bundle with her seed back from history.
+    fs::write(&bundle, bundle_sealed).unwrap();
+    fs::write(&index, index_text).unwrap();
     assert!(p.store_file("demo/accounts/app/app.jwt").len() > 10);
     let bob = lock_key(&p, "user.demo/app/bob#v1");
     // One file changed: bob's lock line now names alice's key, whose seed
@@ -215,7 +220,15 @@ fn a_lock_rebinding_a_user_to_a_deleted_users_key_shows_that_the_key_is_revoked(
     // it: the plan names the account that did.
     set_lock_line(&p, "user.demo/app/bob#v1", Some(&bob));
     set_lock_line(&p, "user.demo/SYS/admin#v1", Some(&alice));
-    let run = p.run(&["plan"]).success();
+    // Her seed is in account app's bundle, not in SYS's: a blocker too.
+    let run = p.run(&["plan"]).failure();
+    assert!(
+        run.stdout.contains(
+            "Error: user.demo/SYS/admin#v1: its seed is not in its account's seed bundle"
+        ),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout
             .contains("its key was revoked by account.demo/app at")

@@ -169,11 +169,51 @@ fn import_writes_manifest_and_lock_and_plan_shows_no_changes() {
             path.display()
         );
     }
-    // 13 keys have seeds (every bound key; the revoked user's is not needed).
-    let vault = fs::read_dir(project.project_dir().join("vault"))
+    // 13 keys have seeds (every bound key; the revoked user's is not
+    // needed): operator, account and signing-key seeds one file each, users'
+    // seeds in their account's bundle, which the demo identity opens (the
+    // age crate, as `age -d` would) and whose every line holds its key's seed.
+    let vault_dir = project.project_dir().join("vault");
+    let names: Vec<String> = fs::read_dir(&vault_dir)
         .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let own = names
+        .iter()
+        .filter(|n| n.ends_with(".age") && !n.ends_with(".users.age"))
         .count();
-    assert_eq!(vault, 13);
+    let identity_text = fs::read_to_string(support::cli::demo_identity()).unwrap();
+    let identity: age::x25519::Identity = identity_text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut users = 0;
+    for bundle in names.iter().filter(|n| n.ends_with(".users.age")) {
+        let bytes = fs::read(vault_dir.join(bundle)).unwrap();
+        let d = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(&bytes[..])).unwrap();
+        let mut plain = String::new();
+        std::io::Read::read_to_string(
+            &mut d
+                .decrypt(std::iter::once(&identity as &dyn age::Identity))
+                .unwrap(),
+            &mut plain,
+        )
+        .unwrap();
+        for line in plain.lines().skip(1) {
+            let (public, seed) = line.split_once(' ').unwrap();
+            assert_eq!(
+                nkeys::KeyPair::from_seed(seed).unwrap().public_key(),
+                public
+            );
+            users += 1;
+        }
+        let index = bundle.replace(".users.age", ".users.keys");
+        assert!(names.contains(&index), "{names:?}");
+    }
+    assert!(users > 0);
+    assert_eq!(own + users, 13, "{names:?}");
 
     assert_eq!(hashes(&nsc), before, "the nsc directories were modified");
 }

@@ -31,6 +31,13 @@ fn seed_file(p: &Project, address: &str) -> PathBuf {
         .join(format!("{}.age", lock_key(p, address)))
 }
 
+/// The bundle of the seeds of the users of the account at `address`.
+fn bundle_file(p: &Project, address: &str) -> PathBuf {
+    p.path()
+        .join("vault")
+        .join(format!("{}.users.age", lock_key(p, address)))
+}
+
 fn edit(p: &Project, from: &str, to: &str) {
     let text = fs::read_to_string(&p.manifest).unwrap();
     assert!(text.contains(from), "manifest has no {from:?}");
@@ -89,7 +96,7 @@ fn a_lock_bound_to_a_key_without_a_seed_is_shown_and_refused() {
         "{text}"
     );
     assert!(
-        text.contains("Error: user.O2/A/worker#v1: its seed file <user.O2/A/worker#v1>.age is missing from the vault"),
+        text.contains("Error: user.O2/A/worker#v1: its seed is not in its account's seed bundle <account.O2/A#v1>.users.age (its index <account.O2/A#v1>.users.keys does not list it)"),
         "{text}"
     );
     let apply = p.run(&["apply", "--auto-approve"]).failure();
@@ -104,13 +111,11 @@ fn a_lock_bound_to_a_key_without_a_seed_is_shown_and_refused() {
 #[test]
 fn deleted_seeds_are_found_by_plan_and_refused_by_apply() {
     let p = applied();
-    for address in [
-        "user.O2/A/worker#v1",
-        "signing_key.O2/A/main#v1",
-        "account.O2/sales#v1",
-    ] {
+    for address in ["signing_key.O2/A/main#v1", "account.O2/sales#v1"] {
         fs::remove_file(seed_file(&p, address)).unwrap();
     }
+    // The users' seeds of account A: one bundle, both its users blocked.
+    fs::remove_file(bundle_file(&p, "account.O2/A#v1")).unwrap();
     let (plan, apply) = refused(&p);
     insta::assert_snapshot!("deleted_seeds_plan", plan);
     // Each blocker is printed once: in the plan (stdout), with one error
@@ -120,7 +125,7 @@ fn deleted_seeds_are_found_by_plan_and_refused_by_apply() {
     // plan --json: the blockers are the document's, the error points there.
     let doc = p.run_without_identity(&["plan", "--json"]).failure();
     let parsed: serde_json::Value = serde_json::from_str(&doc.stdout).unwrap();
-    assert_eq!(parsed["blockers"].as_array().unwrap().len(), 3);
+    assert_eq!(parsed["blockers"].as_array().unwrap().len(), 4);
     assert!(
         doc.stderr
             .contains("must be fixed first (the plan's `blockers`)")
@@ -128,25 +133,32 @@ fn deleted_seeds_are_found_by_plan_and_refused_by_apply() {
         "{}",
         doc.stderr
     );
-    for address in [
-        "user.O2/A/worker#v1",
-        "signing_key.O2/A/main#v1",
-        "account.O2/sales#v1",
+    for (address, problem) in [
+        (
+            "user.O2/A/U#v1",
+            "its seed is missing from the vault: neither its account's seed bundle",
+        ),
+        (
+            "user.O2/A/worker#v1",
+            "its seed is missing from the vault: neither its account's seed bundle",
+        ),
+        ("signing_key.O2/A/main#v1", "its seed file"),
+        ("account.O2/sales#v1", "its seed file"),
     ] {
-        let blocker = format!("{address}: its seed file");
+        let blocker = format!("{address}: {problem}");
         for (what, run) in [("plan", &plan), ("apply", &apply)] {
             assert_eq!(run.matches(&blocker).count(), 1, "{what}: {run}");
             assert!(run.contains(&format!("Error: {blocker}")), "{what}: {run}");
         }
         assert!(
-            json.stderr.contains(&format!("- {address}: its seed file")),
+            json.stderr.contains(&format!("- {blocker}")),
             "{}",
             json.stderr
         );
     }
     for (what, run) in [("plan", &plan), ("apply", &apply)] {
         assert!(
-            run.contains("error: apply refuses this plan: 3 problems in the repository must be fixed first (the `Error:` lines of the plan above); nothing was changed"),
+            run.contains("error: apply refuses this plan: 4 problems in the repository must be fixed first (the `Error:` lines of the plan above); nothing was changed"),
             "{what}: {run}"
         );
     }
@@ -219,22 +231,66 @@ fn a_damaged_seed_file_is_found_by_plan() {
 }
 
 #[test]
+fn a_damaged_bundle_blocks_every_user_of_its_account() {
+    let p = applied();
+    let file = bundle_file(&p, "account.O2/sales#v1");
+    fs::write(&file, "-----BEGIN AGE ENCRYPTED FILE-----\nnot age\n").unwrap();
+    let (plan, _) = refused(&p);
+    for user in ["pam", "joe"] {
+        assert!(
+            plan.contains(&format!(
+                "Error: user.O2/sales/{user}#v1: its account's seed bundle <account.O2/sales#v1>.users.age is damaged"
+            )),
+            "{plan}"
+        );
+    }
+    assert!(!plan.contains("user.O2/A/"), "{plan}");
+}
+
+#[test]
 fn a_swapped_seed_file_is_refused_by_creds_and_apply() {
     let p = applied();
-    let (u, worker) = (
-        seed_file(&p, "user.O2/A/U#v1"),
-        seed_file(&p, "user.O2/A/worker#v1"),
+    // Two accounts' bundles of user seeds swapped: each names its account
+    // inside, and a bundle of another account is refused.
+    let (a_users, sales_users) = (
+        bundle_file(&p, "account.O2/A#v1"),
+        bundle_file(&p, "account.O2/sales#v1"),
     );
-    let (a, b) = (fs::read(&u).unwrap(), fs::read(&worker).unwrap());
-    fs::write(&u, &b).unwrap();
-    fs::write(&worker, &a).unwrap();
+    let (a, b) = (fs::read(&a_users).unwrap(), fs::read(&sales_users).unwrap());
+    fs::write(&a_users, &b).unwrap();
+    fs::write(&sales_users, &a).unwrap();
     let run = p.run(&["creds", "A/U"]).failure();
     assert!(
-        run.stderr.contains("holds a seed for a different key"),
+        run.stderr
+            .contains("not of the account its name says; bundles must not be renamed or swapped"),
         "{}",
         run.stderr
     );
     assert!(run.stdout.is_empty());
+    // Adding a user to A opens its bundle: apply refuses before any write.
+    let before = p.files();
+    let text = fs::read_to_string(&p.manifest).unwrap();
+    fs::write(
+        &p.manifest,
+        format!("{text}\n[operators.O2.accounts.A.users.newcomer]\n"),
+    )
+    .unwrap();
+    let run = p.run(&["apply", "--auto-approve"]).failure();
+    assert!(
+        run.stderr
+            .contains("bundles must not be renamed or swapped"),
+        "{}",
+        run.stderr
+    );
+    let mut after = p.files();
+    after.retain(|(f, _)| !f.ends_with("natsform.toml"));
+    let mut expected = before.clone();
+    expected.retain(|(f, _)| !f.ends_with("natsform.toml"));
+    assert_eq!(after, expected);
+    fs::write(&p.manifest, text).unwrap();
+    fs::write(&a_users, &a).unwrap();
+    fs::write(&sales_users, &b).unwrap();
+    p.creds("A/U");
 
     // A swapped signer's seed: apply must not sign with the wrong key.
     let (main, service) = (

@@ -91,6 +91,26 @@ fn age_opens(path: &Path, identity_file: &Path) -> bool {
     }
 }
 
+/// The plaintext of the armoured age file `path`, opened with the age
+/// crate alone (what `age -d -i identity_file` prints).
+fn age_plaintext(path: &Path, identity_file: &Path) -> String {
+    let text = fs::read_to_string(identity_file).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    let identity = age::x25519::Identity::from_str(line).unwrap();
+    let bytes = fs::read(path).unwrap();
+    let decryptor =
+        age::Decryptor::new_buffered(age::armor::ArmoredReader::new(&bytes[..])).unwrap();
+    let mut r = decryptor
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .unwrap();
+    let mut out = String::new();
+    r.read_to_string(&mut out).unwrap();
+    out
+}
+
 fn creds_with(p: &Project, identity: &Path) -> support::cli::Run {
     p.natsform(&["creds", "A/U"])
         .env("NATSFORM_AGE_IDENTITY", identity)
@@ -255,36 +275,62 @@ fn orphaned_seeds_are_listed_then_removed_and_others_untouched() {
     let plan = p.run_without_identity(&["plan"]).success();
     insta::assert_snapshot!("orphans_plan", plan.snapshot(&p));
     assert!(plan.stdout.contains(&format!("{}.age", stray.public_key())));
-    assert!(plan
-        .stdout
-        .contains(&format!("{worker_key}.age (of user.O2/A/worker#v1)")));
+    // The deleted user's seed is in its account's bundle: that bundle is
+    // rewritten without it, and no other.
+    let a_key = lock
+        .lines()
+        .find_map(|l| {
+            let (a, k) = l.split_once(" = ")?;
+            (a.trim_matches('"') == "account.O2/A#v1").then(|| k.trim_matches('"').to_string())
+        })
+        .unwrap();
     assert!(
-        plan.stdout.contains("2 unused seed files to remove"),
+        plan.stdout.contains("account.O2/A#v1 (") && plan.stdout.contains("): 1 user leaving"),
         "{}",
         plan.stdout
     );
+    assert!(
+        plan.stdout
+            .contains("1 unused seed file to remove, 1 bundle of user seeds to rewrite"),
+        "{}",
+        plan.stdout
+    );
+    let bundle = p.path().join("vault").join(format!("{a_key}.users.age"));
+    assert!(age_plaintext(&bundle, &demo_identity()).contains(&format!("\n{worker_key} S")));
 
     let kept: Vec<_> = vault_bytes(&p)
         .into_iter()
         .filter(|(f, _)| {
             let name = f.file_name().unwrap().to_str().unwrap();
-            !name.starts_with(&stray.public_key()) && !name.starts_with(&worker_key)
+            !name.starts_with(&stray.public_key()) && name != format!("{a_key}.users.age")
         })
         .collect();
     let applied = p.apply();
     assert!(
-        applied.stdout.contains("2 unused seed files removed"),
+        applied.stdout.contains("1 unused seed file removed"),
         "{}",
         applied.stdout
     );
     assert!(!stray_file.exists());
-    assert!(!p
-        .path()
-        .join("vault")
-        .join(format!("{worker_key}.age"))
-        .exists());
-    // Every other seed file is byte for byte as it was.
-    assert_eq!(vault_bytes(&p), kept);
+    // The deleted user's seed is gone from the bundle; the others stay.
+    let plain = age_plaintext(&bundle, &demo_identity());
+    assert!(!plain.contains(&worker_key), "{plain}");
+    assert_eq!(plain.lines().count(), 2, "the header and U");
+    let index =
+        fs::read_to_string(p.path().join("vault").join(format!("{a_key}.users.keys"))).unwrap();
+    assert!(!index.contains(&worker_key), "{index}");
+    // Every other seed file and bundle is byte for byte as it was.
+    let names = |v: &[(PathBuf, Vec<u8>)]| {
+        v.iter()
+            .map(|(f, b)| format!("{} {}", f.file_name().unwrap().to_str().unwrap(), b.len()))
+            .collect::<Vec<_>>()
+    };
+    let now: Vec<_> = vault_bytes(&p)
+        .into_iter()
+        .filter(|(f, _)| f.file_name().unwrap().to_str().unwrap() != format!("{a_key}.users.age"))
+        .collect();
+    assert_eq!(names(&now), names(&kept));
+    assert!(now == kept, "a file changed");
     let again = p.run_without_identity(&["plan"]).success().stdout;
     assert!(again.starts_with("No changes."), "{again}");
     p.creds("A/U");

@@ -1,22 +1,25 @@
 //! Executing a plan, as a sequence of small steps. The first four work in
-//! memory only (step 2 reads the vault); the next three write, each file atomically and only when its
-//! bytes change (`fsutil::write_atomic`).
+//! memory only (step 2 reads the vault); the next ones write, in phases:
+//! each phase is one [`Batch`](crate::fsutil::Batch) (temporary files,
+//! made durable together, renamed, directories synced), committed before
+//! the next phase starts, and only files whose bytes change are written.
 //!
-//! | step | function | touches |
-//! |---|---|---|
-//! | 0. refuse a blocked plan | `refuse_blockers` | nothing |
-//! | 1. generate new keys | `generate_keys` | memory |
-//! | 2. unlock the signers | `unlock_signers` | reads the vault |
-//! | 3. sign every JWT | `sign_all` | memory |
-//! | 4. build the new lock | `new_lock` | memory |
-//! | 5. write the new seeds | `write_seeds` | `vault/` |
-//! | 6. write the lock | `write_lock` | `natsform.lock` |
-//! | 4b. re-seal seeds to the declared recipients | `reseal_in_memory` | reads the vault |
-//! | 5b. write the re-sealed seeds | `write_resealed` | `vault/` |
-//! | 7. write and delete JWTs | `write_store` | `store/` |
-//! | 7a. remove seeds no kept lock entry names | `remove_orphans` | `vault/` |
-//! | 7b. commit what 5–7 wrote (`--commit`) | `commit::Commit::record` | git: `HEAD` and those paths of the index |
-//! | 8. deploy to NATS servers | `deploy` | servers (never files) |
+//! | step | function | touches | phase |
+//! |---|---|---|---|
+//! | 0. refuse a blocked plan | `refuse_blockers` | nothing | |
+//! | 1. generate new keys | `generate_keys` | memory | |
+//! | 2. unlock the signers | `unlock_signers` | reads the vault | |
+//! | 3. sign every JWT | `sign_all` | memory | |
+//! | 4. build the new lock | `new_lock` | memory | |
+//! | 4b. re-seal seeds to the declared recipients | `reseal_in_memory` | reads the vault | |
+//! | 4c. seal the bundles of user seeds that change | `seal_bundles` | reads the vault | |
+//! | 5. write the new seeds and bundles | `write_seeds`, `write_bundles` | `vault/` | `seeds` |
+//! | 5b. write the re-sealed seeds | `write_resealed` | `vault/` | `seeds` |
+//! | 6. write the lock | `write_lock` | `natsform.lock` | `lock` |
+//! | 7. write and delete JWTs | `write_store` | `store/` | `store` |
+//! | 7a. remove seeds no kept lock entry names | `remove_orphans` | `vault/` | after `store` |
+//! | 7b. commit what 5–7 wrote (`--commit`) | `commit::Commit::record` | git: `HEAD` and those paths of the index | |
+//! | 8. deploy to NATS servers | `deploy` | servers (never files) | |
 //!
 //! Two guarantees follow from the order, and [`apply`] is where they are
 //! kept:
@@ -25,10 +28,41 @@
 //!   identity, a damaged seed, claims NATS would reject, a plan out of date
 //!   with the manifest. Every JWT (and activation token) is signed and the
 //!   lock's new content built before the first write.
-//! - **Seeds, then the lock, then JWTs.** An interruption at any point
-//!   leaves a state the next plan converges from: a seed is on disk
-//!   (encrypted) before the lock or any JWT names its key, so no JWT ever
-//!   depends on a key that was lost.
+//! - **Seeds, then the lock, then JWTs; old seeds last.** An interruption
+//!   at any point leaves a state the next apply converges from, and loses
+//!   no key a JWT on disk depends on. The argument:
+//!   1. *Within a phase*, a batch writes every new file under a temporary
+//!      name and makes it durable before the first rename; a rename is
+//!      atomic. So a crash leaves each target with its old bytes or its
+//!      complete new bytes, never a mix (a rename whose directory was not
+//!      synced yet may be undone: the old bytes again), plus temporary
+//!      files nothing reads, which the next run sweeps under its run lock.
+//!      Any subset of one phase's renames may survive; order inside a
+//!      phase guarantees nothing, and nothing relies on it.
+//!   2. *Across phases*, a phase starts only when the previous one's
+//!      commit returned: its renames and removals done and its directories
+//!      synced. After a crash in phase N, every earlier phase is entirely
+//!      on disk and every later one entirely absent.
+//!   3. *Seeds first*: a key generated now is named by the lock (phase
+//!      `lock`) and by JWTs (phase `store`) only once its sealed seed is
+//!      durable (phase `seeds`). The vault never overwrites a seed; a
+//!      re-sealed seed is the same seed, old or new bytes both open with an
+//!      identity. A seed whose lock entry did not make it is an orphan the
+//!      next plan shows and the next apply removes; the key is generated
+//!      again.
+//!   4. *Old seeds last*: a seed the new lock no longer names is removed
+//!      (step 7a) only after the `store` phase is durable, when no JWT on
+//!      disk is signed by it or names it. Until then, a JWT that still
+//!      depends on an old key (a store not yet rewritten) finds its seed.
+//!   5. *Convergence*: the lock and the store are each the old or the new
+//!      file per path; the next plan compares them with the manifest and
+//!      re-issues what differs, signing with the keys the lock binds (all
+//!      of whose seeds are durable, by 3). Revocations live in both the
+//!      lock and the account JWT, and either record restores the other.
+//!
+//!   `NATSFORM_FAULT=<phase>:<point>` (`fsutil::fault`) is a testing hook
+//!   that stops the process at any of these points, like a crash;
+//!   `tests/interrupted_apply.rs` stops at each in turn and checks 3–5.
 //!
 //! Step 8 pushes account JWTs to live servers (`crate::deploy`): after the
 //! store is written, so that a server never holds a JWT the repository does
@@ -38,9 +72,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{anyhow, bail, Context, Result};
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::claims::{self, ClaimPayload, Claims, Validate};
+use crate::fsutil::Batch;
 use crate::keys::{
     self, DeletedAccounts, Identities, IdentitySources, KeyKind, KeyPair, Lock, Recipients,
     Revocations, Vault,
@@ -63,6 +99,32 @@ pub struct Report {
     pub seeds_removed: usize,
 }
 
+/// How apply tells a person what it does: lines (a step, a file written)
+/// and counted work (signing, writing) that a terminal may show as a bar.
+/// Only `line` is required; the counting methods default to nothing.
+pub trait Progress {
+    /// One line for the user.
+    fn line(&mut self, text: &str);
+    /// `total` items of `what` (e.g. "Signing JWTs") begin.
+    fn start(&mut self, _what: &str, _total: usize) {}
+    /// `n` more items of the current work are done.
+    fn inc(&mut self, _n: usize) {}
+    /// The current work is over.
+    fn finish(&mut self) {}
+}
+
+/// Lines only, to a closure.
+struct Lines<'a>(&'a mut dyn FnMut(&str));
+
+impl Progress for Lines<'_> {
+    fn line(&mut self, text: &str) {
+        (self.0)(text)
+    }
+}
+
+/// How many JWTs are signed (in parallel) between two progress counts.
+const SIGN_CHUNK: usize = 1024;
+
 /// Applies `plan` (computed from `ws`) at time `now` (unix seconds).
 /// `progress` receives one line per step for the user.
 ///
@@ -76,7 +138,7 @@ pub fn apply(
     now: i64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report> {
-    apply_and_deploy(ws, plan, identities, now, progress, None, None)
+    apply_and_deploy(ws, plan, identities, now, &mut Lines(progress), None, None)
 }
 
 /// [`apply`], then step 8 when `deploy` is given: push to the servers of
@@ -89,7 +151,7 @@ pub fn apply_and_deploy(
     plan: &Plan,
     identities: &IdentitySources,
     now: i64,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut dyn Progress,
     deploy: Option<&mut Deploy>,
     commit: Option<&mut commit::Commit>,
 ) -> Result<Report> {
@@ -100,32 +162,45 @@ pub fn apply_and_deploy(
     let mut keys = generate_keys(ws, plan, &required)?; // 1
     let state = ws.desired(&keys.book);
     let desired = &state.objects;
-    unlock_signers(ws, plan, desired, &mut keys.pairs, identities, progress)?; // 2
-    let tokens = sign_all(ws, plan, desired, &keys.pairs, now)?; // 3
+    unlock_signers(ws, plan, desired, &mut keys.pairs, identities, &mut |l| {
+        progress.line(l)
+    })?; // 2
+    let tokens = sign_all(ws, plan, desired, &keys.pairs, now, progress)?; // 3
     let deleted =
         plan::live::deleted_after(ws.lock.deleted_accounts(), &plan.actions, &ws.existing);
     let lock = new_lock(&keys.book, &state.revocations, deleted)?; // 4
-    let resealed = reseal_in_memory(ws, plan, identities, progress)?; // 4b
+    let resealed = reseal_in_memory(ws, plan, identities, &mut |l| progress.line(l))?; // 4b
+    let bundles = seal_bundles(ws, plan, &mut keys, identities, &mut |l| progress.line(l))?; // 4c
 
-    // On disk: seeds, then the lock, then JWTs, in this order and no other.
+    // On disk: seeds, then the lock, then JWTs, in this order and no other;
+    // each phase one batch, committed (durable, directories synced) before
+    // the next phase starts.
     let mut report = Report::default();
-    write_seeds(ws, &keys, &mut report, progress)?; // 5
-    write_resealed(ws, &resealed, &mut report, progress)?; // 5b
+    let mut seeds = Batch::for_phase("seeds");
+    write_seeds(ws, &keys, &mut seeds, &mut report)?; // 5
+    let sealed = write_bundles(ws, &bundles, &mut seeds, &mut report)?; // 5
+    write_resealed(ws, &resealed, &mut seeds, &mut report)?; // 5b
+    seeds.commit().context("storing the seeds")?;
+    seeds_written(ws, &keys, sealed, &report, &mut |l| progress.line(l));
     write_lock(ws, &lock, &mut report)?; // 6
     write_store(ws, plan, &tokens, &mut report, progress)?; // 7
-    remove_orphans(ws, plan, &lock, &mut report, progress)?; // 7a
+    remove_orphans(ws, plan, &lock, &bundles, &mut report, &mut |l| {
+        progress.line(l)
+    })?; // 7a
 
     // 7b. Commit what was written, before the push: a push that fails
     // leaves the store written and committed, and the next run pushes it.
     if let Some(commit) = commit {
-        commit.record(plan, progress)?;
+        commit.record(plan, &mut |l| progress.line(l))?;
     }
 
     // 8. Deploy to NATS servers, after the store is written (see the module
     // documentation).
     if let Some(deploy) = deploy {
-        deploy_step(ws, plan, &tokens, &mut keys, identities, deploy, progress)
-            .map_err(|e| store_written_not_deployed(&e, &report))?;
+        deploy_step(ws, plan, &tokens, &mut keys, identities, deploy, &mut |l| {
+            progress.line(l)
+        })
+        .map_err(|e| store_written_not_deployed(&e, &report))?;
     }
     Ok(report)
 }
@@ -579,54 +654,76 @@ fn sign_all(
     desired: &BTreeMap<ObjectId, DesiredObject>,
     pairs: &HashMap<String, KeyPair>,
     now: i64,
+    progress: &mut dyn Progress,
 ) -> Result<BTreeMap<ObjectId, String>> {
+    let todo: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| a.action != ActionKind::Delete)
+        .collect();
     let mut tokens: BTreeMap<ObjectId, String> = BTreeMap::new();
-    for action in &plan.actions {
-        if action.action == ActionKind::Delete {
-            continue;
+    progress.start("Signing JWTs", todo.len());
+    for chunk in todo.chunks(SIGN_CHUNK) {
+        // In parallel; the first failure in plan order is the one reported.
+        let signed: Vec<Result<String>> = chunk
+            .par_iter()
+            .map(|action| sign_action(ws, action, desired, pairs, now))
+            .collect();
+        for (action, token) in chunk.iter().zip(signed) {
+            tokens.insert(action.id.clone(), token?);
         }
-        let want = desired_of(desired, action)?;
-        let signer = &pairs[want.signer.public.as_ref().expect("unlocked in step 2")];
-        let previous_iat = ws
-            .existing
-            .get(&action.id)
-            .and_then(|e| e.decoded.as_ref().ok())
-            .map(|d| d.issued_at);
-        // A re-issued JWT must be strictly newer than the one it replaces
-        // (resolvers skip an equal iat with an equal jti), and a user's JWT
-        // newer than any revocation of its key (revocation matches iat <= t).
-        let revoked = match (action.id.account_id(), &want.subject.public) {
-            (Some(acc), Some(key)) if action.id.user.is_some() => desired
-                .get(&acc)
-                .and_then(|a| plan::revocations::revoked_at(&a.claims, key)),
-            _ => None,
-        };
-        let iat = [
-            Some(now),
-            previous_iat.map(|p| p + 1),
-            revoked.map(|r| r + 1),
-        ]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(now);
-        let activations = want
-            .activations
-            .iter()
-            .map(|act| {
-                activation(act, iat, pairs).with_context(|| {
-                    format!(
-                        "{}: issuing the activation for {}",
-                        action.address, act.subject
-                    )
-                })
-            })
-            .collect::<Result<Vec<String>>>()?;
-        let token = sign(want, iat, &activations, signer)
-            .with_context(|| format!("signing {}", action.address))?;
-        tokens.insert(action.id.clone(), token);
+        progress.inc(chunk.len());
     }
+    progress.finish();
     Ok(tokens)
+}
+
+/// The JWT of one action of step 3.
+fn sign_action(
+    ws: &Workspace,
+    action: &Action,
+    desired: &BTreeMap<ObjectId, DesiredObject>,
+    pairs: &HashMap<String, KeyPair>,
+    now: i64,
+) -> Result<String> {
+    let want = desired_of(desired, action)?;
+    let signer = &pairs[want.signer.public.as_ref().expect("unlocked in step 2")];
+    let previous_iat = ws
+        .existing
+        .get(&action.id)
+        .and_then(|e| e.decoded.as_ref().ok())
+        .map(|d| d.issued_at);
+    // A re-issued JWT must be strictly newer than the one it replaces
+    // (resolvers skip an equal iat with an equal jti), and a user's JWT
+    // newer than any revocation of its key (revocation matches iat <= t).
+    let revoked = match (action.id.account_id(), &want.subject.public) {
+        (Some(acc), Some(key)) if action.id.user.is_some() => desired
+            .get(&acc)
+            .and_then(|a| plan::revocations::revoked_at(&a.claims, key)),
+        _ => None,
+    };
+    let iat = [
+        Some(now),
+        previous_iat.map(|p| p + 1),
+        revoked.map(|r| r + 1),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(now);
+    let activations = want
+        .activations
+        .iter()
+        .map(|act| {
+            activation(act, iat, pairs).with_context(|| {
+                format!(
+                    "{}: issuing the activation for {}",
+                    action.address, act.subject
+                )
+            })
+        })
+        .collect::<Result<Vec<String>>>()?;
+    sign(want, iat, &activations, signer).with_context(|| format!("signing {}", action.address))
 }
 
 /// Step 4, memory only. The lock apply will write: every binding of
@@ -643,32 +740,301 @@ fn new_lock(book: &KeyBook, revocations: &Revocations, deleted: DeletedAccounts)
     Ok(lock)
 }
 
-/// Step 5, the first write. Stores the seed of every key generated in step
-/// 1, age-encrypted to the manifest's recipients, before the lock or any
-/// JWT names its key. The vault never overwrites a seed.
-fn write_seeds(
-    ws: &Workspace,
-    keys: &Keys,
-    report: &mut Report,
-    progress: &mut dyn FnMut(&str),
-) -> Result<()> {
+/// Step 5, the first write, in the `seeds` batch. Stores the seed of every
+/// key generated in step 1 but users' (those go to their account's bundle),
+/// age-encrypted to the manifest's recipients (in parallel), before the
+/// lock or any JWT names its key. The vault never overwrites a seed.
+fn write_seeds(ws: &Workspace, keys: &Keys, batch: &mut Batch, report: &mut Report) -> Result<()> {
+    use rayon::prelude::*;
     let Some(recipients) = &keys.recipients else {
         return Ok(());
     };
     let vault = Vault::new(&ws.vault_dir);
-    for (addr, public) in &keys.generated {
-        vault
-            .put(&keys.pairs[public], recipients)
-            .with_context(|| format!("storing the seed of {addr}"))?;
-        report.keys_generated += 1;
-    }
-    progress(&format!(
-        "Stored {} new seed{} in {}",
-        keys.generated.len(),
-        if keys.generated.len() == 1 { "" } else { "s" },
-        ws.vault_dir.display()
-    ));
+    let own: Vec<&(String, String)> = keys
+        .generated
+        .iter()
+        .filter(|(_, public)| keys::kind_of_public_key(public) != Some(KeyKind::User))
+        .collect();
+    let sealed: Vec<(std::path::PathBuf, Vec<u8>)> = own
+        .par_iter()
+        .map(|(addr, public)| {
+            vault
+                .seal_new(&keys.pairs[public], recipients)
+                .with_context(|| format!("storing the seed of {addr}"))
+        })
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    batch
+        .write_many(&sealed, keys::VAULT_FILE_MODE)
+        .with_context(|| format!("storing seeds in {}", ws.vault_dir.display()))?;
+    report.keys_generated += keys.generated.len();
     Ok(())
+}
+
+/// What step 5 says once the `seeds` batch is durable.
+fn seeds_written(
+    ws: &Workspace,
+    keys: &Keys,
+    bundles: usize,
+    report: &Report,
+    progress: &mut dyn FnMut(&str),
+) {
+    if !keys.generated.is_empty() {
+        progress(&format!(
+            "Stored {} new seed{} in {}",
+            keys.generated.len(),
+            if keys.generated.len() == 1 { "" } else { "s" },
+            ws.vault_dir.display()
+        ));
+    }
+    if bundles > 0 {
+        progress(&format!(
+            "Sealed {bundles} bundle{} of user seeds in {}",
+            if bundles == 1 { "" } else { "s" },
+            ws.vault_dir.display()
+        ));
+    }
+    if report.seeds_resealed > 0 {
+        let n = report.seeds_resealed;
+        progress(&format!(
+            "Re-sealed {n} seed{} to secrets.recipients",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+}
+
+/// What step 4c sealed: the bundles to write, and the users' own seed
+/// files whose seeds moved into a bundle (removed in step 7a).
+#[derive(Default)]
+struct Bundles {
+    writes: Vec<BundleWrite>,
+    legacy: Vec<String>,
+}
+
+/// One account's bundle to write.
+struct BundleWrite {
+    account: String,
+    /// The sealed bundle; `None` when it holds the right seeds already
+    /// (only its index is brought in line).
+    armored: Option<Vec<u8>>,
+    /// The user keys it holds, sorted: its index.
+    keys: Vec<String>,
+    /// Only its recipients change.
+    only_reseal: bool,
+    /// The bundle without the seeds of users leaving it, and its index,
+    /// written in step 7a (after the store).
+    late: Option<(Vec<u8>, Vec<String>)>,
+}
+
+/// Step 4c, reads the vault, writes nothing. For every account whose users
+/// change (added, leaving, the account's key replaced) or whose bundle the
+/// plan re-seals: opens what holds its users' seeds today (its bundle, the
+/// bundle of its replaced key, users' own seed files from before bundles),
+/// each line checked, adds the seeds generated in step 1, keeps exactly the
+/// users the new lock binds, and seals the bundle to `secrets.recipients`,
+/// accounts in parallel. A kept user whose seed is nowhere stops apply
+/// before its first write. Accounts whose users did not change are not
+/// touched.
+fn seal_bundles(
+    ws: &Workspace,
+    plan: &Plan,
+    keys: &mut Keys,
+    identities: &IdentitySources,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Bundles> {
+    use rayon::prelude::*;
+    let reseal: std::collections::BTreeSet<&str> = plan
+        .vault
+        .reseal
+        .iter()
+        .filter(|r| r.bundle)
+        .map(|r| r.public_key.as_str())
+        .collect();
+    let work: Vec<(plan::vault::AccountUsers, Option<plan::vault::BundleChange>)> =
+        plan::vault::account_users(&ws.loaded.manifest, ws.lock.bindings(), &keys.book)
+            .into_iter()
+            .filter_map(|a| {
+                let change = a.change(
+                    |k| {
+                        ws.bundles
+                            .contains_key(k)
+                            .then(|| ws.bundle_users.get(k).map(Vec::as_slice).unwrap_or(&[]))
+                    },
+                    |k| ws.sealed.contains_key(k),
+                );
+                let resealed = a.public_key.as_deref().is_some_and(|k| reseal.contains(k));
+                (change.is_some() || resealed).then_some((a, change))
+            })
+            .collect();
+    if work.is_empty() {
+        return Ok(Bundles::default());
+    }
+    let recipients = Recipients::parse(&ws.loaded.manifest.secrets.recipients)?;
+    let opens = work
+        .iter()
+        .any(|(_, c)| c.as_ref().is_none_or(|c| !c.fresh));
+    let ids = if opens {
+        progress("Opening the bundles of user seeds that change…");
+        Some(
+            Identities::load(identities)
+                .context("apply must open the bundles of user seeds it rewrites")?,
+        )
+    } else {
+        None
+    };
+    // The users' new key pairs move into their bundles (users sign nothing).
+    let mut generated: HashMap<String, KeyPair> = HashMap::new();
+    for (_, public) in &keys.generated {
+        if keys::kind_of_public_key(public) == Some(KeyKind::User) {
+            if let Some(kp) = keys.pairs.remove(public) {
+                generated.insert(public.clone(), kp);
+            }
+        }
+    }
+    let vault = Vault::new(&ws.vault_dir);
+    let generated = std::sync::Mutex::new(generated);
+    let sealed: Vec<Option<(BundleWrite, Vec<String>)>> = work
+        .par_iter()
+        .map(|(a, change)| {
+            seal_bundle(
+                ws,
+                &vault,
+                a,
+                change.as_ref(),
+                &reseal,
+                ids.as_ref(),
+                &generated,
+                &recipients,
+            )
+            .with_context(|| format!("sealing the user seeds of {}", a.account))
+        })
+        .collect::<Result<_>>()?;
+    let mut out = Bundles::default();
+    for (write, legacy) in sealed.into_iter().flatten() {
+        out.legacy.extend(legacy);
+        out.writes.push(write);
+    }
+    Ok(out)
+}
+
+/// One account of step 4c: the bundle to write and the users' own seed
+/// files it takes in.
+#[allow(clippy::too_many_arguments)]
+fn seal_bundle(
+    ws: &Workspace,
+    vault: &Vault,
+    a: &plan::vault::AccountUsers,
+    change: Option<&plan::vault::BundleChange>,
+    reseal: &std::collections::BTreeSet<&str>,
+    ids: Option<&Identities>,
+    generated: &std::sync::Mutex<HashMap<String, KeyPair>>,
+    recipients: &Recipients,
+) -> Result<Option<(BundleWrite, Vec<String>)>> {
+    let account = a
+        .public_key
+        .clone()
+        .ok_or_else(|| anyhow!("{} has no key after step 1", a.account))?;
+    let ids = || ids.ok_or_else(|| anyhow!("no identity loaded"));
+    let mut found = keys::UserSeeds::new();
+    let mut current: Option<Vec<String>> = None;
+    if ws.bundles.contains_key(&account) {
+        if let Some(seeds) = vault.open_bundle(&account, ids()?)? {
+            current = Some(seeds.keys().map(str::to_string).collect());
+            found = seeds;
+        }
+    }
+    let from = change.and_then(|c| c.from.clone());
+    if let Some(from) = &from {
+        if let Some(mut seeds) = vault.open_bundle(from, ids()?)? {
+            for k in seeds.keys().map(str::to_string).collect::<Vec<_>>() {
+                if let Some(kp) = seeds.take(&k) {
+                    found.insert(kp);
+                }
+            }
+        }
+    }
+    let legacy: Vec<String> = change.map(|c| c.legacy.clone()).unwrap_or_default();
+    for public in &legacy {
+        let kp = vault
+            .get(public, ids()?)
+            .with_context(|| format!("reading the seed file {public}{}", keys::vault_suffix()))?;
+        found.insert(kp);
+    }
+    let mut target = keys::UserSeeds::new();
+    for u in &a.users {
+        let public = u
+            .public_key
+            .as_deref()
+            .ok_or_else(|| anyhow!("{} has no key after step 1", u.address))?;
+        let new = generated.lock().ok().and_then(|mut g| g.remove(public));
+        let kp = match new.or_else(|| found.take(public)) {
+            Some(kp) => kp,
+            None => bail!(
+                "the seed of {} ({public}) is in neither the bundle {account}{} nor a seed file of its own\n  = help: restore the bundle from git history, or rotate the key by changing its label in the manifest (its JWT is re-issued)",
+                u.address,
+                keys::BUNDLE_SUFFIX
+            ),
+        };
+        target.insert(kp);
+    }
+    let only_reseal = reseal.contains(account.as_str());
+    if target.is_empty() && found.is_empty() && current.is_none() && from.is_none() {
+        return Ok(None);
+    }
+    // Seeds of users leaving it stay in it until the store is written (a
+    // JWT on disk may still name them): the bundle without them is written
+    // in step 7a.
+    let late = if found.is_empty() {
+        None
+    } else {
+        let keys: Vec<String> = target.keys().map(str::to_string).collect();
+        Some((keys::seal_bundle(&account, &target, recipients)?, keys))
+    };
+    for k in found.keys().map(str::to_string).collect::<Vec<_>>() {
+        if let Some(kp) = found.take(&k) {
+            target.insert(kp);
+        }
+    }
+    let keys: Vec<String> = target.keys().map(str::to_string).collect();
+    let same = current.as_ref() == Some(&keys);
+    let armored = if same && from.is_none() && !only_reseal {
+        // The right seeds already: sealing again would only change bytes.
+        None
+    } else {
+        Some(keys::seal_bundle(&account, &target, recipients)?)
+    };
+    let write = BundleWrite {
+        account,
+        armored,
+        keys,
+        only_reseal: same && from.is_none() && late.is_none(),
+        late,
+    };
+    Ok(Some((write, legacy)))
+}
+
+/// Step 5, in the `seeds` batch: the bundles sealed in step 4c (and their
+/// indexes), durable before the lock or any JWT names a user key whose
+/// seed they hold. Returns how many bundles change.
+fn write_bundles(
+    ws: &Workspace,
+    bundles: &Bundles,
+    batch: &mut Batch,
+    report: &mut Report,
+) -> Result<usize> {
+    let vault = Vault::new(&ws.vault_dir);
+    let mut n = 0;
+    for w in &bundles.writes {
+        if vault.stage_bundle(&w.account, w.armored.as_deref(), &w.keys, batch)? {
+            if w.only_reseal {
+                report.seeds_resealed += 1;
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Step 4b, reads the vault, writes nothing. Opens every seed the plan
@@ -681,7 +1047,7 @@ fn reseal_in_memory(
     identities: &IdentitySources,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    if plan.vault.reseal.is_empty() {
+    if plan.vault.reseal.iter().all(|r| r.bundle) {
         return Ok(Vec::new());
     }
     let recipients = Recipients::parse(&ws.loaded.manifest.secrets.recipients)?;
@@ -692,6 +1058,8 @@ fn reseal_in_memory(
     plan.vault
         .reseal
         .iter()
+        // Bundles are re-sealed with the users' changes (step 4c).
+        .filter(|r| !r.bundle)
         .map(|r| {
             vault
                 .sealed_again(&r.public_key, &ids, &recipients)
@@ -706,48 +1074,67 @@ fn reseal_in_memory(
 fn write_resealed(
     ws: &Workspace,
     resealed: &[(String, Vec<u8>)],
+    batch: &mut Batch,
     report: &mut Report,
-    progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    if resealed.is_empty() {
-        return Ok(());
-    }
     let vault = Vault::new(&ws.vault_dir);
     for (public, armored) in resealed {
-        if vault.replace(public, armored)? {
+        if vault.stage_replace(public, armored, batch)? {
             report.seeds_resealed += 1;
         }
     }
-    let n = report.seeds_resealed;
-    progress(&format!(
-        "Re-sealed {n} seed{} to secrets.recipients",
-        if n == 1 { "" } else { "s" }
-    ));
     Ok(())
 }
 
-/// Step 7a, the last file step. Removes the seed files no lock entry the
-/// manifest keeps names (retired by a rotation or deletion, or left by an
-/// interrupted apply): every JWT they signed or named was re-issued or
-/// deleted in step 7, so nothing depends on them.
+/// Step 7a, the last file step. Rewrites the bundles that still hold the
+/// seeds of users that left them, without those seeds; removes the seed
+/// files (and bundles) no lock entry the manifest keeps names (retired by a
+/// rotation or deletion, or left by an interrupted apply), and the users'
+/// own seed files whose seeds moved into a bundle: every JWT they signed or
+/// named was re-issued or deleted in step 7, so nothing depends on them.
 fn remove_orphans(
     ws: &Workspace,
     plan: &Plan,
     lock: &Lock,
+    bundles: &Bundles,
     report: &mut Report,
     progress: &mut dyn FnMut(&str),
 ) -> Result<()> {
     let vault = Vault::new(&ws.vault_dir);
-    for public in plan.vault.orphans.iter().map(|o| &o.public_key) {
+    // Bundles without the seeds of the users that left: no JWT on disk
+    // names those keys any more.
+    let mut batch = Batch::new();
+    for w in &bundles.writes {
+        if let Some((armored, keys)) = &w.late {
+            vault.stage_bundle(&w.account, Some(armored), keys, &mut batch)?;
+        }
+    }
+    batch
+        .commit()
+        .context("removing the seeds of users that left from their bundles")?;
+    for orphan in &plan.vault.orphans {
+        let public = &orphan.public_key;
         // The plan was checked against this workspace; the new lock is the
         // last word all the same.
         if lock.iter().any(|(_, k)| k == public) {
             bail!("the plan removes the seed of {public}, which the new lock still names");
         }
+        let removed = if orphan.bundle {
+            vault.remove_bundle(public)?
+        } else {
+            vault.remove(public)?
+        };
+        if removed {
+            report.seeds_removed += 1;
+            progress(&format!("- {} removed from the vault", orphan.file()));
+        }
+    }
+    // Users' own seed files whose seeds are now in their account's bundle.
+    for public in &bundles.legacy {
         if vault.remove(public)? {
             report.seeds_removed += 1;
             progress(&format!(
-                "- {public}{} removed from the vault",
+                "- {public}{} moved into its account's bundle",
                 keys::vault_suffix()
             ));
         }
@@ -755,42 +1142,63 @@ fn remove_orphans(
     Ok(())
 }
 
-/// Step 6. Writes the lock built in memory (bindings and the revocation
-/// record), after the seeds of its new keys are stored and before any JWT
-/// that names them; unchanged bytes are not rewritten.
+/// Step 6, one batch. Writes the lock built in memory (bindings and the
+/// revocation record), after the seeds of its new keys are durable and
+/// before any JWT that names them; unchanged bytes are not rewritten.
 fn write_lock(ws: &Workspace, lock: &Lock, report: &mut Report) -> Result<()> {
-    report.lock_changed = lock.save(&ws.lock_path)?;
+    let mut batch = Batch::for_phase("lock");
+    report.lock_changed = lock.stage(&ws.lock_path, &mut batch)?;
+    batch
+        .commit()
+        .with_context(|| format!("writing {}", ws.lock_path.display()))?;
     Ok(())
 }
 
-/// Step 7, the last write. Writes the JWTs signed in step 3 and deletes
-/// those of deleted objects, in plan order, each JWT written only when its
-/// bytes change.
+/// Step 7, the last write, one batch. Writes the JWTs signed in step 3
+/// (each only when its bytes change) and deletes those of deleted objects;
+/// once they are all durable, says what changed, in plan order.
 fn write_store(
     ws: &Workspace,
     plan: &Plan,
     tokens: &BTreeMap<ObjectId, String>,
     report: &mut Report,
-    progress: &mut dyn FnMut(&str),
+    progress: &mut dyn Progress,
 ) -> Result<()> {
+    let mut batch = Batch::for_phase("store");
+    let writes: Vec<(&ObjectId, &str)> = plan
+        .actions
+        .iter()
+        .filter(|a| a.action != ActionKind::Delete)
+        .map(|a| (&a.id, tokens[&a.id].as_str()))
+        .collect();
+    progress.start("Writing JWTs", writes.len());
+    let mut written = ws
+        .store
+        .stage_writes(&writes, &mut batch, &mut |n| progress.inc(n))?
+        .into_iter();
+    progress.finish();
+    let mut changed = Vec::with_capacity(plan.actions.len());
     for action in &plan.actions {
+        changed.push(match action.action {
+            ActionKind::Delete => ws.store.stage_remove(&action.id, &mut batch)?,
+            _ => written.next().expect("one per write"),
+        });
+    }
+    batch.commit().context("writing the store")?;
+    for (action, _) in plan.actions.iter().zip(changed).filter(|(_, c)| *c) {
         match action.action {
             ActionKind::Delete => {
-                if ws.store.remove(&action.id)? {
-                    report.jwts_deleted += 1;
-                    progress(&format!("- {} deleted", action.address));
-                }
+                report.jwts_deleted += 1;
+                progress.line(&format!("- {} deleted", action.address));
             }
             kind => {
-                if ws.store.write(&action.id, &tokens[&action.id])? {
-                    report.jwts_written += 1;
-                    progress(&format!(
-                        "{} {} {}",
-                        kind.symbol(),
-                        action.address,
-                        past_tense(kind)
-                    ));
-                }
+                report.jwts_written += 1;
+                progress.line(&format!(
+                    "{} {} {}",
+                    kind.symbol(),
+                    action.address,
+                    past_tense(kind)
+                ));
             }
         }
     }

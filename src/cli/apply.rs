@@ -176,7 +176,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         &plan,
         &sources,
         now,
-        &mut |line| out.note(line),
+        &mut CliProgress::new(out, bars_wanted(out.quiet, args.json)),
         deploy.as_mut(),
         commit.as_mut(),
     )?;
@@ -297,4 +297,118 @@ fn remove_leftovers(ws: &Workspace, out: &Output) {
         &[(&ws.vault_dir, 0), (ws.store.root(), 4), (&lock_dir, 0)],
         out,
     );
+}
+
+/// Work of at least this many items (JWTs to sign or write) gets a bar.
+const BAR_MIN: usize = 1000;
+
+/// Whether apply may show bars: on a terminal (stderr), never with
+/// `--quiet` or `--json`, never in a pipe.
+fn bars_wanted(quiet: bool, json: bool) -> bool {
+    use std::io::IsTerminal;
+    !quiet && !json && std::io::stderr().is_terminal()
+}
+
+/// apply's progress on the command line: each line a note (stderr, not
+/// with `--quiet`); long work ([`BAR_MIN`] items or more) a bar, when
+/// bars are wanted ([`bars_wanted`]). Lines printed while a bar is shown
+/// go above it.
+struct CliProgress<'a> {
+    out: &'a Output,
+    bars: bool,
+    /// Where a bar draws: stderr (tests: hidden).
+    target: fn() -> indicatif::ProgressDrawTarget,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl<'a> CliProgress<'a> {
+    fn new(out: &'a Output, bars: bool) -> Self {
+        CliProgress {
+            out,
+            bars,
+            target: indicatif::ProgressDrawTarget::stderr,
+            bar: None,
+        }
+    }
+}
+
+impl apply::Progress for CliProgress<'_> {
+    fn line(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| self.out.note(text)),
+            None => self.out.note(text),
+        }
+    }
+
+    fn start(&mut self, what: &str, total: usize) {
+        self.finish();
+        if self.bars && total >= BAR_MIN {
+            let bar = indicatif::ProgressBar::with_draw_target(Some(total as u64), (self.target)());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_message(what.to_string());
+            self.bar = Some(bar);
+        }
+    }
+
+    fn inc(&mut self, n: usize) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n as u64);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::Progress;
+
+    fn quiet_output() -> Output {
+        let cli = <super::super::Cli as clap::Parser>::parse_from(["natsform", "-q", "plan"]);
+        Output::new(&cli)
+    }
+
+    #[test]
+    fn a_bar_only_for_long_work_when_bars_are_wanted() {
+        let out = quiet_output();
+        let mut p = CliProgress::new(&out, true);
+        p.target = indicatif::ProgressDrawTarget::hidden;
+        p.start("Signing JWTs", BAR_MIN - 1);
+        assert!(p.bar.is_none());
+        p.start("Signing JWTs", BAR_MIN);
+        let bar = p.bar.clone().expect("a bar for long work");
+        assert_eq!(bar.length(), Some(BAR_MIN as u64));
+        assert_eq!(bar.message(), "Signing JWTs");
+        p.inc(600);
+        p.inc(400);
+        assert_eq!(bar.position(), BAR_MIN as u64);
+        p.line("a note in between");
+        p.start("Writing JWTs", 5000);
+        assert!(bar.is_finished(), "the previous bar is cleared first");
+        assert_eq!(p.bar.as_ref().map(|b| b.position()), Some(0));
+        p.finish();
+        assert!(p.bar.is_none());
+        let mut p = CliProgress::new(&out, false);
+        p.start("Signing JWTs", 1_000_000);
+        assert!(p.bar.is_none(), "no bar when bars are not wanted");
+    }
+
+    #[test]
+    fn bars_are_never_wanted_quiet_or_as_json() {
+        assert!(!bars_wanted(true, false));
+        assert!(!bars_wanted(false, true));
+        // `cargo test` captures stderr, or it is a terminal: either way the
+        // answer follows is_terminal.
+        use std::io::IsTerminal;
+        assert_eq!(bars_wanted(false, false), std::io::stderr().is_terminal());
+    }
 }

@@ -9,11 +9,12 @@ use super::lock::{self, LockArgs};
 use super::Output;
 use crate::claims;
 use crate::fsutil::write_atomic;
-use crate::keys::{Identities, IdentitySources, Vault};
+use crate::keys::{Identities, IdentitySources, KeyPair, UserSeeds, Vault, BUNDLE_SUFFIX};
 use crate::plan::ActionKind;
 use crate::runlock::Mode;
 use crate::tree::ObjectId;
 use crate::workspace::Workspace;
+use std::collections::HashMap;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -81,6 +82,8 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     if let Some(dir) = &args.out {
         remove_leftovers(&ws, dir, out);
     }
+    // Each account's bundle is opened once, however many of its users.
+    let mut bundles: HashMap<String, Option<UserSeeds>> = HashMap::new();
     for id in &ids {
         let stored = ws
             .existing
@@ -90,11 +93,12 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             .decoded
             .as_ref()
             .map_err(|e| anyhow!("{id}: the stored JWT is not valid: {e}"))?;
-        let kp = vault.get(&decoded.subject, &identities).with_context(|| {
-            format!(
-                "{id}: reading the user's seed (users with a bring-your-own public_key have none)"
-            )
-        })?;
+        let kp = user_pair(&ws, &vault, id, &decoded.subject, &identities, &mut bundles)
+            .with_context(|| {
+                format!(
+                    "{id}: reading the user's seed (users with a bring-your-own public_key have none)"
+                )
+            })?;
         let seed = kp
             .seed()
             .map_err(|_| anyhow!("{id}: the vault holds no seed for this user"))?;
@@ -184,11 +188,89 @@ fn user_without_account(ws: &Workspace, user: &str, several_operators: bool) -> 
     }
 }
 
+/// The account keys whose bundle may hold the seeds of `id`'s users: the
+/// key the manifest names for its account first, then the lock's others.
+fn account_keys(ws: &Workspace, id: &ObjectId) -> Vec<String> {
+    use crate::manifest::address;
+    let acc = id.account.as_deref().unwrap_or_default();
+    let Some(account) = ws
+        .loaded
+        .manifest
+        .operators
+        .get(&id.operator)
+        .and_then(|o| o.accounts.get(acc))
+    else {
+        return Vec::new();
+    };
+    let named = address::key(&address::account(&id.operator, acc), &account.key);
+    let prefix = format!("{}#", address::account(&id.operator, acc));
+    let mut keys: Vec<String> = ws
+        .lock
+        .get(&named)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    for (a, k) in ws
+        .lock
+        .bindings()
+        .range(prefix.clone()..)
+        .take_while(|(a, _)| a.starts_with(&prefix))
+    {
+        if *a != named && !keys.iter().any(|x| x == k) {
+            keys.push(k.to_string());
+        }
+    }
+    keys
+}
+
+/// The key pair of user `id` (public key `public`): from its own seed file
+/// (written before bundles), else from its account's bundle.
+fn user_pair(
+    ws: &Workspace,
+    vault: &Vault,
+    id: &ObjectId,
+    public: &str,
+    identities: &Identities,
+    bundles: &mut HashMap<String, Option<UserSeeds>>,
+) -> anyhow::Result<KeyPair> {
+    if vault.contains(public) && !crate::safepath::is_link(&vault.seed_path(public)?) {
+        return Ok(vault.get(public, identities)?);
+    }
+    let accounts = account_keys(ws, id);
+    for account in &accounts {
+        if !bundles.contains_key(account) {
+            let opened = vault.open_bundle(account, identities)?;
+            bundles.insert(account.clone(), opened);
+        }
+        if let Some(Some(seeds)) = bundles.get(account) {
+            let kp = seeds.get(public).ok_or_else(|| {
+                anyhow!("the seed bundle {account}{BUNDLE_SUFFIX} holds no seed for {public}")
+            })?;
+            let seed = zeroize::Zeroizing::new(kp.seed()?);
+            return Ok(KeyPair::from_seed(&seed)?);
+        }
+    }
+    // Neither: the error names the file the seed should be in.
+    let refs: Vec<&str> = accounts.iter().map(String::as_str).collect();
+    Ok(vault.get_user(public, &refs, identities)?)
+}
+
 fn holds_seed(ws: &Workspace, vault: &Vault, id: &ObjectId) -> bool {
+    let byo = ws
+        .loaded
+        .manifest
+        .operators
+        .get(&id.operator)
+        .and_then(|o| o.accounts.get(id.account.as_deref().unwrap_or_default()))
+        .and_then(|a| a.users.get(id.name()))
+        .is_none_or(|u| u.public_key.is_some());
     ws.existing
         .get(id)
         .and_then(|e| e.decoded.as_ref().ok())
-        .is_some_and(|d| vault.contains(&d.subject))
+        .is_some_and(|d| {
+            vault.contains(&d.subject)
+                || (!byo && account_keys(ws, id).iter().any(|a| vault.has_bundle(a)))
+        })
 }
 
 /// `A/U` (when the manifest has one operator) or `O/A/U`.

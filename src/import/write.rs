@@ -146,9 +146,7 @@ pub fn write_project(
     crate::fsutil::create_dir_all_private(&stage.join(VAULT_DIR))
         .map_err(|e| io("the vault", &e))?;
     let vault = Vault::new(stage.join(VAULT_DIR));
-    for kp in &imported.seeds {
-        vault.put(kp, &parsed).map_err(|e| io("the vault", &e))?;
-    }
+    write_seeds(&vault, imported, &parsed).map_err(|e| io("the vault", &e))?;
 
     // The point of importing: natsform takes the store over as it is.
     let ws = Workspace::open(&staged_manifest).map_err(|e| {
@@ -224,6 +222,48 @@ pub fn write_project(
         blockers,
         resigned: resigns,
     })
+}
+
+/// The imported seeds as natsform keeps them: operator, account and
+/// signing-key seeds one file per key, users' seeds in their account's
+/// bundle (`<ACCOUNT>.users.age`).
+fn write_seeds(
+    vault: &Vault,
+    imported: &Imported,
+    recipients: &Recipients,
+) -> crate::keys::Result<()> {
+    let mut users: std::collections::BTreeMap<String, &crate::keys::KeyPair> =
+        std::collections::BTreeMap::new();
+    for kp in &imported.seeds {
+        let public = kp.public_key();
+        if crate::keys::kind_of_public_key(&public) == Some(crate::keys::KeyKind::User) {
+            users.insert(public, kp);
+        } else {
+            vault.put(kp, recipients)?;
+        }
+    }
+    let book = imported.lock.bindings();
+    for account in crate::plan::vault::account_users(&imported.manifest, book, book) {
+        let Some(account_key) = &account.public_key else {
+            continue;
+        };
+        let mut seeds = crate::keys::UserSeeds::new();
+        for u in &account.users {
+            let found = u.public_key.as_ref().and_then(|k| users.get(k));
+            if let Some(kp) = found {
+                let seed = zeroize::Zeroizing::new(kp.seed().unwrap_or_default());
+                if let Ok(copy) = crate::keys::KeyPair::from_seed(&seed) {
+                    seeds.insert(copy);
+                }
+            }
+        }
+        if !seeds.is_empty() {
+            let armored = crate::keys::seal_bundle(account_key, &seeds, recipients)?;
+            let keys: Vec<String> = seeds.keys().map(str::to_string).collect();
+            vault.write_bundle(account_key, Some(&armored), &keys)?;
+        }
+    }
+    Ok(())
 }
 
 fn text_plan(plan: &crate::plan::Plan) -> String {

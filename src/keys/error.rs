@@ -153,6 +153,18 @@ pub enum KeysError {
         found: String,
     },
 
+    /// An account's bundle of user seeds decrypted, but a line is wrong
+    /// (no seed is ever part of `reason`).
+    #[error("seed bundle {} line {line}: {reason}\n  restore it from git (`git checkout -- {}`)", path.display(), path.display())]
+    BadBundle {
+        /// The bundle file.
+        path: PathBuf,
+        /// One-based line (0: the whole file).
+        line: usize,
+        /// What is wrong, naming public keys only.
+        reason: String,
+    },
+
     /// Encrypting a seed failed.
     #[error("cannot encrypt the seed of {public_key}: {reason}\n  check secrets.recipients in the manifest")]
     Encrypt {

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::Batch;
 use crate::keys::error::{short, shown_key, KeysError, Result};
 use crate::keys::kind::{kind_of_public_key, KeyKind};
 
@@ -213,13 +213,26 @@ impl Lock {
     /// Writes the lock to `path` atomically (mode 0644); returns whether the
     /// file changed. An unchanged lock leaves the file and its mtime alone.
     pub fn save(&self, path: &Path) -> Result<bool> {
-        write_atomic(path, self.to_string().as_bytes(), LOCK_FILE_MODE).map_err(|source| {
-            KeysError::LockIo {
+        let mut batch = Batch::new();
+        let changed = self.stage(path, &mut batch)?;
+        batch.commit().map_err(|source| KeysError::LockIo {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(changed)
+    }
+
+    /// Stages the lock's bytes for `path` in `batch` (written when the batch
+    /// is committed); returns whether the file will change.
+    pub(crate) fn stage(&self, path: &Path, batch: &mut Batch) -> Result<bool> {
+        batch
+            .write(path, self.to_string().as_bytes(), LOCK_FILE_MODE)
+            .map_err(|source| KeysError::LockIo {
                 action: "write",
                 path: path.to_path_buf(),
                 source,
-            }
-        })
+            })
     }
 
     /// The public key bound to `address`.

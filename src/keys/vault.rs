@@ -28,7 +28,7 @@ use crate::keys::recipients::Recipients;
 pub const VAULT_SUFFIX: &str = ".age";
 
 /// Vault files are secrets even though encrypted: keep them private.
-const VAULT_FILE_MODE: u32 = 0o600;
+pub(crate) const VAULT_FILE_MODE: u32 = 0o600;
 
 /// A seed vault rooted at a directory (which need not exist yet).
 #[derive(Debug, Clone)]
@@ -104,6 +104,51 @@ impl Vault {
         })
     }
 
+    /// The seed of `kp` sealed to `recipients`, with the path it goes to,
+    /// unless a file for its key exists already (`None`: the vault never
+    /// overwrites a seed). A link there is refused. For apply to stage many
+    /// in one batch, sealed in parallel.
+    pub(crate) fn seal_new(
+        &self,
+        kp: &KeyPair,
+        recipients: &Recipients,
+    ) -> Result<Option<(PathBuf, Vec<u8>)>> {
+        let public_key = kp.public_key();
+        let path = self.seed_path(&public_key)?;
+        if crate::safepath::is_link(&path) {
+            return Err(KeysError::VaultIo {
+                action: "write",
+                path,
+                source: std::io::Error::other(crate::safepath::LINK_REFUSED),
+            });
+        }
+        if path.exists() {
+            return Ok(None);
+        }
+        if recipients.is_empty() {
+            return Err(KeysError::NoRecipients { public_key });
+        }
+        let armored = encrypt_seed(kp, recipients, &public_key)?;
+        Ok(Some((path, armored)))
+    }
+
+    /// [`Vault::replace`] staged in `batch` (written when it commits).
+    pub(crate) fn stage_replace(
+        &self,
+        public_key: &str,
+        armored: &[u8],
+        batch: &mut crate::fsutil::Batch,
+    ) -> Result<bool> {
+        let path = self.seed_path(public_key)?;
+        batch
+            .write(&path, armored, VAULT_FILE_MODE)
+            .map_err(|source| KeysError::VaultIo {
+                action: "write",
+                path,
+                source,
+            })
+    }
+
     /// Decrypts the seed of `public_key` with `identities` and returns its
     /// key pair, checked to have exactly that public key.
     pub fn get(&self, public_key: &str, identities: &Identities) -> Result<KeyPair> {
@@ -131,7 +176,7 @@ impl Vault {
                 })
             }
         };
-        let seed = decrypt_seed(&bytes, identities, &path)?;
+        let seed = decrypt(&bytes, identities, &path)?;
         let text =
             std::str::from_utf8(&seed).map_err(|_| KeysError::BadSeed { path: path.clone() })?;
         // Trimmed because seeds written by other tools may end in a newline.
@@ -162,42 +207,61 @@ impl Vault {
     /// ([`sealed_to`]), from one read of the file: `plan` needs both for
     /// every seed, and on 100,000 users a second read is what it would pay.
     pub fn examine_in(&self, src: &dyn crate::source::Source, public_key: &str) -> Examined {
+        match self.seed_path(public_key) {
+            Ok(path) => self.examine_file_in(
+                src,
+                &path,
+                &format!("its seed file {public_key}{VAULT_SUFFIX}"),
+                crate::source::MAX_SEED_FILE_BYTES,
+            ),
+            Err(e) => Examined {
+                problem: Some(e.to_string()),
+                ..Examined::default()
+            },
+        }
+    }
+
+    /// [`Vault::examine_in`] of the file at `path`, named `what` in
+    /// problems ("its seed file X.age"), read under `limit` bytes.
+    pub(crate) fn examine_file_in(
+        &self,
+        src: &dyn crate::source::Source,
+        path: &Path,
+        what: &str,
+        limit: u64,
+    ) -> Examined {
         use crate::source::Kind;
         let problem = |problem: String| Examined {
             problem: Some(problem),
-            sealed: None,
+            ..Examined::default()
         };
-        let path = match self.seed_path(public_key) {
-            Ok(p) => p,
-            Err(e) => return problem(e.to_string()),
-        };
-        let name = format!("{public_key}{VAULT_SUFFIX}");
-        match src.kind(&path) {
-            Ok(None) => return problem(format!("its seed file {name} is missing from the vault")),
-            Err(e) => return problem(format!("its seed file {name} cannot be read: {e}")),
+        match src.kind(path) {
+            Ok(None) => return problem(format!("{what} is missing from the vault")),
+            Err(e) => return problem(format!("{what} cannot be read: {e}")),
             Ok(Some(Kind::Symlink)) => {
-                return problem(format!("its seed file {name} is a symbolic link, and natsform does not follow links inside the project; replace the link by the file itself"))
+                return problem(format!("{what} is a symbolic link, and natsform does not follow links inside the project; replace the link by the file itself"))
             }
             Ok(Some(Kind::Submodule)) => {
-                return problem(format!("its seed file {name} is a git submodule, and natsform does not follow links inside the project; replace it by the file itself"))
+                return problem(format!("{what} is a git submodule, and natsform does not follow links inside the project; replace it by the file itself"))
             }
             Ok(Some(Kind::File)) => {}
-            Ok(Some(_)) => return problem(format!("its seed file {name} is not a regular file")),
+            Ok(Some(_)) => return problem(format!("{what} is not a regular file")),
         }
-        let bytes = match src.read(&path, crate::source::MAX_SEED_FILE_BYTES) {
+        let bytes = match src.read(path, limit) {
             Ok(Some(b)) => b,
-            Ok(None) => return problem(format!("its seed file {name} is missing from the vault")),
-            Err(e) => return problem(format!("its seed file {name} cannot be read: {e}")),
+            Ok(None) => return problem(format!("{what} is missing from the vault")),
+            Err(e) => return problem(format!("{what} cannot be read: {e}")),
         };
         Examined {
             problem: match age::Decryptor::new_buffered(ArmoredReader::new(&bytes[..])) {
                 Ok(d) if !d.is_scrypt() => None,
                 Ok(_) => Some(format!(
-                    "its seed file {name} is passphrase-encrypted, which natsform never writes"
+                    "{what} is passphrase-encrypted, which natsform never writes"
                 )),
-                Err(e) => Some(format!("its seed file {name} is damaged ({e})")),
+                Err(e) => Some(format!("{what} is damaged ({e})")),
             },
             sealed: sealed_to(&bytes),
+            users: None,
         }
     }
 
@@ -235,6 +299,12 @@ impl Vault {
     }
 }
 
+/// [`encrypt_seed`] for the sealing probe of `tests_bundle`.
+#[cfg(test)]
+pub(crate) fn encrypt_seed_for_probe(kp: &KeyPair, recipients: &Recipients) -> Vec<u8> {
+    encrypt_seed(kp, recipients, &kp.public_key()).unwrap()
+}
+
 fn encrypt_seed(kp: &KeyPair, recipients: &Recipients, public_key: &str) -> Result<Vec<u8>> {
     let encrypt_err = |reason: String| KeysError::Encrypt {
         public_key: public_key.to_string(),
@@ -259,7 +329,12 @@ fn encrypt_seed(kp: &KeyPair, recipients: &Recipients, public_key: &str) -> Resu
     armor.finish().map_err(io_err)
 }
 
-fn decrypt_seed(bytes: &[u8], identities: &Identities, path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+/// The plaintext of the armoured age file `bytes` (read from `path`).
+pub(crate) fn decrypt(
+    bytes: &[u8],
+    identities: &Identities,
+    path: &Path,
+) -> Result<Zeroizing<Vec<u8>>> {
     let corrupt = |reason: String| KeysError::CorruptVaultFile {
         path: path.to_path_buf(),
         reason,
@@ -275,13 +350,13 @@ fn decrypt_seed(bytes: &[u8], identities: &Identities, path: &Path) -> Result<Ze
             },
             other => corrupt(other.to_string()),
         })?;
-    // Large enough that reading a 58-byte seed never reallocates and leaves
-    // an unzeroized copy behind.
-    let mut seed = Zeroizing::new(Vec::with_capacity(256));
+    // The plaintext is shorter than the file: reading never reallocates
+    // and leaves an unzeroized copy behind.
+    let mut plain = Zeroizing::new(Vec::with_capacity(bytes.len().max(256)));
     reader
-        .read_to_end(&mut seed)
+        .read_to_end(&mut plain)
         .map_err(|e| corrupt(e.to_string()))?;
-    Ok(seed)
+    Ok(plain)
 }
 
 /// Who a seed file is sealed to, as far as its age header tells without
@@ -313,6 +388,8 @@ pub struct Examined {
     /// Who its age header says it is sealed to (`None` when it is not an
     /// age file).
     pub sealed: Option<Sealed>,
+    /// For a bundle of user seeds: the user keys its index lists, sorted.
+    pub users: Option<Vec<String>>,
 }
 
 /// Largest age header read to find its stanzas (natsform writes a few

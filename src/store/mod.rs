@@ -11,16 +11,19 @@
 //! Files hold the raw JWT without a newline, mode 0600; directories 0700.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::Batch;
 use crate::safepath::{self, check_no_links, is_safe_name};
 use crate::source::{self, Kind, Source, WorkDir, MAX_JWT_BYTES, MAX_MARKER_BYTES};
 use crate::tree::ObjectId;
+
+/// How many JWT files [`Store::stage_writes`] stages between two progress
+/// counts.
+const STAGE_CHUNK: usize = 2048;
 
 /// A JWT read from the store, not yet decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,23 +165,82 @@ impl Store {
         check_no_links(&self.root, path)
     }
 
-    /// Writes the JWT of `id` (and the operator's `.nsc` marker). Returns
-    /// whether anything on disk changed.
+    /// Writes the JWT of `id` (and the operator's `.nsc` marker), durably.
+    /// Returns whether anything on disk changed.
     pub(crate) fn write(&self, id: &ObjectId, token: &str) -> io::Result<bool> {
-        let path = self.path_of(id);
-        self.guard(id, &path)?;
-        let marker = self.ensure_marker(id)?;
-        let wrote = write_atomic(&path, token.as_bytes(), 0o600)
-            .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))?;
-        Ok(marker || wrote)
+        let mut batch = Batch::new();
+        let changed = self.stage_writes(&[(id, token)], &mut batch, &mut |_| {})?;
+        batch.commit()?;
+        Ok(changed[0])
     }
 
-    /// Removes the JWT of `id`; an account also loses its directory (with
-    /// its users). Returns whether anything was removed. The directory to
-    /// remove and every directory above it up to the store root are checked
-    /// not to be links first (`remove_dir_all` itself does not follow links
-    /// inside what it removes).
+    /// Stages in `batch` the JWT of each `(id, token)` and the `.nsc`
+    /// marker of each operator among them (markers first), the JWT files
+    /// written in parallel. Returns, per item, whether anything on disk will
+    /// change for it (its JWT, or the marker it brings).
+    pub(crate) fn stage_writes(
+        &self,
+        items: &[(&ObjectId, &str)],
+        batch: &mut Batch,
+        done: &mut dyn FnMut(usize),
+    ) -> io::Result<Vec<bool>> {
+        let mut markers: Vec<(PathBuf, String)> = Vec::new();
+        let mut first_of_operator: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, (id, _)) in items.iter().enumerate() {
+            if first_of_operator.contains_key(id.operator.as_str()) {
+                continue;
+            }
+            first_of_operator.insert(&id.operator, i);
+            let op = &id.operator;
+            let path = self.root.join(op).join(".nsc");
+            self.guard(&ObjectId::operator(op), &path)?;
+            let body = format!(
+                r#"{{"managed":false,"name":{},"kind":"operator","version":"1"}}"#,
+                serde_json::to_string(op).expect("string serializes")
+            );
+            markers.push((path, body));
+        }
+        let marker_changed = batch
+            .write_many(&markers, 0o600)
+            .map_err(|e| io::Error::new(e.kind(), format!("writing a store marker: {e}")))?;
+        let mut changed = Vec::with_capacity(items.len());
+        for chunk in items.chunks(STAGE_CHUNK) {
+            let files: Vec<(PathBuf, &[u8])> = chunk
+                .par_iter()
+                .map(|(id, token)| {
+                    let path = self.path_of(id);
+                    self.guard(id, &path)?;
+                    Ok((path, token.as_bytes()))
+                })
+                .collect::<io::Result<_>>()?;
+            changed.extend(batch.write_many(&files, 0o600).map_err(|e| {
+                io::Error::new(e.kind(), format!("writing in {}: {e}", self.root.display()))
+            })?);
+            done(chunk.len());
+        }
+        for ((_, i), m) in first_of_operator.iter().zip(marker_changed) {
+            changed[*i] |= m;
+        }
+        Ok(changed)
+    }
+
+    /// Removes the JWT of `id` durably; an account also loses its directory
+    /// (with its users). Returns whether anything was removed.
+    #[cfg(test)]
     pub(crate) fn remove(&self, id: &ObjectId) -> io::Result<bool> {
+        let mut batch = Batch::new();
+        let removed = self.stage_remove(id, &mut batch)?;
+        batch.commit()?;
+        Ok(removed)
+    }
+
+    /// Stages in `batch` the removal of the JWT of `id`; an account's
+    /// directory goes with its users, a user's emptied `users/` directory
+    /// goes too. Returns whether there is anything to remove. The directory
+    /// to remove and every directory above it up to the store root are
+    /// checked not to be links first (the batch removes a directory without
+    /// following links inside it).
+    pub(crate) fn stage_remove(&self, id: &ObjectId, batch: &mut Batch) -> io::Result<bool> {
         let path = self.path_of(id);
         let target = match (&id.account, &id.user) {
             (Some(a), None) => self.root.join(&id.operator).join("accounts").join(a),
@@ -186,39 +248,16 @@ impl Store {
             _ => path.clone(),
         };
         self.guard(id, &target)?;
-        let is_dir = fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir());
-        let result = if is_dir {
-            fs::remove_dir_all(&target)
-        } else {
-            fs::remove_file(&target)
-        };
-        match result {
-            Ok(()) => {
-                if id.user.is_some() {
-                    // An empty users/ directory is noise in git and in nsc.
-                    if let Some(dir) = path.parent() {
-                        let _ = fs::remove_dir(dir);
-                    }
-                }
-                Ok(true)
+        let there = batch
+            .remove(&target)
+            .map_err(|e| io::Error::new(e.kind(), format!("removing {}: {e}", target.display())))?;
+        if there && id.user.is_some() {
+            // An empty users/ directory is noise in git and in nsc.
+            if let Some(dir) = path.parent() {
+                batch.remove_dir_if_empty(dir);
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io::Error::new(
-                e.kind(),
-                format!("removing {}: {e}", target.display()),
-            )),
         }
-    }
-
-    fn ensure_marker(&self, id: &ObjectId) -> io::Result<bool> {
-        let op = &id.operator;
-        let body = format!(
-            r#"{{"managed":false,"name":{},"kind":"operator","version":"1"}}"#,
-            serde_json::to_string(op).expect("string serializes")
-        );
-        let path = self.root.join(op).join(".nsc");
-        self.guard(&ObjectId::operator(op), &path)?;
-        write_atomic(&path, body.as_bytes(), 0o600)
+        Ok(there)
     }
 }
 
@@ -338,6 +377,7 @@ fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn fixture() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/nsc-store/stores")

@@ -208,7 +208,8 @@ pub(crate) fn vault_sections(plan: &super::Plan) -> Vec<(&'static str, Vec<Strin
                 .iter()
                 .map(|r| {
                     format!(
-                        "{} ({}){}",
+                        "{}{} ({}){}",
+                        if r.bundle { "users' seeds of " } else { "" },
                         r.address,
                         super::short(&r.public_key),
                         if r.removes_recipient {
@@ -228,13 +229,53 @@ pub(crate) fn vault_sections(plan: &super::Plan) -> Vec<(&'static str, Vec<Strin
                 .orphans
                 .iter()
                 .map(|o| match &o.was {
-                    Some(a) => format!("{}{} (of {a})", o.public_key, crate::keys::vault_suffix()),
-                    None => format!("{}{}", o.public_key, crate::keys::vault_suffix()),
+                    Some(a) if o.bundle => format!("{} (users' seeds of {a})", o.file()),
+                    Some(a) => format!("{} (of {a})", o.file()),
+                    None => o.file(),
                 })
                 .collect(),
         ));
     }
+    if !plan.vault.bundles.is_empty() {
+        out.push((
+            "Bundles of user seeds to rewrite (one age file per account; other accounts' stay as they are):",
+            plan.vault.bundles.iter().map(bundle_line).collect(),
+        ));
+    }
     out
+}
+
+/// `account.O/A#main (ABCD…): 2 users added, 1 leaving, moved from WXYZ….users.age`.
+fn bundle_line(b: &super::vault::BundleChange) -> String {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = Vec::new();
+    if !b.added.is_empty() {
+        parts.push(plural(b.added.len(), "user added", "users added"));
+    }
+    if !b.removed.is_empty() {
+        parts.push(format!(
+            "{} leaving",
+            plural(b.removed.len(), "user", "users")
+        ));
+    }
+    if let Some(from) = &b.from {
+        parts.push(format!(
+            "moved from {}",
+            super::vault::file_name(from, true)
+        ));
+    }
+    if !b.legacy.is_empty() {
+        parts.push(format!(
+            "{} of its own moved in",
+            plural(b.legacy.len(), "seed file", "seed files")
+        ));
+    }
+    let key = match &b.public_key {
+        Some(k) => super::short(k),
+        None => "new key".to_string(),
+    };
+    format!("{} ({key}): {}", b.account, parts.join(", "))
 }
 
 /// ` N seeds to re-seal, M unused seed files to remove.` for summaries.
@@ -243,7 +284,7 @@ pub(crate) fn vault_summary(plan: &super::Plan) -> Option<String> {
     let n = plan.vault.reseal.len();
     if n > 0 {
         parts.push(format!(
-            "{n} seed{} to re-seal",
+            "{n} seed file{} to re-seal",
             if n == 1 { "" } else { "s" }
         ));
     }
@@ -251,6 +292,13 @@ pub(crate) fn vault_summary(plan: &super::Plan) -> Option<String> {
     if n > 0 {
         parts.push(format!(
             "{n} unused seed file{} to remove",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    let n = plan.vault.bundles.len();
+    if n > 0 {
+        parts.push(format!(
+            "{n} bundle{} of user seeds to rewrite",
             if n == 1 { "" } else { "s" }
         ));
     }

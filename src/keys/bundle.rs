@@ -1,0 +1,491 @@
+//! User seeds sealed per account: `vault/<ACCOUNT_PUBLIC_KEY>.users.age`,
+//! one armoured age file holding the seeds of that account's users.
+//!
+//! The plaintext is documented (README) so that anyone holding an identity
+//! can recover a seed with `age -d` alone:
+//!
+//! ```text
+//! # natsform user seeds of account <ACCOUNT_PUBLIC_KEY>; one "<USER_PUBLIC_KEY> <SEED>" per line
+//! UABC… SUAB…
+//! ```
+//!
+//! sorted by public key. Invariants:
+//! - every line's seed belongs to the public key it names, no key is listed
+//!   twice, and the first line names the account of the file's name
+//!   (checked on every open: a bundle renamed or edited is refused);
+//! - plaintext lives only in zeroizing buffers and never reaches an error;
+//! - a user's seed in a legacy per-user file (`<USER_PUBLIC_KEY>.age`, as
+//!   natsform wrote before bundles) is read as before.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use age::armor::{ArmoredWriter, Format};
+use nkeys::KeyPair;
+use zeroize::Zeroizing;
+
+use crate::fsutil::write_atomic;
+use crate::keys::error::{shown_key, KeysError, Result};
+use crate::keys::identity::Identities;
+use crate::keys::kind::{kind_of_public_key, KeyKind};
+use crate::keys::recipients::Recipients;
+use crate::keys::vault::{decrypt, Examined, Vault, VAULT_FILE_MODE};
+
+/// File name suffix of an account's bundle of user seeds.
+pub const BUNDLE_SUFFIX: &str = ".users.age";
+
+/// File name suffix of a bundle's index: the public keys whose seeds it
+/// holds, in clear (public keys are not secret), so that `plan` can tell,
+/// with no identity, which users a bundle holds, and a reviewer sees in
+/// the git diff which keys joined or left it.
+pub const INDEX_SUFFIX: &str = ".users.keys";
+
+const INDEX_HEADER: &str = "# natsform: public keys of the users whose seeds ";
+
+/// Largest bundle read (about 400,000 users in one account).
+pub const MAX_BUNDLE_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+const HEADER_START: &str = "# natsform user seeds of account ";
+const HEADER_END: &str = "; one \"<USER_PUBLIC_KEY> <SEED>\" per line";
+
+/// The user seeds of one account, by public key. Its `Debug` shows the
+/// public keys only.
+#[derive(Default)]
+pub struct UserSeeds {
+    seeds: BTreeMap<String, KeyPair>,
+}
+
+impl std::fmt::Debug for UserSeeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.seeds.keys()).finish()
+    }
+}
+
+impl UserSeeds {
+    pub fn new() -> UserSeeds {
+        UserSeeds::default()
+    }
+
+    /// Adds `kp` (a user key pair with its seed) under its public key.
+    pub fn insert(&mut self, kp: KeyPair) {
+        self.seeds.insert(kp.public_key(), kp);
+    }
+
+    pub fn get(&self, public_key: &str) -> Option<&KeyPair> {
+        self.seeds.get(public_key)
+    }
+
+    /// Takes the key pair of `public_key` out.
+    pub fn take(&mut self, public_key: &str) -> Option<KeyPair> {
+        self.seeds.remove(public_key)
+    }
+
+    pub fn contains(&self, public_key: &str) -> bool {
+        self.seeds.contains_key(public_key)
+    }
+
+    /// The public keys, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.seeds.keys().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.seeds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seeds.is_empty()
+    }
+}
+
+/// The bundle's plaintext: the header line, then one line per user, sorted.
+fn plaintext(account: &str, seeds: &UserSeeds) -> Result<Zeroizing<Vec<u8>>> {
+    // Sized up front so that no reallocation leaves a copy behind.
+    let size = HEADER_START.len() + account.len() + HEADER_END.len() + 1 + seeds.len() * 128;
+    let mut out = Zeroizing::new(Vec::with_capacity(size));
+    out.extend_from_slice(HEADER_START.as_bytes());
+    out.extend_from_slice(account.as_bytes());
+    out.extend_from_slice(HEADER_END.as_bytes());
+    out.push(b'\n');
+    for (public, kp) in &seeds.seeds {
+        let seed = Zeroizing::new(kp.seed().map_err(|_| KeysError::Encrypt {
+            public_key: public.clone(),
+            reason: "the key pair has no seed (it was built from a public key)".to_string(),
+        })?);
+        out.extend_from_slice(public.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(seed.as_bytes());
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Reads the plaintext of the bundle at `path` (named for `account`),
+/// checking every line: the header names `account`, every seed belongs to
+/// the user key its line names, and no key appears twice.
+fn parse(account: &str, plain: &[u8], path: &std::path::Path) -> Result<UserSeeds> {
+    let bad = |line: usize, reason: String| KeysError::BadBundle {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
+    let text = std::str::from_utf8(plain).map_err(|_| bad(0, "it is not UTF-8 text".into()))?;
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+    match lines.next() {
+        Some((_, first)) => {
+            let named = first
+                .strip_prefix(HEADER_START)
+                .and_then(|r| r.strip_suffix(HEADER_END));
+            match named {
+                Some(a) if a == account => {}
+                Some(a) => {
+                    return Err(bad(
+                        1,
+                        format!(
+                            "it holds the user seeds of account {}, not of the account its name says; bundles must not be renamed or swapped",
+                            shown_key(a)
+                        ),
+                    ))
+                }
+                None => return Err(bad(1, "the header line is missing".into())),
+            }
+        }
+        None => return Err(bad(0, "it is empty".into())),
+    }
+    let mut seeds = UserSeeds::new();
+    for (n, line) in lines {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((public, seed)) = line.split_once(' ') else {
+            return Err(bad(n, "not `<USER_PUBLIC_KEY> <SEED>`".into()));
+        };
+        if kind_of_public_key(public) != Some(KeyKind::User) {
+            return Err(bad(
+                n,
+                format!("`{}` is not a user public key", shown_key(public)),
+            ));
+        }
+        let kp = KeyPair::from_seed(seed.trim_end())
+            .map_err(|_| bad(n, format!("the seed of {public} is not a valid nkey seed")))?;
+        let found = kp.public_key();
+        if found != public {
+            return Err(bad(
+                n,
+                format!("the line names {public} but holds the seed of {found}; a bundle line must never hold another key's seed"),
+            ));
+        }
+        if seeds.contains(public) {
+            return Err(bad(n, format!("{public} is listed twice")));
+        }
+        seeds.insert(kp);
+    }
+    Ok(seeds)
+}
+
+/// The index of the bundle of `account` holding `keys` (sorted).
+pub fn index_text<'a>(account: &str, keys: impl Iterator<Item = &'a str>) -> String {
+    let mut out = format!("{INDEX_HEADER}{account}{BUNDLE_SUFFIX} holds (not secret)\n");
+    for k in keys {
+        out.push_str(k);
+        out.push('\n');
+    }
+    out
+}
+
+/// The keys an index lists, sorted; why it is wrong otherwise.
+pub fn parse_index(account: &str, bytes: &[u8]) -> std::result::Result<Vec<String>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
+    let mut lines = text.lines().enumerate();
+    let header = format!("{INDEX_HEADER}{account}{BUNDLE_SUFFIX} holds (not secret)");
+    match lines.next() {
+        Some((_, first)) if first == header => {}
+        _ => return Err("line 1 is not the header naming its bundle".to_string()),
+    }
+    let mut keys = Vec::new();
+    for (i, line) in lines {
+        if kind_of_public_key(line) != Some(KeyKind::User) {
+            return Err(format!(
+                "line {} is not a user public key (`{}`)",
+                i + 1,
+                crate::safepath::escape_line(&shown_key(line))
+            ));
+        }
+        keys.push(line.to_string());
+    }
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    if keys.len() != n {
+        return Err("a key is listed twice".to_string());
+    }
+    Ok(keys)
+}
+
+/// Encrypts `seeds` as the bundle of `account` to `recipients` (armoured).
+pub fn seal(account: &str, seeds: &UserSeeds, recipients: &Recipients) -> Result<Vec<u8>> {
+    let encrypt_err = |reason: String| KeysError::Encrypt {
+        public_key: account.to_string(),
+        reason,
+    };
+    if recipients.is_empty() {
+        return Err(KeysError::NoRecipients {
+            public_key: account.to_string(),
+        });
+    }
+    let plain = plaintext(account, seeds)?;
+    let encryptor = age::Encryptor::with_recipients(recipients.as_age())
+        .map_err(|e| encrypt_err(e.to_string()))?;
+    let io_err = |e: std::io::Error| encrypt_err(e.to_string());
+    let armor = ArmoredWriter::wrap_output(Vec::new(), Format::AsciiArmor).map_err(io_err)?;
+    let mut writer = encryptor.wrap_output(armor).map_err(io_err)?;
+    writer.write_all(&plain).map_err(io_err)?;
+    let armor = writer.finish().map_err(io_err)?;
+    armor.finish().map_err(io_err)
+}
+
+impl Vault {
+    /// Path of the bundle of user seeds of `account` (an account public key).
+    pub fn bundle_path(&self, account: &str) -> Result<PathBuf> {
+        if kind_of_public_key(account) != Some(KeyKind::Account) {
+            return Err(KeysError::InvalidPublicKey {
+                context: format!("seed vault {}", self.dir().display()),
+                shown: shown_key(account),
+                expected: "account",
+                prefixes: "A",
+            });
+        }
+        Ok(self.dir().join(format!("{account}{BUNDLE_SUFFIX}")))
+    }
+
+    /// Opens the bundle of `account` with `identities`, every line checked;
+    /// `None` when there is no bundle. A link is refused.
+    pub fn open_bundle(&self, account: &str, identities: &Identities) -> Result<Option<UserSeeds>> {
+        let path = self.bundle_path(account)?;
+        if crate::safepath::is_link(&path) {
+            return Err(KeysError::VaultIo {
+                action: "read",
+                path,
+                source: std::io::Error::other(crate::safepath::LINK_REFUSED),
+            });
+        }
+        let bytes = match read_bounded(&path)? {
+            Some(b) => b,
+            None => return Ok(None),
+        };
+        let plain = decrypt(&bytes, identities, &path)?;
+        parse(account, &plain, &path).map(Some)
+    }
+
+    /// Path of the index of the bundle of `account`.
+    pub fn index_path(&self, account: &str) -> Result<PathBuf> {
+        let bundle = self.bundle_path(account)?;
+        Ok(bundle.with_file_name(format!("{account}{INDEX_SUFFIX}")))
+    }
+
+    /// Writes `armored` (from [`seal`], `None`: the bundle stays as it
+    /// is) as the bundle of `account`, then its index listing `keys`,
+    /// atomically (unchanged bytes are not rewritten); a link is refused.
+    /// Returns whether the bundle was written.
+    pub fn write_bundle(
+        &self,
+        account: &str,
+        armored: Option<&[u8]>,
+        keys: &[String],
+    ) -> Result<bool> {
+        let write = |path: PathBuf, bytes: &[u8]| {
+            if crate::safepath::is_link(&path) {
+                return Err(KeysError::VaultIo {
+                    action: "write",
+                    path,
+                    source: std::io::Error::other(crate::safepath::LINK_REFUSED),
+                });
+            }
+            write_atomic(&path, bytes, VAULT_FILE_MODE).map_err(|source| KeysError::VaultIo {
+                action: "write",
+                path,
+                source,
+            })
+        };
+        let written = match armored {
+            Some(bytes) => write(self.bundle_path(account)?, bytes)?,
+            None => false,
+        };
+        let index = index_text(account, keys.iter().map(String::as_str));
+        write(self.index_path(account)?, index.as_bytes())?;
+        Ok(written)
+    }
+
+    /// [`Vault::write_bundle`] staged in `batch` (written, bundle before
+    /// index, when it commits). Returns whether the bundle was staged.
+    pub(crate) fn stage_bundle(
+        &self,
+        account: &str,
+        armored: Option<&[u8]>,
+        keys: &[String],
+        batch: &mut crate::fsutil::Batch,
+    ) -> Result<bool> {
+        let mut write = |path: PathBuf, bytes: &[u8]| {
+            batch
+                .write(&path, bytes, VAULT_FILE_MODE)
+                .map_err(|source| KeysError::VaultIo {
+                    action: "write",
+                    path,
+                    source,
+                })
+        };
+        let written = match armored {
+            Some(bytes) => write(self.bundle_path(account)?, bytes)?,
+            None => false,
+        };
+        let index = index_text(account, keys.iter().map(String::as_str));
+        write(self.index_path(account)?, index.as_bytes())?;
+        Ok(written)
+    }
+
+    /// Removes the bundle of `account` and its index (a link is removed,
+    /// never followed). Returns whether there was a bundle.
+    pub fn remove_bundle(&self, account: &str) -> Result<bool> {
+        let remove = |path: PathBuf| match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(KeysError::VaultIo {
+                action: "remove",
+                path,
+                source,
+            }),
+        };
+        let removed = remove(self.bundle_path(account)?)?;
+        remove(self.index_path(account)?)?;
+        Ok(removed)
+    }
+
+    /// Whether the bundle of `account` is a regular file.
+    pub fn has_bundle(&self, account: &str) -> bool {
+        self.bundle_path(account)
+            .is_ok_and(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file()))
+    }
+
+    /// The key pair of user `public_key`: from its own seed file when one
+    /// exists (written before bundles), else from the bundle of the first of
+    /// `accounts` that has one. Checked to be that key.
+    pub fn get_user(
+        &self,
+        public_key: &str,
+        accounts: &[&str],
+        identities: &Identities,
+    ) -> Result<KeyPair> {
+        let legacy = self.seed_path(public_key)?;
+        // A link there is never followed: the bundle is read instead.
+        if std::fs::symlink_metadata(&legacy).is_ok_and(|m| m.file_type().is_file()) {
+            return self.get(public_key, identities);
+        }
+        for account in accounts {
+            if let Some(mut seeds) = self.open_bundle(account, identities)? {
+                return seeds
+                    .take(public_key)
+                    .ok_or_else(|| KeysError::SeedMissing {
+                        public_key: public_key.to_string(),
+                        path: self.bundle_path(account).unwrap_or_default(),
+                    });
+            }
+        }
+        let path = match accounts.first() {
+            Some(a) => self.bundle_path(a)?,
+            None => legacy,
+        };
+        Err(KeysError::SeedMissing {
+            public_key: public_key.to_string(),
+            path,
+        })
+    }
+
+    /// [`Vault::examine_in`] for the bundle of `account`: presence, shape
+    /// and who its age header says it is sealed to, with no identity.
+    /// Its index is read too: the keys it lists are [`Examined::users`].
+    pub fn examine_bundle_in(&self, src: &dyn crate::source::Source, account: &str) -> Examined {
+        let (path, index) = match (self.bundle_path(account), self.index_path(account)) {
+            (Ok(p), Ok(i)) => (p, i),
+            (Err(e), _) | (_, Err(e)) => {
+                return Examined {
+                    problem: Some(e.to_string()),
+                    ..Examined::default()
+                }
+            }
+        };
+        let mut examined = self.examine_file_in(
+            src,
+            &path,
+            &format!("its account's seed bundle {account}{BUNDLE_SUFFIX}"),
+            MAX_BUNDLE_FILE_BYTES,
+        );
+        if examined.problem.is_some() {
+            return examined;
+        }
+        let name = format!("{account}{INDEX_SUFFIX}");
+        let read = match src.kind(&index) {
+            Ok(Some(crate::source::Kind::File)) => src
+                .read(&index, MAX_BUNDLE_FILE_BYTES)
+                .map_err(|e| format!("cannot be read: {e}")),
+            Ok(None) => Ok(None),
+            Ok(Some(_)) => Err(
+                "is not a regular file (natsform does not follow links inside the project)"
+                    .to_string(),
+            ),
+            Err(e) => Err(format!("cannot be read: {e}")),
+        };
+        match read {
+            Ok(Some(bytes)) => match parse_index(account, &bytes) {
+                Ok(keys) => examined.users = Some(keys),
+                Err(why) => {
+                    examined.problem = Some(format!(
+                        "the index {name} of its account's seed bundle is damaged: {why}"
+                    ))
+                }
+            },
+            Ok(None) => {
+                examined.problem = Some(format!(
+                    "the index {name} of its account's seed bundle is missing from the vault"
+                ))
+            }
+            Err(why) => {
+                examined.problem = Some(format!(
+                    "the index {name} of its account's seed bundle {why}"
+                ))
+            }
+        }
+        examined
+    }
+
+    /// Account public keys with a `<KEY>.users.age` regular file in the
+    /// vault of `src`, sorted.
+    pub fn list_bundles_in(&self, src: &dyn crate::source::Source) -> Vec<String> {
+        let Ok(entries) = src.list(self.dir()) else {
+            return Vec::new();
+        };
+        let mut keys: Vec<String> = entries
+            .into_iter()
+            .filter(|(_, kind)| *kind == crate::source::Kind::File)
+            .filter_map(|(name, _)| {
+                let key = name.to_str()?.strip_suffix(BUNDLE_SUFFIX)?;
+                (kind_of_public_key(key) == Some(KeyKind::Account)).then(|| key.to_string())
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+/// The file at `path` under [`MAX_BUNDLE_FILE_BYTES`], `None` when missing
+/// (one open that never follows a link nor blocks on a pipe).
+fn read_bounded(path: &std::path::Path) -> Result<Option<Vec<u8>>> {
+    use crate::source::Source;
+    crate::source::WorkDir
+        .read(path, MAX_BUNDLE_FILE_BYTES)
+        .map_err(|source| KeysError::VaultIo {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        })
+}
