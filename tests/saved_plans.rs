@@ -127,23 +127,21 @@ fn many_changed_store_files_are_named_then_counted() {
 #[test]
 fn a_saved_plan_is_refused_when_the_vault_changes_the_plan() {
     let (p, plan_file) = saved_plan_for_an_edit();
-    // The manifest, lock and store are as they were; a seed file is gone,
-    // so the plan now has a blocker.
-    let vault = p.path().join("vault");
-    let mut seeds: Vec<_> = fs::read_dir(&vault)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    seeds.sort();
+    // The manifest, lock and store are as they were; the sealed seeds of
+    // joe's account (its users' bundle) are gone, so the plan now has
+    // blockers.
     let lock = fs::read_to_string(p.path().join("natsform.lock")).unwrap();
-    let joe = seeds
-        .iter()
-        .find(|s| {
-            let key = s.file_stem().unwrap().to_str().unwrap();
-            lock.lines()
-                .any(|l| l.contains(key) && l.contains("O2/sales/joe"))
-        })
-        .expect("joe's seed file");
+    let account_key = lock
+        .lines()
+        .find(|l| l.trim_start().starts_with("\"account.O2/sales#"))
+        .and_then(|l| l.split('"').nth(3))
+        .expect("the sales account's key in the lock")
+        .to_string();
+    let joe = p
+        .path()
+        .join("vault")
+        .join(format!("{account_key}.users.age"));
+    assert!(joe.is_file(), "joe's seed is in his account's bundle");
     fs::remove_file(joe).unwrap();
     let before = p.files();
     let run = natsform_snapshot!(p, ["apply", plan_file.to_str().unwrap()]).failure();
