@@ -150,6 +150,8 @@ pub(crate) struct Batch {
     removals: Vec<Removal>,
     /// Directories this batch created, parents first.
     created: Vec<PathBuf>,
+    /// The paths of staged [`Removal::Path`]s.
+    removed: HashSet<PathBuf>,
     /// Directories known to exist (created or seen), so a phase of 100,000
     /// files does not `stat` the same directory 100,000 times.
     known_dirs: HashSet<PathBuf>,
@@ -258,11 +260,16 @@ impl Batch {
 
     /// Stages the removal of `path` (a file, or a directory with its
     /// content; a symbolic link is removed, never followed), done in
-    /// [`Batch::commit`] after the renames. Returns whether `path` exists now.
+    /// [`Batch::commit`] after the renames. Returns whether `path` exists
+    /// now and is not inside a removal already staged.
     pub fn remove(&mut self, path: &Path) -> io::Result<bool> {
+        if path.ancestors().any(|a| self.removed.contains(a)) {
+            return Ok(false);
+        }
         match fs::symlink_metadata(path) {
             Ok(_) => {
                 self.removals.push(Removal::Path(path.to_path_buf()));
+                self.removed.insert(path.to_path_buf());
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -886,6 +893,9 @@ mod tests {
         fs::write(d.join("keep/f"), "x").unwrap();
         let mut b = Batch::new();
         assert!(b.remove(&d.join("acc")).unwrap());
+        // Inside a staged removal: nothing more to remove.
+        assert!(!b.remove(&d.join("acc/users/u.jwt")).unwrap());
+        assert!(!b.remove(&d.join("acc")).unwrap());
         b.remove_dir_if_empty(&d.join("keep"));
         assert_eq!(b.commit().unwrap().removed, 1);
         assert!(!d.join("acc").exists());
