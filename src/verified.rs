@@ -123,7 +123,7 @@ impl Cache {
                 Remembered::default(),
                 Some(format!(
                     "ignored the verification cache {} ({why}); every signature was verified",
-                    crate::safepath::escape_line(&self.file.display().to_string())
+                    esc(&self.file)
                 )),
             ),
         }
@@ -178,10 +178,11 @@ impl Cache {
         sorted.sort_unstable();
         sorted.dedup();
         let bytes = serialize(&sorted);
-        if matches!(self.read(), Ok(r) if r.0 == sorted) {
+        let current = self.read();
+        if matches!(&current, Ok(r) if r.0 == sorted) {
             return Ok(false);
         }
-        let shown = || crate::safepath::escape_line(&self.file.display().to_string()).into_owned();
+        let shown = || esc(&self.file);
         let [natsform_dir, verified_dir] = self.dirs();
         let root = natsform_dir.parent().expect("a cache root");
         // Created 0700 where missing; existing ones must be this user's
@@ -190,24 +191,26 @@ impl Cache {
             match std::fs::symlink_metadata(dir) {
                 Ok(m) if dir == root => {
                     if !m.is_dir() && !m.file_type().is_symlink() {
-                        return Err(format!("{} is not a directory", dir.display()));
+                        return Err(format!("{} is not a directory", esc(dir)));
                     }
                 }
                 Ok(m) => check_private(&m, "directory").map_err(|u| match u {
-                    Unusable::Ignored(why) => format!("{}: {why}", dir.display()),
+                    Unusable::Ignored(why) => format!("{}: {why}", esc(dir)),
                     Unusable::Absent => unreachable!(),
                 })?,
                 Err(_) => crate::fsutil::create_dir_all_private(dir)
-                    .map_err(|e| format!("creating {}: {e}", dir.display()))?,
+                    .map_err(|e| format!("creating {}: {e}", esc(dir)))?,
             }
         }
-        // A link or other non-file in the file's place is removed (never
-        // followed); a directory is left alone.
+        // Whatever is in the file's place and is not a cache we could read
+        // (a link, a pipe, garbage, a huge file) is removed first, never
+        // followed or read: `write_atomic` reads what it replaces. A
+        // directory is left alone.
         match std::fs::symlink_metadata(&self.file) {
-            Ok(m) if m.file_type().is_symlink() || (!m.is_file() && !m.is_dir()) => {
+            Ok(m) if m.is_dir() => return Err(format!("{} is a directory", shown())),
+            Ok(_) if current.is_err() => {
                 std::fs::remove_file(&self.file).map_err(|e| format!("{}: {e}", shown()))?
             }
-            Ok(m) if m.is_dir() => return Err(format!("{} is a directory", shown())),
             _ => {}
         }
         crate::fsutil::write_atomic(&self.file, &bytes, 0o600)
@@ -291,6 +294,11 @@ fn parse(bytes: &[u8]) -> Result<Remembered, &'static str> {
         return Err("damaged: its digests are not sorted");
     }
     Ok(Remembered(digests))
+}
+
+/// A path as a message shows it (control characters escaped).
+fn esc(path: &Path) -> String {
+    crate::safepath::escape_line(&path.display().to_string()).into_owned()
 }
 
 fn hex(bytes: &[u8]) -> String {
