@@ -333,3 +333,84 @@ impl<N: Serialize> From<Claims<N>> for Canonical {
         Canonical(canonical_of(c))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{generate, KeyKind};
+    use crate::store::StoredJwt;
+
+    fn account_jwt() -> String {
+        let op = generate(KeyKind::Operator);
+        let acc = generate(KeyKind::Account);
+        let mut c = AccountClaims::new(acc.public_key());
+        c.data.name = "A".into();
+        c.data.iat = 1_700_000_000;
+        claims::encode(&mut c, &op).unwrap()
+    }
+
+    fn store(entries: &[(ObjectId, &str)]) -> StoreContents {
+        let mut s = StoreContents::default();
+        for (id, token) in entries {
+            s.jwts.insert(
+                id.clone(),
+                StoredJwt {
+                    path: "x.jwt".into(),
+                    token: token.to_string(),
+                },
+            );
+        }
+        s
+    }
+
+    /// Same length, one signature character changed.
+    fn bad_signature(token: &str) -> String {
+        let i = token.rfind('.').unwrap() + 10;
+        let mut t = token.to_string();
+        let c = if &t[i..i + 1] == "A" { "B" } else { "A" };
+        t.replace_range(i..i + 1, c);
+        t
+    }
+
+    #[test]
+    fn only_remembered_bytes_skip_the_signature_check() {
+        let good = account_jwt();
+        let other = account_jwt();
+        let a = ObjectId::account("O", "A");
+        let b = ObjectId::account("O", "B");
+        let contents = || store(&[(a.clone(), &good), (b.clone(), &other)]);
+
+        let (cold, v) = decode_all_remembering(contents(), &Remembered::default());
+        assert_eq!((v.jwts, v.checked, v.remembered), (2, 2, 0));
+        assert!(cold.values().all(|e| e.decoded.is_ok()));
+        let mut both = vec![verified::digest(&good), verified::digest(&other)];
+        both.sort_unstable();
+        assert_eq!(v.digests, both);
+
+        let remembered = Remembered::from_digests(vec![verified::digest(&good)]);
+        let (warm, v) = decode_all_remembering(contents(), &remembered);
+        assert_eq!((v.checked, v.remembered), (1, 1));
+        assert_eq!(warm, cold, "the same result");
+        assert_eq!(v.digests, both);
+
+        // Tampered in place: the old bytes' digest does not vouch for it.
+        let forged = bad_signature(&good);
+        assert_eq!(forged.len(), good.len());
+        let (e, v) = decode_all_remembering(store(&[(a.clone(), &forged)]), &remembered);
+        assert_eq!((v.checked, v.remembered), (1, 0));
+        assert!(e[&a].decoded.is_err());
+        assert!(v.digests.is_empty(), "never remembered");
+
+        // Remembered bytes still get every other check: an account JWT
+        // where a user's should be is refused.
+        let u = ObjectId::user("O", "A", "u");
+        let (e, v) = decode_all_remembering(store(&[(u.clone(), &good)]), &remembered);
+        assert_eq!(v.checked, 0);
+        assert!(e[&u]
+            .decoded
+            .as_ref()
+            .unwrap_err()
+            .contains("expected user"));
+        assert!(v.digests.is_empty());
+    }
+}
