@@ -6,7 +6,10 @@
 //!     NATSFORM_BENCH_ACCOUNTS=100 cargo bench --bench plan   # smaller
 //!
 //! Each plan runs in a child process (this binary in plan mode) so its peak
-//! memory (VmHWM) is its own. Figures are wall-clock on a shared machine:
+//! memory (VmHWM) is its own. The no-change plan runs twice: with an empty
+//! verified-signature cache (every signature checked, as CI on a fresh
+//! runner or `plan --verify-all`), then with the cache the first run wrote
+//! (as a second `natsform plan` on the same machine). Figures are wall-clock on a shared machine:
 //! compare the ratios, not the seconds.
 
 use std::collections::HashMap;
@@ -21,7 +24,7 @@ use natsform::keys::{self, KeyPair, Lock};
 use natsform::plan::{self, views};
 use natsform::store::Store;
 use natsform::tree::ObjectId;
-use natsform::workspace::Workspace;
+use natsform::workspace::{Signatures, Workspace};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -160,12 +163,18 @@ fn plan_child(manifest: &Path) {
         phases(manifest);
     }
     let start = Instant::now();
-    let ws = Workspace::open(manifest).unwrap();
+    let ws = Workspace::open_cached(manifest, Signatures::Remembered).unwrap();
     let plan = ws.plan(natsform::workspace::now());
     // Streamed, as `natsform plan` prints it; only the size is kept.
     let mut sink = Sink(0);
     views::text::write(&mut sink, &plan, views::Style { color: false });
+    ws.remember_verified().unwrap();
     let secs = start.elapsed().as_secs_f64();
+    let v = ws.verification();
+    eprintln!(
+        "  (signatures: {} checked, {} remembered)",
+        v.checked, v.remembered
+    );
     assert!(plan.blockers.is_empty(), "{:?}", &plan.blockers[..1]);
     let summary = views::text::summary(&plan);
     println!("{secs:.3}\t{:.0}\t{}\t{summary}", peak_rss_mib(), sink.0);
@@ -245,7 +254,9 @@ impl std::fmt::Write for Sink {
 
 fn run_child(manifest: &Path) -> (f64, f64, String) {
     let exe = std::env::current_exe().unwrap();
+    let cache_home = manifest.parent().unwrap().with_extension("cache-home");
     let out = Command::new(exe)
+        .env("XDG_CACHE_HOME", cache_home)
         .arg("--plan-child")
         .arg(manifest)
         .stderr(std::process::Stdio::inherit())
@@ -306,6 +317,8 @@ fn main() {
             .contains("0 to create, 0 to update, 0 to re-issue, 0 to replace, 0 to delete"),
         "{nochange_summary}"
     );
+    let (warm_s, warm_mib, warm_summary) = run_child(&manifest_path);
+    assert_eq!(warm_summary, nochange_summary);
     std::fs::write(&manifest_path, manifest(accounts, users, true)).unwrap();
     let (change_s, change_mib, change_summary) = run_child(&manifest_path);
 
@@ -316,6 +329,8 @@ fn main() {
         accounts * users
     );
     println!("baseline: verify every signature once: {verify_1:.3}s on 1 thread, {verify_n:.3}s on {threads}");
-    println!("plan, no changes:      {nochange_s:.3}s  peak {nochange_mib:.0} MiB  = {:.2}× the 1-thread verify, {:.2}× the {threads}-thread verify", nochange_s / verify_1, nochange_s / verify_n);
-    println!("plan, one role changed in every account: {change_s:.3}s  peak {change_mib:.0} MiB  = {:.2}× the 1-thread verify  ({change_summary})", change_s / verify_1);
+    println!("plan, no changes, empty cache (every signature checked):      {nochange_s:.3}s  peak {nochange_mib:.0} MiB  = {:.2}× the 1-thread verify, {:.2}× the {threads}-thread verify", nochange_s / verify_1, nochange_s / verify_n);
+    println!("plan, no changes, cache of the run before (none checked):     {warm_s:.3}s  peak {warm_mib:.0} MiB  = {:.2}× the 1-thread verify, {:.2}× the {threads}-thread verify, {:.2}× the empty-cache plan", warm_s / verify_1, warm_s / verify_n, warm_s / nochange_s);
+    println!("plan, one role changed in every account (warm cache): {change_s:.3}s  peak {change_mib:.0} MiB  = {:.2}× the 1-thread verify  ({change_summary})", change_s / verify_1);
+    let _ = std::fs::remove_dir_all(dir.with_extension("cache-home"));
 }

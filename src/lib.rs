@@ -21,4 +21,5 @@ pub mod show;
 pub mod source;
 pub mod store;
 pub mod tree;
+pub mod verified;
 pub mod workspace;

@@ -15,6 +15,7 @@ use crate::safepath;
 use crate::source::{Source, WorkDir};
 use crate::store::Store;
 use crate::tree::ObjectId;
+use crate::verified::{self, Remembered};
 
 /// Default file names next to the manifest.
 pub const LOCK_FILE: &str = "natsform.lock";
@@ -64,14 +65,61 @@ pub struct Workspace {
     /// Desired objects for the lock's keys, computed while the store was
     /// read; taken by the first [`Workspace::plan`].
     prepared: Mutex<Option<BTreeMap<ObjectId, DesiredObject>>>,
+    /// How the store's signatures were checked.
+    verification: plan::existing::Verification,
+    /// The verified-signature cache of this project, when one is used
+    /// ([`Workspace::open_cached`]), and what it remembered.
+    cache: Option<(verified::Cache, Remembered)>,
+    /// What the CLI should tell about the cache (a note, never an error).
+    cache_notes: Vec<String>,
+}
+
+/// How [`Workspace::open_cached`] checks the store's signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signatures {
+    /// Skip the Ed25519 check of JWTs whose exact bytes an earlier run
+    /// verified (the project's cache in the user's cache directory).
+    Remembered,
+    /// Verify every signature (`plan --verify-all`); the cache can still
+    /// be refreshed afterwards.
+    VerifyAll,
 }
 
 impl Workspace {
     /// Loads and validates the manifest at `path`, then reads lock and store.
+    /// Every stored signature is verified (no cache is read or written).
     pub fn open(path: &Path) -> Result<Workspace> {
         let loaded = manifest::load(path)?;
         let base = loaded.base_dir();
         Workspace::open_in(&WorkDir, loaded, &base)
+    }
+
+    /// [`Workspace::open`] with the project's verified-signature cache
+    /// ([`crate::verified`]): with [`Signatures::Remembered`], a stored JWT
+    /// whose exact bytes an earlier run verified is not verified again.
+    /// [`Workspace::remember_verified`] writes the cache back. A missing,
+    /// unusable or unlocatable cache only means every signature is checked.
+    pub fn open_cached(path: &Path, signatures: Signatures) -> Result<Workspace> {
+        let loaded = manifest::load(path)?;
+        let base = loaded.base_dir();
+        let mut notes = Vec::new();
+        let cache = verified::Cache::for_project(&base).map(|cache| {
+            let remembered = match signatures {
+                Signatures::VerifyAll => Remembered::default(),
+                Signatures::Remembered => {
+                    let (remembered, note) = cache.load();
+                    notes.extend(note);
+                    remembered
+                }
+            };
+            (cache, remembered)
+        });
+        let empty = Remembered::default();
+        let remembered = cache.as_ref().map_or(&empty, |(_, r)| r);
+        let mut ws = Workspace::open_in_remembering(&WorkDir, loaded, &base, remembered)?;
+        ws.cache = cache;
+        ws.cache_notes = notes;
+        Ok(ws)
     }
 
     /// Validates `loaded` and reads the lock, store and vault that belong
@@ -79,6 +127,17 @@ impl Workspace {
     /// `plan --base` reads them from a git tree, the manifest from
     /// elsewhere.
     pub fn open_in(src: &dyn Source, loaded: Loaded, base: &Path) -> Result<Workspace> {
+        Workspace::open_in_remembering(src, loaded, base, &Remembered::default())
+    }
+
+    /// [`Workspace::open_in`], skipping the Ed25519 check of stored JWTs
+    /// whose digest `remembered` holds.
+    pub fn open_in_remembering(
+        src: &dyn Source,
+        loaded: Loaded,
+        base: &Path,
+        remembered: &Remembered,
+    ) -> Result<Workspace> {
         let m = &loaded.manifest;
         let store_dir = m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR);
         let vault_name = m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR);
@@ -139,10 +198,14 @@ impl Workspace {
                     )
                 })
             },
-            || store.read_from(src).map(plan::existing::decode_all),
+            || {
+                store
+                    .read_from(src)
+                    .map(|c| plan::existing::decode_all_remembering(c, remembered))
+            },
         );
         let (prepared, (seed_problems, sealed, bundles, bundle_users)) = manifest_side?;
-        let existing = store_side.with_context(|| {
+        let (existing, verification) = store_side.with_context(|| {
             format!("reading the store at {}", src.shown(store.root()).display())
         })?;
         Ok(Workspace {
@@ -158,7 +221,84 @@ impl Workspace {
             bundles,
             bundle_users,
             prepared: Mutex::new(Some(prepared)),
+            verification,
+            cache: None,
+            cache_notes: Vec::new(),
         })
+    }
+
+    /// How the store's signatures were checked: JWTs read, verified now,
+    /// taken as verified from the cache.
+    pub fn verification(&self) -> &plan::existing::Verification {
+        &self.verification
+    }
+
+    /// Notes about the cache (ignored as untrustworthy or damaged), for
+    /// the CLI to print on stderr.
+    pub fn cache_notes(&self) -> &[String] {
+        &self.cache_notes
+    }
+
+    /// Makes the project's cache hold exactly the digests of the store's
+    /// JWTs whose signatures verified in this run or were remembered, when
+    /// opened with [`Workspace::open_cached`]. `Ok(false)` when nothing was
+    /// written (no cache, or no change); an error is for a note only.
+    pub fn remember_verified(&self) -> Result<bool, String> {
+        match &self.cache {
+            Some((cache, _)) => cache.save(&self.verification.digests),
+            None => Ok(false),
+        }
+    }
+
+    /// Verifies, ignoring the cache, every stored JWT whose content apply
+    /// relies on for this plan: the stored JWT of each object the plan acts
+    /// on (its revocations, `iat`, subject and deletions flow into what
+    /// apply signs and sends) and of each of its ancestors (the operator
+    /// and account above it). Stored JWTs apply pushes unchanged are
+    /// verified by `deploy::check_chain`. Only JWTs taken from the cache are
+    /// checked again: the others were verified when the store was read.
+    /// Returns how many were checked again.
+    pub fn verify_relied_on(&self, plan: &Plan) -> Result<usize> {
+        let Some((cache, remembered)) = &self.cache else {
+            return Ok(0);
+        };
+        if remembered.is_empty() {
+            return Ok(0);
+        }
+        let mut relied: BTreeSet<ObjectId> = BTreeSet::new();
+        for action in &plan.actions {
+            let id = &action.id;
+            relied.insert(ObjectId::operator(&id.operator));
+            if let Some(account) = id.account_id() {
+                relied.insert(account);
+            }
+            relied.insert(id.clone());
+        }
+        use rayon::prelude::*;
+        let relied: Vec<&ObjectId> = relied.iter().collect();
+        // (checked again, the first failure: file and why)
+        let outcomes: Vec<Result<(), (String, String)>> = relied
+            .par_iter()
+            .filter_map(|id| {
+                let e = self.existing.get(*id)?;
+                e.decoded.as_ref().ok()?;
+                if !remembered.contains(&verified::digest(&e.token)) {
+                    return None;
+                }
+                Some(
+                    crate::claims::verify_envelope(&e.token)
+                        .map(|_| ())
+                        .map_err(|problem| (src_path(&self.store, id), problem.to_string())),
+                )
+            })
+            .collect();
+        if let Some(Err((path, problem))) = outcomes.iter().find(|o| o.is_err()) {
+            anyhow::bail!(
+                "{path} does not verify ({problem}), yet the verification cache {} lists its exact bytes as verified: the cache was written by someone else or is damaged; nothing was changed\n  = help: run `natsform plan --verify-all` (it checks every signature, shows what must be re-issued and rewrites the cache), or delete that file",
+                crate::safepath::escape_line(&cache.path().display().to_string()),
+            );
+        }
+        Ok(outcomes.len())
     }
 
     /// Key bindings from the lock, restricted to what the manifest still names.
@@ -382,6 +522,11 @@ impl Workspace {
         plan.key_names.extend(named);
         plan
     }
+}
+
+/// How a message names a stored JWT's file.
+fn src_path(store: &Store, id: &ObjectId) -> String {
+    crate::safepath::escape_line(&store.path_of(id).display().to_string()).into_owned()
 }
 
 /// Keys the manifest needs and the lock binds (bring-your-own keys aside,

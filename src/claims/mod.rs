@@ -40,9 +40,9 @@ pub use exports::{Export, ExportType, Import, SamplingRate, ServiceLatency};
 /// file (or a server) holds.
 pub use jwt::peek;
 pub use jwt::{
-    compute_jti, decode, decode_as, encode, verify_envelope, AccountClaims, ActivationClaims,
-    AnyClaims, ClaimPayload, Claims, ClaimsData, Decoded, Envelope, GenericFields, Header,
-    OperatorClaims, UserClaims, HEADER_B64,
+    compute_jti, decode, decode_as, encode, envelope_checking, verify_envelope, AccountClaims,
+    ActivationClaims, AnyClaims, ClaimPayload, Claims, ClaimsData, Decoded, Envelope,
+    GenericFields, Header, OperatorClaims, UserClaims, HEADER_B64,
 };
 pub use keys::{is_public_key, public_key_kind, KeyKind};
 pub use operator::Operator;

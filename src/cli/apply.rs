@@ -61,7 +61,10 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let _lock = lock::take(path, Mode::Exclusive, &args.lock, out)?;
     // One reading of the clock: the plan shown and the JWTs signed agree.
     let now = crate::workspace::now();
-    let ws = Workspace::open(path)?;
+    // Signatures an earlier plan verified are taken from the user's cache;
+    // what this apply relies on is verified again below.
+    let ws = Workspace::open_cached(path, crate::workspace::Signatures::Remembered)?;
+    ws.cache_notes().iter().for_each(|n| out.note(n));
     // Checked before anything is written, or even shown: the repository,
     // the author, and that the store, lock and vault are committed.
     let mut commit = if args.commit {
@@ -82,6 +85,10 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     } else {
         ws.plan_live_pruning(now, &states, args.prune)
     };
+    // Before anything is shown or written (see `Workspace::verify_relied_on`).
+    let again = ws.verify_relied_on(&plan);
+    super::plan::debug_verification(&ws, again.as_ref().ok().copied());
+    again?;
     let saved = match &args.plan_file {
         Some(file) => {
             let text = std::fs::read_to_string(file)

@@ -7,7 +7,7 @@ use super::lock::{self, LockArgs};
 use super::Output;
 use crate::plan::views;
 use crate::runlock::Mode;
-use crate::workspace::Workspace;
+use crate::workspace::{Signatures, Workspace};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -39,6 +39,11 @@ pub struct Args {
     /// or hold without this manifest managing them.
     #[arg(long, conflicts_with = "base")]
     pub live: bool,
+    /// Verify the signature of every stored JWT, even those whose exact
+    /// bytes an earlier plan verified (remembered in the user's cache
+    /// directory, never in the repository), and refresh that cache.
+    #[arg(long)]
+    pub verify_all: bool,
     /// With --live and without --creds: age identity file that opens the
     /// system account's key (repeatable).
     #[arg(short = 'i', long = "identity", value_name = "FILE", requires = "live")]
@@ -76,7 +81,14 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         }
         None => {
             let held = lock::take(path, Mode::Shared, &args.lock, out)?;
-            (Workspace::open(path)?, Some(held), None)
+            let signatures = if args.verify_all {
+                Signatures::VerifyAll
+            } else {
+                Signatures::Remembered
+            };
+            let ws = Workspace::open_cached(path, signatures)?;
+            ws.cache_notes().iter().for_each(|n| out.note(n));
+            (ws, Some(held), None)
         }
     };
     let deploy_flags = !args.deploy.push.is_empty()
@@ -119,6 +131,9 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             &path.display().to_string(),
         )),
     }
+    // After the plan is out: remembering is an optimisation for the next
+    // run, and a cache that cannot be written is at most a note.
+    remember_verified(&ws, out);
     if !plan.blockers.is_empty() {
         let shown = match format {
             Format::Text => Shown::Text,
@@ -132,6 +147,34 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Writes the project's verified-signature cache (a note when it cannot),
+/// and with `NATSFORM_DEBUG_VERIFY` set, says on stderr how the store's
+/// signatures were checked.
+pub(super) fn remember_verified(ws: &Workspace, out: &Output) {
+    if let Err(e) = ws.remember_verified() {
+        out.note(&format!(
+            "could not remember the verified signatures ({e}); the next plan verifies them again"
+        ));
+    }
+    debug_verification(ws, None);
+}
+
+/// `NATSFORM_DEBUG_VERIFY=1`: one line on stderr, for tests and for
+/// seeing the cache work.
+/// `again`: how many remembered ones apply verified again.
+pub(super) fn debug_verification(ws: &Workspace, again: Option<usize>) {
+    if std::env::var_os("NATSFORM_DEBUG_VERIFY").is_some_and(|v| !v.is_empty()) {
+        let v = ws.verification();
+        let again = again
+            .map(|n| format!(", {n} verified again for apply"))
+            .unwrap_or_default();
+        eprintln!(
+            "natsform: verify: {} JWTs, {} signatures checked, {} remembered{again}",
+            v.jwts, v.checked, v.remembered
+        );
+    }
 }
 
 /// The error of a plan that apply would refuse. The blockers are part of

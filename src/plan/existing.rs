@@ -15,6 +15,7 @@ use super::keyref::{ExpectedActivation, ACTIVATION_PLACEHOLDER};
 use crate::claims::{self, gojson, AccountClaims, Claims, OperatorClaims, UserClaims};
 use crate::store::StoreContents;
 use crate::tree::{ObjectId, ObjectKind};
+use crate::verified::{self, Digest, Remembered};
 
 /// A JWT found in the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,15 +166,63 @@ fn activation_grants(token: &str, e: &ExpectedActivation) -> bool {
 
 /// Decodes and verifies every JWT of the store, in parallel.
 pub fn decode_all(contents: StoreContents) -> BTreeMap<ObjectId, Existing> {
-    contents
+    decode_all_remembering(contents, &Remembered::default()).0
+}
+
+/// How the signatures of a store were checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verification {
+    /// JWTs read.
+    pub jwts: usize,
+    /// Ed25519 verifications done in this run.
+    pub checked: usize,
+    /// JWTs whose exact bytes an earlier run verified (not checked again).
+    pub remembered: usize,
+    /// The digest of every JWT that decoded and verified (now or before):
+    /// what the cache holds after this run, sorted.
+    pub digests: Vec<Digest>,
+}
+
+/// [`decode_all`], skipping only the Ed25519 check of JWTs whose exact
+/// bytes `remembered` holds (see [`crate::verified`]): envelope, header,
+/// claims and kind are checked on every JWT.
+pub fn decode_all_remembering(
+    contents: StoreContents,
+    remembered: &Remembered,
+) -> (BTreeMap<ObjectId, Existing>, Verification) {
+    let decoded: Vec<(ObjectId, Existing, Option<Digest>, bool)> = contents
         .jwts
         .into_par_iter()
         .map(|(id, jwt)| {
             let token: Arc<str> = Arc::from(jwt.token);
-            let decoded = decode_one(id.kind(), &token);
-            (id, Existing { token, decoded })
+            let digest = verified::digest(&token);
+            let known = remembered.contains(&digest);
+            let (decoded, checked) = match decode_checking(id.kind(), &token, known) {
+                Ok((d, checked)) => (Ok(d), checked),
+                // A JWT that fails is checked fully the next time too.
+                Err(e) => (Err(e), !known),
+            };
+            let ok = decoded.is_ok().then_some(digest);
+            (id, Existing { token, decoded }, ok, checked)
         })
-        .collect()
+        .collect();
+    let mut tally = Verification {
+        jwts: decoded.len(),
+        ..Verification::default()
+    };
+    let mut existing = BTreeMap::new();
+    for (id, e, digest, checked) in decoded {
+        if checked {
+            tally.checked += 1;
+        } else {
+            tally.remembered += 1;
+        }
+        tally.digests.extend(digest);
+        existing.insert(id, e);
+    }
+    tally.digests.sort_unstable();
+    tally.digests.dedup();
+    (existing, tally)
 }
 
 /// Why a server's JWT is not a readable account JWT.
@@ -198,7 +247,19 @@ pub fn decode_live(token: &str) -> Result<DecodedJwt, LiveDecodeError> {
 }
 
 fn decode_one(kind: ObjectKind, token: &Arc<str>) -> Result<DecodedJwt, String> {
-    let env = claims::verify_envelope(token).map_err(|e| e.to_string())?;
+    decode_checking(kind, token, false).map(|(d, _)| d)
+}
+
+/// [`decode_one`]; with `signature_known_good`, the Ed25519 check is
+/// skipped when the token is on the fast path. Also returns whether the
+/// signature was checked.
+fn decode_checking(
+    kind: ObjectKind,
+    token: &Arc<str>,
+    signature_known_good: bool,
+) -> Result<(DecodedJwt, bool), String> {
+    let (env, checked) =
+        claims::envelope_checking(token, signature_known_good).map_err(|e| e.to_string())?;
     if env.claim_type != kind_name(kind) {
         return Err(format!(
             "expected {} claims, found {} claims",
@@ -209,7 +270,7 @@ fn decode_one(kind: ObjectKind, token: &Arc<str>) -> Result<DecodedJwt, String> 
     if payload_of(token).is_none() {
         return Err("the payload is not base64url JSON".into());
     }
-    Ok(DecodedJwt {
+    let decoded = DecodedJwt {
         kind,
         subject: env.sub,
         issuer: env.iss,
@@ -217,7 +278,8 @@ fn decode_one(kind: ObjectKind, token: &Arc<str>) -> Result<DecodedJwt, String> 
         expires: env.exp,
         token: Arc::clone(token),
         canonical: OnceLock::new(),
-    })
+    };
+    Ok((decoded, checked))
 }
 
 fn payload_of(token: &str) -> Option<String> {
@@ -269,5 +331,86 @@ struct Canonical(String);
 impl<N: Serialize> From<Claims<N>> for Canonical {
     fn from(c: Claims<N>) -> Self {
         Canonical(canonical_of(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{generate, KeyKind};
+    use crate::store::StoredJwt;
+
+    fn account_jwt() -> String {
+        let op = generate(KeyKind::Operator);
+        let acc = generate(KeyKind::Account);
+        let mut c = AccountClaims::new(acc.public_key());
+        c.data.name = "A".into();
+        c.data.iat = 1_700_000_000;
+        claims::encode(&mut c, &op).unwrap()
+    }
+
+    fn store(entries: &[(ObjectId, &str)]) -> StoreContents {
+        let mut s = StoreContents::default();
+        for (id, token) in entries {
+            s.jwts.insert(
+                id.clone(),
+                StoredJwt {
+                    path: "x.jwt".into(),
+                    token: token.to_string(),
+                },
+            );
+        }
+        s
+    }
+
+    /// Same length, one signature character changed.
+    fn bad_signature(token: &str) -> String {
+        let i = token.rfind('.').unwrap() + 10;
+        let mut t = token.to_string();
+        let c = if &t[i..i + 1] == "A" { "B" } else { "A" };
+        t.replace_range(i..i + 1, c);
+        t
+    }
+
+    #[test]
+    fn only_remembered_bytes_skip_the_signature_check() {
+        let good = account_jwt();
+        let other = account_jwt();
+        let a = ObjectId::account("O", "A");
+        let b = ObjectId::account("O", "B");
+        let contents = || store(&[(a.clone(), &good), (b.clone(), &other)]);
+
+        let (cold, v) = decode_all_remembering(contents(), &Remembered::default());
+        assert_eq!((v.jwts, v.checked, v.remembered), (2, 2, 0));
+        assert!(cold.values().all(|e| e.decoded.is_ok()));
+        let mut both = vec![verified::digest(&good), verified::digest(&other)];
+        both.sort_unstable();
+        assert_eq!(v.digests, both);
+
+        let remembered = Remembered::from_digests(vec![verified::digest(&good)]);
+        let (warm, v) = decode_all_remembering(contents(), &remembered);
+        assert_eq!((v.checked, v.remembered), (1, 1));
+        assert_eq!(warm, cold, "the same result");
+        assert_eq!(v.digests, both);
+
+        // Tampered in place: the old bytes' digest does not vouch for it.
+        let forged = bad_signature(&good);
+        assert_eq!(forged.len(), good.len());
+        let (e, v) = decode_all_remembering(store(&[(a.clone(), &forged)]), &remembered);
+        assert_eq!((v.checked, v.remembered), (1, 0));
+        assert!(e[&a].decoded.is_err());
+        assert!(v.digests.is_empty(), "never remembered");
+
+        // Remembered bytes still get every other check: an account JWT
+        // where a user's should be is refused.
+        let u = ObjectId::user("O", "A", "u");
+        let (e, v) = decode_all_remembering(store(&[(u.clone(), &good)]), &remembered);
+        assert_eq!(v.checked, 0);
+        assert!(e[&u]
+            .decoded
+            .as_ref()
+            .unwrap_err()
+            .contains("expected user"));
+        assert!(v.digests.is_empty());
     }
 }

@@ -50,6 +50,27 @@ impl Project {
         self.dir.path()
     }
 
+    /// The `XDG_CACHE_HOME` of every run (natsform's verified-signature
+    /// cache): a directory beside the project, not in it (a plan writes
+    /// nothing into the project), removed with the project.
+    pub fn cache_home(&self) -> PathBuf {
+        let mut name = self.dir.path().as_os_str().to_owned();
+        name.push(".cache-home");
+        PathBuf::from(name)
+    }
+
+    /// The verified-signature cache file of this project under
+    /// [`Project::cache_home`].
+    pub fn verified_cache_file(&self) -> PathBuf {
+        let dir = self
+            .project_dir()
+            .canonicalize()
+            .unwrap_or_else(|_| self.project_dir().to_path_buf());
+        natsform::verified::Cache::at(&self.cache_home(), &dir)
+            .path()
+            .to_path_buf()
+    }
+
     /// The directory holding the manifest (the project directory; the same
     /// as [`Project::path`] unless a test put the manifest deeper).
     pub fn project_dir(&self) -> &Path {
@@ -114,6 +135,14 @@ impl Project {
         walk(self.path(), self.path(), &mut out);
         out.sort();
         out
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let home = self.cache_home();
+        // A test may have put a file there (a cache that cannot be written).
+        let _ = fs::remove_dir_all(&home).or_else(|_| fs::remove_file(&home));
     }
 }
 
@@ -236,6 +265,8 @@ impl Natsform<'_> {
         let home = self.project.path().join(".no-home");
         cmd.env("HOME", &home);
         cmd.env("XDG_CONFIG_HOME", home.join(".config"));
+        cmd.env("XDG_CACHE_HOME", self.project.cache_home());
+        cmd.env_remove("NATSFORM_DEBUG_VERIFY");
         cmd.env("NO_COLOR", "1");
         if self.identity {
             cmd.env("NATSFORM_AGE_IDENTITY", demo_identity());
@@ -496,6 +527,8 @@ impl Project {
         let mut out = text.to_string();
         let mut paths: Vec<(PathBuf, &str)> = Vec::new();
         for (dir, name) in [
+            (self.verified_cache_file().as_path(), "[VERIFIED_CACHE]"),
+            (self.cache_home().as_path(), "[CACHE_HOME]"),
             (self.project_dir(), "[PROJECT]"),
             (self.path(), "[TEMP]"),
             (Path::new(env!("CARGO_BIN_EXE_natsform")), "[NATSFORM]"),

@@ -1,0 +1,452 @@
+//! The verified-signature cache: which exact JWT bytes this user's earlier
+//! runs already verified, so that a plan pays one Ed25519 verification per
+//! changed JWT rather than per stored JWT.
+//!
+//! Whether a JWT's signature verifies (by the key its `iss` names) is a pure
+//! function of its bytes, so a verification is remembered by the SHA-256 of
+//! the whole token (header, payload, signature): any change to a single
+//! byte gives another digest, which is verified again. Only the Ed25519
+//! check is skipped for a remembered digest; the envelope, header, claims
+//! and kind checks, and the planner's issuer-chain checks, run on every JWT.
+//!
+//! The cache never lives in the repository (a committer must not be able
+//! to say "this was verified"): it is
+//! `$XDG_CACHE_HOME/natsform/verified/<sha256 of the canonical project
+//! directory>` (or `$HOME/.cache/…`; neither set, or not absolute: no
+//! cache). The file is versioned binary, its digests sorted; it is read
+//! without following a link, only when it and its directories belong to
+//! this user and nobody else can write them, and under a size limit.
+//! Anything else is an empty cache (and a note), never an error. It is
+//! written atomically, mode 0600 in 0700 directories, only when its
+//! contents change, and holds exactly the digests of the store's JWTs
+//! whose signatures verified.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+/// SHA-256 of a token's bytes.
+pub type Digest = [u8; 32];
+
+/// The most digests a cache file may hold (64 MiB): more than any store
+/// natsform reads (its JWT limits) would give.
+pub const MAX_DIGESTS: u64 = 2_000_000;
+
+const MAGIC: &[u8; 8] = b"NFVSIG\0\x01";
+const HEADER_LEN: u64 = 8 + 32 + 8;
+
+/// The digest a verification is remembered by.
+pub fn digest(token: &str) -> Digest {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// What the writing natsform was: a cache written by another version is
+/// ignored (its verification rules may differ).
+fn tag() -> Digest {
+    Sha256::digest(
+        concat!(
+            "natsform ",
+            env!("CARGO_PKG_VERSION"),
+            " ed25519-nkey verified signatures"
+        )
+        .as_bytes(),
+    )
+    .into()
+}
+
+/// Digests of tokens whose signatures verified in an earlier run (sorted,
+/// distinct).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remembered(Vec<Digest>);
+
+impl Remembered {
+    /// Whether these exact bytes were verified before.
+    pub fn contains(&self, d: &Digest) -> bool {
+        self.0.binary_search(d).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// From digests in any order (for tests and callers that built them).
+    pub fn from_digests(mut digests: Vec<Digest>) -> Remembered {
+        digests.sort_unstable();
+        digests.dedup();
+        Remembered(digests)
+    }
+}
+
+/// Where one project's cache file lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    /// `…/natsform/verified/<hex>`.
+    file: PathBuf,
+}
+
+impl Cache {
+    /// The cache of the project in `project_dir`, from the environment:
+    /// `None` when there is no absolute `XDG_CACHE_HOME` nor `HOME`, or the
+    /// directory has no canonical form.
+    pub fn for_project(project_dir: &Path) -> Option<Cache> {
+        let root = cache_root(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))?;
+        let canonical = std::fs::canonicalize(project_dir).ok()?;
+        Some(Cache::at(&root, &canonical))
+    }
+
+    /// The cache of the project `canonical_dir` under cache root `root`.
+    pub fn at(root: &Path, canonical_dir: &Path) -> Cache {
+        use std::os::unix::ffi::OsStrExt;
+        let name = hex(&Sha256::digest(canonical_dir.as_os_str().as_bytes()));
+        Cache {
+            file: root.join("natsform").join("verified").join(name),
+        }
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> &Path {
+        &self.file
+    }
+
+    /// The remembered digests; an absent cache is empty, and so is one
+    /// that cannot be trusted or read (with a note saying why).
+    pub fn load(&self) -> (Remembered, Option<String>) {
+        match self.read() {
+            Ok(r) => (r, None),
+            Err(Unusable::Absent) => (Remembered::default(), None),
+            Err(Unusable::Ignored(why)) => (
+                Remembered::default(),
+                Some(format!(
+                    "ignored the verification cache {} ({why}); every signature was verified",
+                    esc(&self.file)
+                )),
+            ),
+        }
+    }
+
+    fn read(&self) -> Result<Remembered, Unusable> {
+        for dir in self.dirs() {
+            match std::fs::symlink_metadata(dir) {
+                Err(_) => return Err(Unusable::Absent),
+                Ok(m) => check_private(&m, "directory")?,
+            }
+        }
+        let file = match open_nofollow(&self.file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unusable::Absent),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(Unusable::Ignored("it is a symbolic link".into()))
+            }
+            Err(e) => return Err(Unusable::Ignored(format!("cannot open it: {e}"))),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| Unusable::Ignored(format!("cannot read it: {e}")))?;
+        if !meta.is_file() {
+            return Err(Unusable::Ignored("it is not a regular file".into()));
+        }
+        check_private(&meta, "file")?;
+        let limit = HEADER_LEN + 32 * MAX_DIGESTS;
+        if meta.len() > limit {
+            return Err(Unusable::Ignored(format!(
+                "{} bytes, more than the {limit} a cache may hold",
+                meta.len()
+            )));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(limit + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Unusable::Ignored(format!("cannot read it: {e}")))?;
+        parse(&bytes).map_err(|why| Unusable::Ignored(why.into()))
+    }
+
+    /// `…/natsform` and `…/natsform/verified`.
+    fn dirs(&self) -> [&Path; 2] {
+        let verified = self.file.parent().expect("a file in a directory");
+        [verified.parent().expect("under natsform/"), verified]
+    }
+
+    /// Makes the cache hold exactly `digests` (in any order); writes only
+    /// when that changes the file. `Ok(true)` when written.
+    pub fn save(&self, digests: &[Digest]) -> Result<bool, String> {
+        let mut sorted = digests.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let bytes = serialize(&sorted);
+        let current = self.read();
+        if matches!(&current, Ok(r) if r.0 == sorted) {
+            return Ok(false);
+        }
+        let shown = || esc(&self.file);
+        let [natsform_dir, verified_dir] = self.dirs();
+        let root = natsform_dir.parent().expect("a cache root");
+        // Created 0700 where missing; existing ones must be this user's
+        // own real directories that nobody else can write.
+        for dir in [root, natsform_dir, verified_dir] {
+            match std::fs::symlink_metadata(dir) {
+                Ok(m) if dir == root => {
+                    if !m.is_dir() && !m.file_type().is_symlink() {
+                        return Err(format!("{} is not a directory", esc(dir)));
+                    }
+                }
+                Ok(m) => check_private(&m, "directory").map_err(|u| match u {
+                    Unusable::Ignored(why) => format!("{}: {why}", esc(dir)),
+                    Unusable::Absent => unreachable!(),
+                })?,
+                Err(_) => crate::fsutil::create_dir_all_private(dir)
+                    .map_err(|e| format!("creating {}: {e}", esc(dir)))?,
+            }
+        }
+        // Whatever is in the file's place and is not a cache we could read
+        // (a link, a pipe, garbage, a huge file) is removed first, never
+        // followed or read: `write_atomic` reads what it replaces. A
+        // directory is left alone.
+        match std::fs::symlink_metadata(&self.file) {
+            Ok(m) if m.is_dir() => return Err(format!("{} is a directory", shown())),
+            Ok(_) if current.is_err() => {
+                std::fs::remove_file(&self.file).map_err(|e| format!("{}: {e}", shown()))?
+            }
+            _ => {}
+        }
+        crate::fsutil::write_atomic(&self.file, &bytes, 0o600)
+            .map_err(|e| format!("{}: {e}", shown()))
+    }
+}
+
+/// `$XDG_CACHE_HOME` when absolute, else `$HOME/.cache` when `HOME` is
+/// absolute, else none.
+fn cache_root(
+    xdg: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    absolute(xdg).or_else(|| absolute(home).map(|h| h.join(".cache")))
+}
+
+enum Unusable {
+    Absent,
+    Ignored(String),
+}
+
+/// This user's, not a link, writable by nobody else.
+fn check_private(m: &std::fs::Metadata, what: &str) -> Result<(), Unusable> {
+    use std::os::unix::fs::MetadataExt;
+    if m.file_type().is_symlink() {
+        return Err(Unusable::Ignored(format!(
+            "a {what} on its path is a symbolic link"
+        )));
+    }
+    // SAFETY: geteuid cannot fail and has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if m.uid() != me {
+        return Err(Unusable::Ignored(format!(
+            "a {what} on its path belongs to another user"
+        )));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(Unusable::Ignored(format!(
+            "a {what} on its path can be written by others"
+        )));
+    }
+    Ok(())
+}
+
+fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+}
+
+fn serialize(sorted: &[Digest]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN as usize + 32 * sorted.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&tag());
+    out.extend_from_slice(&(sorted.len() as u64).to_le_bytes());
+    for d in sorted {
+        out.extend_from_slice(d);
+    }
+    out
+}
+
+fn parse(bytes: &[u8]) -> Result<Remembered, &'static str> {
+    if bytes.len() < HEADER_LEN as usize || &bytes[..8] != MAGIC {
+        return Err("not a natsform verification cache");
+    }
+    if bytes[8..40] != tag() {
+        return Err("written by another version of natsform");
+    }
+    let count = u64::from_le_bytes(bytes[40..48].try_into().expect("8 bytes"));
+    if count > MAX_DIGESTS || bytes.len() as u64 != HEADER_LEN + 32 * count {
+        return Err("damaged: its length does not match its count");
+    }
+    let digests: Vec<Digest> = bytes[HEADER_LEN as usize..]
+        .chunks_exact(32)
+        .map(|c| c.try_into().expect("32 bytes"))
+        .collect();
+    if digests.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("damaged: its digests are not sorted");
+    }
+    Ok(Remembered(digests))
+}
+
+/// A path as a message shows it (control characters escaped).
+fn esc(path: &Path) -> String {
+    crate::safepath::escape_line(&path.display().to_string()).into_owned()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn cache(root: &Path) -> Cache {
+        Cache::at(root, Path::new("/some/project"))
+    }
+
+    /// Writes a file only this user can write, whatever the umask.
+    fn put(path: &Path, bytes: &[u8]) {
+        std::fs::write(path, bytes).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn round_trip_and_no_rewrite_when_unchanged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = cache(tmp.path());
+        assert_eq!(c.load(), (Remembered::default(), None));
+        let ds = vec![digest("b"), digest("a"), digest("b")];
+        assert_eq!(c.save(&ds), Ok(true));
+        let (r, note) = c.load();
+        assert_eq!(note, None);
+        assert_eq!(r.len(), 2);
+        assert!(r.contains(&digest("a")) && !r.contains(&digest("c")));
+        let mtime = std::fs::metadata(c.path()).unwrap().modified().unwrap();
+        assert_eq!(c.save(&[digest("a"), digest("b")]), Ok(false));
+        assert_eq!(
+            std::fs::metadata(c.path()).unwrap().modified().unwrap(),
+            mtime
+        );
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(c.path()), 0o600);
+        assert_eq!(mode(c.path().parent().unwrap()), 0o700);
+        assert_eq!(mode(c.path().parent().unwrap().parent().unwrap()), 0o700);
+        // Exactly the digests given: a JWT gone from the store is forgotten.
+        assert_eq!(c.save(&[digest("a")]), Ok(true));
+        assert_eq!(c.load().0, Remembered::from_digests(vec![digest("a")]));
+    }
+
+    #[test]
+    fn the_name_is_a_digest_of_the_project_directory() {
+        let a = Cache::at(Path::new("/c"), Path::new("/p/one"));
+        let b = Cache::at(Path::new("/c"), Path::new("/p/two"));
+        assert_ne!(a, b);
+        let name = a.path().file_name().unwrap().to_str().unwrap();
+        assert_eq!(name.len(), 64);
+        assert!(a.path().starts_with("/c/natsform/verified"));
+    }
+
+    #[test]
+    fn only_absolute_roots() {
+        let s = |v: &str| Some(std::ffi::OsString::from(v));
+        assert_eq!(cache_root(s("/x"), s("/h")), Some(PathBuf::from("/x")));
+        assert_eq!(
+            cache_root(s("rel"), s("/h")),
+            Some(PathBuf::from("/h/.cache"))
+        );
+        assert_eq!(cache_root(None, s("/h")), Some(PathBuf::from("/h/.cache")));
+        assert_eq!(cache_root(s(""), s("rel")), None);
+        assert_eq!(cache_root(None, None), None);
+    }
+
+    #[test]
+    fn garbage_huge_foreign_or_linked_caches_are_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = cache(tmp.path());
+        c.save(&[digest("a")]).unwrap();
+        let good = std::fs::read(c.path()).unwrap();
+        let ignored = |c: &Cache| {
+            let (r, note) = c.load();
+            assert!(r.is_empty());
+            note.expect("a note says why")
+        };
+        // Garbage, truncated, unsorted, another version's, oversized.
+        put(c.path(), b"hello");
+        assert!(ignored(&c).contains("not a natsform"));
+        put(c.path(), &good[..good.len() - 1]);
+        assert!(ignored(&c).contains("damaged"));
+        let mut pair = [digest("a"), digest("b")];
+        pair.sort_unstable();
+        let mut two = serialize(&pair);
+        let (x, y) = two.split_at_mut(HEADER_LEN as usize + 32);
+        x[HEADER_LEN as usize..].swap_with_slice(&mut y[..32]);
+        put(c.path(), &two);
+        assert!(ignored(&c).contains("not sorted"));
+        let mut other = good.clone();
+        other[8] ^= 1;
+        put(c.path(), &other);
+        assert!(ignored(&c).contains("another version"));
+        put(c.path(), b"");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(c.path())
+            .unwrap();
+        f.set_len(HEADER_LEN + 32 * MAX_DIGESTS + 32).unwrap();
+        assert!(ignored(&c).contains("more than"));
+        // A huge count with a short file is damaged, not an allocation.
+        let mut lying = good.clone();
+        lying[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
+        put(c.path(), &lying);
+        assert!(ignored(&c).contains("damaged"));
+        // A link to a good cache is not followed, and saving replaces the
+        // link, not its target.
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::write(&elsewhere, &good).unwrap();
+        std::fs::remove_file(c.path()).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, c.path()).unwrap();
+        assert!(ignored(&c).contains("symbolic link"));
+        assert_eq!(c.save(&[digest("z")]), Ok(true));
+        assert!(!std::fs::symlink_metadata(c.path())
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), good);
+        // A directory others can write is not trusted.
+        let dir = c.path().parent().unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(ignored(&c).contains("written by others"));
+        assert!(c.save(&[digest("z")]).is_err());
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // A linked directory on the way is not followed.
+        let natsform = dir.parent().unwrap();
+        let moved = tmp.path().join("moved");
+        std::fs::rename(natsform, &moved).unwrap();
+        std::os::unix::fs::symlink(&moved, natsform).unwrap();
+        assert!(ignored(&c).contains("symbolic link"));
+        assert!(c.save(&[digest("z")]).is_err());
+    }
+
+    #[test]
+    fn a_fifo_in_its_place_does_not_block() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = cache(tmp.path());
+        c.save(&[]).unwrap();
+        std::fs::remove_file(c.path()).unwrap();
+        let path = std::ffi::CString::new(c.path().to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string and mode.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        assert!(c.load().1.unwrap().contains("not a regular file"));
+        assert_eq!(c.save(&[digest("a")]), Ok(true));
+        assert_eq!(c.load().0.len(), 1);
+    }
+}
