@@ -76,13 +76,21 @@ struct Run {
 }
 
 impl Run {
-    /// The plan's summary line (`Plan: …`), or the last line printed.
+    /// The plan's summary line (`Plan: …`), or "" when there is none.
     fn summary(&self) -> &str {
         self.stdout
             .lines()
             .rev()
             .find(|l| l.starts_with("Plan: "))
-            .or_else(|| self.stdout.lines().rev().find(|l| !l.trim().is_empty()))
+            .unwrap_or_default()
+    }
+
+    /// The last line printed (apply's result, or "No changes. …").
+    fn last_line(&self) -> &str {
+        self.stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
             .unwrap_or_default()
     }
 }
@@ -118,6 +126,8 @@ fn natsform(env: &Env, dir: &Path, args: &[&str]) -> Run {
         .env("NO_COLOR", "1")
         .env("NATSFORM_AGE_KEY", env.identity.expose_secret());
     let start = Instant::now();
+    // Reaped below by wait4 (for the child's own rusage), not by std.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("starting natsform");
     let pid = child.id() as libc::pid_t;
     let drain = |mut r: Box<dyn Read + Send>| {
@@ -449,12 +459,11 @@ fn row(what: impl Into<String>, runs: &[&Run], base: usize) -> Row {
         secs: runs.iter().map(|r| r.secs).sum(),
         peak_mib: runs.iter().map(|r| r.peak_mib).reduce(f64::max),
         base,
-        note: runs
-            .iter()
-            .map(|r| r.summary().to_string())
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join(" / "),
+        // What a single run printed last (a combined row repeats nothing).
+        note: match runs {
+            [run] => run.last_line().to_string(),
+            _ => String::new(),
+        },
     }
 }
 
@@ -463,7 +472,7 @@ fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -525,9 +534,9 @@ fn main() {
     write_manifest(&big_dir, &rotated);
     let rotate_plan = natsform_ok(&env, &big_dir, PLAN, 0);
     assert!(
-        rotate_plan
-            .summary()
-            .contains(&format!("0 to create, 1 to update, {big} to re-issue, 0 to replace, 0 to delete")),
+        rotate_plan.summary().contains(&format!(
+            "0 to create, 1 to update, {big} to re-issue, 0 to replace, 0 to delete"
+        )),
         "{}",
         rotate_plan.summary()
     );
@@ -542,9 +551,9 @@ fn main() {
     write_manifest(&big_dir, &deleted);
     let delete_plan = natsform_ok(&env, &big_dir, PLAN, 0);
     assert!(
-        delete_plan
-            .summary()
-            .starts_with("Plan: 0 to create, 1 to update, 0 to re-issue, 0 to replace, 1 to delete."),
+        delete_plan.summary().starts_with(
+            "Plan: 0 to create, 1 to update, 0 to re-issue, 0 to replace, 1 to delete."
+        ),
         "{}",
         delete_plan.summary()
     );
@@ -579,11 +588,7 @@ fn main() {
             &[&all_empty],
             0,
         ),
-        row(
-            format!("plan, no changes, {n_all} users"),
-            &[&all_plan],
-            0,
-        ),
+        row(format!("plan, no changes, {n_all} users"), &[&all_plan], 0),
         row(
             format!("apply from empty, one account of {n_big} users"),
             &[&big_empty],
@@ -623,12 +628,36 @@ fn main() {
     let _ = writeln!(t, "|---|---:|---:|");
     for b in bases {
         let n = thousands(b.n);
-        let _ = writeln!(t, "| natsform: encode + sign (`apply::sign`), 1 thread | {n} | {:.3} |", b.sign_1);
-        let _ = writeln!(t, "| natsform: encode + sign, {threads} threads | {n} | {:.3} |", b.sign_n);
-        let _ = writeln!(t, "| natsform: verify signatures, 1 thread | {n} | {:.3} |", b.verify_1);
-        let _ = writeln!(t, "| natsform: verify signatures, {threads} threads | {n} | {:.3} |", b.verify_n);
-        let _ = writeln!(t, "| Go jwt v2 loop: encode + sign | {n} | {} |", secs_or_dash(b.go_sign));
-        let _ = writeln!(t, "| Go jwt v2 loop: decode + verify | {n} | {} |", secs_or_dash(b.go_verify));
+        let _ = writeln!(
+            t,
+            "| natsform: encode + sign (`apply::sign`), 1 thread | {n} | {:.3} |",
+            b.sign_1
+        );
+        let _ = writeln!(
+            t,
+            "| natsform: encode + sign, {threads} threads | {n} | {:.3} |",
+            b.sign_n
+        );
+        let _ = writeln!(
+            t,
+            "| natsform: verify signatures, 1 thread | {n} | {:.3} |",
+            b.verify_1
+        );
+        let _ = writeln!(
+            t,
+            "| natsform: verify signatures, {threads} threads | {n} | {:.3} |",
+            b.verify_n
+        );
+        let _ = writeln!(
+            t,
+            "| Go jwt v2 loop: encode + sign | {n} | {} |",
+            secs_or_dash(b.go_sign)
+        );
+        let _ = writeln!(
+            t,
+            "| Go jwt v2 loop: decode + verify | {n} | {} |",
+            secs_or_dash(b.go_verify)
+        );
     }
     let _ = writeln!(
         t,
