@@ -4,6 +4,9 @@
 //!     cargo bench --bench apply
 //!     NATSFORM_BENCH_ACCOUNTS=100 NATSFORM_BENCH_BIG=2000 cargo bench --bench apply   # smaller
 //!
+//! (`NATSFORM_BENCH_USERS`: users per account, default 100;
+//! `NATSFORM_BENCH_ROUNDS`: each baseline is the median of this many runs, default 3.)
+//!
 //! Scenarios, each one run of the real binary (`natsform`, built by cargo
 //! for this benchmark) in its own process, so its peak memory (ru_maxrss
 //! from wait4) is its own:
@@ -412,25 +415,33 @@ struct Baseline {
     go_verify: Option<f64>,
 }
 
-fn baseline(scratch: &Path, shape: &Shape, tokens: &[String], go: &Go) -> Baseline {
+/// The median of `rounds` timings (a baseline is cheap next to an apply:
+/// repeating it keeps one noisy moment of a shared machine out of every ratio).
+fn median(rounds: usize, mut f: impl FnMut() -> f64) -> f64 {
+    let mut t: Vec<f64> = (0..rounds.max(1)).map(|_| f()).collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn baseline(scratch: &Path, shape: &Shape, tokens: &[String], go: &Go, rounds: usize) -> Baseline {
     let inputs = sign_inputs(scratch, shape);
     assert_eq!(inputs.users.len(), tokens.len());
-    let sign_1 = sign_all_1(&inputs);
-    let sign_n = sign_all_n(&inputs);
+    let sign_1 = median(rounds, || sign_all_1(&inputs));
+    let sign_n = median(rounds, || sign_all_n(&inputs));
     drop(inputs);
     let sigs = signature_inputs(tokens);
-    let verify_1 = verify_1(&sigs);
-    let verify_n = verify_n(&sigs);
+    let verify_1 = median(rounds, || verify_1(&sigs));
+    let verify_n = median(rounds, || verify_n(&sigs));
     drop(sigs);
     let (go_sign, go_verify) = match go {
-        Go::Built(bin) => (
-            Some(go_loop(
-                bin,
-                &["sign", &tokens.len().to_string(), &ROLES.to_string()],
-                None,
-            )),
-            Some(go_loop(bin, &["verify"], Some(tokens))),
-        ),
+        Go::Built(bin) => {
+            let n = tokens.len().to_string();
+            let roles = ROLES.to_string();
+            (
+                Some(median(rounds, || go_loop(bin, &["sign", &n, &roles], None))),
+                Some(median(rounds, || go_loop(bin, &["verify"], Some(tokens)))),
+            )
+        }
         Go::Missing(_) => (None, None),
     };
     Baseline {
@@ -499,6 +510,7 @@ fn main() {
     let accounts = env_usize("NATSFORM_BENCH_ACCOUNTS", 1000);
     let users = env_usize("NATSFORM_BENCH_USERS", 100);
     let big = env_usize("NATSFORM_BENCH_BIG", 10_000);
+    let rounds = env_usize("NATSFORM_BENCH_ROUNDS", 3);
     assert!(
         accounts >= 1 && users >= 1 && big >= 2,
         "NATSFORM_BENCH_ACCOUNTS and _USERS must be at least 1, _BIG at least 2"
@@ -563,7 +575,7 @@ fn main() {
     eprintln!("baselines for {big} user JWTs…");
     let big_tokens = user_tokens(&big_dir);
     assert_eq!(big_tokens.len(), big - 1);
-    let big_base = baseline(&root.join("sign-big"), &deleted, &big_tokens, &go);
+    let big_base = baseline(&root.join("sign-big"), &deleted, &big_tokens, &go, rounds);
     drop(big_tokens);
 
     // 1: apply from empty, accounts × users.
@@ -577,7 +589,7 @@ fn main() {
     eprintln!("baselines for {} user JWTs…", accounts * users);
     let all_tokens = user_tokens(&all_dir);
     assert_eq!(all_tokens.len(), accounts * users);
-    let all_base = baseline(&root.join("sign-all"), &all_shape, &all_tokens, &go);
+    let all_base = baseline(&root.join("sign-all"), &all_shape, &all_tokens, &go, rounds);
     drop(all_tokens);
 
     let n_all = thousands(accounts * users);
@@ -618,13 +630,16 @@ fn main() {
     );
     let _ = writeln!(
         t,
-        "command: NATSFORM_BENCH_ACCOUNTS={accounts} NATSFORM_BENCH_USERS={users} NATSFORM_BENCH_BIG={big} cargo bench --bench apply"
+        "command: NATSFORM_BENCH_ACCOUNTS={accounts} NATSFORM_BENCH_USERS={users} NATSFORM_BENCH_BIG={big} NATSFORM_BENCH_ROUNDS={rounds} cargo bench --bench apply"
     );
     let _ = writeln!(
         t,
         "each row: `natsform -f natsform.toml apply --auto-approve --no-push` or `natsform -f natsform.toml plan` in a fresh process\n"
     );
-    let _ = writeln!(t, "| baseline (same run) | user JWTs | seconds |");
+    let _ = writeln!(
+        t,
+        "| baseline (same run, median of {rounds}) | user JWTs | seconds |"
+    );
     let _ = writeln!(t, "|---|---:|---:|");
     for b in bases {
         let n = thousands(b.n);
@@ -682,7 +697,9 @@ fn main() {
     }
     let _ = writeln!(
         t,
-        "\nRatios are to the baselines for the same number of user JWTs ({n_all} for the first two rows, {n_big} for the others). A plan + apply row is the sum of both runs, its peak the larger."
+        "\nRatios are to the baselines for the same number of user JWTs ({} for the first two rows, {} for the others). A plan + apply row is the sum of both runs, its peak the larger.",
+        thousands(all_base.n),
+        thousands(big_base.n)
     );
     if let Go::Missing(why) = &go {
         let _ = writeln!(t, "{why}");
