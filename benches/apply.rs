@@ -596,7 +596,10 @@ fn main() {
     let n_big = thousands(big);
     let rows = [
         row(
-            format!("apply from empty, {n_all} users ({accounts} accounts × {users})"),
+            format!(
+                "apply from empty, {n_all} users ({} accounts × {users})",
+                thousands(accounts)
+            ),
             &[&all_empty],
             0,
         ),
