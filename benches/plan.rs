@@ -13,7 +13,6 @@
 //! compare the ratios, not the seconds.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -29,36 +28,17 @@ use natsform::workspace::{Signatures, Workspace};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const ROLES: usize = 5;
+#[allow(dead_code)]
+mod common;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{env_usize, Shape, PLAN_RECIPIENT, ROLES};
 
 fn manifest(accounts: usize, users: usize, extra_subject: bool) -> String {
-    let mut t = String::from("[secrets]\nrecipients = [\"age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\"]\n\n[operators.bench]\nsigning_keys = [\"ops\"]\nsystem_account = \"SYS\"\n\n[operators.bench.accounts.SYS.users.sys]\n");
-    for a in 0..accounts {
-        for r in 0..ROLES {
-            let _ = writeln!(
-                t,
-                "[operators.bench.accounts.acc{a:04}.signing_keys.role{r}]"
-            );
-            let extra = if extra_subject && r == 0 {
-                ", \"changed.>\""
-            } else {
-                ""
-            };
-            let _ = writeln!(t, "sub = {{ allow = [\"{{{{account-name()}}}}.{{{{name()}}}}.>\", \"shared.r{r}.>\"{extra}] }}");
-            let _ = writeln!(t, "pub = {{ allow = [\"{{{{account-name()}}}}.{{{{tag(team)}}}}.>\", \"_INBOX.>\"] }}");
-        }
-        for u in 0..users {
-            let _ = writeln!(t, "[operators.bench.accounts.acc{a:04}.users.u{u:03}]\nsigner = \"role{}\"\ntags = [\"team:t{}\"]", u % ROLES, u % 7);
-        }
+    Shape {
+        extra_subject,
+        ..Shape::new(PLAN_RECIPIENT, accounts, users)
     }
-    t
+    .manifest()
 }
 
 /// Writes manifest, lock, vault and store, as an applied project has them
