@@ -509,9 +509,8 @@ enum SyncWhat<'a> {
 
 /// Makes `what` durable: with few items, an fsync each (in parallel);
 /// with many, on Linux, one `syncfs` per file system of `dirs`. Returns
-/// the number of sync calls. A directory's own fsync may fail where the
-/// file system does not support it; that only weakens durability and is
-/// ignored, as [`write_atomic`] does.
+/// the number of sync calls. A directory's failed fsync is an error (see
+/// [`sync_dir_strict`]).
 fn sync_many(dirs: &[&Path], what: SyncWhat<'_>) -> io::Result<usize> {
     let count = match what {
         SyncWhat::Files(staged) => staged.len(),
@@ -532,9 +531,36 @@ fn sync_many(dirs: &[&Path], what: SyncWhat<'_>) -> io::Result<usize> {
                 .collect();
             synced?;
         }
-        SyncWhat::Dirs => dirs.par_iter().for_each(|d| sync_dir(d)),
+        SyncWhat::Dirs => {
+            let synced: io::Result<Vec<()>> = dirs.par_iter().map(|d| sync_dir_strict(d)).collect();
+            synced?;
+        }
     }
     Ok(count)
+}
+
+/// Makes a directory's entries durable for a batch: unlike [`sync_dir`],
+/// a failure is an error, because the next phase may only start once this
+/// one's renames are durable (a lock naming a key whose seed's rename was
+/// lost is what the ordering exists to prevent). Only a file system that
+/// cannot sync directories at all (`EINVAL`, `ENOTSUP`) is tolerated: there,
+/// durability is what that file system gives.
+fn sync_dir_strict(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let d = fs::File::open(dir)?;
+        match d.sync_all() {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOTSUP)) => {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 /// One `syncfs` for each file system the directories `dirs` are on.

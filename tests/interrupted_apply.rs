@@ -282,7 +282,7 @@ fn an_apply_stopped_at_any_point_loses_no_key_and_the_next_apply_converges() {
         outcome(&p)
     };
     let mut points = 0;
-    for phase in ["seeds", "lock", "store"] {
+    for phase in ["seeds", "lock", "store", "tidy", "tidy-index"] {
         // Every step of the phase's commit: k renames or removals done.
         let mut k = 0;
         loop {

@@ -261,8 +261,9 @@ fn a_swapped_seed_file_is_refused_by_creds_and_apply() {
     fs::write(&sales_users, &a).unwrap();
     let run = p.run(&["creds", "A/U"]).failure();
     assert!(
-        run.stderr
-            .contains("not of the account its name says; bundles must not be renamed or swapped"),
+        run.stderr.contains(
+            "another account than the one its name says; bundles must not be renamed or swapped"
+        ),
         "{}",
         run.stderr
     );

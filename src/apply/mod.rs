@@ -911,6 +911,18 @@ fn seal_bundles(
             .with_context(|| format!("sealing the user seeds of {}", a.account))
         })
         .collect::<Result<_>>()?;
+    // Every new user key must have gone into a bundle: a key the lock and
+    // a JWT will name without its seed sealed is the one loss apply exists
+    // to prevent, so a disagreement between the plan's new keys and its
+    // bundle changes stops here, before any write.
+    let unplaced = generated
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("sealing panicked"))?;
+    if let Some(public) = unplaced.keys().min() {
+        bail!(
+            "internal error: the new user key {public} belongs to no bundle this apply writes; nothing was written"
+        );
+    }
     let mut out = Bundles::default();
     for (write, legacy) in sealed.into_iter().flatten() {
         out.legacy.extend(legacy);
@@ -1103,15 +1115,31 @@ fn remove_orphans(
     let vault = Vault::new(&ws.vault_dir);
     // Bundles without the seeds of the users that left: no JWT on disk
     // names those keys any more.
-    let mut batch = Batch::new();
-    for w in &bundles.writes {
-        if let Some((armored, keys)) = &w.late {
-            vault.stage_bundle(&w.account, Some(armored), keys, &mut batch)?;
-        }
+    // The bundles first, their indexes only once the bundles are durable:
+    // an index that got ahead of its bundle would hide the leavers' seeds
+    // from every later plan (it would no longer list them), so they would
+    // stay sealed in the bundle for good. Behind, it only makes the next
+    // plan rewrite the bundle again.
+    let late = || {
+        bundles
+            .writes
+            .iter()
+            .filter_map(|w| Some((w, w.late.as_ref()?)))
+    };
+    let mut batch = Batch::for_phase("tidy");
+    for (w, (armored, _)) in late() {
+        vault.stage_bundle_file(&w.account, armored, &mut batch)?;
     }
     batch
         .commit()
         .context("removing the seeds of users that left from their bundles")?;
+    let mut batch = Batch::for_phase("tidy-index");
+    for (w, (_, keys)) in late() {
+        vault.stage_bundle_index(&w.account, keys, &mut batch)?;
+    }
+    batch
+        .commit()
+        .context("writing the indexes of the bundles users left")?;
     for orphan in &plan.vault.orphans {
         let public = &orphan.public_key;
         // The plan was checked against this workspace; the new lock is the

@@ -139,13 +139,12 @@ fn parse(account: &str, plain: &[u8], path: &std::path::Path) -> Result<UserSeed
                 .and_then(|r| r.strip_suffix(HEADER_END));
             match named {
                 Some(a) if a == account => {}
-                Some(a) => {
+                // Never echoed: a damaged header may hold part of a seed,
+                // which no redaction can recognise.
+                Some(_) => {
                     return Err(bad(
                         1,
-                        format!(
-                            "it holds the user seeds of account {}, not of the account its name says; bundles must not be renamed or swapped",
-                            shown_key(a)
-                        ),
+                        "it holds the user seeds of another account than the one its name says; bundles must not be renamed or swapped".to_string(),
                     ))
                 }
                 None => return Err(bad(1, "the header line is missing".into())),
@@ -326,22 +325,49 @@ impl Vault {
         keys: &[String],
         batch: &mut crate::fsutil::Batch,
     ) -> Result<bool> {
-        let mut write = |path: PathBuf, bytes: &[u8]| {
-            batch
-                .write(&path, bytes, VAULT_FILE_MODE)
-                .map_err(|source| KeysError::VaultIo {
-                    action: "write",
-                    path,
-                    source,
-                })
-        };
         let written = match armored {
-            Some(bytes) => write(self.bundle_path(account)?, bytes)?,
+            Some(bytes) => self.stage_bundle_file(account, bytes, batch)?,
             None => false,
         };
-        let index = index_text(account, keys.iter().map(String::as_str));
-        write(self.index_path(account)?, index.as_bytes())?;
+        self.stage_bundle_index(account, keys, batch)?;
         Ok(written)
+    }
+
+    /// Stages the sealed bundle of `account` alone (its index is staged by
+    /// [`Vault::stage_bundle_index`], in a later batch when the index must
+    /// not get ahead of the bundle).
+    pub(crate) fn stage_bundle_file(
+        &self,
+        account: &str,
+        armored: &[u8],
+        batch: &mut crate::fsutil::Batch,
+    ) -> Result<bool> {
+        let path = self.bundle_path(account)?;
+        batch
+            .write(&path, armored, VAULT_FILE_MODE)
+            .map_err(|source| KeysError::VaultIo {
+                action: "write",
+                path,
+                source,
+            })
+    }
+
+    /// Stages the public index of `account`'s bundle, listing `keys`.
+    pub(crate) fn stage_bundle_index(
+        &self,
+        account: &str,
+        keys: &[String],
+        batch: &mut crate::fsutil::Batch,
+    ) -> Result<bool> {
+        let path = self.index_path(account)?;
+        let index = index_text(account, keys.iter().map(String::as_str));
+        batch
+            .write(&path, index.as_bytes(), VAULT_FILE_MODE)
+            .map_err(|source| KeysError::VaultIo {
+                action: "write",
+                path,
+                source,
+            })
     }
 
     /// Removes the bundle of `account` and its index (a link is removed,
@@ -356,9 +382,11 @@ impl Vault {
                 source,
             }),
         };
-        let removed = remove(self.bundle_path(account)?)?;
+        // The index first: a bundle left without its index (a crash in
+        // between) is still listed, as an orphan, and removed next time; an
+        // index left without its bundle would be listed by nothing.
         remove(self.index_path(account)?)?;
-        Ok(removed)
+        remove(self.bundle_path(account)?)
     }
 
     /// Whether the bundle of `account` is a regular file.

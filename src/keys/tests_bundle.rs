@@ -149,7 +149,7 @@ fn a_line_with_another_keys_seed_a_duplicate_or_another_accounts_header_is_refus
                 a.public_key(),
                 seed(&a)
             ),
-            "not of the account its name says",
+            "another account than the one its name says",
         ),
         (format!("{} {}\n", a.public_key(), seed(&a)), "header line"),
         (format!("{header}{} {}\n", a.public_key(), "SUnotaseed"), "not a valid nkey seed"),
