@@ -60,10 +60,39 @@ fn generate(dir: &Path, accounts: usize, users: usize) {
     }
     lock.save(&ws.lock_path).unwrap();
     let recipients = keys::Recipients::parse(&ws.loaded.manifest.secrets.recipients).unwrap();
+    // As apply lays the vault out: one seed file per operator, account and
+    // signing key; each account's users' seeds in one bundle with its index.
     let vault = keys::Vault::new(&ws.vault_dir);
-    pairs
-        .par_iter()
-        .for_each(|(_, kp)| assert!(vault.put(kp, &recipients).unwrap()));
+    let object = |addr: &str| addr.split('#').next().unwrap_or(addr).to_string();
+    let account_keys: HashMap<String, String> = pairs
+        .iter()
+        .filter_map(|(addr, kp)| {
+            let rest = addr.strip_prefix("account.")?;
+            Some((object(rest), kp.public_key()))
+        })
+        .collect();
+    let mut users: HashMap<String, Vec<&KeyPair>> = HashMap::new();
+    for (addr, kp) in &pairs {
+        match addr.strip_prefix("user.") {
+            Some(rest) => {
+                let account = object(rest).rsplit_once('/').unwrap().0.to_string();
+                users
+                    .entry(account_keys[&account].clone())
+                    .or_default()
+                    .push(kp);
+            }
+            None => assert!(vault.put(kp, &recipients).unwrap()),
+        }
+    }
+    users.par_iter().for_each(|(account, kps)| {
+        let mut seeds = keys::UserSeeds::new();
+        for kp in kps {
+            seeds.insert(KeyPair::from_seed(&kp.seed().unwrap()).unwrap());
+        }
+        let sealed = keys::seal_bundle(account, &seeds, &recipients).unwrap();
+        let listed: Vec<String> = seeds.keys().map(str::to_string).collect();
+        vault.write_bundle(account, Some(&sealed), &listed).unwrap();
+    });
     let book: plan::KeyBook = lock
         .iter()
         .map(|(a, k)| (a.to_string(), k.to_string()))

@@ -31,7 +31,7 @@ use crate::keys::error::{shown_key, KeysError, Result};
 use crate::keys::identity::Identities;
 use crate::keys::kind::{kind_of_public_key, KeyKind};
 use crate::keys::recipients::Recipients;
-use crate::keys::vault::{decrypt, Examined, Vault, VAULT_FILE_MODE};
+use crate::keys::vault::{decrypt, stage_vault_file, Examined, Vault, VAULT_FILE_MODE};
 
 /// File name suffix of an account's bundle of user seeds.
 pub const BUNDLE_SUFFIX: &str = ".users.age";
@@ -353,14 +353,7 @@ impl Vault {
         armored: &[u8],
         batch: &mut crate::fsutil::Batch,
     ) -> Result<bool> {
-        let path = self.bundle_path(account)?;
-        batch
-            .write(&path, armored, VAULT_FILE_MODE)
-            .map_err(|source| KeysError::VaultIo {
-                action: "write",
-                path,
-                source,
-            })
+        stage_vault_file(self.bundle_path(account)?, armored, batch)
     }
 
     /// Stages the public index of `account`'s bundle, listing `keys`.
@@ -370,15 +363,8 @@ impl Vault {
         keys: &[String],
         batch: &mut crate::fsutil::Batch,
     ) -> Result<bool> {
-        let path = self.index_path(account)?;
         let index = index_text(account, keys.iter().map(String::as_str));
-        batch
-            .write(&path, index.as_bytes(), VAULT_FILE_MODE)
-            .map_err(|source| KeysError::VaultIo {
-                action: "write",
-                path,
-                source,
-            })
+        stage_vault_file(self.index_path(account)?, index.as_bytes(), batch)
     }
 
     /// Removes the bundle of `account` and its index (a link is removed,

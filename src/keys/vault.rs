@@ -139,14 +139,7 @@ impl Vault {
         armored: &[u8],
         batch: &mut crate::fsutil::Batch,
     ) -> Result<bool> {
-        let path = self.seed_path(public_key)?;
-        batch
-            .write(&path, armored, VAULT_FILE_MODE)
-            .map_err(|source| KeysError::VaultIo {
-                action: "write",
-                path,
-                source,
-            })
+        stage_vault_file(self.seed_path(public_key)?, armored, batch)
     }
 
     /// Decrypts the seed of `public_key` with `identities` and returns its
@@ -503,4 +496,20 @@ impl Vault {
             }),
         }
     }
+}
+
+/// Stages `bytes` for the vault file at `path` (mode 0600) in `batch`; the
+/// one way apply writes into the vault.
+pub(crate) fn stage_vault_file(
+    path: PathBuf,
+    bytes: &[u8],
+    batch: &mut crate::fsutil::Batch,
+) -> Result<bool> {
+    batch
+        .write(&path, bytes, VAULT_FILE_MODE)
+        .map_err(|source| KeysError::VaultIo {
+            action: "write",
+            path,
+            source,
+        })
 }
