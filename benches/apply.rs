@@ -58,7 +58,7 @@ use natsform::store::Store;
 use natsform::tree::ObjectKind;
 use natsform::workspace::Workspace;
 
-use common::{env_usize, Shape, ROLES};
+use common::{env_usize, signature_inputs, verify_1, verify_n, Shape, ROLES};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -284,43 +284,6 @@ fn sign_all_n(inputs: &SignInputs) -> f64 {
         let token = natsform::apply::sign(d, IAT, &[], &inputs.keys[*signer]).unwrap();
         std::hint::black_box(token);
     });
-    t.elapsed().as_secs_f64()
-}
-
-/// (issuer, signed bytes, signature) of every JWT.
-fn signature_inputs(tokens: &[String]) -> Vec<(KeyPair, Vec<u8>, Vec<u8>)> {
-    use data_encoding::BASE64URL_NOPAD;
-    tokens
-        .iter()
-        .map(|t| {
-            let dot = t.rfind('.').unwrap();
-            let payload = t.split('.').nth(1).unwrap();
-            let claims: serde_json::Value =
-                serde_json::from_slice(&BASE64URL_NOPAD.decode(payload.as_bytes()).unwrap())
-                    .unwrap();
-            let iss = claims["iss"].as_str().unwrap();
-            (
-                KeyPair::from_public_key(iss).unwrap(),
-                t.as_bytes()[..dot].to_vec(),
-                BASE64URL_NOPAD.decode(&t.as_bytes()[dot + 1..]).unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn verify_1(inputs: &[(KeyPair, Vec<u8>, Vec<u8>)]) -> f64 {
-    let t = Instant::now();
-    for (k, msg, sig) in inputs {
-        k.verify(msg, sig).unwrap();
-    }
-    t.elapsed().as_secs_f64()
-}
-
-fn verify_n(inputs: &[(KeyPair, Vec<u8>, Vec<u8>)]) -> f64 {
-    let t = Instant::now();
-    inputs
-        .par_iter()
-        .for_each(|(k, msg, sig)| k.verify(msg, sig).unwrap());
     t.elapsed().as_secs_f64()
 }
 

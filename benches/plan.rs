@@ -31,7 +31,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[allow(dead_code)]
 mod common;
 
-use common::{env_usize, Shape, PLAN_RECIPIENT, ROLES};
+use common::{env_usize, signature_inputs, verify_1, verify_n, Shape, PLAN_RECIPIENT, ROLES};
 
 fn manifest(accounts: usize, users: usize, extra_subject: bool) -> String {
     Shape {
@@ -122,27 +122,6 @@ fn tokens(dir: &Path) -> Vec<String> {
         .jwts
         .into_values()
         .map(|j| j.token)
-        .collect()
-}
-
-/// (issuer public key, signed bytes, signature) of every JWT.
-fn signature_inputs(tokens: &[String]) -> Vec<(KeyPair, Vec<u8>, Vec<u8>)> {
-    use data_encoding::BASE64URL_NOPAD;
-    tokens
-        .iter()
-        .map(|t| {
-            let dot = t.rfind('.').unwrap();
-            let payload = t.split('.').nth(1).unwrap();
-            let claims: serde_json::Value =
-                serde_json::from_slice(&BASE64URL_NOPAD.decode(payload.as_bytes()).unwrap())
-                    .unwrap();
-            let iss = claims["iss"].as_str().unwrap();
-            (
-                KeyPair::from_public_key(iss).unwrap(),
-                t.as_bytes()[..dot].to_vec(),
-                BASE64URL_NOPAD.decode(&t.as_bytes()[dot + 1..]).unwrap(),
-            )
-        })
         .collect()
 }
 
@@ -308,16 +287,8 @@ fn main() {
 
     let toks = tokens(&dir);
     let inputs = signature_inputs(&toks);
-    let t = Instant::now();
-    for (k, msg, sig) in &inputs {
-        k.verify(msg, sig).unwrap();
-    }
-    let verify_1 = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    inputs
-        .par_iter()
-        .for_each(|(k, msg, sig)| k.verify(msg, sig).unwrap());
-    let verify_n = t.elapsed().as_secs_f64();
+    let verify_1 = verify_1(&inputs);
+    let verify_n = verify_n(&inputs);
 
     let manifest_path = dir.join("natsform.toml");
     let (nochange_s, nochange_mib, nochange_summary) = run_child(&manifest_path);

@@ -20,10 +20,10 @@ pub const TEMP_SUFFIX: &str = ".tmp";
 /// Returns `Ok(false)` without touching the file when it already holds
 /// exactly `bytes`, so unchanged files keep their mtime and git sees no churn.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<bool> {
-    if let Ok(existing) = fs::read(path) {
-        if existing == bytes {
-            return Ok(false);
-        }
+    // Never followed or read when it is not a regular file (a link, a pipe):
+    // the rename below replaces whatever is there, not what it points at.
+    if matches!(at_path(path, bytes), Ok(AtPath::File { same: true })) {
+        return Ok(false);
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -436,29 +436,36 @@ fn stage(
     }))
 }
 
-/// Whether `path` is a regular file holding exactly `bytes`; an error when
-/// it is a link, a directory or another kind of file.
-fn holds(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+/// What is at a path, seen without following it.
+enum AtPath {
+    Nothing,
+    /// A regular file; `same`: it holds exactly the bytes asked about.
+    File {
+        same: bool,
+    },
+    /// A link, a directory or another kind of file (never read).
+    Other(&'static str),
+}
+
+/// What is at `path`, compared with `bytes` when it is a regular file (read
+/// with `O_NOFOLLOW | O_NONBLOCK`, and only when the sizes agree).
+fn at_path(path: &Path, bytes: &[u8]) -> io::Result<AtPath> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AtPath::Nothing),
         Err(e) => return Err(e),
     };
     if !meta.is_file() {
-        let what = if meta.file_type().is_symlink() {
+        return Ok(AtPath::Other(if meta.file_type().is_symlink() {
             "a symbolic link"
         } else if meta.is_dir() {
             "a directory"
         } else {
             "not a regular file"
-        };
-        return Err(io::Error::other(format!(
-            "{} is {what}; natsform writes only regular files there",
-            path.display()
-        )));
+        }));
     }
     if meta.len() != bytes.len() as u64 {
-        return Ok(false);
+        return Ok(AtPath::File { same: false });
     }
     let mut options = fs::OpenOptions::new();
     options.read(true);
@@ -472,7 +479,22 @@ fn holds(path: &Path, bytes: &[u8]) -> io::Result<bool> {
         .open(path)?
         .take(bytes.len() as u64 + 1)
         .read_to_end(&mut existing)?;
-    Ok(existing == bytes)
+    Ok(AtPath::File {
+        same: existing == bytes,
+    })
+}
+
+/// Whether `path` is a regular file holding exactly `bytes`; an error when
+/// it is a link, a directory or another kind of file.
+fn holds(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    match at_path(path, bytes)? {
+        AtPath::Nothing => Ok(false),
+        AtPath::File { same } => Ok(same),
+        AtPath::Other(what) => Err(io::Error::other(format!(
+            "{} is {what}; natsform writes only regular files there",
+            path.display()
+        ))),
+    }
 }
 
 /// Removes `path` without following it: a directory with its content, a

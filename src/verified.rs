@@ -202,16 +202,12 @@ impl Cache {
                     .map_err(|e| format!("creating {}: {e}", esc(dir)))?,
             }
         }
-        // Whatever is in the file's place and is not a cache we could read
-        // (a link, a pipe, garbage, a huge file) is removed first, never
-        // followed or read: `write_atomic` reads what it replaces. A
+        // Whatever else is in the file's place (a link, a pipe, garbage, a
+        // huge file) is replaced by the rename, never followed or read
+        // (`write_atomic` reads only a regular file of the same size). A
         // directory is left alone.
-        match std::fs::symlink_metadata(&self.file) {
-            Ok(m) if m.is_dir() => return Err(format!("{} is a directory", shown())),
-            Ok(_) if current.is_err() => {
-                std::fs::remove_file(&self.file).map_err(|e| format!("{}: {e}", shown()))?
-            }
-            _ => {}
+        if std::fs::symlink_metadata(&self.file).is_ok_and(|m| m.is_dir()) {
+            return Err(format!("{} is a directory", shown()));
         }
         crate::fsutil::write_atomic(&self.file, &bytes, 0o600)
             .map_err(|e| format!("{}: {e}", shown()))

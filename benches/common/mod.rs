@@ -1,8 +1,13 @@
 //! What the benchmarks share: the generated manifest (the shape of
 //! `benches/plan.rs`: ACCOUNTS × USERS users, ROLES templated scoped roles
-//! per account) and reading sizes from the environment.
+//! per account), reading sizes from the environment, and the same-run
+//! baseline of verifying every JWT's signature.
 
 use std::fmt::Write as _;
+use std::time::Instant;
+
+use natsform::keys::KeyPair;
+use rayon::prelude::*;
 
 /// Templated scoped roles per account; user `uN` is signed by role `N mod ROLES`.
 pub const ROLES: usize = 5;
@@ -75,4 +80,43 @@ impl<'a> Shape<'a> {
         }
         t
     }
+}
+
+/// (issuer, signed bytes, signature) of every JWT.
+pub fn signature_inputs(tokens: &[String]) -> Vec<(KeyPair, Vec<u8>, Vec<u8>)> {
+    use data_encoding::BASE64URL_NOPAD;
+    tokens
+        .iter()
+        .map(|t| {
+            let dot = t.rfind('.').unwrap();
+            let payload = t.split('.').nth(1).unwrap();
+            let claims: serde_json::Value =
+                serde_json::from_slice(&BASE64URL_NOPAD.decode(payload.as_bytes()).unwrap())
+                    .unwrap();
+            let iss = claims["iss"].as_str().unwrap();
+            (
+                KeyPair::from_public_key(iss).unwrap(),
+                t.as_bytes()[..dot].to_vec(),
+                BASE64URL_NOPAD.decode(&t.as_bytes()[dot + 1..]).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Seconds to verify every signature once, on one thread.
+pub fn verify_1(inputs: &[(KeyPair, Vec<u8>, Vec<u8>)]) -> f64 {
+    let t = Instant::now();
+    for (k, msg, sig) in inputs {
+        k.verify(msg, sig).unwrap();
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// Seconds to verify every signature once, on every rayon thread.
+pub fn verify_n(inputs: &[(KeyPair, Vec<u8>, Vec<u8>)]) -> f64 {
+    let t = Instant::now();
+    inputs
+        .par_iter()
+        .for_each(|(k, msg, sig)| k.verify(msg, sig).unwrap());
+    t.elapsed().as_secs_f64()
 }

@@ -26,12 +26,13 @@ use nkeys::KeyPair;
 use rayon::prelude::*;
 use zeroize::Zeroizing;
 
-use crate::fsutil::write_atomic;
 use crate::keys::error::{shown_key, KeysError, Result};
 use crate::keys::identity::Identities;
 use crate::keys::kind::{kind_of_public_key, KeyKind};
 use crate::keys::recipients::Recipients;
-use crate::keys::vault::{decrypt, stage_vault_file, Examined, Vault, VAULT_FILE_MODE};
+use crate::keys::vault::{
+    decrypt, refuse_link, stage_vault_file, write_vault_file, Examined, Vault,
+};
 
 /// File name suffix of an account's bundle of user seeds.
 pub const BUNDLE_SUFFIX: &str = ".users.age";
@@ -273,13 +274,7 @@ impl Vault {
     /// `None` when there is no bundle. A link is refused.
     pub fn open_bundle(&self, account: &str, identities: &Identities) -> Result<Option<UserSeeds>> {
         let path = self.bundle_path(account)?;
-        if crate::safepath::is_link(&path) {
-            return Err(KeysError::VaultIo {
-                action: "read",
-                path,
-                source: std::io::Error::other(crate::safepath::LINK_REFUSED),
-            });
-        }
+        refuse_link(&path, "read")?;
         let bytes = match read_bounded(&path)? {
             Some(b) => b,
             None => return Ok(None),
@@ -304,26 +299,12 @@ impl Vault {
         armored: Option<&[u8]>,
         keys: &[String],
     ) -> Result<bool> {
-        let write = |path: PathBuf, bytes: &[u8]| {
-            if crate::safepath::is_link(&path) {
-                return Err(KeysError::VaultIo {
-                    action: "write",
-                    path,
-                    source: std::io::Error::other(crate::safepath::LINK_REFUSED),
-                });
-            }
-            write_atomic(&path, bytes, VAULT_FILE_MODE).map_err(|source| KeysError::VaultIo {
-                action: "write",
-                path,
-                source,
-            })
-        };
         let written = match armored {
-            Some(bytes) => write(self.bundle_path(account)?, bytes)?,
+            Some(bytes) => write_vault_file(self.bundle_path(account)?, bytes)?,
             None => false,
         };
         let index = index_text(account, keys.iter().map(String::as_str));
-        write(self.index_path(account)?, index.as_bytes())?;
+        write_vault_file(self.index_path(account)?, index.as_bytes())?;
         Ok(written)
     }
 

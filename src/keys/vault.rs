@@ -75,33 +75,10 @@ impl Vault {
     /// re-encrypting is a separate, explicit operation. Errors if `kp` has no
     /// seed, is not an operator/account/user key, or `recipients` is empty.
     pub fn put(&self, kp: &KeyPair, recipients: &Recipients) -> Result<bool> {
-        let public_key = kp.public_key();
-        let path = self.seed_path(&public_key)?;
-        // Checked before encrypting so that a re-run does no work at all.
-        // (Another process could create the file between this check and the
-        // rename in write_atomic; natsform is not meant to run concurrently
-        // on one checkout, and both writers would hold a seed for the same
-        // public key only if they held the same seed.)
-        // A link is refused rather than taken for a stored seed (or followed).
-        if crate::safepath::is_link(&path) {
-            return Err(KeysError::VaultIo {
-                action: "write",
-                path,
-                source: std::io::Error::other(crate::safepath::LINK_REFUSED),
-            });
+        match self.seal_new(kp, recipients)? {
+            Some((path, armored)) => write_vault_file(path, &armored),
+            None => Ok(false),
         }
-        if path.exists() {
-            return Ok(false);
-        }
-        if recipients.is_empty() {
-            return Err(KeysError::NoRecipients { public_key });
-        }
-        let armored = encrypt_seed(kp, recipients, &public_key)?;
-        write_atomic(&path, &armored, VAULT_FILE_MODE).map_err(|source| KeysError::VaultIo {
-            action: "write",
-            path,
-            source,
-        })
     }
 
     /// The seed of `kp` sealed to `recipients`, with the path it goes to,
@@ -115,13 +92,13 @@ impl Vault {
     ) -> Result<Option<(PathBuf, Vec<u8>)>> {
         let public_key = kp.public_key();
         let path = self.seed_path(&public_key)?;
-        if crate::safepath::is_link(&path) {
-            return Err(KeysError::VaultIo {
-                action: "write",
-                path,
-                source: std::io::Error::other(crate::safepath::LINK_REFUSED),
-            });
-        }
+        // Checked before encrypting so that a re-run does no work at all.
+        // (Another process could create the file between this check and the
+        // rename; natsform is not meant to run concurrently on one checkout,
+        // and both writers would hold a seed for the same public key only if
+        // they held the same seed.) A link is refused rather than taken for a
+        // stored seed (or followed).
+        refuse_link(&path, "write")?;
         if path.exists() {
             return Ok(None);
         }
@@ -146,13 +123,7 @@ impl Vault {
     /// key pair, checked to have exactly that public key.
     pub fn get(&self, public_key: &str, identities: &Identities) -> Result<KeyPair> {
         let path = self.seed_path(public_key)?;
-        if crate::safepath::is_link(&path) {
-            return Err(KeysError::VaultIo {
-                action: "read",
-                path,
-                source: std::io::Error::other(crate::safepath::LINK_REFUSED),
-            });
-        }
+        refuse_link(&path, "read")?;
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -467,19 +438,7 @@ impl Vault {
     /// `public_key`, atomically; a link is refused. The one place a stored
     /// seed file is rewritten, always with the same seed.
     pub fn replace(&self, public_key: &str, armored: &[u8]) -> Result<bool> {
-        let path = self.seed_path(public_key)?;
-        if crate::safepath::is_link(&path) {
-            return Err(KeysError::VaultIo {
-                action: "write",
-                path,
-                source: std::io::Error::other(crate::safepath::LINK_REFUSED),
-            });
-        }
-        write_atomic(&path, armored, VAULT_FILE_MODE).map_err(|source| KeysError::VaultIo {
-            action: "write",
-            path,
-            source,
-        })
+        write_vault_file(self.seed_path(public_key)?, armored)
     }
 
     /// Removes the seed file of `public_key` (a link is removed, never
@@ -512,4 +471,27 @@ pub(crate) fn stage_vault_file(
             path,
             source,
         })
+}
+
+/// Refuses a link at `path` (never followed, never taken for a vault file).
+pub(crate) fn refuse_link(path: &Path, action: &'static str) -> Result<()> {
+    if crate::safepath::is_link(path) {
+        return Err(KeysError::VaultIo {
+            action,
+            path: path.to_path_buf(),
+            source: std::io::Error::other(crate::safepath::LINK_REFUSED),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to the vault file at `path` (mode 0600) atomically;
+/// unchanged bytes are not rewritten and a link is refused.
+pub(crate) fn write_vault_file(path: PathBuf, bytes: &[u8]) -> Result<bool> {
+    refuse_link(&path, "write")?;
+    write_atomic(&path, bytes, VAULT_FILE_MODE).map_err(|source| KeysError::VaultIo {
+        action: "write",
+        path,
+        source,
+    })
 }

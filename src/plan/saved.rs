@@ -500,17 +500,22 @@ mod tests {
         );
     }
 
+    /// A snapshot of a store whose files at `paths` all hold the same bytes.
+    fn same_bytes(paths: &[String]) -> Snapshot {
+        Snapshot::new(
+            b"m",
+            b"l",
+            paths.iter().map(|p| (p.clone(), &b"x"[..])).collect(),
+        )
+    }
+
     #[test]
     fn large_stores_are_listed_per_account_then_per_operator() {
         let n = MAX_LISTED + 1;
         let paths: Vec<String> = (0..n)
             .map(|i| format!("O/accounts/A{}/users/u{i}.jwt", i % 3))
             .collect();
-        let s = Snapshot::new(
-            b"m",
-            b"l",
-            paths.iter().map(|p| (p.clone(), &b"x"[..])).collect(),
-        );
+        let s = same_bytes(&paths);
         let inputs = s.inputs();
         assert_eq!(inputs.store_by, StoreBy::Account);
         assert_eq!(inputs.store.len(), 3);
@@ -530,11 +535,7 @@ mod tests {
             .map(|i| format!("O/accounts/acct{}/users/user{i}.jwt", i / 100))
             .chain(["O/O.jwt".to_string()])
             .collect();
-        let s = Snapshot::new(
-            b"m",
-            b"l",
-            paths.iter().map(|p| (p.clone(), &b"x"[..])).collect(),
-        );
+        let s = same_bytes(&paths);
         let inputs = s.inputs();
         assert_eq!(inputs.store_by, StoreBy::Account);
         let size = serde_json::to_string_pretty(&inputs).unwrap().len();
@@ -543,11 +544,7 @@ mod tests {
         let paths: Vec<String> = (0..MAX_LISTED)
             .map(|i| format!("operator/accounts/account{}/users/user{i}.jwt", i / 100))
             .collect();
-        let s = Snapshot::new(
-            b"m",
-            b"l",
-            paths.iter().map(|p| (p.clone(), &b"x"[..])).collect(),
-        );
+        let s = same_bytes(&paths);
         let inputs = s.inputs();
         assert_eq!(inputs.store_by, StoreBy::File);
         let size = serde_json::to_string_pretty(&inputs).unwrap().len();
@@ -556,11 +553,7 @@ mod tests {
         let paths: Vec<String> = (0..n)
             .map(|i| format!("O/accounts/A{i}/A{i}.jwt"))
             .collect();
-        let s = Snapshot::new(
-            b"m",
-            b"l",
-            paths.iter().map(|p| (p.clone(), &b"x"[..])).collect(),
-        );
+        let s = same_bytes(&paths);
         assert_eq!(s.inputs().store_by, StoreBy::Operator);
     }
 }
