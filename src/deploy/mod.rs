@@ -40,6 +40,10 @@ use wire::ServerId;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default wait for the replies to one request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How many times `$SYS.REQ.CLAIMS.LIST` is sent while a server that
+/// answered PING has not answered it.
+const LIST_ATTEMPTS: usize = 2;
 /// How often a request without enough replies is sent again.
 const MAX_ATTEMPTS: u32 = 4;
 /// The first pause before a retry; doubled each time.
@@ -309,22 +313,32 @@ impl Session {
         Ok(())
     }
 
+    /// Asks every server what it holds. A server that answered PING but
+    /// not LIST is asked once more: a reply is lost when a route is
+    /// replaced (a duplicate route closed, interest not yet re-sent), which
+    /// happens on a healthy cluster too; a server without a nats-based
+    /// resolver stays silent both times and costs one more timeout.
     fn list(&mut self) -> Result<()> {
         let expect = self.servers.len();
-        let replies = self.exchange(
-            &[("$SYS.REQ.CLAIMS.LIST".to_string(), bytes::Bytes::new())],
-            Some(expect),
-            self.target.request_timeout,
-            self.target.request_timeout,
-        )?;
-        for raw in replies.into_iter().flatten() {
-            if let Raw::Msg(m) = raw {
-                match wire::list_reply(&m) {
-                    Ok((id, keys)) => {
-                        self.holdings.insert(id.label().to_string(), keys);
+        for _attempt in 0..LIST_ATTEMPTS {
+            let replies = self.exchange(
+                &[("$SYS.REQ.CLAIMS.LIST".to_string(), bytes::Bytes::new())],
+                Some(expect),
+                self.target.request_timeout,
+                self.target.request_timeout,
+            )?;
+            for raw in replies.into_iter().flatten() {
+                if let Raw::Msg(m) = raw {
+                    match wire::list_reply(&m) {
+                        Ok((id, keys)) => {
+                            self.holdings.insert(id.label().to_string(), keys);
+                        }
+                        Err(e) => self.notes.push(format!("ignored {e}")),
                     }
-                    Err(e) => self.notes.push(format!("ignored {e}")),
                 }
+            }
+            if self.servers.keys().all(|s| self.holdings.contains_key(s)) {
+                break;
             }
         }
         let without: Vec<&String> = self
