@@ -80,6 +80,8 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         out.warning(w);
     }
     if let Some(dir) = &args.out {
+        let files: Vec<PathBuf> = ids.iter().map(|id| creds_path(dir, id)).collect();
+        super::creds_guard::refuse_unignored(dir, &files)?;
         remove_leftovers(&ws, dir, out);
     }
     // Each account's bundle is opened once, however many of its users.
@@ -106,10 +108,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         match &args.out {
             None => out.result(&text),
             Some(dir) => {
-                let file = dir
-                    .join(&id.operator)
-                    .join(id.account.as_deref().unwrap_or_default())
-                    .join(format!("{}.creds", id.name()));
+                let file = creds_path(dir, id);
                 // DIR is the caller's, but what is inside it may be the
                 // branch's (an output directory in the checkout): a seed is
                 // never written through a link there.
@@ -121,6 +120,13 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `creds --out DIR` writes user `id`'s creds.
+fn creds_path(dir: &Path, id: &ObjectId) -> PathBuf {
+    dir.join(&id.operator)
+        .join(id.account.as_deref().unwrap_or_default())
+        .join(format!("{}.creds", id.name()))
 }
 
 /// Temporary files (each a full creds file, seed included) an interrupted

@@ -3,6 +3,7 @@
 
 mod apply;
 mod creds;
+mod creds_guard;
 mod deploy;
 mod import;
 mod init;
