@@ -449,3 +449,70 @@ fn outside_git_is_a_clear_error_and_changes_nothing() {
     insta::assert_snapshot!(snapshot);
     assert_eq!(p.files(), files);
 }
+
+#[test]
+fn the_commit_message_says_what_changed_in_the_vault_without_a_jwt_changing() {
+    let g = Git::new();
+    g.run(&["apply", "--auto-approve", "--commit"]).success();
+    let first = g.head();
+    // A second recipient: every seed re-sealed, no JWT changes.
+    let other = age::x25519::Identity::generate().to_public().to_string();
+    edit(
+        &g.p,
+        "recipients = [\"age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\"]",
+        &format!(
+            "recipients = [\"age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\", \"{other}\"]"
+        ),
+    );
+    g.run(&["apply", "--auto-approve", "--commit"]).success();
+    let resealed = g.head();
+    assert_ne!(resealed, first, "the re-sealed vault is committed");
+    let message = g.message(resealed);
+    let subject = message.lines().next().unwrap();
+    assert_eq!(
+        subject,
+        "natsform apply: the lock and vault brought up to date"
+    );
+    assert_eq!(
+        message.lines().nth(1),
+        Some(""),
+        "a blank line after the subject"
+    );
+    let line = message.lines().nth(2).unwrap();
+    assert!(
+        line.ends_with("seeds re-sealed to the manifest's recipients"),
+        "{message}"
+    );
+    let n: usize = line.split(' ').next().unwrap().parse().unwrap();
+    let touched = g.touched(resealed);
+    assert_eq!(
+        n,
+        touched
+            .iter()
+            .filter(|f| f.starts_with("vault/") && f.ends_with(".age"))
+            .count(),
+        "one per re-sealed vault file: {touched:?}"
+    );
+
+    // An account deleted: its seed files leave the vault, and the message
+    // counts them as the commit removes them.
+    let text = fs::read_to_string(&g.p.manifest).unwrap();
+    let start = text.find("[operators.O2.accounts.sales.").unwrap();
+    fs::write(&g.p.manifest, &text[..start]).unwrap();
+    g.run(&["apply", "--auto-approve", "--allow-destroy", "--commit"])
+        .success();
+    let message = g.message(g.head());
+    let line = message
+        .lines()
+        .find(|l| l.ends_with("unused seed files removed from the vault"))
+        .unwrap_or_else(|| panic!("{message}"));
+    let n: usize = line.split(' ').next().unwrap().parse().unwrap();
+    let removed = g
+        .touched(g.head())
+        .into_iter()
+        // (a bundle's public index `.users.keys` goes with its bundle)
+        .filter(|f| f.starts_with("vault/") && f.ends_with(".age"))
+        .filter(|f| !g.p.path().join(f).exists())
+        .count();
+    assert_eq!(n, removed, "{message}");
+}

@@ -374,12 +374,39 @@ fn message(plan: &Plan) -> String {
             ));
         }
     }
-    if !plan.new_keys.is_empty() {
-        text.push_str(&format!(
-            "\n{} new key{} (seeds encrypted in the vault)\n",
-            plan.new_keys.len(),
-            if plan.new_keys.len() == 1 { "" } else { "s" }
+    // Then what changes in the vault besides new keys, so that a reviewer
+    // of the commit sees why vault files moved without a JWT changing.
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let (keys, reseal, orphans) = (
+        plan.new_keys.len(),
+        plan.vault.reseal.len(),
+        plan.vault.orphans.len(),
+    );
+    let mut vault = Vec::new();
+    if keys > 0 {
+        vault.push(format!(
+            "{keys} new key{} (seeds encrypted in the vault)",
+            plural(keys)
         ));
+    }
+    if reseal > 0 {
+        vault.push(format!(
+            "{reseal} seed{} re-sealed to the manifest's recipients",
+            plural(reseal)
+        ));
+    }
+    if orphans > 0 {
+        vault.push(format!(
+            "{orphans} unused seed file{} removed from the vault",
+            plural(orphans)
+        ));
+    }
+    if !vault.is_empty() {
+        text.push('\n');
+        for line in vault {
+            text.push_str(&line);
+            text.push('\n');
+        }
     }
     text
 }
