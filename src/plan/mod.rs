@@ -166,22 +166,28 @@ pub fn plan(inputs: &Inputs) -> Plan {
         })
         .map(|(id, _)| id)
         .collect();
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         inputs,
         names,
         changed_accounts,
+        accounts: inputs
+            .state
+            .objects
+            .keys()
+            .chain(inputs.existing.keys())
+            .filter(|id| id.kind() == ObjectKind::Account)
+            .map(|id| (id.clone(), AccountValues::default()))
+            .collect(),
     };
-    let ids: Vec<&ObjectId> = inputs
-        .state
-        .objects
-        .keys()
-        .chain(inputs.existing.keys())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let objects = joined(&inputs.state.objects, inputs.existing);
     // Only objects with something to do are kept (rayon keeps the order).
-    let outcomes: Vec<Action> = ids.par_iter().filter_map(|id| ctx.object(id)).collect();
-    drop(ids);
+    let outcomes: Vec<Action> = objects
+        .par_iter()
+        .filter_map(|(id, want, have)| ctx.object(id, *want, *have))
+        .collect();
+    drop(objects);
+    // Parsed account claims were for the actions' users only.
+    ctx.accounts.clear();
     let mut plan = Plan {
         actions: outcomes,
         ..Plan::default()
@@ -261,6 +267,61 @@ struct Ctx<'a> {
     names: KeyNames<'a>,
     /// Accounts whose stored JWT does not hold their desired claims.
     changed_accounts: BTreeSet<&'a ObjectId>,
+    /// Every account's claims as values, parsed once on first use: the
+    /// effective permissions of each of its users with an action read them.
+    accounts: BTreeMap<ObjectId, AccountValues>,
+}
+
+/// An account's desired and stored claims as JSON values, each parsed on
+/// first use.
+#[derive(Default)]
+struct AccountValues {
+    desired: std::sync::OnceLock<serde_json::Value>,
+    stored: std::sync::OnceLock<serde_json::Value>,
+}
+
+impl AccountValues {
+    fn desired(&self, account: &DesiredObject) -> &serde_json::Value {
+        self.desired.get_or_init(|| account.claims.value())
+    }
+
+    fn stored(&self, account: &existing::DecodedJwt) -> &serde_json::Value {
+        self.stored.get_or_init(|| account.value())
+    }
+}
+
+/// Every id of either map, in order, with what each map holds for it: one
+/// walk of both sorted maps.
+fn joined<'a>(
+    desired: &'a BTreeMap<ObjectId, DesiredObject>,
+    existing: &'a BTreeMap<ObjectId, Existing>,
+) -> Vec<(&'a ObjectId, Option<&'a DesiredObject>, Option<&'a Existing>)> {
+    let mut out = Vec::with_capacity(desired.len().max(existing.len()));
+    let (mut d, mut e) = (desired.iter().peekable(), existing.iter().peekable());
+    loop {
+        let next = match (d.peek(), e.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+        };
+        out.push(match next {
+            std::cmp::Ordering::Less => {
+                let (id, w) = d.next().expect("peeked");
+                (id, Some(w), None)
+            }
+            std::cmp::Ordering::Greater => {
+                let (id, h) = e.next().expect("peeked");
+                (id, None, Some(h))
+            }
+            std::cmp::Ordering::Equal => {
+                let (id, w) = d.next().expect("peeked");
+                let (_, h) = e.next().expect("peeked");
+                (id, Some(w), Some(h))
+            }
+        });
+    }
+    out
 }
 
 fn parent_address(id: &ObjectId) -> String {

@@ -79,6 +79,46 @@ impl CompactUser {
     pub fn canonical(&self) -> &str {
         &self.0
     }
+
+    /// The user's tags (`nats.tags`), read without building the claims.
+    pub fn tags(&self) -> Vec<String> {
+        tags_in(&self.0)
+    }
+}
+
+/// `nats.tags` of claims JSON, as [`super::effective::tags_of`] reads them
+/// from its value, without building the whole value when the field has
+/// the usual shape (anything else takes the value's way).
+pub(crate) fn tags_in(json: &str) -> Vec<String> {
+    name_and_tags_in(json).1
+}
+
+/// The top-level `name` (empty unless a string) and `nats.tags` (its
+/// strings) of claims JSON: two fields, read without a `Value` of the
+/// whole claims when they have the usual shape.
+pub(crate) fn name_and_tags_in(json: &str) -> (String, Vec<String>) {
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        nats: Nats,
+    }
+    #[derive(serde::Deserialize, Default)]
+    struct Nats {
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+    match serde_json::from_str::<Fields>(json) {
+        Ok(f) => (f.name, f.nats.tags),
+        // A null, a non-string, a duplicate key (a value keeps the last):
+        // what the value says.
+        Err(_) => {
+            let v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+            let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
+            (name.to_string(), super::effective::tags_of(&v))
+        }
+    }
 }
 
 impl DesiredClaims {
@@ -102,6 +142,14 @@ impl DesiredClaims {
             DesiredClaims::Operator(c) => with_exp(c, iat + v),
             DesiredClaims::Account(c) => with_exp(c, iat + v),
             DesiredClaims::User(c) => with_exp(&c.claims(), iat + v),
+        }
+    }
+
+    /// The tags (`nats.tags`) of the claims.
+    pub fn tags(&self) -> Vec<String> {
+        match self {
+            DesiredClaims::User(c) => c.tags(),
+            _ => super::effective::tags_of(&self.value()),
         }
     }
 

@@ -181,6 +181,22 @@ pub(crate) fn action_sides(
     (before.unwrap_or_default(), after.unwrap_or_default())
 }
 
+/// Whether both sides of `a` are known to render the same without
+/// rendering them: the same claims text and effective permissions, and no
+/// relative expiry (which each side words its own way). A re-issue that
+/// changes no claim (a rotated signer) is the common case.
+pub(crate) fn sides_render_alike(a: &Action) -> bool {
+    match (&a.before, &a.after) {
+        (Some(b), Some(f)) => {
+            f.valid_for.is_none()
+                && b.valid_for.is_none()
+                && b.json() == f.json()
+                && b.effective == f.effective
+        }
+        _ => false,
+    }
+}
+
 /// The effective-permissions block of a scoped user's rendering.
 pub fn effective_text(e: &EffectivePermissions, names: &(impl Names + ?Sized)) -> String {
     let role = &e.role;
