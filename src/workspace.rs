@@ -74,6 +74,14 @@ pub struct Workspace {
     cache_notes: Vec<String>,
 }
 
+/// The project's lock (`natsform.lock` in `base`) and its text, after
+/// checking that no link leads to it.
+fn read_lock(src: &dyn Source, base: &Path) -> Result<(Lock, String)> {
+    let lock_path = base.join(LOCK_FILE);
+    safepath::check_no_links_in(src, base, &lock_path)?;
+    Ok(Lock::load_from(src, &lock_path)?)
+}
+
 /// How [`Workspace::open_cached`] checks the store's signatures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signatures {
@@ -100,23 +108,37 @@ impl Workspace {
     /// [`Workspace::remember_verified`] writes the cache back. A missing,
     /// unusable or unlocatable cache only means every signature is checked.
     pub fn open_cached(path: &Path, signatures: Signatures) -> Result<Workspace> {
-        let loaded = manifest::load(path)?;
-        let base = loaded.base_dir();
-        let mut notes = Vec::new();
-        let cache = verified::Cache::for_project(&base).map(|cache| {
-            let remembered = match signatures {
-                Signatures::VerifyAll => Remembered::default(),
-                Signatures::Remembered => {
-                    let (remembered, note) = cache.load();
-                    notes.extend(note);
-                    remembered
-                }
-            };
-            (cache, remembered)
-        });
+        // The manifest's directory is known before the manifest is parsed,
+        // and the cache and the lock depend on nothing else: they are read
+        // while the manifest is parsed (both are large for 100,000 users).
+        // Their errors still come in the order `open_in` gives them.
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let (loaded, (cache, notes, lock)) = rayon::join(
+            || manifest::load(path),
+            || {
+                let mut notes = Vec::new();
+                let cache = verified::Cache::for_project(&base).map(|cache| {
+                    let remembered = match signatures {
+                        Signatures::VerifyAll => Remembered::default(),
+                        Signatures::Remembered => {
+                            let (remembered, note) = cache.load();
+                            notes.extend(note);
+                            remembered
+                        }
+                    };
+                    (cache, remembered)
+                });
+                (cache, notes, read_lock(&WorkDir, &base))
+            },
+        );
+        let loaded = loaded?;
+        debug_assert_eq!(loaded.base_dir(), base);
         let empty = Remembered::default();
         let remembered = cache.as_ref().map_or(&empty, |(_, r)| r);
-        let mut ws = Workspace::open_in_remembering(&WorkDir, loaded, &base, remembered)?;
+        let mut ws = Workspace::open_with(&WorkDir, loaded, &base, remembered, Some(lock))?;
         ws.cache = cache;
         ws.cache_notes = notes;
         Ok(ws)
@@ -138,6 +160,18 @@ impl Workspace {
         base: &Path,
         remembered: &Remembered,
     ) -> Result<Workspace> {
+        Workspace::open_with(src, loaded, base, remembered, None)
+    }
+
+    /// [`Workspace::open_in_remembering`], with the lock already read
+    /// ([`read_lock`]) when `lock` is given.
+    fn open_with(
+        src: &dyn Source,
+        loaded: Loaded,
+        base: &Path,
+        remembered: &Remembered,
+        lock: Option<Result<(Lock, String)>>,
+    ) -> Result<Workspace> {
         let m = &loaded.manifest;
         let store_dir = m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR);
         let vault_name = m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR);
@@ -158,10 +192,13 @@ impl Workspace {
         // Everything natsform reads or writes lies under these three paths;
         // none of them, nor a directory between them and the project
         // directory, may be a symbolic link.
-        for p in [store.root(), vault_dir.as_path(), lock_path.as_path()] {
+        for p in [store.root(), vault_dir.as_path()] {
             safepath::check_no_links_in(src, base, p)?;
         }
-        let (lock, lock_text) = Lock::load_from(src, &lock_path)?;
+        let (lock, lock_text) = match lock {
+            Some(read) => read?,
+            None => read_lock(src, base)?,
+        };
         // The manifest side (validation, desired claims) and the store side
         // (reading, verifying) are independent: on a large tree, overlapping
         // them saves most of the manifest's time.

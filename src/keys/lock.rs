@@ -112,6 +112,24 @@ impl Lock {
 
     /// Parses lock text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Lock> {
+        // One parse for a lock of this version (100,000 users make it a
+        // large document); anything else is read as before, version first,
+        // so the errors stay the same.
+        let file = match toml::from_str::<LockFile>(text) {
+            Ok(file) if file.version == LOCK_VERSION => Some(file),
+            _ => None,
+        };
+        let file = match file {
+            Some(file) => file,
+            None => Lock::parse_slowly(text, path)?,
+        };
+        Lock::from_file(file, text, path)
+    }
+
+    /// [`Lock::parse`] of a lock that is not a well-formed lock of this
+    /// version: its version is read first (leniently), so a newer format is
+    /// reported as a version problem rather than as an unknown field.
+    fn parse_slowly(text: &str, path: &Path) -> Result<LockFile> {
         let parse_err = |e: toml::de::Error| KeysError::LockParse {
             path: path.to_path_buf(),
             line: e.span().map_or(1, |s| line_of(text, s.start)),
@@ -134,7 +152,11 @@ impl Lock {
                 supported: LOCK_VERSION,
             });
         }
-        let file: LockFile = toml::from_str(text).map_err(parse_err)?;
+        Ok(toml::from_str(text).map_err(parse_err)?)
+    }
+
+    /// The checks of [`Lock::parse`] on a parsed lock file.
+    fn from_file(file: LockFile, text: &str, path: &Path) -> Result<Lock> {
         // Which address first claimed each key: a key bound twice would give
         // two objects one identity (two JWTs with the same subject).
         let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
