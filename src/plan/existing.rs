@@ -431,4 +431,15 @@ mod tests {
             .contains("expected user"));
         assert!(v.digests.is_empty());
     }
+
+    #[test]
+    fn canonical_text_is_the_canonical_form_and_keeps_nothing() {
+        let token: Arc<str> = Arc::from(account_jwt());
+        let d = decode_one(ObjectKind::Account, &token).unwrap();
+        let text = d.canonical_text();
+        assert!(d.canonical.get().is_none(), "not kept");
+        assert_eq!(text, d.canonical());
+        assert_eq!(d.canonical_text(), text, "and the same once kept");
+        assert!(!text.contains("\"iat\"") && !text.contains("\"jti\""));
+    }
 }

@@ -295,7 +295,11 @@ impl AccountValues {
 fn joined<'a>(
     desired: &'a BTreeMap<ObjectId, DesiredObject>,
     existing: &'a BTreeMap<ObjectId, Existing>,
-) -> Vec<(&'a ObjectId, Option<&'a DesiredObject>, Option<&'a Existing>)> {
+) -> Vec<(
+    &'a ObjectId,
+    Option<&'a DesiredObject>,
+    Option<&'a Existing>,
+)> {
     let mut out = Vec::with_capacity(desired.len().max(existing.len()));
     let (mut d, mut e) = (desired.iter().peekable(), existing.iter().peekable());
     loop {
@@ -337,5 +341,89 @@ pub fn short(key: &str) -> String {
         format!("{}…", &key[..12])
     } else {
         key.to_string()
+    }
+}
+
+#[cfg(test)]
+mod join_tests {
+    use super::*;
+
+    #[test]
+    fn joined_walks_both_maps_in_order_pairing_equal_ids() {
+        let id = |a: &str, u: Option<&str>| match u {
+            Some(u) => ObjectId::user("O", a, u),
+            None => ObjectId::account("O", a),
+        };
+        let ids = [
+            id("A", None),
+            id("A", Some("u1")),
+            id("A", Some("u2")),
+            id("B", None),
+            id("C", Some("u")),
+        ];
+        let token: std::sync::Arc<str> = std::sync::Arc::from("x");
+        let existing: BTreeMap<ObjectId, Existing> = [&ids[0], &ids[2], &ids[4]]
+            .into_iter()
+            .map(|i| {
+                let e = Existing {
+                    token: token.clone(),
+                    decoded: Err("test".into()),
+                };
+                (i.clone(), e)
+            })
+            .collect();
+        // Desired objects are heavy to build: an empty map on one side,
+        // then the same ids on the other.
+        let none = BTreeMap::new();
+        let walked: Vec<(&ObjectId, bool, bool)> = joined(&none, &existing)
+            .into_iter()
+            .map(|(i, w, h)| (i, w.is_some(), h.is_some()))
+            .collect();
+        assert_eq!(
+            walked,
+            vec![
+                (&ids[0], false, true),
+                (&ids[2], false, true),
+                (&ids[4], false, true)
+            ]
+        );
+        let state = desired_pairs(&ids[..4]);
+        let walked: Vec<(&ObjectId, bool, bool)> = joined(&state, &existing)
+            .into_iter()
+            .map(|(i, w, h)| (i, w.is_some(), h.is_some()))
+            .collect();
+        assert_eq!(
+            walked,
+            vec![
+                (&ids[0], true, true),
+                (&ids[1], true, false),
+                (&ids[2], true, true),
+                (&ids[3], true, false),
+                (&ids[4], false, true),
+            ]
+        );
+    }
+
+    /// Desired objects for `ids`, from a manifest that declares them.
+    fn desired_pairs(ids: &[ObjectId]) -> BTreeMap<ObjectId, DesiredObject> {
+        let mut toml = String::from("[operators.O]\n");
+        for i in ids {
+            match (&i.account, &i.user) {
+                (Some(a), None) => toml.push_str(&format!("[operators.O.accounts.{a}]\n")),
+                (Some(a), Some(u)) => {
+                    toml.push_str(&format!("[operators.O.accounts.{a}.users.{u}]\n"))
+                }
+                _ => {}
+            }
+        }
+        let loaded = crate::manifest::load::parse(
+            std::path::Path::new("natsform.toml"),
+            crate::manifest::load::Format::Toml,
+            toml,
+        )
+        .unwrap();
+        let mut all = desired(&loaded.manifest, &KeyBook::new());
+        all.retain(|id, _| ids.contains(id));
+        all
     }
 }
