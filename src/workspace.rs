@@ -74,6 +74,35 @@ pub struct Workspace {
     cache_notes: Vec<String>,
 }
 
+/// What [`Workspace::open_cached`] read before the manifest was parsed.
+#[derive(Default)]
+struct Read {
+    /// The lock ([`read_lock`]).
+    lock: Option<Result<(Lock, String)>>,
+    /// The store at `store` in the project directory, decoded; `None` when
+    /// a link leads there (the manifest's store is then read as usual).
+    default_store: Option<StoreRead>,
+}
+
+/// A store read and decoded, or why not.
+type StoreRead = std::io::Result<(BTreeMap<ObjectId, Existing>, plan::existing::Verification)>;
+
+/// Reads and decodes `store`, skipping the Ed25519 check of what
+/// `remembered` holds.
+fn read_store(src: &dyn Source, store: &Store, remembered: &Remembered) -> StoreRead {
+    store
+        .read_from(src)
+        .map(|c| plan::existing::decode_all_remembering(c, remembered))
+}
+
+/// [`read_store`] of the store in its default place, when no link leads
+/// there (checked as for the manifest's store).
+fn read_default_store(src: &dyn Source, base: &Path, remembered: &Remembered) -> Option<StoreRead> {
+    let store = Store::new(base.join(DEFAULT_STORE_DIR));
+    safepath::check_no_links_in(src, base, store.root()).ok()?;
+    Some(read_store(src, &store, remembered))
+}
+
 /// The project's lock (`natsform.lock` in `base`) and its text, after
 /// checking that no link leads to it.
 fn read_lock(src: &dyn Source, base: &Path) -> Result<(Lock, String)> {
@@ -116,7 +145,10 @@ impl Workspace {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let (loaded, (cache, notes, lock)) = rayon::join(
+        // So is the store in its default place, which most manifests use:
+        // it is read (never through a link) and decoded meanwhile too, and
+        // used only if the manifest names that place.
+        let (loaded, (cache, notes, lock, store)) = rayon::join(
             || manifest::load(path),
             || {
                 let mut notes = Vec::new();
@@ -131,14 +163,24 @@ impl Workspace {
                     };
                     (cache, remembered)
                 });
-                (cache, notes, read_lock(&WorkDir, &base))
+                let empty = Remembered::default();
+                let remembered = cache.as_ref().map_or(&empty, |(_, r)| r);
+                let (lock, store) = rayon::join(
+                    || read_lock(&WorkDir, &base),
+                    || read_default_store(&WorkDir, &base, remembered),
+                );
+                (cache, notes, lock, store)
             },
         );
         let loaded = loaded?;
         debug_assert_eq!(loaded.base_dir(), base);
         let empty = Remembered::default();
         let remembered = cache.as_ref().map_or(&empty, |(_, r)| r);
-        let mut ws = Workspace::open_with(&WorkDir, loaded, &base, remembered, Some(lock))?;
+        let read = Read {
+            lock: Some(lock),
+            default_store: store,
+        };
+        let mut ws = Workspace::open_with(&WorkDir, loaded, &base, remembered, read)?;
         ws.cache = cache;
         ws.cache_notes = notes;
         Ok(ws)
@@ -160,17 +202,17 @@ impl Workspace {
         base: &Path,
         remembered: &Remembered,
     ) -> Result<Workspace> {
-        Workspace::open_with(src, loaded, base, remembered, None)
+        Workspace::open_with(src, loaded, base, remembered, Read::default())
     }
 
-    /// [`Workspace::open_in_remembering`], with the lock already read
-    /// ([`read_lock`]) when `lock` is given.
+    /// [`Workspace::open_in_remembering`], using what `read` holds
+    /// already.
     fn open_with(
         src: &dyn Source,
         loaded: Loaded,
         base: &Path,
         remembered: &Remembered,
-        lock: Option<Result<(Lock, String)>>,
+        read: Read,
     ) -> Result<Workspace> {
         let m = &loaded.manifest;
         let store_dir = m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR);
@@ -195,10 +237,14 @@ impl Workspace {
         for p in [store.root(), vault_dir.as_path()] {
             safepath::check_no_links_in(src, base, p)?;
         }
-        let (lock, lock_text) = match lock {
-            Some(read) => read?,
+        let (lock, lock_text) = match read.lock {
+            Some(lock) => lock?,
             None => read_lock(src, base)?,
         };
+        // What was read of the default store stands for this store only.
+        let store_read = read
+            .default_store
+            .filter(|_| store_dir == DEFAULT_STORE_DIR);
         // The manifest side (validation, desired claims) and the store side
         // (reading, verifying) are independent: on a large tree, overlapping
         // them saves most of the manifest's time.
@@ -235,10 +281,9 @@ impl Workspace {
                     )
                 })
             },
-            || {
-                store
-                    .read_from(src)
-                    .map(|c| plan::existing::decode_all_remembering(c, remembered))
+            || match store_read {
+                Some(read) => read,
+                None => read_store(src, &store, remembered),
             },
         );
         let (prepared, (seed_problems, sealed, bundles, bundle_users)) = manifest_side?;
