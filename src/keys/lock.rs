@@ -152,7 +152,7 @@ impl Lock {
                 supported: LOCK_VERSION,
             });
         }
-        Ok(toml::from_str(text).map_err(parse_err)?)
+        toml::from_str(text).map_err(parse_err)
     }
 
     /// The checks of [`Lock::parse`] on a parsed lock file.
@@ -439,4 +439,52 @@ fn line_of(text: &str, offset: usize) -> usize {
         .iter()
         .filter(|b| **b == b'\n')
         .count()
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    /// One parse reads a lock of this version; anything else goes the
+    /// version-first way, so each error is the one it always was.
+    #[test]
+    fn the_version_is_judged_before_the_fields() {
+        let path = Path::new("natsform.lock");
+        let key = crate::keys::generate(KeyKind::Account).public_key();
+        let ok = format!("version = 1\n[keys]\n\"account.O/A#v1\" = \"{key}\"\n");
+        let lock = Lock::parse(&ok, path).unwrap();
+        assert_eq!(lock.iter().count(), 1);
+        // A newer format, with a field this build does not know: a version
+        // problem, not an unknown field.
+        let newer = format!("version = 2\nfuture = true\n[keys]\n\"account.O/A#v1\" = \"{key}\"\n");
+        assert!(matches!(
+            Lock::parse(&newer, path),
+            Err(KeysError::LockVersion { found: 2, .. })
+        ));
+        let missing = format!("[keys]\n\"account.O/A#v1\" = \"{key}\"\n");
+        match Lock::parse(&missing, path) {
+            Err(KeysError::LockParse {
+                line: 1, message, ..
+            }) => {
+                assert_eq!(message, "missing `version = 1`")
+            }
+            other => panic!("{other:?}"),
+        }
+        // This version with an unknown field: the parser's error, at its line.
+        let unknown =
+            format!("version = 1\nfuture = true\n[keys]\n\"account.O/A#v1\" = \"{key}\"\n");
+        match Lock::parse(&unknown, path) {
+            Err(KeysError::LockParse {
+                line: 2, message, ..
+            }) => {
+                assert!(message.contains("unknown field `future`"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Not TOML at all: the error of the version-first parse.
+        match Lock::parse("version = \n", path) {
+            Err(KeysError::LockParse { line: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }
