@@ -74,6 +74,43 @@ pub struct Workspace {
     cache_notes: Vec<String>,
 }
 
+/// What [`Workspace::open_cached`] read before the manifest was parsed.
+#[derive(Default)]
+struct Read {
+    /// The lock ([`read_lock`]).
+    lock: Option<Result<(Lock, String)>>,
+    /// The store at `store` in the project directory, decoded; `None` when
+    /// a link leads there (the manifest's store is then read as usual).
+    default_store: Option<StoreRead>,
+}
+
+/// A store read and decoded, or why not.
+type StoreRead = std::io::Result<(BTreeMap<ObjectId, Existing>, plan::existing::Verification)>;
+
+/// Reads and decodes `store`, skipping the Ed25519 check of what
+/// `remembered` holds.
+fn read_store(src: &dyn Source, store: &Store, remembered: &Remembered) -> StoreRead {
+    store
+        .read_from(src)
+        .map(|c| plan::existing::decode_all_remembering(c, remembered))
+}
+
+/// [`read_store`] of the store in its default place, when no link leads
+/// there (checked as for the manifest's store).
+fn read_default_store(src: &dyn Source, base: &Path, remembered: &Remembered) -> Option<StoreRead> {
+    let store = Store::new(base.join(DEFAULT_STORE_DIR));
+    safepath::check_no_links_in(src, base, store.root()).ok()?;
+    Some(read_store(src, &store, remembered))
+}
+
+/// The project's lock (`natsform.lock` in `base`) and its text, after
+/// checking that no link leads to it.
+fn read_lock(src: &dyn Source, base: &Path) -> Result<(Lock, String)> {
+    let lock_path = base.join(LOCK_FILE);
+    safepath::check_no_links_in(src, base, &lock_path)?;
+    Ok(Lock::load_from(src, &lock_path)?)
+}
+
 /// How [`Workspace::open_cached`] checks the store's signatures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signatures {
@@ -100,23 +137,50 @@ impl Workspace {
     /// [`Workspace::remember_verified`] writes the cache back. A missing,
     /// unusable or unlocatable cache only means every signature is checked.
     pub fn open_cached(path: &Path, signatures: Signatures) -> Result<Workspace> {
-        let loaded = manifest::load(path)?;
-        let base = loaded.base_dir();
-        let mut notes = Vec::new();
-        let cache = verified::Cache::for_project(&base).map(|cache| {
-            let remembered = match signatures {
-                Signatures::VerifyAll => Remembered::default(),
-                Signatures::Remembered => {
-                    let (remembered, note) = cache.load();
-                    notes.extend(note);
-                    remembered
-                }
-            };
-            (cache, remembered)
-        });
+        // The manifest's directory is known before the manifest is parsed,
+        // and the cache and the lock depend on nothing else: they are read
+        // while the manifest is parsed (both are large for 100,000 users).
+        // Their errors still come in the order `open_in` gives them.
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        // So is the store in its default place, which most manifests use:
+        // it is read (never through a link) and decoded meanwhile too, and
+        // used only if the manifest names that place.
+        let (loaded, (cache, notes, lock, store)) = rayon::join(
+            || manifest::load(path),
+            || {
+                let mut notes = Vec::new();
+                let cache = verified::Cache::for_project(&base).map(|cache| {
+                    let remembered = match signatures {
+                        Signatures::VerifyAll => Remembered::default(),
+                        Signatures::Remembered => {
+                            let (remembered, note) = cache.load();
+                            notes.extend(note);
+                            remembered
+                        }
+                    };
+                    (cache, remembered)
+                });
+                let empty = Remembered::default();
+                let remembered = cache.as_ref().map_or(&empty, |(_, r)| r);
+                let (lock, store) = rayon::join(
+                    || read_lock(&WorkDir, &base),
+                    || read_default_store(&WorkDir, &base, remembered),
+                );
+                (cache, notes, lock, store)
+            },
+        );
+        let loaded = loaded?;
+        debug_assert_eq!(loaded.base_dir(), base);
         let empty = Remembered::default();
         let remembered = cache.as_ref().map_or(&empty, |(_, r)| r);
-        let mut ws = Workspace::open_in_remembering(&WorkDir, loaded, &base, remembered)?;
+        let read = Read {
+            lock: Some(lock),
+            default_store: store,
+        };
+        let mut ws = Workspace::open_with(&WorkDir, loaded, &base, remembered, read)?;
         ws.cache = cache;
         ws.cache_notes = notes;
         Ok(ws)
@@ -138,6 +202,18 @@ impl Workspace {
         base: &Path,
         remembered: &Remembered,
     ) -> Result<Workspace> {
+        Workspace::open_with(src, loaded, base, remembered, Read::default())
+    }
+
+    /// [`Workspace::open_in_remembering`], using what `read` holds
+    /// already.
+    fn open_with(
+        src: &dyn Source,
+        loaded: Loaded,
+        base: &Path,
+        remembered: &Remembered,
+        read: Read,
+    ) -> Result<Workspace> {
         let m = &loaded.manifest;
         let store_dir = m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR);
         let vault_name = m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR);
@@ -158,10 +234,17 @@ impl Workspace {
         // Everything natsform reads or writes lies under these three paths;
         // none of them, nor a directory between them and the project
         // directory, may be a symbolic link.
-        for p in [store.root(), vault_dir.as_path(), lock_path.as_path()] {
+        for p in [store.root(), vault_dir.as_path()] {
             safepath::check_no_links_in(src, base, p)?;
         }
-        let (lock, lock_text) = Lock::load_from(src, &lock_path)?;
+        let (lock, lock_text) = match read.lock {
+            Some(lock) => lock?,
+            None => read_lock(src, base)?,
+        };
+        // What was read of the default store stands for this store only.
+        let store_read = read
+            .default_store
+            .filter(|_| store_dir == DEFAULT_STORE_DIR);
         // The manifest side (validation, desired claims) and the store side
         // (reading, verifying) are independent: on a large tree, overlapping
         // them saves most of the manifest's time.
@@ -198,10 +281,9 @@ impl Workspace {
                     )
                 })
             },
-            || {
-                store
-                    .read_from(src)
-                    .map(|c| plan::existing::decode_all_remembering(c, remembered))
+            || match store_read {
+                Some(read) => read,
+                None => read_store(src, &store, remembered),
             },
         );
         let (prepared, (seed_problems, sealed, bundles, bundle_users)) = manifest_side?;

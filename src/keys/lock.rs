@@ -112,6 +112,24 @@ impl Lock {
 
     /// Parses lock text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Lock> {
+        // One parse for a lock of this version (100,000 users make it a
+        // large document); anything else is read as before, version first,
+        // so the errors stay the same.
+        let file = match toml::from_str::<LockFile>(text) {
+            Ok(file) if file.version == LOCK_VERSION => Some(file),
+            _ => None,
+        };
+        let file = match file {
+            Some(file) => file,
+            None => Lock::parse_slowly(text, path)?,
+        };
+        Lock::from_file(file, text, path)
+    }
+
+    /// [`Lock::parse`] of a lock that is not a well-formed lock of this
+    /// version: its version is read first (leniently), so a newer format is
+    /// reported as a version problem rather than as an unknown field.
+    fn parse_slowly(text: &str, path: &Path) -> Result<LockFile> {
         let parse_err = |e: toml::de::Error| KeysError::LockParse {
             path: path.to_path_buf(),
             line: e.span().map_or(1, |s| line_of(text, s.start)),
@@ -134,7 +152,11 @@ impl Lock {
                 supported: LOCK_VERSION,
             });
         }
-        let file: LockFile = toml::from_str(text).map_err(parse_err)?;
+        toml::from_str(text).map_err(parse_err)
+    }
+
+    /// The checks of [`Lock::parse`] on a parsed lock file.
+    fn from_file(file: LockFile, text: &str, path: &Path) -> Result<Lock> {
         // Which address first claimed each key: a key bound twice would give
         // two objects one identity (two JWTs with the same subject).
         let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
@@ -417,4 +439,52 @@ fn line_of(text: &str, offset: usize) -> usize {
         .iter()
         .filter(|b| **b == b'\n')
         .count()
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    /// One parse reads a lock of this version; anything else goes the
+    /// version-first way, so each error is the one it always was.
+    #[test]
+    fn the_version_is_judged_before_the_fields() {
+        let path = Path::new("natsform.lock");
+        let key = crate::keys::generate(KeyKind::Account).public_key();
+        let ok = format!("version = 1\n[keys]\n\"account.O/A#v1\" = \"{key}\"\n");
+        let lock = Lock::parse(&ok, path).unwrap();
+        assert_eq!(lock.iter().count(), 1);
+        // A newer format, with a field this build does not know: a version
+        // problem, not an unknown field.
+        let newer = format!("version = 2\nfuture = true\n[keys]\n\"account.O/A#v1\" = \"{key}\"\n");
+        assert!(matches!(
+            Lock::parse(&newer, path),
+            Err(KeysError::LockVersion { found: 2, .. })
+        ));
+        let missing = format!("[keys]\n\"account.O/A#v1\" = \"{key}\"\n");
+        match Lock::parse(&missing, path) {
+            Err(KeysError::LockParse {
+                line: 1, message, ..
+            }) => {
+                assert_eq!(message, "missing `version = 1`")
+            }
+            other => panic!("{other:?}"),
+        }
+        // This version with an unknown field: the parser's error, at its line.
+        let unknown =
+            format!("version = 1\nfuture = true\n[keys]\n\"account.O/A#v1\" = \"{key}\"\n");
+        match Lock::parse(&unknown, path) {
+            Err(KeysError::LockParse {
+                line: 2, message, ..
+            }) => {
+                assert!(message.contains("unknown field `future`"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Not TOML at all: the error of the version-first parse.
+        match Lock::parse("version = \n", path) {
+            Err(KeysError::LockParse { line: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -171,9 +171,14 @@ pub struct Effect {
 }
 
 impl Ctx<'_> {
-    pub(super) fn object(&self, id: &ObjectId) -> Option<Action> {
-        let want = self.inputs.state.objects.get(id);
-        let have = self.inputs.existing.get(id);
+    /// The action for `id`, given its desired object and stored JWT (the
+    /// caller walks both maps at once rather than looking each id up).
+    pub(super) fn object(
+        &self,
+        id: &ObjectId,
+        want: Option<&DesiredObject>,
+        have: Option<&Existing>,
+    ) -> Option<Action> {
         let address = id.address();
         let action = |action, reasons: Vec<Reason>, before, after| {
             Some(Action {
@@ -401,10 +406,18 @@ impl Ctx<'_> {
     /// The stored claims of `have`, if it can be trusted.
     fn stored_claims(&self, id: &ObjectId, have: &Existing) -> Option<Claims> {
         let decoded = have.decoded.as_ref().ok()?;
-        let mut claims = decoded.value();
-        if let Some(want) = self.inputs.state.objects.get(id) {
-            existing::normalize_activations(&mut claims, &want.activations);
-        }
+        let json: Box<str> = match self.inputs.state.objects.get(id) {
+            Some(want) if !want.activations.is_empty() => {
+                let mut claims = decoded.value();
+                existing::normalize_activations(&mut claims, &want.activations);
+                serde_json::to_string(&claims)
+                    .expect("claims serialize")
+                    .into()
+            }
+            // Nothing to normalise: the canonical text itself (views read
+            // it as JSON), neither parsed again nor kept in `decoded`.
+            _ => decoded.canonical_text().into(),
+        };
         let effective = match id.kind() {
             ObjectKind::User => self
                 .effective_existing(id, decoded)
@@ -412,9 +425,7 @@ impl Ctx<'_> {
             _ => None,
         };
         Some(Claims {
-            json: serde_json::to_string(&claims)
-                .expect("claims serialize")
-                .into(),
+            json,
             valid_for: None,
             expires_at: None,
             issued_at: Some(decoded.issued_at),
@@ -428,8 +439,11 @@ impl Ctx<'_> {
         id: &ObjectId,
         want: &DesiredObject,
     ) -> Option<(String, Effective)> {
-        let account = self.inputs.state.objects.get(&id.account_id()?)?;
-        effects::desired_effective(id, want, account, &account.claims.value())
+        want.scoped_role.as_ref()?;
+        let account_id = id.account_id()?;
+        let account = self.inputs.state.objects.get(&account_id)?;
+        let claims = self.accounts.get(&account_id)?.desired(account);
+        effects::desired_effective(id, want, account, claims)
     }
 
     /// Effective permissions a stored user has under its stored account.
@@ -438,13 +452,15 @@ impl Ctx<'_> {
         id: &ObjectId,
         decoded: &existing::DecodedJwt,
     ) -> Option<(String, Effective)> {
+        let account_id = id.account_id()?;
         let account = self
             .inputs
             .existing
-            .get(&id.account_id()?)?
+            .get(&account_id)?
             .decoded
             .as_ref()
             .ok()?;
-        effects::stored_effective(decoded, account, &account.value())
+        let claims = self.accounts.get(&account_id)?.stored(account);
+        effects::stored_effective(decoded, account, claims)
     }
 }

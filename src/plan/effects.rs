@@ -76,13 +76,12 @@ pub(super) fn desired_effective(
 ) -> Option<(String, Effective)> {
     let role = want.scoped_role.as_ref()?;
     let (_, template) = effective::scope_of(account_claims, &want.signer.value())?;
-    let user_claims = want.claims.value();
     let ctx = effective::UserContext {
         name: id.name(),
         subject: &want.subject.value(),
         account_name: account.id.name(),
         account_subject: &account.subject.value(),
-        user_tags: &effective::tags_of(&user_claims),
+        user_tags: &want.claims.tags(),
         account_tags: &effective::tags_of(account_claims),
     };
     Some((role.to_string(), effective::expand(template, &ctx)))
@@ -97,19 +96,16 @@ pub(super) fn stored_effective(
     let (role, template) = effective::scope_of(account_claims, &user.issuer)?;
     // Name and tags as signed: the canonical form of every user of a
     // changed account would stay cached (30 MiB for 100,000 users).
-    let claims = user.payload_value();
+    let (name, tags) = user.name_and_tags();
     let ctx = effective::UserContext {
-        name: claims
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
+        name: &name,
         subject: &user.subject,
         account_name: account_claims
             .get("name")
             .and_then(Value::as_str)
             .unwrap_or_default(),
         account_subject: &account.subject,
-        user_tags: &effective::tags_of(&claims),
+        user_tags: &tags,
         account_tags: &effective::tags_of(account_claims),
     };
     Some((role.to_string(), effective::expand(template, &ctx)))

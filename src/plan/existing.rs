@@ -60,20 +60,38 @@ impl DecodedJwt {
     /// Canonical claims (see [`canonical`]), computed on first use: most
     /// stored JWTs match their desired payload byte for byte and never need it.
     pub fn canonical(&self) -> &str {
-        self.canonical.get_or_init(|| {
-            let parsed = match self.kind {
-                ObjectKind::Operator => {
-                    serde_json::from_str::<OperatorClaims>(&self.payload()).map(canonical_of)
-                }
-                ObjectKind::Account => {
-                    serde_json::from_str::<AccountClaims>(&self.payload()).map(canonical_of)
-                }
-                ObjectKind::User => {
-                    serde_json::from_str::<UserClaims>(&self.payload()).map(canonical_of)
-                }
-            };
-            parsed.unwrap_or_else(|e| format!("{{\"invalid\":{}}}", Value::String(e.to_string())))
-        })
+        self.canonical.get_or_init(|| self.compute_canonical())
+    }
+
+    /// [`Self::canonical`] as an owned string, without keeping it here when
+    /// it was not computed yet: for claims a plan holds anyway (a user's
+    /// stored side), so its text is not in memory twice.
+    pub fn canonical_text(&self) -> String {
+        match self.canonical.get() {
+            Some(c) => c.clone(),
+            None => self.compute_canonical(),
+        }
+    }
+
+    fn compute_canonical(&self) -> String {
+        let payload = self.payload();
+        let parsed = match self.kind {
+            ObjectKind::Operator => {
+                serde_json::from_str::<OperatorClaims>(&payload).map(canonical_of)
+            }
+            ObjectKind::Account => {
+                serde_json::from_str::<AccountClaims>(&payload).map(canonical_of)
+            }
+            ObjectKind::User => serde_json::from_str::<UserClaims>(&payload).map(canonical_of),
+        };
+        parsed.unwrap_or_else(|e| format!("{{\"invalid\":{}}}", Value::String(e.to_string())))
+    }
+
+    /// The payload's top-level `name` (empty unless a string) and the
+    /// strings of its `nats.tags`, as signed, without a value of the
+    /// whole payload (what a scoped user's template expands with).
+    pub fn name_and_tags(&self) -> (String, Vec<String>) {
+        super::desired::name_and_tags_in(&self.payload())
     }
 
     /// The canonical claims as JSON, for rendering and inspection.
@@ -412,5 +430,16 @@ mod tests {
             .unwrap_err()
             .contains("expected user"));
         assert!(v.digests.is_empty());
+    }
+
+    #[test]
+    fn canonical_text_is_the_canonical_form_and_keeps_nothing() {
+        let token: Arc<str> = Arc::from(account_jwt());
+        let d = decode_one(ObjectKind::Account, &token).unwrap();
+        let text = d.canonical_text();
+        assert!(d.canonical.get().is_none(), "not kept");
+        assert_eq!(text, d.canonical());
+        assert_eq!(d.canonical_text(), text, "and the same once kept");
+        assert!(!text.contains("\"iat\"") && !text.contains("\"jti\""));
     }
 }

@@ -166,22 +166,28 @@ pub fn plan(inputs: &Inputs) -> Plan {
         })
         .map(|(id, _)| id)
         .collect();
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         inputs,
         names,
         changed_accounts,
+        accounts: inputs
+            .state
+            .objects
+            .keys()
+            .chain(inputs.existing.keys())
+            .filter(|id| id.kind() == ObjectKind::Account)
+            .map(|id| (id.clone(), AccountValues::default()))
+            .collect(),
     };
-    let ids: Vec<&ObjectId> = inputs
-        .state
-        .objects
-        .keys()
-        .chain(inputs.existing.keys())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let objects = joined(&inputs.state.objects, inputs.existing);
     // Only objects with something to do are kept (rayon keeps the order).
-    let outcomes: Vec<Action> = ids.par_iter().filter_map(|id| ctx.object(id)).collect();
-    drop(ids);
+    let outcomes: Vec<Action> = objects
+        .par_iter()
+        .filter_map(|(id, want, have)| ctx.object(id, *want, *have))
+        .collect();
+    drop(objects);
+    // Parsed account claims were for the actions' users only.
+    ctx.accounts.clear();
     let mut plan = Plan {
         actions: outcomes,
         ..Plan::default()
@@ -261,6 +267,65 @@ struct Ctx<'a> {
     names: KeyNames<'a>,
     /// Accounts whose stored JWT does not hold their desired claims.
     changed_accounts: BTreeSet<&'a ObjectId>,
+    /// Every account's claims as values, parsed once on first use: the
+    /// effective permissions of each of its users with an action read them.
+    accounts: BTreeMap<ObjectId, AccountValues>,
+}
+
+/// An account's desired and stored claims as JSON values, each parsed on
+/// first use.
+#[derive(Default)]
+struct AccountValues {
+    desired: std::sync::OnceLock<serde_json::Value>,
+    stored: std::sync::OnceLock<serde_json::Value>,
+}
+
+impl AccountValues {
+    fn desired(&self, account: &DesiredObject) -> &serde_json::Value {
+        self.desired.get_or_init(|| account.claims.value())
+    }
+
+    fn stored(&self, account: &existing::DecodedJwt) -> &serde_json::Value {
+        self.stored.get_or_init(|| account.value())
+    }
+}
+
+/// Every id of either map, in order, with what each map holds for it: one
+/// walk of both sorted maps.
+fn joined<'a>(
+    desired: &'a BTreeMap<ObjectId, DesiredObject>,
+    existing: &'a BTreeMap<ObjectId, Existing>,
+) -> Vec<(
+    &'a ObjectId,
+    Option<&'a DesiredObject>,
+    Option<&'a Existing>,
+)> {
+    let mut out = Vec::with_capacity(desired.len().max(existing.len()));
+    let (mut d, mut e) = (desired.iter().peekable(), existing.iter().peekable());
+    loop {
+        let next = match (d.peek(), e.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+        };
+        out.push(match next {
+            std::cmp::Ordering::Less => {
+                let (id, w) = d.next().expect("peeked");
+                (id, Some(w), None)
+            }
+            std::cmp::Ordering::Greater => {
+                let (id, h) = e.next().expect("peeked");
+                (id, None, Some(h))
+            }
+            std::cmp::Ordering::Equal => {
+                let (id, w) = d.next().expect("peeked");
+                let (_, h) = e.next().expect("peeked");
+                (id, Some(w), Some(h))
+            }
+        });
+    }
+    out
 }
 
 fn parent_address(id: &ObjectId) -> String {
@@ -276,5 +341,89 @@ pub fn short(key: &str) -> String {
         format!("{}…", &key[..12])
     } else {
         key.to_string()
+    }
+}
+
+#[cfg(test)]
+mod join_tests {
+    use super::*;
+
+    #[test]
+    fn joined_walks_both_maps_in_order_pairing_equal_ids() {
+        let id = |a: &str, u: Option<&str>| match u {
+            Some(u) => ObjectId::user("O", a, u),
+            None => ObjectId::account("O", a),
+        };
+        let ids = [
+            id("A", None),
+            id("A", Some("u1")),
+            id("A", Some("u2")),
+            id("B", None),
+            id("C", Some("u")),
+        ];
+        let token: std::sync::Arc<str> = std::sync::Arc::from("x");
+        let existing: BTreeMap<ObjectId, Existing> = [&ids[0], &ids[2], &ids[4]]
+            .into_iter()
+            .map(|i| {
+                let e = Existing {
+                    token: token.clone(),
+                    decoded: Err("test".into()),
+                };
+                (i.clone(), e)
+            })
+            .collect();
+        // Desired objects are heavy to build: an empty map on one side,
+        // then the same ids on the other.
+        let none = BTreeMap::new();
+        let walked: Vec<(&ObjectId, bool, bool)> = joined(&none, &existing)
+            .into_iter()
+            .map(|(i, w, h)| (i, w.is_some(), h.is_some()))
+            .collect();
+        assert_eq!(
+            walked,
+            vec![
+                (&ids[0], false, true),
+                (&ids[2], false, true),
+                (&ids[4], false, true)
+            ]
+        );
+        let state = desired_pairs(&ids[..4]);
+        let walked: Vec<(&ObjectId, bool, bool)> = joined(&state, &existing)
+            .into_iter()
+            .map(|(i, w, h)| (i, w.is_some(), h.is_some()))
+            .collect();
+        assert_eq!(
+            walked,
+            vec![
+                (&ids[0], true, true),
+                (&ids[1], true, false),
+                (&ids[2], true, true),
+                (&ids[3], true, false),
+                (&ids[4], false, true),
+            ]
+        );
+    }
+
+    /// Desired objects for `ids`, from a manifest that declares them.
+    fn desired_pairs(ids: &[ObjectId]) -> BTreeMap<ObjectId, DesiredObject> {
+        let mut toml = String::from("[operators.O]\n");
+        for i in ids {
+            match (&i.account, &i.user) {
+                (Some(a), None) => toml.push_str(&format!("[operators.O.accounts.{a}]\n")),
+                (Some(a), Some(u)) => {
+                    toml.push_str(&format!("[operators.O.accounts.{a}.users.{u}]\n"))
+                }
+                _ => {}
+            }
+        }
+        let loaded = crate::manifest::load::parse(
+            std::path::Path::new("natsform.toml"),
+            crate::manifest::load::Format::Toml,
+            toml,
+        )
+        .unwrap();
+        let mut all = desired(&loaded.manifest, &KeyBook::new());
+        all.retain(|id, _| ids.contains(id));
+        all
     }
 }

@@ -79,6 +79,81 @@ impl CompactUser {
     pub fn canonical(&self) -> &str {
         &self.0
     }
+
+    /// The user's tags (`nats.tags`), read without building the claims.
+    pub fn tags(&self) -> Vec<String> {
+        tags_in(&self.0)
+    }
+}
+
+/// `nats.tags` of claims JSON, as [`super::effective::tags_of`] reads them
+/// from its value, without building the whole value.
+pub(crate) fn tags_in(json: &str) -> Vec<String> {
+    name_and_tags_in(json).1
+}
+
+/// The top-level `name` (empty unless a string) and `nats.tags` (its
+/// strings) of claims JSON, as a `Value` of the whole claims reads them
+/// (`effective::tags_of`), without building that value.
+pub(crate) fn name_and_tags_in(json: &str) -> (String, Vec<String>) {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    /// The fields of a JSON object, the last of equal keys winning (as in
+    /// a value); anything but an object is an error.
+    struct Fields<const NATS: bool> {
+        name: Option<Value>,
+        tags: Option<Value>,
+    }
+    impl<'de, const NATS: bool> serde::Deserialize<'de> for Fields<NATS> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(FieldsVisitor::<NATS>)
+        }
+    }
+    struct FieldsVisitor<const NATS: bool>;
+    impl<'de, const NATS: bool> Visitor<'de> for FieldsVisitor<NATS> {
+        type Value = Fields<NATS>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Fields {
+                name: None,
+                tags: None,
+            };
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    // The claims: `name`, and `tags` inside `nats`.
+                    "name" if !NATS => out.name = Some(map.next_value()?),
+                    "nats" if !NATS => out.tags = map.next_value::<Fields<true>>()?.tags,
+                    "tags" if NATS => out.tags = Some(map.next_value()?),
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+    let (name, tags) = match serde_json::from_str::<Fields<false>>(json) {
+        Ok(f) => (f.name, f.tags),
+        // Not an object, `nats` not an object, not JSON: what the value
+        // of the whole claims says.
+        Err(_) => {
+            let v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+            (v.get("name").cloned(), v.pointer("/nats/tags").cloned())
+        }
+    };
+    let name = name.as_ref().and_then(Value::as_str).unwrap_or_default();
+    let tags = match tags {
+        Some(Value::Array(a)) => a
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    (name.to_string(), tags)
 }
 
 impl DesiredClaims {
@@ -102,6 +177,14 @@ impl DesiredClaims {
             DesiredClaims::Operator(c) => with_exp(c, iat + v),
             DesiredClaims::Account(c) => with_exp(c, iat + v),
             DesiredClaims::User(c) => with_exp(&c.claims(), iat + v),
+        }
+    }
+
+    /// The tags (`nats.tags`) of the claims.
+    pub fn tags(&self) -> Vec<String> {
+        match self {
+            DesiredClaims::User(c) => c.tags(),
+            _ => super::effective::tags_of(&self.value()),
         }
     }
 

@@ -210,3 +210,46 @@ pub = { allow = ["a.>"] }
         "the claims name key account.O/A#v1, which has not been generated"
     );
 }
+
+/// `name_and_tags_in` reads what a value of the whole claims gives, for
+/// every shape a stored (hostile) payload may have.
+#[test]
+fn name_and_tags_read_as_a_value_reads_them() {
+    let by_value = |json: &str| {
+        let v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+        let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
+        (name.to_string(), crate::plan::effective::tags_of(&v))
+    };
+    for json in [
+        r#"{"name":"u","sub":"U","nats":{"tags":["team:a","x"],"type":"user"}}"#,
+        r#"{"sub":"U","nats":{"type":"user"}}"#,
+        r#"{"name":null,"nats":{"tags":null}}"#,
+        r#"{"name":7,"nats":{"tags":["a",1,"b"]}}"#,
+        r#"{"name":"first","name":"second","nats":{"tags":["a"],"tags":["b"]}}"#,
+        r#"{"name":"u","nats":[]}"#,
+        r#"{"name":"u\u0041","nats":{"tags":["t\n"]}}"#,
+        r#"[1,2]"#,
+        "not json",
+        "",
+    ] {
+        assert_eq!(super::name_and_tags_in(json), by_value(json), "{json}");
+    }
+}
+
+#[test]
+fn name_and_tags_of_odd_shapes_read_as_a_value_reads_them() {
+    let by_value = |json: &str| {
+        let v: Value = serde_json::from_str(json).unwrap_or(Value::Null);
+        let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
+        (name.to_string(), crate::plan::effective::tags_of(&v))
+    };
+    for json in [
+        r#"{"name":"u","nats":[["a"]]}"#,
+        r#"["n",{"tags":["a"]}]"#,
+        r#"{"nats":{"tags":["a"]},"nats":{"type":"user"}}"#,
+        r#"{"nats":{"tags":{"0":"a"}}}"#,
+        r#"{"name":"u"} trailing"#,
+    ] {
+        assert_eq!(super::name_and_tags_in(json), by_value(json), "{json}");
+    }
+}

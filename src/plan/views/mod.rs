@@ -181,6 +181,22 @@ pub(crate) fn action_sides(
     (before.unwrap_or_default(), after.unwrap_or_default())
 }
 
+/// Whether both sides of `a` are known to render the same without
+/// rendering them: the same claims text and effective permissions, and no
+/// relative expiry (which each side words its own way). A re-issue that
+/// changes no claim (a rotated signer) is the common case.
+pub(crate) fn sides_render_alike(a: &Action) -> bool {
+    match (&a.before, &a.after) {
+        (Some(b), Some(f)) => {
+            f.valid_for.is_none()
+                && b.valid_for.is_none()
+                && b.json() == f.json()
+                && b.effective == f.effective
+        }
+        _ => false,
+    }
+}
+
 /// The effective-permissions block of a scoped user's rendering.
 pub fn effective_text(e: &EffectivePermissions, names: &(impl Names + ?Sized)) -> String {
     let role = &e.role;
@@ -384,5 +400,45 @@ mod expiry_tests {
             assert!(after.starts_with("expires: 2027-04-25T08:00:00Z (90d after each issue)\n"));
             assert!(Expiry::of(&a).unwrap().same_rule_line().is_none());
         }
+    }
+
+    /// The text view skips rendering a re-issue whose two sides are known
+    /// to render alike; it must print what rendering both would print.
+    #[test]
+    fn sides_known_alike_print_what_rendering_them_prints() {
+        let names = BTreeMap::<String, String>::new();
+        let id = ObjectId::user("O", "A", "U");
+        let claims = r#"{"name":"U","sub":"UABC","nats":{"tags":["team:a"]}}"#;
+        let mut a = Action {
+            address: id.address(),
+            id,
+            action: ActionKind::Reissue,
+            reasons: vec![Reason::NotInStore],
+            signer: None,
+            before: Some(Claims::for_test(claims, None, None, Some(T0))),
+            after: Some(Claims::for_test(claims, None, None, None)),
+        };
+        assert!(sides_render_alike(&a));
+        let (before, after) = action_sides(&a, &names, true);
+        assert_eq!(before, after, "alike indeed");
+        let style = super::text::Style { color: false };
+        let mut rendered = String::new();
+        super::text::write_diff(&mut rendered, &before, &after, style);
+        let mut skipped = String::new();
+        super::text::write_diff(&mut skipped, "", "", style);
+        assert_eq!(rendered, skipped);
+
+        // Any difference, or a relative expiry, means rendering them.
+        a.after = Some(Claims::for_test(
+            r#"{"name":"V","sub":"UABC","nats":{"tags":["team:a"]}}"#,
+            None,
+            None,
+            None,
+        ));
+        assert!(!sides_render_alike(&a));
+        a.after = Some(Claims::for_test(claims, Some(DAY), Some(T0 + DAY), None));
+        assert!(!sides_render_alike(&a));
+        let (before, after) = action_sides(&a, &names, true);
+        assert_ne!(before, after);
     }
 }

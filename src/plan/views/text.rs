@@ -278,6 +278,11 @@ fn action_text(out: &mut String, a: &Action, style: Style, names: &(impl Names +
         style.for_action(a.action, a.action.symbol()),
         style.bold(&address)
     );
+    if super::sides_render_alike(a) {
+        // What the diff of the two renderings would say, without them.
+        write_diff(out, "", "", style);
+        return;
+    }
     let (before, after) = action_sides(a, names, true);
     write_diff(out, &before, &after, style);
 }
