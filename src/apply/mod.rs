@@ -97,6 +97,9 @@ pub struct Report {
     pub lock_changed: bool,
     pub seeds_resealed: usize,
     pub seeds_removed: usize,
+    /// Why the verified-signature cache could not learn the JWTs written
+    /// (a note for the CLI; the next plan verifies them again).
+    pub cache_note: Option<String>,
 }
 
 /// How apply tells a person what it does: lines (a step, a file written)
@@ -184,6 +187,9 @@ pub fn apply_and_deploy(
     seeds_written(ws, &keys, sealed, &report, &mut |l| progress.line(l));
     write_lock(ws, &lock, &mut report)?; // 6
     write_store(ws, plan, &tokens, &mut report, progress)?; // 7
+    // The cache learns what this apply signed, once it is in the store
+    // (the first plan after an apply then verifies none of it).
+    report.cache_note = ws.remember_applied(plan, &tokens).err();
     remove_orphans(ws, plan, &lock, &bundles, &mut report, &mut |l| {
         progress.line(l)
     })?; // 7a

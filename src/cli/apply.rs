@@ -86,7 +86,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         ws.plan_live_pruning(now, &states, args.prune)
     };
     // Before anything is shown or written (see `Workspace::verify_relied_on`).
-    let again = ws.verify_relied_on(&plan);
+    let again = ws.verify_relied_on(&plan, now);
     super::plan::debug_verification(&ws, again.as_ref().ok().copied());
     again?;
     let saved = match &args.plan_file {
@@ -188,6 +188,11 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         commit.as_mut(),
     )?;
     remove_leftovers(&ws, out);
+    if let Some(e) = &report.cache_note {
+        out.note(&format!(
+            "could not remember the signatures of the JWTs written ({e}); the next plan verifies them again"
+        ));
+    }
     let mut summary = format!(
         "Apply complete: {} key{} generated, {} JWT{} written, {} deleted.",
         report.keys_generated,
