@@ -135,8 +135,8 @@ const PER_FILE_SYNC_LIMIT: usize = 64;
 ///
 /// [`Batch::write`] stages a temporary file beside its target (not synced);
 /// [`Batch::commit`] makes every staged file durable with a bounded number
-/// of syncs, renames each over its target in staging order, performs the
-/// staged removals, then makes the directories durable. Until `commit`
+/// of syncs, renames each over its target (in parallel when there are
+/// many), performs the staged removals, then makes the directories durable. Until `commit`
 /// returns, no target has changed unless a rename already happened: a crash
 /// leaves each target either as it was or with its complete new bytes (and
 /// temporary files, which [`remove_stale_temp_files`] sweeps). Dropping a
@@ -210,7 +210,7 @@ impl Batch {
         let dir = parent_of(path);
         self.create_dirs(dir)?;
         let keep_open = self.staged.len() < PER_FILE_SYNC_LIMIT;
-        match stage(path, dir, bytes, mode, keep_open)? {
+        match stage(path, dir, bytes, mode, keep_open, false)? {
             Some(s) => {
                 self.staged.push(s);
                 Ok(true)
@@ -221,11 +221,26 @@ impl Batch {
 
     /// [`Batch::write`] for many files at once, their temporary files
     /// written in parallel; returns, per item, whether it was staged. The
-    /// staging order (and so the rename order) is the order of `items`.
+    /// staging order is the order of `items`.
     pub fn write_many<B: AsRef<[u8]> + Sync>(
         &mut self,
         items: &[(PathBuf, B)],
         mode: u32,
+    ) -> io::Result<Vec<bool>> {
+        self.write_many_known(items, mode, &|_| false)
+    }
+
+    /// [`Batch::write_many`], where `differs(i)` says that the caller knows
+    /// the file of item `i` does not hold its bytes now (it read the file
+    /// earlier in this run, under the run lock, and the bytes differ): that
+    /// file is then not read to compare, only looked at (a link, directory
+    /// or other non-regular file is still refused). A wrong `true` can only
+    /// rewrite a file with its own bytes; `false` always compares.
+    pub fn write_many_known<B: AsRef<[u8]> + Sync>(
+        &mut self,
+        items: &[(PathBuf, B)],
+        mode: u32,
+        differs: &(dyn Fn(usize) -> bool + Sync),
     ) -> io::Result<Vec<bool>> {
         for (path, _) in items {
             self.create_dirs(parent_of(path))?;
@@ -235,7 +250,14 @@ impl Batch {
             .par_iter()
             .enumerate()
             .map(|(i, (path, bytes))| {
-                stage(path, parent_of(path), bytes.as_ref(), mode, i < open_left)
+                stage(
+                    path,
+                    parent_of(path),
+                    bytes.as_ref(),
+                    mode,
+                    i < open_left,
+                    differs(i),
+                )
             })
             .collect();
         let mut changed = Vec::with_capacity(items.len());
@@ -285,8 +307,9 @@ impl Batch {
 
     /// Makes every staged file durable (up to [`PER_FILE_SYNC_LIMIT`]
     /// files: an fsync each, in parallel; more: one `syncfs` per file system
-    /// on Linux, an fsync each elsewhere), renames each over its target in
-    /// staging order, performs the staged removals, then makes every
+    /// on Linux, an fsync each elsewhere), renames each over its target
+    /// (from [`PARALLEL_RENAMES_FROM`] files on in parallel, else in
+    /// staging order), performs the staged removals, then makes every
     /// touched directory durable the same way (a directory fsync each, or
     /// `syncfs`). Returns counts.
     pub fn commit(mut self) -> io::Result<Committed> {
@@ -315,25 +338,32 @@ impl Batch {
 
         fault::step(self.phase, 0, total);
 
-        // 2. Renames, in staging order; then removals.
+        // 2. Renames, then removals. Any subset of a phase's renames may
+        // survive a crash, so their order carries nothing: they run in
+        // parallel (a rename over a file frees its old inode, which the
+        // file system does under the directory's lock but mostly after
+        // it), except when the testing hook stops this phase after a
+        // given rename: then in staging order, one by one.
         let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
         for d in &created {
             touched.insert(parent_of(d).to_path_buf());
         }
         let mut step = 0;
-        for s in staged {
-            let Staged { tmp, target, file } = s;
-            drop(file);
-            tmp.persist(&target).map_err(|e| {
-                io::Error::new(
-                    e.error.kind(),
-                    format!("renaming over {}: {}", target.display(), e.error),
-                )
-            })?;
-            touched.insert(parent_of(&target).to_path_buf());
-            done.written += 1;
-            step += 1;
-            fault::step(self.phase, step, total);
+        if fault::stops_in(self.phase) || staged.len() < PARALLEL_RENAMES_FROM {
+            for s in staged {
+                touched.insert(rename_staged(s)?);
+                done.written += 1;
+                step += 1;
+                fault::step(self.phase, step, total);
+            }
+        } else {
+            let renamed: Vec<io::Result<PathBuf>> =
+                staged.into_par_iter().map(rename_staged).collect();
+            for r in renamed {
+                touched.insert(r?);
+                done.written += 1;
+                step += 1;
+            }
         }
         for r in removals {
             let removed = match &r {
@@ -410,16 +440,38 @@ impl Drop for Batch {
     }
 }
 
+/// From this many staged files on, [`Batch::commit`] renames in parallel.
+const PARALLEL_RENAMES_FROM: usize = 64;
+
+/// Renames a staged file over its target; returns the target's directory.
+fn rename_staged(s: Staged) -> io::Result<PathBuf> {
+    let Staged { tmp, target, file } = s;
+    drop(file);
+    tmp.persist(&target).map_err(|e| {
+        io::Error::new(
+            e.error.kind(),
+            format!("renaming over {}: {}", target.display(), e.error),
+        )
+    })?;
+    Ok(parent_of(&target).to_path_buf())
+}
+
 /// Writes the temporary file for `path` in `dir`, or `None` when `path`
-/// already holds `bytes`.
+/// already holds `bytes`. With `differs` (the caller knows it does not),
+/// `path` is only looked at, never read.
 fn stage(
     path: &Path,
     dir: &Path,
     bytes: &[u8],
     mode: u32,
     keep_open: bool,
+    differs: bool,
 ) -> io::Result<Option<Staged>> {
-    if holds(path, bytes)? {
+    if differs {
+        if let AtPath::Other(what) = kind_at(path)? {
+            return Err(not_regular(path, what));
+        }
+    } else if holds(path, bytes)? {
         return Ok(None);
     }
     let mut tmp = tempfile::Builder::new()
@@ -456,13 +508,7 @@ fn at_path(path: &Path, bytes: &[u8]) -> io::Result<AtPath> {
         Err(e) => return Err(e),
     };
     if !meta.is_file() {
-        return Ok(AtPath::Other(if meta.file_type().is_symlink() {
-            "a symbolic link"
-        } else if meta.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        }));
+        return Ok(AtPath::Other(kind_name(&meta)));
     }
     if meta.len() != bytes.len() as u64 {
         return Ok(AtPath::File { same: false });
@@ -490,11 +536,36 @@ fn holds(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     match at_path(path, bytes)? {
         AtPath::Nothing => Ok(false),
         AtPath::File { same } => Ok(same),
-        AtPath::Other(what) => Err(io::Error::other(format!(
-            "{} is {what}; natsform writes only regular files there",
-            path.display()
-        ))),
+        AtPath::Other(what) => Err(not_regular(path, what)),
     }
+}
+
+/// What is at `path` (never followed, never read; a file counts as not
+/// the same).
+fn kind_at(path: &Path) -> io::Result<AtPath> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => Ok(AtPath::File { same: false }),
+        Ok(m) => Ok(AtPath::Other(kind_name(&m))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(AtPath::Nothing),
+        Err(e) => Err(e),
+    }
+}
+
+fn kind_name(meta: &fs::Metadata) -> &'static str {
+    if meta.file_type().is_symlink() {
+        "a symbolic link"
+    } else if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn not_regular(path: &Path, what: &str) -> io::Error {
+    io::Error::other(format!(
+        "{} is {what}; natsform writes only regular files there",
+        path.display()
+    ))
 }
 
 /// Removes `path` without following it: a directory with its content, a
@@ -667,6 +738,12 @@ pub(crate) mod fault {
                 stop(phase, &format!("{step} of {total}"));
             }
         }
+    }
+
+    /// Whether the hook may stop `phase` at a numbered step (then its
+    /// renames run one by one, in staging order, so that step is exact).
+    pub(crate) fn stops_in(phase: Option<&str>) -> bool {
+        matches!((phase, wanted()), (Some(phase), Some((p, Point::Step(_)))) if p == phase)
     }
 
     /// Exits when the hook names the end of `phase`.
@@ -894,6 +971,49 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn a_file_known_to_differ_is_not_read_but_still_only_a_regular_file() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("same"), "same").unwrap();
+        let items = vec![(d.join("same"), b"same".to_vec())];
+        let mut b = Batch::new();
+        assert_eq!(
+            b.write_many_known(&items, 0o600, &|_| false).unwrap(),
+            [false]
+        );
+        // Told it differs, the batch does not compare: staged (a wrong
+        // hint only rewrites a file with its own bytes).
+        assert_eq!(
+            b.write_many_known(&items, 0o600, &|_| true).unwrap(),
+            [true]
+        );
+        assert_eq!(b.commit().unwrap().written, 1);
+        assert_eq!(fs::read(d.join("same")).unwrap(), b"same");
+
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("victim"), "keep").unwrap();
+        symlink(outside.path().join("victim"), d.join("link")).unwrap();
+        fs::create_dir(d.join("dir")).unwrap();
+        let fifo =
+            std::ffi::CString::new(d.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let mut b = Batch::new();
+        for (name, what) in [
+            ("link", "a symbolic link"),
+            ("dir", "a directory"),
+            ("fifo", "not a regular file"),
+        ] {
+            let items = vec![(d.join(name), b"evil".to_vec())];
+            let e = b.write_many_known(&items, 0o600, &|_| true).unwrap_err();
+            assert!(e.to_string().contains(what), "{name}: {e}");
+        }
+        assert_eq!(b.commit().unwrap().written, 0);
+        assert_eq!(fs::read(outside.path().join("victim")).unwrap(), b"keep");
+        assert!(temp_files(d).is_empty());
+    }
+
     #[test]
     fn a_batch_refuses_links_and_odd_files_and_never_follows_them() {
         use std::os::unix::fs::symlink;

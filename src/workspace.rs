@@ -332,6 +332,42 @@ impl Workspace {
         }
     }
 
+    /// After apply wrote the store: makes the cache hold the digests of the
+    /// store as it is now, so the first plan after an apply verifies
+    /// nothing apply wrote. The JWTs this apply signed (`tokens`, by
+    /// object) verify by construction; the stored JWTs of the objects the
+    /// plan acted on are gone or replaced, so their digests leave; every
+    /// other digest is what this run verified or remembered, as a plan
+    /// would save it. `Ok(false)` when nothing was written (no cache, or no
+    /// change); an error is for a note only.
+    pub fn remember_applied(
+        &self,
+        plan: &Plan,
+        tokens: &BTreeMap<ObjectId, String>,
+    ) -> Result<bool, String> {
+        use rayon::prelude::*;
+        let Some((cache, _)) = &self.cache else {
+            return Ok(false);
+        };
+        let mut gone: Vec<verified::Digest> = plan
+            .actions
+            .par_iter()
+            .filter_map(|a| self.existing.get(&a.id))
+            .map(|e| verified::digest(&e.token))
+            .collect();
+        gone.par_sort_unstable();
+        let written: Vec<&String> = tokens.values().collect();
+        let mut digests: Vec<verified::Digest> =
+            written.par_iter().map(|t| verified::digest(t)).collect();
+        digests.extend(
+            self.verification
+                .digests
+                .iter()
+                .filter(|d| gone.binary_search(d).is_err()),
+        );
+        cache.save(&digests)
+    }
+
     /// Verifies, ignoring the cache, every stored JWT whose content apply
     /// relies on for this plan: the stored JWT of each object the plan acts
     /// on (its revocations, `iat`, subject and deletions flow into what
@@ -339,8 +375,18 @@ impl Workspace {
     /// and account above it). Stored JWTs apply pushes unchanged are
     /// verified by `deploy::check_chain`. Only JWTs taken from the cache are
     /// checked again: the others were verified when the store was read.
+    ///
+    /// One kind is exempt ([`content_unused`]): a user's JWT that is
+    /// updated or re-issued under the same key, issued at or before `now`.
+    /// Apply signs that user from the manifest and the lock; of the stored
+    /// JWT only its `iat` is read (the new one is later), and with
+    /// `iat <= now` the new JWT is issued at `now` or `now + 1`, as for a
+    /// genuine one. Its subject and `iat` feed no revocation (only a
+    /// deleted or replaced user's do, and those are checked). So a forged
+    /// one, listed by a poisoned cache, changes nothing apply signs: it is
+    /// overwritten by a JWT signed from the manifest.
     /// Returns how many were checked again.
-    pub fn verify_relied_on(&self, plan: &Plan) -> Result<usize> {
+    pub fn verify_relied_on(&self, plan: &Plan, now: i64) -> Result<usize> {
         let Some((cache, remembered)) = &self.cache else {
             return Ok(0);
         };
@@ -354,7 +400,9 @@ impl Workspace {
             if let Some(account) = id.account_id() {
                 relied.insert(account);
             }
-            relied.insert(id.clone());
+            if !content_unused(action, self.existing.get(id), now) {
+                relied.insert(id.clone());
+            }
         }
         use rayon::prelude::*;
         let relied: Vec<&ObjectId> = relied.iter().collect();
@@ -603,6 +651,25 @@ impl Workspace {
             .collect();
         plan.key_names.extend(named);
         plan
+    }
+}
+
+/// Whether apply takes nothing from the stored JWT of `action`'s object
+/// but a bounded `iat` (see [`Workspace::verify_relied_on`]): a user
+/// updated or re-issued under the key it is stored with, issued at or
+/// before `now`. A deleted or replaced user's subject and `iat` become
+/// its account's revocation, so those are relied on; so is every account
+/// and operator JWT (revocations, the system account, trusted keys).
+fn content_unused(action: &plan::Action, stored: Option<&plan::Existing>, now: i64) -> bool {
+    use crate::plan::ActionKind;
+    if action.id.user.is_none()
+        || !matches!(action.action, ActionKind::Update | ActionKind::Reissue)
+    {
+        return false;
+    }
+    match stored.map(|e| &e.decoded) {
+        Some(Ok(d)) => d.kind == crate::tree::ObjectKind::User && d.issued_at <= now,
+        _ => false,
     }
 }
 

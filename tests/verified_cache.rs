@@ -56,10 +56,74 @@ fn large(users: usize) -> Project {
     Project::with_manifest("natsform.toml", &text)
 }
 
+/// The walkthrough, applied, with no cache yet: apply fills the cache
+/// with what it signed (see
+/// `apply_remembers_what_it_signed_so_the_next_plan_verifies_nothing`),
+/// so it is removed to start each test cold.
 fn walkthrough() -> Project {
     let p = Project::from_example("walkthrough", "natsform.toml");
     p.apply();
+    fs::remove_dir_all(p.cache_home()).unwrap();
     p
+}
+
+/// The JWT at `relative` in the store with its payload changed by `edit`
+/// and its signature kept: valid JSON claims that do not verify. Written
+/// in place; the forged token is returned.
+fn forge(p: &Project, relative: &str, edit: impl Fn(&str) -> String) -> String {
+    let path = p.path().join("store").join(relative);
+    let token = fs::read_to_string(&path).unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let b64 = data_encoding::BASE64URL_NOPAD;
+    let payload = String::from_utf8(b64.decode(parts[1].as_bytes()).unwrap()).unwrap();
+    let edited = edit(&payload);
+    assert_ne!(edited, payload);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64.encode(edited.as_bytes()),
+        parts[2]
+    );
+    fs::write(&path, &forged).unwrap();
+    assert!(natsform::claims::verify_envelope(&forged).is_err());
+    forged
+}
+
+/// Someone who can write the user's cache directory lists every JWT of
+/// the store as verified, forged ones included.
+fn poison(p: &Project) -> natsform::verified::Cache {
+    let cache =
+        natsform::verified::Cache::at(&p.cache_home(), &p.project_dir().canonicalize().unwrap());
+    let digests: Vec<_> = p
+        .files()
+        .iter()
+        .filter(|(f, _)| f.extension().is_some_and(|e| e == "jwt"))
+        .map(|(_, b)| natsform::verified::digest(std::str::from_utf8(b).unwrap()))
+        .collect();
+    assert!(cache.save(&digests).unwrap());
+    cache
+}
+
+/// `payload` (JSON text) with its `iat` set to `iat`.
+fn with_iat(payload: &str, iat: i64) -> String {
+    let v: serde_json::Value = serde_json::from_str(payload).unwrap();
+    let old = format!("\"iat\":{}", v["iat"]);
+    assert!(payload.contains(&old), "{payload}");
+    payload.replacen(&old, &format!("\"iat\":{iat}"), 1)
+}
+
+/// The payload of a token, parsed.
+fn payload(token: &str) -> serde_json::Value {
+    let b64 = data_encoding::BASE64URL_NOPAD;
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&b64.decode(part.as_bytes()).unwrap()).unwrap()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 fn edit(p: &Project, from: &str, to: &str) {
@@ -88,7 +152,19 @@ fn tamper(p: &Project, relative: &str, part: usize) -> String {
 fn a_second_plan_on_a_1000_user_project_verifies_only_what_changed() {
     let p = large(1000);
     p.apply();
+    // Apply remembered what it signed: the first plan verifies nothing.
     // 1 operator, 5 accounts, 1,001 users.
+    let (after_apply, c) = counted(&p, &["plan"]);
+    assert_eq!(
+        c,
+        Counts {
+            jwts: 1007,
+            checked: 0,
+            remembered: 1007,
+            again: None
+        }
+    );
+    fs::remove_file(p.verified_cache_file()).unwrap();
     let (cold, c) = counted(&p, &["plan"]);
     let cold = cold.success();
     assert_eq!(
@@ -100,6 +176,7 @@ fn a_second_plan_on_a_1000_user_project_verifies_only_what_changed() {
             again: None
         }
     );
+    assert_eq!(after_apply.success().stdout, cold.stdout);
     let cache = p.verified_cache_file();
     assert!(!cache.starts_with(p.path()), "never in the project");
     let bytes = fs::read(&cache).unwrap();
@@ -137,11 +214,16 @@ fn a_second_plan_on_a_1000_user_project_verifies_only_what_changed() {
     let (apply, c) = counted(&p, &["apply", "--auto-approve"]);
     apply.success();
     assert_eq!((c.checked, c.remembered), (0, 1007));
-    assert_eq!(c.again, Some(1 + 1 + 1), "u1, its account and its operator");
+    // u1's stored JWT is only replaced (nothing of it is signed): its
+    // account and its operator are verified again.
+    assert_eq!(c.again, Some(1 + 1), "u1's account and its operator");
+    assert_eq!(
+        fs::read(&cache).unwrap().len(),
+        48 + 32 * 1007,
+        "u1's new JWT in, its old one out"
+    );
     let (_, c) = counted(&p, &["plan"]);
-    assert_eq!((c.jwts, c.checked, c.remembered), (1007, 1, 1006));
-    let (_, c) = counted(&p, &["plan"]);
-    assert_eq!((c.checked, c.remembered), (0, 1007));
+    assert_eq!((c.jwts, c.checked, c.remembered), (1007, 0, 1007));
 
     // --verify-all checks every one, and leaves the cache as it was.
     let (all, c) = counted(&p, &["plan", "--verify-all"]);
@@ -181,39 +263,24 @@ fn a_jwt_tampered_in_place_is_caught_though_its_old_bytes_are_remembered() {
 
 /// Someone who can write the user's cache directory lists a forged JWT's
 /// bytes as verified: the plan trusts them (that is what the cache is),
-/// but apply verifies again everything it relies on and refuses, and
-/// `plan --verify-all` shows the truth and repairs the cache.
+/// but apply verifies again everything whose content it relies on and
+/// refuses, and `plan --verify-all` shows the truth and repairs the cache.
+/// Here a deleted user's forged JWT: its subject and `iat` would become
+/// its account's revocation (an `iat` of 1 would leave the real JWT
+/// unrevoked).
 #[test]
 fn a_poisoned_cache_cannot_make_apply_sign_from_a_forged_jwt() {
     let p = walkthrough();
     p.run(&["plan"]).success();
-    // Payload changed (another role's subjects), signature kept: valid
-    // JSON claims that do not verify.
-    let path = p.path().join("store/O2/accounts/sales/users/pam.jwt");
-    let token = fs::read_to_string(&path).unwrap();
-    let parts: Vec<&str> = token.split('.').collect();
-    let b64 = data_encoding::BASE64URL_NOPAD;
-    let payload = String::from_utf8(b64.decode(parts[1].as_bytes()).unwrap()).unwrap();
-    let widened = payload.replace("\"tags\":[\"team:support\"]", "\"tags\":[\"team:leads\"]");
-    assert_ne!(widened, payload);
-    let forged = format!(
-        "{}.{}.{}",
-        parts[0],
-        b64.encode(widened.as_bytes()),
-        parts[2]
+    let forged = forge(&p, "O2/accounts/sales/users/pam.jwt", |payload| {
+        with_iat(payload, 1)
+    });
+    let cache = poison(&p);
+    edit(
+        &p,
+        "[operators.O2.accounts.sales.users.pam]\nsigner = \"team-service\"\ntags = [\"team:support\"]\n",
+        "",
     );
-    fs::write(&path, &forged).unwrap();
-    assert!(natsform::claims::verify_envelope(&forged).is_err());
-    let cache =
-        natsform::verified::Cache::at(&p.cache_home(), &p.project_dir().canonicalize().unwrap());
-    let mut digests: Vec<_> = p
-        .files()
-        .iter()
-        .filter(|(f, _)| f.extension().is_some_and(|e| e == "jwt"))
-        .map(|(_, b)| natsform::verified::digest(std::str::from_utf8(b).unwrap()))
-        .collect();
-    digests.push(natsform::verified::digest(&forged));
-    assert!(cache.save(&digests).unwrap());
 
     let before = p.files();
     let (run, c) = counted(&p, &["apply", "--auto-approve"]);
@@ -234,7 +301,61 @@ fn a_poisoned_cache_cannot_make_apply_sign_from_a_forged_jwt() {
         .contains(&natsform::verified::digest(&forged)));
     p.apply();
     let (_, c) = counted(&p, &["plan"]);
-    assert_eq!((c.checked, c.remembered), (1, 8), "only pam's new JWT");
+    assert_eq!(
+        (c.checked, c.remembered),
+        (0, 8),
+        "apply remembered its JWTs"
+    );
+}
+
+/// A forged JWT of a user that apply re-issues under the same key: of
+/// it, apply reads only its `iat` (the new JWT must be later), so one
+/// issued at or before now is not verified again, and nothing of it
+/// reaches what apply signs: the new JWT comes from the manifest, issued
+/// now. One issued in the future would push the new JWT's `iat` past it
+/// (out of reach of a revocation made now): that one is verified, and
+/// refused.
+#[test]
+fn a_forged_jwt_that_apply_only_overwrites_flows_into_nothing_it_signs() {
+    let p = walkthrough();
+    p.run(&["plan"]).success();
+    // Widened tags (another team's subjects), the iat kept.
+    let forged = forge(&p, "O2/accounts/sales/users/pam.jwt", |payload| {
+        payload.replace("\"tags\":[\"team:support\"]", "\"tags\":[\"team:leads\"]")
+    });
+    poison(&p);
+    let start = unix_now();
+    let (run, c) = counted(&p, &["apply", "--auto-approve"]);
+    let out = run.success().stdout;
+    assert!(out.contains("sales/pam"), "{out}");
+    assert_eq!((c.checked, c.again), (0, Some(1 + 1)), "sales and O2 only");
+    let path = p.path().join("store/O2/accounts/sales/users/pam.jwt");
+    let written = fs::read_to_string(&path).unwrap();
+    assert_ne!(written, forged);
+    natsform::claims::verify_envelope(&written).expect("signed by apply");
+    let claims = payload(&written);
+    assert_eq!(claims["nats"]["tags"], serde_json::json!(["team:support"]));
+    let iat = claims["iat"].as_i64().unwrap();
+    assert!(iat >= start && iat <= unix_now() + 1, "issued now: {iat}");
+    let (full, c) = counted(&p, &["plan", "--verify-all"]);
+    assert_eq!(c.checked, 9);
+    assert!(full.success().stdout.contains("No changes"));
+
+    // The same, issued in 2100 (and a changed tag, so that apply acts on
+    // pam): verified again, refused.
+    let year_2100 = 4_102_444_800_i64;
+    let forged = forge(&p, "O2/accounts/sales/users/pam.jwt", |payload| {
+        with_iat(payload, year_2100)
+            .replace("\"tags\":[\"team:support\"]", "\"tags\":[\"team:leads\"]")
+    });
+    assert_eq!(payload(&forged)["iat"], year_2100);
+    poison(&p);
+    let before = p.files();
+    let (run, c) = counted(&p, &["apply", "--auto-approve"]);
+    assert_eq!(c.checked, 0);
+    let err = run.failure().stderr;
+    assert!(err.contains("pam.jwt does not verify"), "{err}");
+    assert_eq!(p.files(), before, "nothing written");
 }
 
 #[test]

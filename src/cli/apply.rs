@@ -80,13 +80,13 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     } else {
         super::deploy::read_live(&ws, &targets, args.deploy.creds.as_ref(), &sources, out)?
     };
-    let plan = if states.is_empty() {
+    let mut plan = if states.is_empty() {
         ws.plan(now)
     } else {
         ws.plan_live_pruning(now, &states, args.prune)
     };
     // Before anything is shown or written (see `Workspace::verify_relied_on`).
-    let again = ws.verify_relied_on(&plan);
+    let again = ws.verify_relied_on(&plan, now);
     super::plan::debug_verification(&ws, again.as_ref().ok().copied());
     again?;
     let saved = match &args.plan_file {
@@ -170,6 +170,11 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     for w in sources.warnings() {
         out.warning(&w);
     }
+    // Shown and confirmed: what apply needs of the plan from here on is
+    // each action's object and kind, the keys, warnings and the live part.
+    // The claims of both sides and the effects (over 1 KB a user) go
+    // before apply's memory-hungry steps.
+    drop_shown_claims(&mut plan);
     let mut deploy = (!targets.is_empty()).then(|| apply::Deploy {
         targets: targets.clone(),
         sessions,
@@ -188,6 +193,11 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         commit.as_mut(),
     )?;
     remove_leftovers(&ws, out);
+    if let Some(e) = &report.cache_note {
+        out.note(&format!(
+            "could not remember the signatures of the JWTs written ({e}); the next plan verifies them again"
+        ));
+    }
     let mut summary = format!(
         "Apply complete: {} key{} generated, {} JWT{} written, {} deleted.",
         report.keys_generated,
@@ -246,6 +256,16 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Frees what only the views of a plan read: both sides' claims of every
+/// action and the effects.
+fn drop_shown_claims(plan: &mut crate::plan::Plan) {
+    for action in &mut plan.actions {
+        action.before = None;
+        action.after = None;
+    }
+    plan.effects = Vec::new();
 }
 
 /// The error of an operator whose push did not fully succeed: each

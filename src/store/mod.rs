@@ -10,7 +10,7 @@
 //!
 //! Files hold the raw JWT without a newline, mode 0600; directories 0700.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -153,6 +153,13 @@ impl Store {
     /// or when the store root, a directory on the way to `path` or `path`
     /// itself is a symbolic link.
     fn guard(&self, id: &ObjectId, path: &Path) -> io::Result<()> {
+        self.guard_names(id)?;
+        check_not_link(&WorkDir, &self.root)?;
+        check_no_links(&self.root, path)
+    }
+
+    /// [`Store::guard`]'s check of the names alone.
+    fn guard_names(&self, id: &ObjectId) -> io::Result<()> {
         let names = [Some(&id.operator), id.account.as_ref(), id.user.as_ref()];
         if let Some(bad) = names.into_iter().flatten().find(|n| !is_safe_name(n)) {
             return Err(io::Error::other(format!(
@@ -161,32 +168,34 @@ impl Store {
                 self.root.display()
             )));
         }
-        check_not_link(&WorkDir, &self.root)?;
-        check_no_links(&self.root, path)
+        Ok(())
     }
 
     /// Writes the JWT of `id` (and the operator's `.nsc` marker), durably.
     /// Returns whether anything on disk changed.
     pub(crate) fn write(&self, id: &ObjectId, token: &str) -> io::Result<bool> {
         let mut batch = Batch::new();
-        let changed = self.stage_writes(&[(id, token)], &mut batch, &mut |_| {})?;
+        let changed = self.stage_writes(&[(id, token, None)], &mut batch, &mut |_| {})?;
         batch.commit()?;
         Ok(changed[0])
     }
 
-    /// Stages in `batch` the JWT of each `(id, token)` and the `.nsc`
+    /// Stages in `batch` the JWT of each `(id, token, was)` and the `.nsc`
     /// marker of each operator among them (markers first), the JWT files
-    /// written in parallel. Returns, per item, whether anything on disk will
+    /// written in parallel. `was` is the token this run read from that
+    /// file (trimmed, under the run lock), if any: when the new token
+    /// differs from it, the file is known to differ and is not read again
+    /// to compare. Returns, per item, whether anything on disk will
     /// change for it (its JWT, or the marker it brings).
     pub(crate) fn stage_writes(
         &self,
-        items: &[(&ObjectId, &str)],
+        items: &[(&ObjectId, &str, Option<&str>)],
         batch: &mut Batch,
         done: &mut dyn FnMut(usize),
     ) -> io::Result<Vec<bool>> {
         let mut markers: Vec<(PathBuf, String)> = Vec::new();
         let mut first_of_operator: BTreeMap<&str, usize> = BTreeMap::new();
-        for (i, (id, _)) in items.iter().enumerate() {
+        for (i, (id, _, _)) in items.iter().enumerate() {
             if first_of_operator.contains_key(id.operator.as_str()) {
                 continue;
             }
@@ -203,19 +212,44 @@ impl Store {
         let marker_changed = batch
             .write_many(&markers, 0o600)
             .map_err(|e| io::Error::new(e.kind(), format!("writing a store marker: {e}")))?;
+        // [`Store::guard`], with each directory walked once (10,000 users
+        // share one): the names, the directories from the store root down
+        // to each file's, then each file itself.
+        let paths: Vec<PathBuf> = items
+            .par_iter()
+            .map(|(id, _, _)| {
+                self.guard_names(id)?;
+                Ok(self.path_of(id))
+            })
+            .collect::<io::Result<_>>()?;
+        check_not_link(&WorkDir, &self.root)?;
+        let dirs: BTreeSet<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+        for dir in dirs {
+            check_no_links(&self.root, dir)?;
+        }
         let mut changed = Vec::with_capacity(items.len());
+        let mut paths = paths.into_iter();
         for chunk in items.chunks(STAGE_CHUNK) {
+            let chunk_paths: Vec<PathBuf> = paths.by_ref().take(chunk.len()).collect();
             let files: Vec<(PathBuf, &[u8])> = chunk
                 .par_iter()
-                .map(|(id, token)| {
-                    let path = self.path_of(id);
-                    self.guard(id, &path)?;
+                .zip(chunk_paths)
+                .map(|((_, token, _), path)| {
+                    check_not_link(&WorkDir, &path)?;
                     Ok((path, token.as_bytes()))
                 })
                 .collect::<io::Result<_>>()?;
-            changed.extend(batch.write_many(&files, 0o600).map_err(|e| {
-                io::Error::new(e.kind(), format!("writing in {}: {e}", self.root.display()))
-            })?);
+            // A file read as `was` holds `was` with surrounding whitespace
+            // at most; a token never has any, so a token other than `was`
+            // is not what the file holds.
+            let differs = |i: usize| chunk[i].2.is_some_and(|was| was != chunk[i].1);
+            changed.extend(
+                batch
+                    .write_many_known(&files, 0o600, &differs)
+                    .map_err(|e| {
+                        io::Error::new(e.kind(), format!("writing in {}: {e}", self.root.display()))
+                    })?,
+            );
             done(chunk.len());
         }
         for ((_, i), m) in first_of_operator.iter().zip(marker_changed) {
