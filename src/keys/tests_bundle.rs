@@ -444,3 +444,40 @@ fn probe_sealing_per_seed_against_per_account() {
 }
 
 struct PathBufOrKey(std::path::PathBuf);
+
+#[test]
+fn an_index_lists_its_keys_sorted_once_each() {
+    let account = generate(KeyKind::Account).public_key();
+    let mut keys: Vec<String> = (0..4)
+        .map(|_| generate(KeyKind::User).public_key())
+        .collect();
+    keys.sort();
+    let text = index_text(&account, keys.iter().map(String::as_str));
+    assert_eq!(parse_index(&account, text.as_bytes()).unwrap(), keys);
+    // Out of order (edited by hand): read sorted all the same.
+    let mut shuffled = keys.clone();
+    shuffled.swap(0, 3);
+    let text = index_text(&account, shuffled.iter().map(String::as_str));
+    assert_eq!(parse_index(&account, text.as_bytes()).unwrap(), keys);
+    // A key twice, next to each other or apart.
+    for twice in [
+        vec![&keys[0], &keys[1], &keys[1], &keys[2]],
+        vec![&keys[2], &keys[0], &keys[1], &keys[2]],
+    ] {
+        let text = index_text(&account, twice.into_iter().map(String::as_str));
+        assert_eq!(
+            parse_index(&account, text.as_bytes()).unwrap_err(),
+            "a key is listed twice"
+        );
+    }
+    // Another account's index, a line that is no user key.
+    let other = generate(KeyKind::Account).public_key();
+    let text = index_text(&other, keys.iter().map(String::as_str));
+    assert!(parse_index(&account, text.as_bytes())
+        .unwrap_err()
+        .contains("header"));
+    let text = index_text(&account, [keys[0].as_str(), other.as_str()].into_iter());
+    assert!(parse_index(&account, text.as_bytes())
+        .unwrap_err()
+        .contains("line 3 is not a user public key"));
+}
