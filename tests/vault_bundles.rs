@@ -1,6 +1,7 @@
 //! User seeds sealed per account (`vault/<ACCOUNT>.users.age`, with its
 //! public index `<ACCOUNT>.users.keys`): one file per account, rewritten
-//! only when that account's users change; every line checked on opening;
+//! only when that account's users change; every line's shape checked on
+//! opening, its seed against its key where the seed is used;
 //! recoverable with age alone; per-user seed files written before bundles
 //! keep working and move into the bundle when it is rewritten.
 
@@ -275,8 +276,13 @@ fn a_deleted_users_seed_leaves_the_bundle() {
     assert!(again.starts_with("No changes."), "{again}");
 }
 
+/// A line holding another key's (well-formed) seed is refused wherever the
+/// seed is used (`creds`); apply, which never uses a user's seed, carries
+/// such a line over as it is when it rewrites the bundle, so it stays
+/// refused. A damaged line or a key listed twice is refused on opening:
+/// apply that must rewrite the bundle stops before any write.
 #[test]
-fn a_bundle_line_holding_another_keys_seed_is_refused() {
+fn a_bundle_line_holding_another_keys_seed_is_refused_where_the_seed_is_used() {
     let p = Project::from_example("walkthrough", "natsform.toml");
     p.apply();
     let file = bundle(&p, "account.O2/A#v1");
@@ -300,13 +306,39 @@ fn a_bundle_line_holding_another_keys_seed_is_refused() {
     let run = p.run(&["creds", "A/U"]).failure();
     assert!(run.stderr.contains("holds the seed of"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
-    // Apply that must open it (a user added) refuses before any write.
+    // Apply that rewrites the bundle (a user added) carries both lines
+    // over with their bytes: no seed is given to another key, and the
+    // swap is still refused where a seed is used.
     append(&p, "\n[operators.O2.accounts.A.users.newcomer]\n");
+    p.apply();
+    let after = age_decrypt(&file);
+    assert_eq!(after.lines().count(), 4, "{}", after.lines().count());
+    assert!(after.contains(&format!("\n{k1} {s2}\n")));
+    assert!(after.contains(&format!("\n{k2} {s1}\n")));
+    let run = p.run(&["creds", "A/U"]).failure();
+    assert!(run.stderr.contains("holds the seed of"), "{}", run.stderr);
+    p.run(&["creds", "A/newcomer"]).success();
+
+    // A damaged seed (its checksum wrong) is refused on opening: apply
+    // that must rewrite the bundle stops before any write.
+    let damaged: String = {
+        let c = if &s1[20..21] == "A" { 'B' } else { 'A' };
+        format!("{}{c}{}", &s1[..20], &s1[21..])
+    };
+    let mut broken: Vec<String> = after.lines().map(str::to_string).collect();
+    let i = broken.iter().position(|l| l.starts_with(&k1)).unwrap();
+    broken[i] = format!("{k1} {damaged}");
+    fs::write(&file, age_encrypt(&(broken.join("\n") + "\n"))).unwrap();
+    append(&p, "\n[operators.O2.accounts.A.users.another]\n");
     let before = p.files();
     let run = p.run(&["apply", "--auto-approve"]).failure();
     assert!(
+        run.stderr.contains("is not a valid nkey seed of a user"),
+        "{}",
         run.stderr
-            .contains("a bundle line must never hold another key's seed"),
+    );
+    assert!(
+        run.stderr.contains(&format!("line {}:", i + 1)),
         "{}",
         run.stderr
     );

@@ -969,20 +969,24 @@ fn seal_bundle(
         .clone()
         .ok_or_else(|| anyhow!("{} has no key after step 1", a.account))?;
     let ids = || ids.ok_or_else(|| anyhow!("no identity loaded"));
-    let mut found = keys::UserSeeds::new();
+    // What holds the account's users' seeds today, in one map: its bundle,
+    // the bundle of its replaced key, users' own seed files. Lines read
+    // from a bundle stay as they were read (see `keys::bundle` on why a
+    // line only carried over is not derived).
+    let mut seeds = keys::UserSeeds::new();
     let mut current: Option<Vec<String>> = None;
     if ws.bundles.contains_key(&account) {
-        if let Some(seeds) = vault.open_bundle(&account, ids()?)? {
-            current = Some(seeds.keys().map(str::to_string).collect());
-            found = seeds;
+        if let Some(opened) = vault.open_bundle(&account, ids()?)? {
+            current = Some(opened.keys().map(str::to_string).collect());
+            seeds = opened;
         }
     }
     let from = change.and_then(|c| c.from.clone());
     if let Some(from) = &from {
-        if let Some(mut seeds) = vault.open_bundle(from, ids()?)? {
-            for k in seeds.keys().map(str::to_string).collect::<Vec<_>>() {
-                if let Some(kp) = seeds.take(&k) {
-                    found.insert(kp);
+        if let Some(mut opened) = vault.open_bundle(from, ids()?)? {
+            for k in opened.keys().map(str::to_string).collect::<Vec<_>>() {
+                if let Some(line) = opened.take_line(&k) {
+                    seeds.insert_line(line);
                 }
             }
         }
@@ -992,50 +996,63 @@ fn seal_bundle(
         let kp = vault
             .get(public, ids()?)
             .with_context(|| format!("reading the seed file {public}{}", keys::vault_suffix()))?;
-        found.insert(kp);
+        seeds.insert(kp);
     }
-    let mut target = keys::UserSeeds::new();
+    // The users the new lock binds: each new key pair joins; every other
+    // user's seed must be there.
+    let mut kept: std::collections::HashSet<&str> =
+        std::collections::HashSet::with_capacity(a.users.len());
+    let mut new_pairs = Vec::new();
     for u in &a.users {
         let public = u
             .public_key
             .as_deref()
             .ok_or_else(|| anyhow!("{} has no key after step 1", u.address))?;
-        let new = generated.lock().ok().and_then(|mut g| g.remove(public));
-        let kp = match new.or_else(|| found.take(public)) {
-            Some(kp) => kp,
-            None => bail!(
+        kept.insert(public);
+        if let Some(kp) = generated.lock().ok().and_then(|mut g| g.remove(public)) {
+            new_pairs.push(kp);
+        } else if !seeds.contains(public) {
+            bail!(
                 "the seed of {} ({public}) is in neither the bundle {account}{} nor a seed file of its own\n  = help: restore the bundle from git history, or rotate the key by changing its label in the manifest (its JWT is re-issued)",
                 u.address,
                 keys::BUNDLE_SUFFIX
-            ),
-        };
-        target.insert(kp);
+            );
+        }
+    }
+    // Seeds of users leaving it: out of the map for the bundle written
+    // after the store (step 7a), back in for the one written now.
+    let leaving: Vec<String> = seeds
+        .keys()
+        .filter(|k| !kept.contains(k))
+        .map(str::to_string)
+        .collect();
+    let leaving: Vec<keys::SeedLine> = leaving.iter().filter_map(|k| seeds.take_line(k)).collect();
+    for kp in new_pairs {
+        seeds.insert(kp);
     }
     let only_reseal = reseal.contains(account.as_str());
-    if target.is_empty() && found.is_empty() && current.is_none() && from.is_none() {
+    if seeds.is_empty() && leaving.is_empty() && current.is_none() && from.is_none() {
         return Ok(None);
     }
     // Seeds of users leaving it stay in it until the store is written (a
     // JWT on disk may still name them): the bundle without them is written
     // in step 7a.
-    let late = if found.is_empty() {
+    let late = if leaving.is_empty() {
         None
     } else {
-        let keys: Vec<String> = target.keys().map(str::to_string).collect();
-        Some((keys::seal_bundle(&account, &target, recipients)?, keys))
+        let keys: Vec<String> = seeds.keys().map(str::to_string).collect();
+        Some((keys::seal_bundle(&account, &seeds, recipients)?, keys))
     };
-    for k in found.keys().map(str::to_string).collect::<Vec<_>>() {
-        if let Some(kp) = found.take(&k) {
-            target.insert(kp);
-        }
+    for line in leaving {
+        seeds.insert_line(line);
     }
-    let keys: Vec<String> = target.keys().map(str::to_string).collect();
+    let keys: Vec<String> = seeds.keys().map(str::to_string).collect();
     let same = current.as_ref() == Some(&keys);
     let armored = if same && from.is_none() && !only_reseal {
         // The right seeds already: sealing again would only change bytes.
         None
     } else {
-        Some(keys::seal_bundle(&account, &target, recipients)?)
+        Some(keys::seal_bundle(&account, &seeds, recipients)?)
     };
     let write = BundleWrite {
         account,

@@ -252,8 +252,7 @@ fn user_pair(
             let kp = seeds.get(public).ok_or_else(|| {
                 anyhow!("the seed bundle {account}{BUNDLE_SUFFIX} holds no seed for {public}")
             })?;
-            let seed = zeroize::Zeroizing::new(kp.seed()?);
-            return Ok(KeyPair::from_seed(&seed)?);
+            return Ok(kp?);
         }
     }
     // Neither: the error names the file the seed should be in.

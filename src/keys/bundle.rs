@@ -10,16 +10,25 @@
 //! ```
 //!
 //! sorted by public key. Invariants:
-//! - every line's seed belongs to the public key it names, no key is listed
-//!   twice, and the first line names the account of the file's name
-//!   (checked on every open: a bundle renamed or edited is refused);
+//! - on every open, the first line names the account of the file's name (a
+//!   bundle renamed or swapped is refused), every line is `<USER_PUBLIC_KEY>
+//!   <USER_SEED>` with both checksums right, and no key is listed twice;
+//! - a seed is checked to belong to the public key its line names (one
+//!   Ed25519 public-key derivation) before it is used: whenever a key pair
+//!   leaves [`UserSeeds`] ([`UserSeeds::get`], [`UserSeeds::take`]). A line
+//!   apply only carries over into the bundle it rewrites ([`SeedLine`])
+//!   keeps its seed as read and is not derived: it gives no seed to any
+//!   other key, so checking it would only spend one scalar multiplication
+//!   per user on every change of the account (see `check_on_use` in the
+//!   tests for what is still reported, and when);
 //! - plaintext lives only in zeroizing buffers and never reaches an error;
 //! - a user's seed in a legacy per-user file (`<USER_PUBLIC_KEY>.age`, as
 //!   natsform wrote before bundles) is read as before.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use age::armor::{ArmoredWriter, Format};
 use nkeys::KeyPair;
@@ -55,7 +64,119 @@ const HEADER_END: &str = "; one \"<USER_PUBLIC_KEY> <SEED>\" per line";
 /// public keys only.
 #[derive(Default)]
 pub struct UserSeeds {
-    seeds: BTreeMap<String, KeyPair>,
+    seeds: BTreeMap<String, Entry>,
+}
+
+/// One user's seed in a [`UserSeeds`].
+enum Entry {
+    /// A key pair made in this run (or read from a file of its own and
+    /// checked there).
+    Pair(Box<KeyPair>),
+    /// A line of a bundle: a well-formed user seed (checksum right), not
+    /// yet checked to belong to the key its line names.
+    Line {
+        /// The plaintext it was read from, shared by its lines.
+        plain: Arc<Plaintext>,
+        /// Where the seed starts in it ([`SEED_LEN`] bytes).
+        start: usize,
+        /// Its one-based line, for errors.
+        line: usize,
+    },
+}
+
+/// The decrypted bundle the lines of a [`UserSeeds`] point into, zeroed
+/// when the last of them goes.
+struct Plaintext {
+    bytes: Zeroizing<Vec<u8>>,
+    /// The bundle it was read from, for errors.
+    path: PathBuf,
+}
+
+/// Length of an encoded nkey seed (`SU…`).
+const SEED_LEN: usize = 58;
+
+impl Entry {
+    /// The seed's text.
+    fn seed(&self, public: &str) -> Result<Zeroizing<String>> {
+        match self {
+            Entry::Pair(kp) => Ok(Zeroizing::new(kp.seed().map_err(|_| {
+                KeysError::Encrypt {
+                    public_key: public.to_string(),
+                    reason: "the key pair has no seed (it was built from a public key)".to_string(),
+                }
+            })?)),
+            Entry::Line { plain, start, .. } => Ok(Zeroizing::new(
+                // Checked to be ASCII (a valid seed) when read.
+                String::from_utf8_lossy(&plain.bytes[*start..*start + SEED_LEN]).into_owned(),
+            )),
+        }
+    }
+}
+
+/// A user's seed moved from one [`UserSeeds`] to another as it is, bound to
+/// its public key (it can only be put back under that key). Its `Debug`
+/// shows the public key only.
+pub struct SeedLine {
+    public: String,
+    entry: Entry,
+}
+
+impl std::fmt::Debug for SeedLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SeedLine").field(&self.public).finish()
+    }
+}
+
+impl SeedLine {
+    /// The public key whose seed it holds.
+    pub fn public_key(&self) -> &str {
+        &self.public
+    }
+}
+
+impl Entry {
+    /// The key pair of user `public`, its seed checked to belong to it.
+    fn pair(self, public: &str) -> Result<KeyPair> {
+        match self {
+            Entry::Pair(kp) => Ok(*kp),
+            line => line.pair_copy(public),
+        }
+    }
+
+    /// [`Entry::pair`] without taking the entry: a copy of the key pair.
+    fn pair_copy(&self, public: &str) -> Result<KeyPair> {
+        match self {
+            Entry::Pair(_) => {
+                let seed = self.seed(public)?;
+                KeyPair::from_seed(&seed).map_err(|e| KeysError::Encrypt {
+                    public_key: public.to_string(),
+                    reason: e.to_string(),
+                })
+            }
+            Entry::Line { plain, line, .. } => {
+                checked_pair(public, &self.seed(public)?, &plain.path, *line)
+            }
+        }
+    }
+}
+
+/// The key pair of `seed`, read on `line` of the bundle at `path` where it
+/// is listed as the seed of `public`: refused unless it is that key's.
+fn checked_pair(public: &str, seed: &str, path: &Path, line: usize) -> Result<KeyPair> {
+    let bad = |reason: String| KeysError::BadBundle {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
+    let kp = KeyPair::from_seed(seed)
+        .map_err(|_| bad(format!("the seed of {public} is not a valid nkey seed")))?;
+    let found = kp.public_key();
+    if found != public {
+        return Err(bad(format!(
+            "the line names {public} but holds the seed of {found}; a bundle line must never hold another key's seed"
+        )));
+    }
+    Ok(kp)
 }
 
 impl std::fmt::Debug for UserSeeds {
@@ -71,16 +192,44 @@ impl UserSeeds {
 
     /// Adds `kp` (a user key pair with its seed) under its public key.
     pub fn insert(&mut self, kp: KeyPair) {
-        self.seeds.insert(kp.public_key(), kp);
+        self.seeds
+            .insert(kp.public_key(), Entry::Pair(Box::new(kp)));
     }
 
-    pub fn get(&self, public_key: &str) -> Option<&KeyPair> {
-        self.seeds.get(public_key)
+    /// The key pair of `public_key` (a copy), its seed checked to belong
+    /// to it; `None` when it holds no seed for that key.
+    pub fn get(&self, public_key: &str) -> Option<Result<KeyPair>> {
+        self.seeds.get(public_key).map(|e| e.pair_copy(public_key))
     }
 
-    /// Takes the key pair of `public_key` out.
-    pub fn take(&mut self, public_key: &str) -> Option<KeyPair> {
-        self.seeds.remove(public_key)
+    /// Takes the key pair of `public_key` out, its seed checked to belong
+    /// to it; `None` when it holds no seed for that key.
+    pub fn take(&mut self, public_key: &str) -> Option<Result<KeyPair>> {
+        self.seeds.remove(public_key).map(|e| e.pair(public_key))
+    }
+
+    /// Takes the seed of `public_key` out as it is, to carry it over into
+    /// another bundle with [`UserSeeds::insert_line`] (no check: it stays
+    /// the seed of the same key, with the bytes it was read with).
+    pub fn take_line(&mut self, public_key: &str) -> Option<SeedLine> {
+        let (public, entry) = self.seeds.remove_entry(public_key)?;
+        Some(SeedLine { public, entry })
+    }
+
+    /// Puts `line` back, under the public key it was taken from.
+    pub fn insert_line(&mut self, line: SeedLine) {
+        self.seeds.insert(line.public, line.entry);
+    }
+
+    /// Checks every seed read from a bundle against the key its line names
+    /// (in parallel; the first bad line in key order is reported).
+    pub fn check_all(&self) -> Result<()> {
+        self.seeds
+            .par_iter()
+            .try_for_each(|(public, entry)| match entry {
+                Entry::Pair(_) => Ok(()),
+                Entry::Line { .. } => entry.pair_copy(public).map(|_| ()),
+            })
     }
 
     pub fn contains(&self, public_key: &str) -> bool {
@@ -110,29 +259,39 @@ fn plaintext(account: &str, seeds: &UserSeeds) -> Result<Zeroizing<Vec<u8>>> {
     out.extend_from_slice(account.as_bytes());
     out.extend_from_slice(HEADER_END.as_bytes());
     out.push(b'\n');
-    for (public, kp) in &seeds.seeds {
-        let seed = Zeroizing::new(kp.seed().map_err(|_| KeysError::Encrypt {
-            public_key: public.clone(),
-            reason: "the key pair has no seed (it was built from a public key)".to_string(),
-        })?);
+    for (public, entry) in &seeds.seeds {
         out.extend_from_slice(public.as_bytes());
         out.push(b' ');
-        out.extend_from_slice(seed.as_bytes());
+        match entry {
+            Entry::Pair(_) => out.extend_from_slice(entry.seed(public)?.as_bytes()),
+            // The seed's bytes as read.
+            Entry::Line { plain, start, .. } => {
+                out.extend_from_slice(&plain.bytes[*start..*start + SEED_LEN])
+            }
+        }
         out.push(b'\n');
     }
     Ok(out)
 }
 
 /// Reads the plaintext of the bundle at `path` (named for `account`),
-/// checking every line: the header names `account`, every seed belongs to
-/// the user key its line names, and no key appears twice.
-fn parse(account: &str, plain: &[u8], path: &std::path::Path) -> Result<UserSeeds> {
+/// checking every line's shape: the header names `account`, every line is
+/// a user public key and a well-formed user seed (checksums right), and no
+/// key appears twice. Whether a seed belongs to its line's key is checked
+/// when it is used ([`UserSeeds::get`], [`UserSeeds::take`]).
+fn parse(account: &str, plain: Zeroizing<Vec<u8>>, path: &std::path::Path) -> Result<UserSeeds> {
     let bad = |line: usize, reason: String| KeysError::BadBundle {
         path: path.to_path_buf(),
         line,
         reason,
     };
-    let text = std::str::from_utf8(plain).map_err(|_| bad(0, "it is not UTF-8 text".into()))?;
+    // The lines point into it; it is zeroed when the last of them goes.
+    let plain = Arc::new(Plaintext {
+        bytes: plain,
+        path: path.to_path_buf(),
+    });
+    let text =
+        std::str::from_utf8(&plain.bytes).map_err(|_| bad(0, "it is not UTF-8 text".into()))?;
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
     match lines.next() {
         Some((_, first)) => {
@@ -154,13 +313,14 @@ fn parse(account: &str, plain: &[u8], path: &std::path::Path) -> Result<UserSeed
         }
         None => return Err(bad(0, "it is empty".into())),
     }
-    // Deriving each line's public key from its seed is the cost of opening
-    // a bundle (one scalar multiplication a line): done in parallel, the
-    // first bad line (in file order) reported, as a serial read would.
-    let lines: Vec<(usize, &str)> = lines
-        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    let checked: Vec<Result<KeyPair>> = lines
+    let mut numbered: Vec<(usize, &str)> =
+        Vec::with_capacity(text.bytes().filter(|b| *b == b'\n').count() + 1);
+    numbered.extend(lines.filter(|(_, l)| !l.is_empty() && !l.starts_with('#')));
+    // Two checksums a line, no key derivation: cheap enough for 100,000
+    // lines; in parallel all the same, the first bad line (in file order)
+    // reported, as a serial read would.
+    let base = text.as_ptr() as usize;
+    let checked: Vec<Result<(String, Entry)>> = numbered
         .par_iter()
         .map(|&(n, line)| {
             let Some((public, seed)) = line.split_once(' ') else {
@@ -172,28 +332,54 @@ fn parse(account: &str, plain: &[u8], path: &std::path::Path) -> Result<UserSeed
                     format!("`{}` is not a user public key", shown_key(public)),
                 ));
             }
-            let kp = KeyPair::from_seed(seed.trim_end())
-                .map_err(|_| bad(n, format!("the seed of {public} is not a valid nkey seed")))?;
-            let found = kp.public_key();
-            if found != public {
+            let seed = seed.trim_end();
+            if !is_user_seed(seed) {
                 return Err(bad(
                     n,
-                    format!("the line names {public} but holds the seed of {found}; a bundle line must never hold another key's seed"),
+                    format!("the seed of {public} is not a valid nkey seed of a user"),
                 ));
             }
-            Ok(kp)
+            let entry = Entry::Line {
+                plain: Arc::clone(&plain),
+                start: seed.as_ptr() as usize - base,
+                line: n,
+            };
+            Ok((public.to_string(), entry))
         })
         .collect();
-    let mut seeds = UserSeeds::new();
-    for (&(n, _), kp) in lines.iter().zip(checked) {
-        let kp = kp?;
-        if seeds.contains(&kp.public_key()) {
-            return Err(bad(n, format!("{} is listed twice", kp.public_key())));
-        }
-        seeds.insert(kp);
+    let mut entries = Vec::with_capacity(checked.len());
+    for c in checked {
+        entries.push(c?);
     }
-    Ok(seeds)
+    // Sorted by key, as natsform writes them: then no key is there twice.
+    // Otherwise the first line whose key an earlier line has.
+    if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
+        let mut seen = std::collections::HashSet::new();
+        for (&(n, _), (public, _)) in numbered.iter().zip(&entries) {
+            if !seen.insert(public.as_str()) {
+                return Err(bad(n, format!("{public} is listed twice")));
+            }
+        }
+    }
+    Ok(UserSeeds {
+        seeds: entries.into_iter().collect(),
+    })
 }
+
+/// Whether `seed` is a well-formed nkey seed of a user key (length,
+/// base32, checksum, prefixes), without deriving its public key.
+fn is_user_seed(seed: &str) -> bool {
+    match nkeys::decode_seed(seed) {
+        Ok((prefix, mut raw)) => {
+            zeroize::Zeroize::zeroize(&mut raw);
+            prefix == USER_PREFIX_BYTE
+        }
+        Err(_) => false,
+    }
+}
+
+/// The prefix byte of user keys in nkeys' encoding (`U…`, seeds `SU…`).
+const USER_PREFIX_BYTE: u8 = 20 << 3;
 
 /// The index of the bundle of `account` holding `keys` (sorted).
 pub fn index_text<'a>(account: &str, keys: impl Iterator<Item = &'a str>) -> String {
@@ -214,7 +400,9 @@ pub fn parse_index(account: &str, bytes: &[u8]) -> std::result::Result<Vec<Strin
         Some((_, first)) if first == header => {}
         _ => return Err("line 1 is not the header naming its bundle".to_string()),
     }
-    let mut keys = Vec::new();
+    // Sized up front: growing a list of 10,000 keys step by step costs
+    // more than checking them.
+    let mut keys = Vec::with_capacity(bytes.iter().filter(|b| **b == b'\n').count());
     for (i, line) in lines {
         if kind_of_public_key(line) != Some(KeyKind::User) {
             return Err(format!(
@@ -225,11 +413,14 @@ pub fn parse_index(account: &str, bytes: &[u8]) -> std::result::Result<Vec<Strin
         }
         keys.push(line.to_string());
     }
-    let n = keys.len();
-    keys.sort();
-    keys.dedup();
-    if keys.len() != n {
-        return Err("a key is listed twice".to_string());
+    // Sorted, as natsform writes it: then no key is there twice.
+    if !keys.windows(2).all(|w| w[0] < w[1]) {
+        let n = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.len() != n {
+            return Err("a key is listed twice".to_string());
+        }
     }
     Ok(keys)
 }
@@ -249,7 +440,12 @@ pub fn seal(account: &str, seeds: &UserSeeds, recipients: &Recipients) -> Result
     let encryptor = age::Encryptor::with_recipients(recipients.as_age())
         .map_err(|e| encrypt_err(e.to_string()))?;
     let io_err = |e: std::io::Error| encrypt_err(e.to_string());
-    let armor = ArmoredWriter::wrap_output(Vec::new(), Format::AsciiArmor).map_err(io_err)?;
+    // Sized up front (base64 of the payload, 64 columns, plus the age
+    // header and one tag per 64 KiB chunk): no copy while it grows.
+    let payload = plain.len() + plain.len() / 65536 * 16 + 16 + 1024 * (recipients.len() + 1);
+    let armored_size = payload / 3 * 4 * 65 / 64 + 256;
+    let armor = ArmoredWriter::wrap_output(Vec::with_capacity(armored_size), Format::AsciiArmor)
+        .map_err(io_err)?;
     let mut writer = encryptor.wrap_output(armor).map_err(io_err)?;
     writer.write_all(&plain).map_err(io_err)?;
     let armor = writer.finish().map_err(io_err)?;
@@ -280,7 +476,7 @@ impl Vault {
             None => return Ok(None),
         };
         let plain = decrypt(&bytes, identities, &path)?;
-        parse(account, &plain, &path).map(Some)
+        parse(account, plain, &path).map(Some)
     }
 
     /// Path of the index of the bundle of `account`.
@@ -389,12 +585,12 @@ impl Vault {
         }
         for account in accounts {
             if let Some(mut seeds) = self.open_bundle(account, identities)? {
-                return seeds
-                    .take(public_key)
-                    .ok_or_else(|| KeysError::SeedMissing {
+                return seeds.take(public_key).unwrap_or_else(|| {
+                    Err(KeysError::SeedMissing {
                         public_key: public_key.to_string(),
                         path: self.bundle_path(account).unwrap_or_default(),
-                    });
+                    })
+                });
             }
         }
         let path = match accounts.first() {

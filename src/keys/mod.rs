@@ -22,7 +22,7 @@ mod tests_bundle;
 mod tests_lock;
 
 pub use bundle::{
-    index_text, parse_index, seal as seal_bundle, UserSeeds, BUNDLE_SUFFIX, INDEX_SUFFIX,
+    index_text, parse_index, seal as seal_bundle, SeedLine, UserSeeds, BUNDLE_SUFFIX, INDEX_SUFFIX,
     MAX_BUNDLE_FILE_BYTES,
 };
 pub use error::{KeysError, Result};

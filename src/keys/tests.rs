@@ -544,6 +544,30 @@ fn the_age_header_shows_who_a_seed_is_sealed_to() {
     let _ = a;
 }
 
+/// The header is read a chunk at a time up to its end: a header longer
+/// than one chunk (60 recipients) and a bundle of 2,000 users both give
+/// the shape age wrote, and a header cut short gives none.
+#[test]
+fn the_age_header_is_read_to_its_end_and_no_further() {
+    let many: Vec<String> = (0..60).map(|_| x25519().1).collect();
+    let texts: Vec<&str> = many.iter().map(String::as_str).collect();
+    let declared = recipients(&texts);
+    let mut users = UserSeeds::new();
+    for _ in 0..2000 {
+        users.insert(generate(KeyKind::User));
+    }
+    let account = generate(KeyKind::Account).public_key();
+    let bytes = crate::keys::seal_bundle(&account, &users, &declared).unwrap();
+    assert!(bytes.len() > 200_000, "{}", bytes.len());
+    let shape = vault::sealed_to(&bytes).unwrap();
+    assert_eq!(shape.x25519, 60);
+    assert_eq!(shape, declared.sealed_shape());
+    // The armour of the header alone, cut before its `---` line.
+    let text = std::str::from_utf8(&bytes).unwrap();
+    let cut: String = text.lines().take(30).map(|l| format!("{l}\n")).collect();
+    assert_eq!(vault::sealed_to(cut.as_bytes()), None);
+}
+
 #[test]
 fn resealing_keeps_the_seed_and_changes_who_opens_it() {
     let dir = tempfile::tempdir().unwrap();

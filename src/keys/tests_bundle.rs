@@ -1,5 +1,5 @@
-//! Bundles of user seeds: the documented plaintext, every line checked on
-//! opening, and the probe that measured sealing per file against per
+//! Bundles of user seeds: the documented plaintext, every line's shape
+//! checked on opening and its seed against its key on use, and the probe that measured sealing per file against per
 //! account.
 
 use age::secrecy::{ExposeSecret, SecretString};
@@ -115,7 +115,7 @@ fn the_plaintext_is_the_documented_format_and_opens_back() {
 }
 
 #[test]
-fn a_line_with_another_keys_seed_a_duplicate_or_another_accounts_header_is_refused() {
+fn a_duplicate_a_damaged_line_or_another_accounts_header_is_refused_on_opening() {
     let dir = tempfile::tempdir().unwrap();
     let vault = Vault::new(dir.path());
     let (secret, public) = x25519();
@@ -127,11 +127,18 @@ fn a_line_with_another_keys_seed_a_duplicate_or_another_accounts_header_is_refus
     let a = generate(KeyKind::User);
     let b = generate(KeyKind::User);
     let seed = |kp: &nkeys::KeyPair| kp.seed().unwrap();
+    // One character of a seed changed: its checksum no longer matches.
+    let damaged = {
+        let s = seed(&a);
+        let c = if &s[20..21] == "A" { 'B' } else { 'A' };
+        format!("{}{c}{}", &s[..20], &s[21..])
+    };
+    let (first, second) = if a.public_key() < b.public_key() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
     let cases = [
-        (
-            format!("{header}{} {}\n", a.public_key(), seed(&b)),
-            "holds the seed of",
-        ),
         (
             format!(
                 "{header}{} {}\n{} {}\n",
@@ -141,6 +148,21 @@ fn a_line_with_another_keys_seed_a_duplicate_or_another_accounts_header_is_refus
                 seed(&a)
             ),
             "listed twice",
+            3,
+        ),
+        (
+            // Out of order, then a key again: the later line is named.
+            format!(
+                "{header}{} {}\n{} {}\n{} {}\n",
+                second.public_key(),
+                seed(second),
+                first.public_key(),
+                seed(first),
+                second.public_key(),
+                seed(second)
+            ),
+            "listed twice",
+            4,
         ),
         (
             format!(
@@ -150,9 +172,29 @@ fn a_line_with_another_keys_seed_a_duplicate_or_another_accounts_header_is_refus
                 seed(&a)
             ),
             "another account than the one its name says",
+            1,
         ),
-        (format!("{} {}\n", a.public_key(), seed(&a)), "header line"),
-        (format!("{header}{} {}\n", a.public_key(), "SUnotaseed"), "not a valid nkey seed"),
+        (format!("{} {}\n", a.public_key(), seed(&a)), "header line", 1),
+        (
+            format!("{header}{} {}\n", a.public_key(), "SUnotaseed"),
+            "not a valid nkey seed",
+            2,
+        ),
+        (
+            format!("{header}{} {damaged}\n", a.public_key()),
+            "not a valid nkey seed",
+            2,
+        ),
+        (
+            // A well-formed seed, but an account's.
+            format!(
+                "{header}{} {}\n",
+                a.public_key(),
+                generate(KeyKind::Account).seed().unwrap()
+            ),
+            "not a valid nkey seed of a user",
+            2,
+        ),
         (
             format!(
                 "{header}{} {}\n",
@@ -160,17 +202,140 @@ fn a_line_with_another_keys_seed_a_duplicate_or_another_accounts_header_is_refus
                 seed(&a)
             ),
             "not a user public key",
+            2,
         ),
+        (format!("{header}{}\n", a.public_key()), "not `<USER_PUBLIC_KEY> <SEED>`", 2),
     ];
-    for (plain, expected) in cases {
+    for (plain, expected, line) in cases {
         vault
             .write_bundle(&account, Some(&seal_text(&plain, &public)), &[])
             .unwrap();
         let e = vault.open_bundle(&account, &ids).unwrap_err();
         let text = e.to_string();
         assert!(text.contains(expected), "{text}");
+        assert!(
+            matches!(e, KeysError::BadBundle { line: l, .. } if l == line),
+            "line {line}: {e:?}"
+        );
         assert!(!crate::redact::contains_secret(&text), "{text}");
     }
+}
+
+/// A line holding another key's seed (well-formed) opens, and is refused
+/// the moment its seed is used; carried over as it is, it keeps its bytes
+/// and is refused all the same in the bundle it was carried into.
+#[test]
+fn check_on_use_a_line_holding_another_keys_seed_is_refused_when_its_seed_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::new(dir.path());
+    let (secret, public) = x25519();
+    let ids = identities_from_key(&secret);
+    let recipients = Recipients::parse(&[&public]).unwrap();
+    let account = generate(KeyKind::Account).public_key();
+    let header = format!(
+        "# natsform user seeds of account {account}; one \"<USER_PUBLIC_KEY> <SEED>\" per line\n"
+    );
+    let a = generate(KeyKind::User);
+    let b = generate(KeyKind::User);
+    let good = generate(KeyKind::User);
+    let mut lines = [
+        format!("{} {}", a.public_key(), b.seed().unwrap()),
+        format!("{} {}", good.public_key(), good.seed().unwrap()),
+    ];
+    lines.sort();
+    let swapped_line = lines
+        .iter()
+        .position(|l| l.starts_with(&a.public_key()))
+        .unwrap()
+        + 2;
+    let plain = format!("{header}{}\n", lines.join("\n"));
+    vault
+        .write_bundle(&account, Some(&seal_text(&plain, &public)), &[])
+        .unwrap();
+    let mut seeds = vault.open_bundle(&account, &ids).unwrap().unwrap();
+    assert_eq!(seeds.len(), 2);
+    let refused = |e: KeysError| {
+        let text = e.to_string();
+        assert!(text.contains("holds the seed of"), "{text}");
+        assert!(
+            matches!(e, KeysError::BadBundle { line, .. } if line == swapped_line),
+            "{e:?}"
+        );
+        assert!(!crate::redact::contains_secret(&text), "{text}");
+    };
+    refused(seeds.get(&a.public_key()).unwrap().unwrap_err());
+    refused(seeds.check_all().unwrap_err());
+    assert_eq!(
+        seeds.get(&good.public_key()).unwrap().unwrap().public_key(),
+        good.public_key()
+    );
+    refused(
+        vault
+            .get_user(&a.public_key(), &[&account], &ids)
+            .unwrap_err(),
+    );
+    // Carried over (as apply does when the account's users change) with a
+    // new user: the line keeps its bytes, so it is refused again there.
+    let newcomer = generate(KeyKind::User);
+    let line = seeds.take_line(&a.public_key()).unwrap();
+    assert_eq!(line.public_key(), a.public_key());
+    assert!(!format!("{line:?}").contains(&b.seed().unwrap()));
+    let mut target = UserSeeds::new();
+    target.insert_line(line);
+    target.insert(newcomer);
+    let armored = seal_bundle(&account, &target, &recipients).unwrap();
+    let plain = age_decrypt(&armored, &secret);
+    assert!(
+        plain.contains(&format!("{} {}\n", a.public_key(), b.seed().unwrap())),
+        "the line is carried over as it was"
+    );
+    vault.write_bundle(&account, Some(&armored), &[]).unwrap();
+    let mut reopened = vault.open_bundle(&account, &ids).unwrap().unwrap();
+    assert!(reopened.check_all().is_err());
+    let e = reopened.take(&a.public_key()).unwrap().unwrap_err();
+    assert!(e.to_string().contains("holds the seed of"), "{e}");
+    // Taken out (and refused), the rest checks.
+    reopened.check_all().unwrap();
+}
+
+/// Lines taken out and put back, or re-sealed, keep their exact bytes.
+#[test]
+fn lines_carried_over_keep_their_bytes() {
+    let (secret, public) = x25519();
+    let recipients = Recipients::parse(&[&public]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::new(dir.path());
+    let account = generate(KeyKind::Account).public_key();
+    let seeds = users(5);
+    let armored = seal_bundle(&account, &seeds, &recipients).unwrap();
+    let before = age_decrypt(&armored, &secret);
+    vault.write_bundle(&account, Some(&armored), &[]).unwrap();
+    let ids = identities_from_key(&secret);
+    let mut opened = vault.open_bundle(&account, &ids).unwrap().unwrap();
+    opened.check_all().unwrap();
+    let keys: Vec<String> = opened.keys().map(str::to_string).collect();
+    let mut moved = UserSeeds::new();
+    for k in &keys {
+        moved.insert_line(opened.take_line(k).unwrap());
+    }
+    assert!(opened.is_empty());
+    let again = age_decrypt(
+        &seal_bundle(&account, &moved, &recipients).unwrap(),
+        &secret,
+    );
+    assert_eq!(again, before);
+    // Without one: that line alone is gone.
+    let gone = moved.take_line(&keys[2]).unwrap();
+    let without = age_decrypt(
+        &seal_bundle(&account, &moved, &recipients).unwrap(),
+        &secret,
+    );
+    let expected: String = before
+        .lines()
+        .filter(|l| !l.starts_with(gone.public_key()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(without, expected);
 }
 
 #[test]
@@ -231,8 +396,8 @@ fn probe_sealing_per_seed_against_per_account() {
                 .par_iter()
                 .flat_map_iter(|(_, seeds)| {
                     seeds.keys().map(|k| {
-                        let kp = seeds.get(k).unwrap();
-                        let armored = crate::keys::vault::encrypt_seed_for_probe(kp, &recipients);
+                        let kp = seeds.get(k).unwrap().unwrap();
+                        let armored = crate::keys::vault::encrypt_seed_for_probe(&kp, &recipients);
                         (PathBufOrKey(vault.seed_path(k).unwrap()), armored)
                     })
                 })
@@ -279,3 +444,40 @@ fn probe_sealing_per_seed_against_per_account() {
 }
 
 struct PathBufOrKey(std::path::PathBuf);
+
+#[test]
+fn an_index_lists_its_keys_sorted_once_each() {
+    let account = generate(KeyKind::Account).public_key();
+    let mut keys: Vec<String> = (0..4)
+        .map(|_| generate(KeyKind::User).public_key())
+        .collect();
+    keys.sort();
+    let text = index_text(&account, keys.iter().map(String::as_str));
+    assert_eq!(parse_index(&account, text.as_bytes()).unwrap(), keys);
+    // Out of order (edited by hand): read sorted all the same.
+    let mut shuffled = keys.clone();
+    shuffled.swap(0, 3);
+    let text = index_text(&account, shuffled.iter().map(String::as_str));
+    assert_eq!(parse_index(&account, text.as_bytes()).unwrap(), keys);
+    // A key twice, next to each other or apart.
+    for twice in [
+        vec![&keys[0], &keys[1], &keys[1], &keys[2]],
+        vec![&keys[2], &keys[0], &keys[1], &keys[2]],
+    ] {
+        let text = index_text(&account, twice.into_iter().map(String::as_str));
+        assert_eq!(
+            parse_index(&account, text.as_bytes()).unwrap_err(),
+            "a key is listed twice"
+        );
+    }
+    // Another account's index, a line that is no user key.
+    let other = generate(KeyKind::Account).public_key();
+    let text = index_text(&other, keys.iter().map(String::as_str));
+    assert!(parse_index(&account, text.as_bytes())
+        .unwrap_err()
+        .contains("header"));
+    let text = index_text(&account, [keys[0].as_str(), other.as_str()].into_iter());
+    assert!(parse_index(&account, text.as_bytes())
+        .unwrap_err()
+        .contains("line 3 is not a user public key"));
+}
