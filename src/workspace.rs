@@ -376,17 +376,13 @@ impl Workspace {
     /// verified by `deploy::check_chain`. Only JWTs taken from the cache are
     /// checked again: the others were verified when the store was read.
     ///
-    /// One kind is exempt ([`content_unused`]): a user's JWT that is
-    /// updated or re-issued under the same key, issued at or before `now`.
-    /// Apply signs that user from the manifest and the lock; of the stored
-    /// JWT only its `iat` is read (the new one is later), and with
-    /// `iat <= now` the new JWT is issued at `now` or `now + 1`, as for a
-    /// genuine one. Its subject and `iat` feed no revocation (only a
-    /// deleted or replaced user's do, and those are checked). So a forged
-    /// one, listed by a poisoned cache, changes nothing apply signs: it is
-    /// overwritten by a JWT signed from the manifest.
+    /// No stored JWT of an object acted on is exempt, not even a user's that
+    /// is only re-issued under the same key: its subject decides whether the
+    /// plan replaces the user (and revokes the old key) or re-issues it, so a
+    /// forged subject listed by a poisoned cache could keep a leaked key
+    /// from being revoked.
     /// Returns how many were checked again.
-    pub fn verify_relied_on(&self, plan: &Plan, now: i64) -> Result<usize> {
+    pub fn verify_relied_on(&self, plan: &Plan) -> Result<usize> {
         let Some((cache, remembered)) = &self.cache else {
             return Ok(0);
         };
@@ -400,9 +396,7 @@ impl Workspace {
             if let Some(account) = id.account_id() {
                 relied.insert(account);
             }
-            if !content_unused(action, self.existing.get(id), now) {
-                relied.insert(id.clone());
-            }
+            relied.insert(id.clone());
         }
         use rayon::prelude::*;
         let relied: Vec<&ObjectId> = relied.iter().collect();
@@ -651,25 +645,6 @@ impl Workspace {
             .collect();
         plan.key_names.extend(named);
         plan
-    }
-}
-
-/// Whether apply takes nothing from the stored JWT of `action`'s object
-/// but a bounded `iat` (see [`Workspace::verify_relied_on`]): a user
-/// updated or re-issued under the key it is stored with, issued at or
-/// before `now`. A deleted or replaced user's subject and `iat` become
-/// its account's revocation, so those are relied on; so is every account
-/// and operator JWT (revocations, the system account, trusted keys).
-fn content_unused(action: &plan::Action, stored: Option<&plan::Existing>, now: i64) -> bool {
-    use crate::plan::ActionKind;
-    if action.id.user.is_none()
-        || !matches!(action.action, ActionKind::Update | ActionKind::Reissue)
-    {
-        return false;
-    }
-    match stored.map(|e| &e.decoded) {
-        Some(Ok(d)) => d.kind == crate::tree::ObjectKind::User && d.issued_at <= now,
-        _ => false,
     }
 }
 

@@ -37,7 +37,11 @@ fn project_in_git() -> (Project, Repository) {
 /// `creds --out out app/alice`, with no global or system git config of
 /// this machine (its excludes file could ignore anything).
 fn creds_out(p: &Project, home: &Path) -> Run {
-    p.natsform(&["creds", "--out", "out", "app/alice"])
+    creds_out_to(p, home, "out")
+}
+
+fn creds_out_to(p: &Project, home: &Path, dir: &str) -> Run {
+    p.natsform(&["creds", "--out", dir, "app/alice"])
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -72,9 +76,37 @@ fn refused_where_git_would_pick_the_seed_up() {
 }
 
 #[test]
-fn written_where_git_ignores_it() {
+fn refused_through_a_directory_that_does_not_exist_yet_and_dot_dot() {
+    let (p, _repo) = project_in_git();
+    let home = tempfile::tempdir().unwrap();
+    let run = creds_out_to(&p, home.path(), "new/../out").failure();
+    assert!(
+        run.stderr.contains("git does not ignore it"),
+        "{}",
+        run.stderr
+    );
+    assert!(!p.path().join("out").exists() && !p.path().join("new").exists());
+}
+
+#[test]
+fn refused_where_git_ignores_the_creds_but_not_the_temporary_file() {
     let (p, _repo) = project_in_git();
     fs::write(p.path().join(".gitignore"), "*.creds\n").unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let run = creds_out(&p, home.path()).failure();
+    assert!(
+        run.stderr.contains("does not ignore the temporary file"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(".natsform-*.tmp"), "{}", run.stderr);
+    assert!(!written(&p));
+}
+
+#[test]
+fn written_where_git_ignores_it() {
+    let (p, _repo) = project_in_git();
+    fs::write(p.path().join(".gitignore"), "*.creds\n.natsform-*.tmp\n").unwrap();
     let home = tempfile::tempdir().unwrap();
     creds_out(&p, home.path()).success();
     assert!(written(&p));
@@ -90,6 +122,7 @@ fn written_where_git_ignores_it() {
 fn refused_where_git_tracks_the_file_although_it_is_ignored() {
     let (p, repo) = project_in_git();
     fs::write(p.path().join(".gitignore"), "out/\n").unwrap();
+    // (`out/` ignores the temporary files there too)
     let file = p.path().join("out/demo/app/alice.creds");
     fs::create_dir_all(file.parent().unwrap()).unwrap();
     fs::write(&file, "placeholder\n").unwrap();

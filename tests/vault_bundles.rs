@@ -282,7 +282,7 @@ fn a_deleted_users_seed_leaves_the_bundle() {
 /// refused. A damaged line or a key listed twice is refused on opening:
 /// apply that must rewrite the bundle stops before any write.
 #[test]
-fn a_bundle_line_holding_another_keys_seed_is_refused_where_the_seed_is_used() {
+fn a_bundle_line_holding_another_keys_seed_is_refused_by_creds_and_by_an_apply_that_rewrites_it() {
     let p = Project::from_example("walkthrough", "natsform.toml");
     p.apply();
     let file = bundle(&p, "account.O2/A#v1");
@@ -306,17 +306,20 @@ fn a_bundle_line_holding_another_keys_seed_is_refused_where_the_seed_is_used() {
     let run = p.run(&["creds", "A/U"]).failure();
     assert!(run.stderr.contains("holds the seed of"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
-    // Apply that rewrites the bundle (a user added) carries both lines
-    // over with their bytes: no seed is given to another key, and the
-    // swap is still refused where a seed is used.
+    // Apply that must rewrite the bundle (a user added) checks every line
+    // first and refuses, before any write, naming the bundle's line.
     append(&p, "\n[operators.O2.accounts.A.users.newcomer]\n");
+    let before = p.files();
+    let run = p.run(&["apply", "--auto-approve"]).failure();
+    assert!(run.stderr.contains("holds the seed of"), "{}", run.stderr);
+    assert!(run.stderr.contains("line 2:"), "{}", run.stderr);
+    assert!(p.files() == before, "a refused apply changed files");
+    // The bundle restored (from git history, say): apply goes on.
+    fs::write(&file, age_encrypt(&plain)).unwrap();
     p.apply();
     let after = age_decrypt(&file);
-    assert_eq!(after.lines().count(), 4, "{}", after.lines().count());
-    assert!(after.contains(&format!("\n{k1} {s2}\n")));
-    assert!(after.contains(&format!("\n{k2} {s1}\n")));
-    let run = p.run(&["creds", "A/U"]).failure();
-    assert!(run.stderr.contains("holds the seed of"), "{}", run.stderr);
+    assert_eq!(after.lines().count(), 4, "{after:?}");
+    p.run(&["creds", "A/U"]).success();
     p.run(&["creds", "A/newcomer"]).success();
 
     // A damaged seed (its checksum wrong) is refused on opening: apply

@@ -998,6 +998,12 @@ fn seal_bundle(
             .with_context(|| format!("reading the seed file {public}{}", keys::vault_suffix()))?;
         seeds.insert(kp);
     }
+    // Every line read is checked against its key before the bundle is
+    // sealed again (in parallel): apply does not use a kept user's seed,
+    // but re-sealing a line that holds another key's seed would carry a
+    // branch's damage forward silently; refused here, before any write,
+    // naming the bundle and line.
+    seeds.check_all()?;
     // The users the new lock binds: each new key pair joins; every other
     // user's seed must be there.
     let mut kept: std::collections::HashSet<&str> =

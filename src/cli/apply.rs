@@ -86,7 +86,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         ws.plan_live_pruning(now, &states, args.prune)
     };
     // Before anything is shown or written (see `Workspace::verify_relied_on`).
-    let again = ws.verify_relied_on(&plan, now);
+    let again = ws.verify_relied_on(&plan);
     super::plan::debug_verification(&ws, again.as_ref().ok().copied());
     again?;
     let saved = match &args.plan_file {

@@ -32,7 +32,13 @@ pub fn refuse_unignored(dir: &Path, files: &[PathBuf]) -> Result<()> {
     let Some(workdir) = repo.workdir().and_then(|w| w.canonicalize().ok()) else {
         return Ok(());
     };
-    let index = repo.index().ok();
+    let index = repo.index().map_err(|e| {
+        anyhow::anyhow!(
+            "creds --out: cannot read the index of the git repository at {} ({}), so whether git tracks the creds files is unknown; nothing was written\n  = help: write the creds outside the repository",
+            escape_line(&workdir.display().to_string()),
+            escape_line(e.message())
+        )
+    })?;
     for file in files {
         let Ok(below) = file.strip_prefix(dir) else {
             continue;
@@ -41,14 +47,22 @@ pub fn refuse_unignored(dir: &Path, files: &[PathBuf]) -> Result<()> {
         let Ok(rel) = full.strip_prefix(&workdir) else {
             continue; // DIR resolved outside this working tree
         };
-        let tracked = index.as_ref().and_then(|i| i.get_path(rel, 0)).is_some();
-        let ignored = repo.is_path_ignored(rel).unwrap_or(false);
-        if tracked || !ignored {
+        // The temporary file written beside it first holds the seed too.
+        let temp = rel.with_file_name(format!("{}0.tmp", crate::fsutil::TEMP_PREFIX));
+        let tracked = index.get_path(rel, 0).is_some();
+        let ignored = |p: &Path| repo.is_path_ignored(p).unwrap_or(false);
+        if tracked || !ignored(rel) || !ignored(&temp) {
+            let what = if tracked {
+                "tracks that file"
+            } else if !ignored(rel) {
+                "does not ignore it"
+            } else {
+                "does not ignore the temporary file written beside it first (`.natsform-*.tmp`)"
+            };
             bail!(
-                "creds --out: {} is inside the git working tree {} and git {}: a creds file holds the user's seed, and `git add -A` or `git commit -a` would put it in the repository's history; nothing was written\n  = help: write the creds outside the repository, or let git ignore them (e.g. `*.creds` in .gitignore, as `natsform init` writes it){}",
+                "creds --out: {} is inside the git working tree {} and git {what}: a creds file holds the user's seed, and `git add -A` or `git commit -a` would put it in the repository's history; nothing was written\n  = help: write the creds outside the repository, or let git ignore them (`*.creds` and `.natsform-*.tmp` in .gitignore, as `natsform init` writes it){}",
                 escape_line(&file.display().to_string()),
                 escape_line(&workdir.display().to_string()),
-                if tracked { "tracks that file" } else { "does not ignore it" },
                 if tracked { " and `git rm --cached` the file" } else { "" },
             );
         }
@@ -57,32 +71,32 @@ pub fn refuse_unignored(dir: &Path, files: &[PathBuf]) -> Result<()> {
 }
 
 /// The deepest existing ancestor of `dir` (itself included), resolved, and
-/// the part of `dir` below it that does not exist yet. `None` when `dir`
-/// climbs with `..` past what exists (nothing sensible to check) or nothing
-/// of it resolves.
+/// the part of `dir` below it that does not exist yet, with `.` and `..`
+/// resolved by name (nothing there exists, so nothing there is a link).
+/// `None` when nothing of it resolves.
 fn resolve_existing(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     let absolute = if dir.is_absolute() {
         dir.to_path_buf()
     } else {
         std::env::current_dir().ok()?.join(dir)
     };
-    let mut base = absolute.as_path();
-    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
-    loop {
-        if let Ok(real) = base.canonicalize() {
-            let mut tail = PathBuf::new();
-            for part in rest.iter().rev() {
-                tail.push(part);
+    let (mut real, below) = absolute.ancestors().find_map(|a| {
+        let real = a.canonicalize().ok()?;
+        Some((real, absolute.strip_prefix(a).ok()?.to_path_buf()))
+    })?;
+    let mut tail = PathBuf::new();
+    for part in below.components() {
+        match part {
+            Component::Normal(name) => tail.push(name),
+            Component::ParentDir => {
+                if !tail.pop() {
+                    real = real.parent()?.to_path_buf();
+                }
             }
-            return Some((real, tail));
+            _ => {}
         }
-        let last = base.components().next_back()?;
-        match last {
-            Component::Normal(name) => rest.push(name),
-            _ => return None,
-        }
-        base = base.parent()?;
     }
+    Some((real, tail))
 }
 
 #[cfg(test)]
@@ -98,5 +112,12 @@ mod tests {
         let (real, rest) = resolve_existing(tmp.path()).unwrap();
         assert_eq!(real, tmp.path().canonicalize().unwrap());
         assert_eq!(rest, PathBuf::new());
+        // `..` after a part that does not exist yet cancels it by name.
+        let (real, rest) = resolve_existing(&tmp.path().join("new/../out")).unwrap();
+        assert_eq!(real, tmp.path().canonicalize().unwrap());
+        assert_eq!(rest, PathBuf::from("out"));
+        let (real, rest) = resolve_existing(&tmp.path().join("new/../../out")).unwrap();
+        assert_eq!(real, tmp.path().canonicalize().unwrap().parent().unwrap());
+        assert_eq!(rest, PathBuf::from("out"));
     }
 }

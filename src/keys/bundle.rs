@@ -15,12 +15,11 @@
 //!   <USER_SEED>` with both checksums right, and no key is listed twice;
 //! - a seed is checked to belong to the public key its line names (one
 //!   Ed25519 public-key derivation) before it is used: whenever a key pair
-//!   leaves [`UserSeeds`] ([`UserSeeds::get`], [`UserSeeds::take`]). A line
-//!   apply only carries over into the bundle it rewrites ([`SeedLine`])
-//!   keeps its seed as read and is not derived: it gives no seed to any
-//!   other key, so checking it would only spend one scalar multiplication
-//!   per user on every change of the account (see `check_on_use` in the
-//!   tests for what is still reported, and when);
+//!   leaves [`UserSeeds`] ([`UserSeeds::get`], [`UserSeeds::take`]), and
+//!   for every line ([`UserSeeds::check_all`]) before apply seals the
+//!   bundle again: a line holding another key's seed would otherwise be
+//!   carried forward silently. A line carried over ([`SeedLine`]) keeps
+//!   its seed as read (see `check_on_use` in the tests);
 //! - plaintext lives only in zeroizing buffers and never reaches an error;
 //! - a user's seed in a legacy per-user file (`<USER_PUBLIC_KEY>.age`, as
 //!   natsform wrote before bundles) is read as before.
