@@ -88,10 +88,8 @@ fn resolve_existing(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     for part in below.components() {
         match part {
             Component::Normal(name) => tail.push(name),
-            Component::ParentDir => {
-                if !tail.pop() {
-                    real = real.parent()?.to_path_buf();
-                }
+            Component::ParentDir if !tail.pop() => {
+                real = real.parent()?.to_path_buf();
             }
             _ => {}
         }
