@@ -465,7 +465,8 @@ impl Vault {
         Ok(self.dir().join(format!("{account}{BUNDLE_SUFFIX}")))
     }
 
-    /// Opens the bundle of `account` with `identities`, every line checked;
+    /// Opens the bundle of `account` with `identities`, every line's shape
+    /// checked (its seed against its key on use, or by `check_all`);
     /// `None` when there is no bundle. A link is refused.
     pub fn open_bundle(&self, account: &str, identities: &Identities) -> Result<Option<UserSeeds>> {
         let path = self.bundle_path(account)?;
