@@ -973,7 +973,6 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_file_known_to_differ_is_not_read_but_still_only_a_regular_file() {
-        use std::os::unix::fs::symlink;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         fs::write(d.join("same"), "same").unwrap();
@@ -993,18 +992,9 @@ mod tests {
         assert_eq!(fs::read(d.join("same")).unwrap(), b"same");
 
         let outside = tempfile::tempdir().unwrap();
-        fs::write(outside.path().join("victim"), "keep").unwrap();
-        symlink(outside.path().join("victim"), d.join("link")).unwrap();
-        fs::create_dir(d.join("dir")).unwrap();
-        let fifo =
-            std::ffi::CString::new(d.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let odd = odd_files(d, outside.path());
         let mut b = Batch::new();
-        for (name, what) in [
-            ("link", "a symbolic link"),
-            ("dir", "a directory"),
-            ("fifo", "not a regular file"),
-        ] {
+        for (name, what) in odd {
             let items = vec![(d.join(name), b"evil".to_vec())];
             let e = b.write_many_known(&items, 0o600, &|_| true).unwrap_err();
             assert!(e.to_string().contains(what), "{name}: {e}");
@@ -1014,25 +1004,34 @@ mod tests {
         assert!(temp_files(d).is_empty());
     }
 
+    /// In `d`: `link` (to `outside/victim`, which holds "keep"), `dir` and
+    /// `fifo`; each with the words a batch's refusal of it contains.
+    fn odd_files(d: &Path, outside: &Path) -> [(&'static str, &'static str); 3] {
+        use std::os::unix::fs::symlink;
+        fs::write(outside.join("victim"), "keep").unwrap();
+        symlink(outside.join("victim"), d.join("link")).unwrap();
+        fs::create_dir(d.join("dir")).unwrap();
+        let fifo =
+            std::ffi::CString::new(d.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        [
+            ("link", "a symbolic link"),
+            ("dir", "a directory"),
+            ("fifo", "not a regular file"),
+        ]
+    }
+
     #[test]
     fn a_batch_refuses_links_and_odd_files_and_never_follows_them() {
         use std::os::unix::fs::symlink;
         let dir = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         let d = dir.path();
-        fs::write(outside.path().join("victim"), "keep").unwrap();
-        symlink(outside.path().join("victim"), d.join("link")).unwrap();
+        let odd = odd_files(d, outside.path());
         symlink(outside.path(), d.join("dirlink")).unwrap();
-        fs::create_dir(d.join("dir")).unwrap();
-        let fifo =
-            std::ffi::CString::new(d.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
         let mut b = Batch::new();
-        for (name, what) in [
-            ("link", "a symbolic link"),
-            ("dir", "a directory"),
-            ("fifo", "not a regular file"),
-        ] {
+        for (name, what) in odd {
             // Same length as "keep": a compare would read the target.
             let e = b.write(&d.join(name), b"keep", 0o600).unwrap_err();
             assert!(e.to_string().contains(what), "{name}: {e}");
