@@ -35,18 +35,6 @@ fn hold(p: &Project, exclusive: bool) -> File {
     f
 }
 
-/// A manifest with `users` users in four accounts, so that apply takes a while.
-fn generated(users: usize) -> Project {
-    let mut text = String::from(
-        "[secrets]\nrecipients = [\"age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\"]\n\n\
-         [operators.O]\nsystem_account = \"SYS\"\n\n[operators.O.accounts.SYS.users.sys]\n",
-    );
-    for u in 0..users {
-        text.push_str(&format!("[operators.O.accounts.A{}.users.u{u}]\n", u % 4));
-    }
-    Project::with_manifest("natsform.toml", &text)
-}
-
 /// Starts natsform on `p` in the background (same environment as `Project::run`).
 fn spawn(p: &Project, args: &[&str]) -> Child {
     p.natsform(args).spawn()
@@ -378,7 +366,7 @@ fn a_planted_lock_file_symlink_is_refused_and_its_target_untouched() {
 fn racing_applies_never_both_write() {
     let mut overlapped = 0;
     for round in 0..6 {
-        let p = generated(160);
+        let p = Project::generated(160);
         let a = spawn(&p, &["apply", "--auto-approve"]);
         let b = spawn(&p, &["apply", "--auto-approve"]);
         let runs = [finish(a), finish(b)];
@@ -427,7 +415,7 @@ fn racing_applies_never_both_write() {
 #[test]
 fn racing_applies_with_a_timeout_take_turns() {
     for round in 0..3 {
-        let p = generated(160);
+        let p = Project::generated(160);
         let args = ["apply", "--auto-approve", "--lock-timeout", "5m"];
         let a = spawn(&p, &args);
         let b = spawn(&p, &args);
@@ -449,7 +437,7 @@ fn racing_applies_with_a_timeout_take_turns() {
 /// never half of it: with --lock-timeout it waits and sees the result.
 #[test]
 fn a_plan_racing_an_apply_waits_for_it() {
-    let p = generated(160);
+    let p = Project::generated(160);
     // The apply may wait a moment for the probe below, never fail on it.
     let apply = spawn(&p, &["apply", "--auto-approve", "--lock-timeout", "5m"]);
     // Wait until the apply holds the lock — not only until its file
@@ -617,7 +605,7 @@ fn a_completed_creds_out_removes_temporary_creds_an_interrupted_one_left() {
 fn an_apply_killed_midway_is_finished_by_the_next() {
     let mut kills = 0;
     for wait_for_seeds in [10, 120] {
-        let p = generated(250);
+        let p = Project::generated(250);
         // -q: no plan on stdout, which nobody reads here.
         let mut child = spawn(&p, &["apply", "--auto-approve", "-q"]);
         let vault = p.path().join("vault");

@@ -11,19 +11,7 @@ use std::fs;
 use std::path::Path;
 
 use git2::Repository;
-use support::cli::{find_seeds, Project, Run};
-
-const MANIFEST: &str = r#"
-[secrets]
-recipients = ["age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9"]
-
-[operators.demo]
-system_account = "SYS"
-
-[operators.demo.accounts.SYS.users.admin]
-
-[operators.demo.accounts.app.users.alice]
-"#;
+use support::cli::{find_seeds, Project, Run, DEMO_MANIFEST as MANIFEST};
 
 /// An applied project in a fresh git repository (no commit needed: the
 /// ignore rules and the index are what count).

@@ -10,21 +10,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::process::Command;
 
-use support::cli::{demo_identity, find_seeds, Project, Run};
-
-const MANIFEST: &str = r#"
-[secrets]
-recipients = ["age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9"]
-
-[operators.demo]
-system_account = "SYS"
-
-[operators.demo.accounts.SYS.users.admin]
-
-[operators.demo.accounts.app.users.alice]
-
-[operators.demo.accounts.app.users.bob]
-"#;
+use support::cli::{demo_identity, find_seeds, Project, Run, DEMO_MANIFEST as MANIFEST};
 
 /// A file outside the project holding what a CI machine keeps secret.
 const OUTSIDE_SECRET: &str =

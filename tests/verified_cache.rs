@@ -45,17 +45,6 @@ fn counted(p: &Project, args: &[&str]) -> (Run, Counts) {
     (run, counts)
 }
 
-fn large(users: usize) -> Project {
-    let mut text = String::from(
-        "[secrets]\nrecipients = [\"age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\"]\n\n\
-         [operators.O]\nsystem_account = \"SYS\"\n\n[operators.O.accounts.SYS.users.sys]\n",
-    );
-    for u in 0..users {
-        text.push_str(&format!("[operators.O.accounts.A{}.users.u{u}]\n", u % 4));
-    }
-    Project::with_manifest("natsform.toml", &text)
-}
-
 /// The walkthrough, applied, with no cache yet: apply fills the cache
 /// with what it signed (see
 /// `apply_remembers_what_it_signed_so_the_next_plan_verifies_nothing`),
@@ -136,7 +125,7 @@ fn tamper(p: &Project, relative: &str, part: usize) -> String {
 
 #[test]
 fn a_second_plan_on_a_1000_user_project_verifies_only_what_changed() {
-    let p = large(1000);
+    let p = Project::generated(1000);
     p.apply();
     // Apply remembered what it signed: the first plan verifies nothing.
     // 1 operator, 5 accounts, 1,001 users.

@@ -49,23 +49,23 @@ pub fn refuse_unignored(dir: &Path, files: &[PathBuf]) -> Result<()> {
         };
         // The temporary file written beside it first holds the seed too.
         let temp = rel.with_file_name(format!("{}0.tmp", crate::fsutil::TEMP_PREFIX));
-        let tracked = index.get_path(rel, 0).is_some();
         let ignored = |p: &Path| repo.is_path_ignored(p).unwrap_or(false);
-        if tracked || !ignored(rel) || !ignored(&temp) {
-            let what = if tracked {
-                "tracks that file"
-            } else if !ignored(rel) {
-                "does not ignore it"
-            } else {
-                "does not ignore the temporary file written beside it first (`.natsform-*.tmp`)"
-            };
-            bail!(
-                "creds --out: {} is inside the git working tree {} and git {what}: a creds file holds the user's seed, and `git add -A` or `git commit -a` would put it in the repository's history; nothing was written\n  = help: write the creds outside the repository, or let git ignore them (`*.creds` and `.natsform-*.tmp` in .gitignore, as `natsform init` writes it){}",
-                escape_line(&file.display().to_string()),
-                escape_line(&workdir.display().to_string()),
-                if tracked { " and `git rm --cached` the file" } else { "" },
-            );
-        }
+        let tracked = index.get_path(rel, 0).is_some();
+        let what = if tracked {
+            "tracks that file"
+        } else if !ignored(rel) {
+            "does not ignore it"
+        } else if !ignored(&temp) {
+            "does not ignore the temporary file written beside it first (`.natsform-*.tmp`)"
+        } else {
+            continue;
+        };
+        bail!(
+            "creds --out: {} is inside the git working tree {} and git {what}: a creds file holds the user's seed, and `git add -A` or `git commit -a` would put it in the repository's history; nothing was written\n  = help: write the creds outside the repository, or let git ignore them (`*.creds` and `.natsform-*.tmp` in .gitignore, as `natsform init` writes it){}",
+            escape_line(&file.display().to_string()),
+            escape_line(&workdir.display().to_string()),
+            if tracked { " and `git rm --cached` the file" } else { "" },
+        );
     }
     Ok(())
 }

@@ -333,7 +333,13 @@ impl Session {
                         Ok((id, keys)) => {
                             self.holdings.insert(id.label().to_string(), keys);
                         }
-                        Err(e) => self.notes.push(format!("ignored {e}")),
+                        Err(e) => {
+                            // (the same bad reply again on the second attempt: one note)
+                            let note = format!("ignored {e}");
+                            if !self.notes.contains(&note) {
+                                self.notes.push(note);
+                            }
+                        }
                     }
                 }
             }

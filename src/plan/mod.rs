@@ -374,13 +374,18 @@ mod join_tests {
             .collect();
         // Desired objects are heavy to build: an empty map on one side,
         // then the same ids on the other.
+        fn walk<'a>(
+            state: &'a BTreeMap<ObjectId, DesiredObject>,
+            existing: &'a BTreeMap<ObjectId, Existing>,
+        ) -> Vec<(&'a ObjectId, bool, bool)> {
+            joined(state, existing)
+                .into_iter()
+                .map(|(i, w, h)| (i, w.is_some(), h.is_some()))
+                .collect()
+        }
         let none = BTreeMap::new();
-        let walked: Vec<(&ObjectId, bool, bool)> = joined(&none, &existing)
-            .into_iter()
-            .map(|(i, w, h)| (i, w.is_some(), h.is_some()))
-            .collect();
         assert_eq!(
-            walked,
+            walk(&none, &existing),
             vec![
                 (&ids[0], false, true),
                 (&ids[2], false, true),
@@ -388,12 +393,8 @@ mod join_tests {
             ]
         );
         let state = desired_pairs(&ids[..4]);
-        let walked: Vec<(&ObjectId, bool, bool)> = joined(&state, &existing)
-            .into_iter()
-            .map(|(i, w, h)| (i, w.is_some(), h.is_some()))
-            .collect();
         assert_eq!(
-            walked,
+            walk(&state, &existing),
             vec![
                 (&ids[0], true, true),
                 (&ids[1], true, false),

@@ -22,7 +22,37 @@ pub struct Project {
     pub manifest: PathBuf,
 }
 
+/// A small project: operator `demo` with its system account (user
+/// `admin`) and account `app` with users `alice` and `bob`, sealed to the
+/// demo identity.
+pub const DEMO_MANIFEST: &str = r#"
+[secrets]
+recipients = ["age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9"]
+
+[operators.demo]
+system_account = "SYS"
+
+[operators.demo.accounts.SYS.users.admin]
+
+[operators.demo.accounts.app.users.alice]
+
+[operators.demo.accounts.app.users.bob]
+"#;
+
 impl Project {
+    /// A generated project of `users` users spread over four accounts
+    /// (`A0`…`A3` of operator `O`, plus its system account with one user).
+    pub fn generated(users: usize) -> Project {
+        let mut text = String::from(
+            "[secrets]\nrecipients = [\"age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\"]\n\n\
+             [operators.O]\nsystem_account = \"SYS\"\n\n[operators.O.accounts.SYS.users.sys]\n",
+        );
+        for u in 0..users {
+            text.push_str(&format!("[operators.O.accounts.A{}.users.u{u}]\n", u % 4));
+        }
+        Project::with_manifest("natsform.toml", &text)
+    }
+
     /// Copies `examples/<example>/<file>` into a fresh temporary directory.
     pub fn from_example(example: &str, file: &str) -> Project {
         let text = fs::read_to_string(repo_root().join("examples").join(example).join(file))
