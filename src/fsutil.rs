@@ -308,8 +308,8 @@ impl Batch {
     /// Makes every staged file durable (up to [`PER_FILE_SYNC_LIMIT`]
     /// files: an fsync each, in parallel; more: one `syncfs` per file system
     /// on Linux, an fsync each elsewhere), renames each over its target
-    /// (from [`PARALLEL_RENAMES_FROM`] files on in parallel, else in
-    /// staging order), performs the staged removals, then makes every
+    /// (from [`PARALLEL_RENAMES_FROM`] files on, one directory's files in
+    /// order and directories in parallel; else in staging order), performs the staged removals, then makes every
     /// touched directory durable the same way (a directory fsync each, or
     /// `syncfs`). Returns counts.
     pub fn commit(mut self) -> io::Result<Committed> {
@@ -339,11 +339,14 @@ impl Batch {
         fault::step(self.phase, 0, total);
 
         // 2. Renames, then removals. Any subset of a phase's renames may
-        // survive a crash, so their order carries nothing: they run in
-        // parallel (a rename over a file frees its old inode, which the
-        // file system does under the directory's lock but mostly after
-        // it), except when the testing hook stops this phase after a
-        // given rename: then in staging order, one by one.
+        // survive a crash, so their order carries nothing: directories
+        // are renamed into in parallel, each directory's files one after
+        // the other (renames into one directory serialise on its lock,
+        // and threads queueing for it cost more than they overlap:
+        // 10,000 renames over files of one directory took 0.34-0.57 s
+        // on one thread, 0.84-0.91 s on two), except when the testing
+        // hook stops this phase after a given rename: then in staging
+        // order, one by one.
         let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
         for d in &created {
             touched.insert(parent_of(d).to_path_buf());
@@ -357,12 +360,33 @@ impl Batch {
                 fault::step(self.phase, step, total);
             }
         } else {
-            let renamed: Vec<io::Result<PathBuf>> =
-                staged.into_par_iter().map(rename_staged).collect();
-            for r in renamed {
-                touched.insert(r?);
-                done.written += 1;
-                step += 1;
+            let mut by_dir: BTreeMap<PathBuf, Vec<Staged>> = BTreeMap::new();
+            for s in staged {
+                by_dir
+                    .entry(parent_of(&s.target).to_path_buf())
+                    .or_default()
+                    .push(s);
+            }
+            let renamed: Vec<(PathBuf, usize, io::Result<()>)> = by_dir
+                .into_par_iter()
+                .map(|(dir, files)| {
+                    let mut n = 0;
+                    for s in files {
+                        if let Err(e) = rename_staged(s) {
+                            return (dir, n, Err(e));
+                        }
+                        n += 1;
+                    }
+                    (dir, n, Ok(()))
+                })
+                .collect();
+            for (dir, n, r) in renamed {
+                if n > 0 {
+                    touched.insert(dir);
+                }
+                done.written += n;
+                step += n;
+                r?;
             }
         }
         for r in removals {
@@ -440,7 +464,8 @@ impl Drop for Batch {
     }
 }
 
-/// From this many staged files on, [`Batch::commit`] renames in parallel.
+/// From this many staged files on, [`Batch::commit`] renames into
+/// different directories in parallel.
 const PARALLEL_RENAMES_FROM: usize = 64;
 
 /// Renames a staged file over its target; returns the target's directory.
