@@ -155,6 +155,18 @@ pub(crate) struct Batch {
     /// Directories known to exist (created or seen), so a phase of 100,000
     /// files does not `stat` the same directory 100,000 times.
     known_dirs: HashSet<PathBuf>,
+    /// The project directory, when this batch may overwrite files in place
+    /// behind a journal there ([`crate::journal`]).
+    journal: Option<PathBuf>,
+    /// Existing files (one name each) to overwrite: in place behind the
+    /// journal when there are enough of them, else staged in `commit`.
+    overwrites: Vec<Overwrite>,
+}
+
+struct Overwrite {
+    target: PathBuf,
+    bytes: Vec<u8>,
+    mode: u32,
 }
 
 struct Staged {
@@ -193,6 +205,14 @@ impl Batch {
         let mut batch = Batch::default();
         batch.phase = Some(phase);
         batch
+    }
+
+    /// Lets this batch overwrite existing files in place, behind a journal
+    /// in the project directory `base` (which holds every target), when it
+    /// has at least [`crate::journal::JOURNAL_FROM`] of them.
+    pub fn journaled(mut self, base: &Path) -> Batch {
+        self.journal = Some(base.to_path_buf());
+        self
     }
 
     /// How many files are staged.
@@ -246,26 +266,37 @@ impl Batch {
             self.create_dirs(parent_of(path))?;
         }
         let open_left = PER_FILE_SYNC_LIMIT.saturating_sub(self.staged.len());
-        let staged: Vec<io::Result<Option<Staged>>> = items
+        let journaled = self.journal.is_some();
+        let staged: Vec<io::Result<Option<Pending>>> = items
             .par_iter()
             .enumerate()
             .map(|(i, (path, bytes))| {
-                stage(
+                if journaled {
+                    if let Some(o) = overwrite_of(path, bytes.as_ref(), mode, differs(i))? {
+                        return Ok(Some(o));
+                    }
+                }
+                let s = stage(
                     path,
                     parent_of(path),
                     bytes.as_ref(),
                     mode,
                     i < open_left,
                     differs(i),
-                )
+                )?;
+                Ok(s.map(Pending::Staged))
             })
             .collect();
         let mut changed = Vec::with_capacity(items.len());
         let mut first_error = None;
         for s in staged {
             match s {
-                Ok(Some(s)) => {
+                Ok(Some(Pending::Staged(s))) => {
                     self.staged.push(s);
+                    changed.push(true);
+                }
+                Ok(Some(Pending::Overwrite(o))) => {
+                    self.overwrites.push(o);
                     changed.push(true);
                 }
                 Ok(None) => changed.push(false),
@@ -313,11 +344,56 @@ impl Batch {
     /// touched directory durable the same way (a directory fsync each, or
     /// `syncfs`). Returns counts.
     pub fn commit(mut self) -> io::Result<Committed> {
+        // Too few overwrites for a journal: each gets a temporary file.
+        let mut overwrites = std::mem::take(&mut self.overwrites);
+        if overwrites.len() < crate::journal::JOURNAL_FROM || self.journal.is_none() {
+            let open_left = PER_FILE_SYNC_LIMIT.saturating_sub(self.staged.len());
+            let staged: Vec<io::Result<Option<Staged>>> = overwrites
+                .par_iter()
+                .enumerate()
+                .map(|(i, o)| {
+                    stage(
+                        &o.target,
+                        parent_of(&o.target),
+                        &o.bytes,
+                        o.mode,
+                        i < open_left,
+                        true,
+                    )
+                })
+                .collect();
+            for s in staged {
+                self.staged.extend(s?);
+            }
+            overwrites.clear();
+        }
         let staged = std::mem::take(&mut self.staged);
         let removals = std::mem::take(&mut self.removals);
         let created = std::mem::take(&mut self.created);
         let mut done = Committed::default();
-        let total = staged.len() + removals.len();
+        let total = staged.len() + overwrites.len() + removals.len();
+
+        // 0. The journal of the files overwritten in place, durable before
+        // the first of them changes (see `crate::journal`).
+        let journal = self.journal.clone().filter(|_| !overwrites.is_empty());
+        if let Some(base) = &journal {
+            let entries: Vec<(String, &[u8])> = overwrites
+                .iter()
+                .map(|o| {
+                    crate::journal::relative(base, &o.target)
+                        .map(|rel| (rel, o.bytes.as_slice()))
+                        .ok_or_else(|| {
+                            io::Error::other(format!(
+                                "{} is not a JWT file under {}",
+                                o.target.display(),
+                                base.display()
+                            ))
+                        })
+                })
+                .collect::<io::Result<_>>()?;
+            crate::journal::write(base, &entries)?;
+            done.syncs += 2;
+        }
 
         // 1. The new bytes, durable before any target changes.
         if staged.iter().all(|s| s.file.is_some()) {
@@ -389,6 +465,24 @@ impl Batch {
                 r?;
             }
         }
+        // The overwrites, in place; a stop between two is finished by the
+        // next apply from the journal.
+        let mut rewritten: Vec<fs::File> = Vec::with_capacity(overwrites.len());
+        if fault::stops_in(self.phase) {
+            for o in &overwrites {
+                rewritten.push(crate::journal::overwrite_in_place(&o.target, &o.bytes)?);
+                done.written += 1;
+                step += 1;
+                fault::step(self.phase, step, total);
+            }
+        } else {
+            rewritten = overwrites
+                .par_iter()
+                .map(|o| crate::journal::overwrite_in_place(&o.target, &o.bytes))
+                .collect::<io::Result<_>>()?;
+            done.written += rewritten.len();
+            step += rewritten.len();
+        }
         for r in removals {
             let removed = match &r {
                 Removal::Path(p) => remove_path(p)?,
@@ -407,10 +501,17 @@ impl Batch {
             fault::step(self.phase, step, total);
         }
 
-        // 3. The directories: renames, removals and new entries durable.
+        // 3. The directories: renames, removals and new entries durable;
+        // the files overwritten in place too, and only then the journal
+        // goes.
         touched.retain(|d| fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()));
         let dirs: Vec<&Path> = touched.iter().map(PathBuf::as_path).collect();
         done.syncs += sync_many(&dirs, SyncWhat::Dirs)?;
+        if let Some(base) = &journal {
+            done.syncs += sync_files(&rewritten, base)?;
+            drop(rewritten);
+            crate::journal::remove(base)?;
+        }
         if let Some(phase) = self.phase {
             fault::done(phase);
         }
@@ -462,6 +563,57 @@ impl Drop for Batch {
             let _ = fs::remove_dir(d);
         }
     }
+}
+
+/// A file [`Batch::write_many_known`] will change: staged now, or
+/// overwritten in `commit`.
+enum Pending {
+    Staged(Staged),
+    Overwrite(Overwrite),
+}
+
+/// The overwrite of `path` by `bytes` when it is a regular file with no
+/// other name that does not hold `bytes` (with `differs`, known not to:
+/// not read); `None` when it is not such a file (the caller stages it, or
+/// refuses it, as [`stage`] does) or already holds `bytes`.
+fn overwrite_of(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    differs: bool,
+) -> io::Result<Option<Pending>> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_file() || crate::journal::links(&meta) != 1 {
+        return Ok(None);
+    }
+    if !differs && holds(path, bytes)? {
+        return Ok(None);
+    }
+    Ok(Some(Pending::Overwrite(Overwrite {
+        target: path.to_path_buf(),
+        bytes: bytes.to_vec(),
+        mode,
+    })))
+}
+
+/// Makes `files` (open, written) durable: an fsync each in parallel, or
+/// with many, one `syncfs` of the file system of `dir` (Linux). Returns
+/// the number of sync calls.
+pub(crate) fn sync_files(files: &[fs::File], dir: &Path) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    if files.len() > PER_FILE_SYNC_LIMIT {
+        return syncfs_each_device(&[dir]);
+    }
+    let _ = dir;
+    files
+        .par_iter()
+        .map(fs::File::sync_all)
+        .collect::<io::Result<Vec<()>>>()?;
+    Ok(files.len())
 }
 
 /// From this many staged files on, [`Batch::commit`] renames into
@@ -663,7 +815,7 @@ fn sync_many(dirs: &[&Path], what: SyncWhat<'_>) -> io::Result<usize> {
 /// lost is what the ordering exists to prevent). Only a file system that
 /// cannot sync directories at all (`EINVAL`, `ENOTSUP`) is tolerated: there,
 /// durability is what that file system gives.
-fn sync_dir_strict(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir_strict(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         let d = fs::File::open(dir)?;

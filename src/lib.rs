@@ -9,6 +9,7 @@ pub mod cli;
 pub mod deploy;
 pub(crate) mod fsutil;
 pub mod import;
+pub mod journal;
 pub mod keys;
 pub mod live;
 pub mod manifest;

@@ -214,6 +214,9 @@ impl Workspace {
         remembered: &Remembered,
         read: Read,
     ) -> Result<Workspace> {
+        // A store an apply was rewriting in place is not read until that
+        // apply is finished (`crate::journal`).
+        crate::journal::refuse_interrupted(src, base)?;
         let m = &loaded.manifest;
         let store_dir = m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR);
         let vault_name = m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR);

@@ -328,12 +328,13 @@ fn a_json_plan_with_blockers_is_one_document() {
 
 // ---------------------------------------------------------------- item 8
 
-const IGNORED: [&str; 5] = [
+const IGNORED: [&str; 6] = [
     "creds/",
     "*.creds",
     ".natsform.run-lock",
     ".natsform-*.tmp",
     ".natsform-import-*",
+    ".natsform-journal",
 ];
 
 fn init(dir: &Project) -> support::cli::Run {

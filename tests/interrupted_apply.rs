@@ -402,3 +402,101 @@ fn an_apply_killed_at_any_moment_loses_no_key_and_the_next_apply_converges() {
         assert_eq!(outcome(&p), reference, "{at}");
     }
 }
+
+/// The inode of each user JWT file of account A, by name.
+#[cfg(unix)]
+fn user_inodes(p: &Project) -> std::collections::BTreeMap<String, u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = p.path().join("store/K/accounts/A/users");
+    fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, e.metadata().unwrap().ino())
+        })
+        .collect()
+}
+
+/// A rotation re-issuing more users than a journal is worth (100 > 64)
+/// rewrites their files in place, behind `.natsform-journal`: the same
+/// files (inodes) hold the new JWTs. Stopped anywhere in the store phase,
+/// nothing is lost; while the journal is there `plan` refuses and says to
+/// run apply; the next apply finishes the rewrites from the journal (and
+/// says so) and ends where an uninterrupted one does.
+#[cfg(unix)]
+#[test]
+fn a_large_rotation_rewrites_in_place_and_a_stop_is_finished_from_the_journal() {
+    let mut text = String::from(
+        "[secrets]\nrecipients = [\"age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\"]\n\n\
+         [operators.K]\nsystem_account = \"SYS\"\n\n[operators.K.accounts.SYS.users.admin]\n\n\
+         [operators.K.accounts.A.signing_keys.main]\n",
+    );
+    for i in 0..100 {
+        text.push_str(&format!(
+            "\n[operators.K.accounts.A.users.u{i}]\nsigner = \"main\"\n"
+        ));
+    }
+    let base = Project::with_manifest("natsform.toml", &text);
+    base.apply();
+    edit(
+        &base,
+        "[operators.K.accounts.A.signing_keys.main]\n",
+        "[operators.K.accounts.A.signing_keys.main]\nkeys = [\"v2\"]\n",
+    );
+    let journal = |p: &Project| p.path().join(".natsform-journal");
+    let reference = {
+        let p = copy_of(&base);
+        let before = user_inodes(&p);
+        p.apply();
+        assert_eq!(
+            user_inodes(&p),
+            before,
+            "the users' files were replaced, not rewritten"
+        );
+        assert!(!journal(&p).exists());
+        outcome(&p)
+    };
+    for point in ["0", "1", "57", "100", "1000", "done"] {
+        let p = copy_of(&base);
+        let fault = format!("store:{point}");
+        stopped(&p, &fault);
+        no_key_lost(&p, &fault);
+        if point == "done" {
+            assert!(
+                !journal(&p).exists(),
+                "{fault}: the journal outlived the phase"
+            );
+        } else {
+            assert!(journal(&p).exists(), "{fault}: no journal");
+            let plan = p.run_without_identity(&["plan"]);
+            assert_ne!(plan.code, 0, "{fault}: plan read a half-rewritten store");
+            assert!(
+                plan.stderr
+                    .contains("an apply was interrupted while it rewrote files of the store")
+                    && plan.stderr.contains("run `natsform apply`"),
+                "{fault}: {}",
+                plan.stderr
+            );
+        }
+        let again = p.run(&["apply", "--auto-approve"]).success();
+        if point != "done" {
+            assert!(
+                again.stderr.contains("they were finished from its journal"),
+                "{fault}: {}",
+                again.stderr
+            );
+        }
+        assert!(!journal(&p).exists(), "{fault}");
+        no_key_lost(&p, &format!("{fault}, re-run"));
+        let plan = p.run_without_identity(&["plan"]).success();
+        assert!(
+            plan.stdout.contains("No changes"),
+            "{fault}: {}",
+            plan.stdout
+        );
+        assert!(p.creds("A/u99").contains("BEGIN NATS USER JWT"), "{fault}");
+        assert_eq!(temp_files(&p), Vec::<PathBuf>::new(), "{fault}");
+        assert_eq!(outcome(&p), reference, "{fault}");
+    }
+}

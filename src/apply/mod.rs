@@ -1235,7 +1235,9 @@ fn write_store(
     report: &mut Report,
     progress: &mut dyn Progress,
 ) -> Result<()> {
-    let mut batch = Batch::for_phase("store");
+    // Thousands of re-issued JWTs are rewritten in place behind a journal
+    // (`crate::journal`): no new inode and no rename each.
+    let mut batch = Batch::for_phase("store").journaled(&ws.loaded.base_dir());
     // With the token read from each file (under the run lock): a file
     // whose new token differs is not read again to compare.
     let writes: Vec<(&ObjectId, &str, Option<&str>)> = plan

@@ -59,6 +59,9 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // Held from before the workspace is read (so the plan applied is computed
     // under it) until the last write; the OS releases it if we die.
     let _lock = lock::take(path, Mode::Exclusive, &args.lock, out)?;
+    // An apply interrupted while it rewrote store files in place left a
+    // journal: finished first, before anything is read.
+    finish_interrupted(path, out)?;
     // One reading of the clock: the plan shown and the JWTs signed agree.
     let now = crate::workspace::now();
     // Signatures an earlier plan verified are taken from the user's cache;
@@ -317,6 +320,27 @@ fn json_document(
 /// Temporary files an interrupted apply left in the vault, the store and the
 /// lock's directory. Called under the exclusive lock, once apply completed:
 /// no other natsform run can be writing them.
+/// Finishes the store writes an interrupted apply left in its journal
+/// (`crate::journal`), saying so.
+fn finish_interrupted(manifest: &Path, out: &Output) -> anyhow::Result<()> {
+    let base = match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    match crate::journal::finish(&base)
+        .with_context(|| "finishing the store writes of an interrupted apply")?
+    {
+        crate::journal::Finished::Nothing => {}
+        crate::journal::Finished::Discarded => out.note(
+            "an interrupted apply had begun a journal of store writes but stopped before any; it was removed",
+        ),
+        crate::journal::Finished::Rewritten(n) => out.note(&format!(
+            "an interrupted apply was rewriting {n} store files; they were finished from its journal"
+        )),
+    }
+    Ok(())
+}
+
 fn remove_leftovers(ws: &Workspace, out: &Output) {
     let lock_dir = crate::runlock::project_dir(&ws.lock_path);
     // store/<operator>/accounts/<account>/users/: four levels below the root.

@@ -113,14 +113,16 @@ pub fn run(args: Args, manifest: Option<PathBuf>, out: &Output) -> anyhow::Resul
 
 /// What init puts in the project's `.gitignore`: creds files hold seeds in
 /// plaintext (`creds --out creds` inside the repository), and natsform's
-/// run lock, temporary files (some hold a seed) and import staging
-/// directories are never part of a commit.
+/// run lock, temporary files (some hold a seed), import staging
+/// directories and the store journal of an interrupted apply
+/// (`crate::journal`) are never part of a commit.
 pub(crate) const GITIGNORE_LINES: &[&str] = &[
     "creds/",
     "*.creds",
     ".natsform.run-lock",
     ".natsform-*.tmp",
     ".natsform-import-*",
+    ".natsform-journal",
 ];
 
 /// Largest `.gitignore` init reads to append to.
