@@ -272,8 +272,21 @@ impl Batch {
             .enumerate()
             .map(|(i, (path, bytes))| {
                 if journaled {
-                    if let Some(o) = overwrite_of(path, bytes.as_ref(), mode, differs(i))? {
-                        return Ok(Some(o));
+                    match overwrite_of(path, bytes.as_ref(), mode, differs(i))? {
+                        Seen::Overwrite(o) => return Ok(Some(o)),
+                        Seen::Same => return Ok(None),
+                        // Just seen absent: no second look before staging.
+                        Seen::Absent => {
+                            let s = stage_new(
+                                path,
+                                parent_of(path),
+                                bytes.as_ref(),
+                                mode,
+                                i < open_left,
+                            )?;
+                            return Ok(Some(Pending::Staged(s)));
+                        }
+                        Seen::Other => {}
                     }
                 }
                 let s = stage(
@@ -574,30 +587,33 @@ enum Pending {
 
 /// The overwrite of `path` by `bytes` when it is a regular file with no
 /// other name that does not hold `bytes` (with `differs`, known not to:
-/// not read); `None` when it is not such a file (the caller stages it, or
-/// refuses it, as [`stage`] does) or already holds `bytes`.
-fn overwrite_of(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    differs: bool,
-) -> io::Result<Option<Pending>> {
+/// not read); otherwise what is there: nothing, the same bytes, or
+/// something [`stage`] must judge (a link, a directory, a hard link).
+fn overwrite_of(path: &Path, bytes: &[u8], mode: u32, differs: bool) -> io::Result<Seen> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Seen::Absent),
         Err(e) => return Err(e),
     };
     if !meta.is_file() || crate::journal::links(&meta) != 1 {
-        return Ok(None);
+        return Ok(Seen::Other);
     }
     if !differs && holds(path, bytes)? {
-        return Ok(None);
+        return Ok(Seen::Same);
     }
-    Ok(Some(Pending::Overwrite(Overwrite {
+    Ok(Seen::Overwrite(Pending::Overwrite(Overwrite {
         target: path.to_path_buf(),
         bytes: bytes.to_vec(),
         mode,
     })))
+}
+
+/// What [`overwrite_of`] found at a path.
+enum Seen {
+    Overwrite(Pending),
+    Same,
+    Absent,
+    Other,
 }
 
 /// Makes `files` (open, written) durable: an fsync each in parallel, or
@@ -651,6 +667,18 @@ fn stage(
     } else if holds(path, bytes)? {
         return Ok(None);
     }
+    stage_new(path, dir, bytes, mode, keep_open).map(Some)
+}
+
+/// [`stage`] once `path` is known to need its new bytes: the temporary
+/// file, written, not synced.
+fn stage_new(
+    path: &Path,
+    dir: &Path,
+    bytes: &[u8],
+    mode: u32,
+    keep_open: bool,
+) -> io::Result<Staged> {
     let mut tmp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .suffix(TEMP_SUFFIX)
@@ -658,11 +686,11 @@ fn stage(
     set_mode(tmp.as_file(), mode)?;
     tmp.write_all(bytes)?;
     let (file, tmp) = tmp.into_parts();
-    Ok(Some(Staged {
+    Ok(Staged {
         tmp,
         target: path.to_path_buf(),
         file: keep_open.then_some(file),
-    }))
+    })
 }
 
 /// What is at a path, seen without following it.

@@ -151,7 +151,10 @@ pub(crate) fn overwrite_in_place(path: &Path, bytes: &[u8]) -> io::Result<fs::Fi
         )));
     }
     file.write_all(bytes).map_err(context)?;
-    file.set_len(bytes.len() as u64).map_err(context)?;
+    // Cut the old tail, if there is one.
+    if meta.len() > bytes.len() as u64 {
+        file.set_len(bytes.len() as u64).map_err(context)?;
+    }
     Ok(file)
 }
 
