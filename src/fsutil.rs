@@ -359,7 +359,24 @@ impl Batch {
     pub fn commit(mut self) -> io::Result<Committed> {
         // Too few overwrites for a journal: each gets a temporary file.
         let mut overwrites = std::mem::take(&mut self.overwrites);
-        if overwrites.len() < crate::journal::JOURNAL_FROM || self.journal.is_none() {
+        // The journal's names, when every file has one and the journal is
+        // not too large; else no journal (each file staged).
+        let named: Option<Vec<String>> = match &self.journal {
+            Some(base) if overwrites.len() >= crate::journal::JOURNAL_FROM => overwrites
+                .iter()
+                .map(|o| crate::journal::relative(base, &o.target))
+                .collect(),
+            _ => None,
+        };
+        let named = named.filter(|names| {
+            let entries: Vec<(String, &[u8])> = names
+                .iter()
+                .zip(&overwrites)
+                .map(|(n, o)| (n.clone(), o.bytes.as_slice()))
+                .collect();
+            crate::journal::encoded_len(&entries) <= crate::journal::MAX_JOURNAL_BYTES
+        });
+        if named.is_none() {
             let open_left = PER_FILE_SYNC_LIMIT.saturating_sub(self.staged.len());
             let staged: Vec<io::Result<Option<Staged>>> = overwrites
                 .par_iter()
@@ -389,21 +406,12 @@ impl Batch {
         // 0. The journal of the files overwritten in place, durable before
         // the first of them changes (see `crate::journal`).
         let journal = self.journal.clone().filter(|_| !overwrites.is_empty());
-        if let Some(base) = &journal {
-            let entries: Vec<(String, &[u8])> = overwrites
-                .iter()
-                .map(|o| {
-                    crate::journal::relative(base, &o.target)
-                        .map(|rel| (rel, o.bytes.as_slice()))
-                        .ok_or_else(|| {
-                            io::Error::other(format!(
-                                "{} is not a JWT file under {}",
-                                o.target.display(),
-                                base.display()
-                            ))
-                        })
-                })
-                .collect::<io::Result<_>>()?;
+        if let (Some(base), Some(names)) = (&journal, named) {
+            let entries: Vec<(String, &[u8])> = names
+                .into_iter()
+                .zip(&overwrites)
+                .map(|(n, o)| (n, o.bytes.as_slice()))
+                .collect();
             crate::journal::write(base, &entries)?;
             done.syncs += 2;
         }
@@ -480,21 +488,20 @@ impl Batch {
         }
         // The overwrites, in place; a stop between two is finished by the
         // next apply from the journal.
-        let mut rewritten: Vec<fs::File> = Vec::with_capacity(overwrites.len());
         if fault::stops_in(self.phase) {
             for o in &overwrites {
-                rewritten.push(crate::journal::overwrite_in_place(&o.target, &o.bytes)?);
+                crate::journal::overwrite_in_place(&o.target, &o.bytes, o.mode)?;
                 done.written += 1;
                 step += 1;
                 fault::step(self.phase, step, total);
             }
         } else {
-            rewritten = overwrites
+            overwrites
                 .par_iter()
-                .map(|o| crate::journal::overwrite_in_place(&o.target, &o.bytes))
-                .collect::<io::Result<_>>()?;
-            done.written += rewritten.len();
-            step += rewritten.len();
+                .map(|o| crate::journal::overwrite_in_place(&o.target, &o.bytes, o.mode))
+                .collect::<io::Result<Vec<()>>>()?;
+            done.written += overwrites.len();
+            step += overwrites.len();
         }
         for r in removals {
             let removed = match &r {
@@ -521,8 +528,8 @@ impl Batch {
         let dirs: Vec<&Path> = touched.iter().map(PathBuf::as_path).collect();
         done.syncs += sync_many(&dirs, SyncWhat::Dirs)?;
         if let Some(base) = &journal {
-            done.syncs += sync_files(&rewritten, base)?;
-            drop(rewritten);
+            let rewritten: Vec<&Path> = overwrites.iter().map(|o| o.target.as_path()).collect();
+            done.syncs += sync_paths(&rewritten)?;
             crate::journal::remove(base)?;
         }
         if let Some(phase) = self.phase {
@@ -595,7 +602,7 @@ fn overwrite_of(path: &Path, bytes: &[u8], mode: u32, differs: bool) -> io::Resu
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Seen::Absent),
         Err(e) => return Err(e),
     };
-    if !meta.is_file() || crate::journal::links(&meta) != 1 {
+    if !crate::journal::in_place_ok(&meta) {
         return Ok(Seen::Other);
     }
     if !differs && holds(path, bytes)? {
@@ -616,20 +623,22 @@ enum Seen {
     Other,
 }
 
-/// Makes `files` (open, written) durable: an fsync each in parallel, or
-/// with many, one `syncfs` of the file system of `dir` (Linux). Returns
-/// the number of sync calls.
-pub(crate) fn sync_files(files: &[fs::File], dir: &Path) -> io::Result<usize> {
+/// Makes the files at `paths` (written, closed) durable: with many, on
+/// Linux, one `syncfs` per file system their directories are on; else an
+/// fsync each, in parallel (each reopened, never through a link, so at
+/// most one descriptor per thread is open). Returns the number of sync
+/// calls.
+pub(crate) fn sync_paths(paths: &[&Path]) -> io::Result<usize> {
     #[cfg(target_os = "linux")]
-    if files.len() > PER_FILE_SYNC_LIMIT {
-        return syncfs_each_device(&[dir]);
+    if paths.len() > PER_FILE_SYNC_LIMIT {
+        let dirs: BTreeSet<&Path> = paths.iter().map(|p| parent_of(p)).collect();
+        return syncfs_each_device(&dirs.into_iter().collect::<Vec<_>>());
     }
-    let _ = dir;
-    files
+    paths
         .par_iter()
-        .map(fs::File::sync_all)
+        .map(|p| open_no_follow(p)?.sync_all())
         .collect::<io::Result<Vec<()>>>()?;
-    Ok(files.len())
+    Ok(paths.len())
 }
 
 /// From this many staged files on, [`Batch::commit`] renames into

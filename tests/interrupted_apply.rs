@@ -424,15 +424,15 @@ fn user_inodes(p: &Project) -> std::collections::BTreeMap<String, u64> {
 /// nothing is lost; while the journal is there `plan` refuses and says to
 /// run apply; the next apply finishes the rewrites from the journal (and
 /// says so) and ends where an uninterrupted one does.
-#[cfg(unix)]
-#[test]
-fn a_large_rotation_rewrites_in_place_and_a_stop_is_finished_from_the_journal() {
-    let mut text = String::from(
-        "[secrets]\nrecipients = [\"age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\"]\n\n\
+/// Operator K, account A with `users` users of role `main`, applied, then
+/// `main`'s key rotated in the manifest (every user to be re-issued).
+fn rotation_project(users: usize, top: &str) -> Project {
+    let mut text = format!(
+        "{top}[secrets]\nrecipients = [\"age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\"]\n\n\
          [operators.K]\nsystem_account = \"SYS\"\n\n[operators.K.accounts.SYS.users.admin]\n\n\
          [operators.K.accounts.A.signing_keys.main]\n",
     );
-    for i in 0..100 {
+    for i in 0..users {
         text.push_str(&format!(
             "\n[operators.K.accounts.A.users.u{i}]\nsigner = \"main\"\n"
         ));
@@ -444,6 +444,13 @@ fn a_large_rotation_rewrites_in_place_and_a_stop_is_finished_from_the_journal() 
         "[operators.K.accounts.A.signing_keys.main]\n",
         "[operators.K.accounts.A.signing_keys.main]\nkeys = [\"v2\"]\n",
     );
+    base
+}
+
+#[cfg(unix)]
+#[test]
+fn a_large_rotation_rewrites_in_place_and_a_stop_is_finished_from_the_journal() {
+    let base = rotation_project(100, "");
     let journal = |p: &Project| p.path().join(".natsform-journal");
     let reference = {
         let p = copy_of(&base);
@@ -478,11 +485,20 @@ fn a_large_rotation_rewrites_in_place_and_a_stop_is_finished_from_the_journal() 
                 "{fault}: {}",
                 plan.stderr
             );
+            // Every reader of the store, not only plan.
+            for args in [&["show"][..], &["creds", "A/u1"]] {
+                let run = p.run(args);
+                assert!(
+                    run.code != 0 && run.stderr.contains("an apply was interrupted"),
+                    "{fault}: {args:?}: {}",
+                    run.stderr
+                );
+            }
         }
         let again = p.run(&["apply", "--auto-approve"]).success();
         if point != "done" {
             assert!(
-                again.stderr.contains("they were finished from its journal"),
+                again.stderr.contains("were finished from its journal"),
                 "{fault}: {}",
                 again.stderr
             );
@@ -499,4 +515,64 @@ fn a_large_rotation_rewrites_in_place_and_a_stop_is_finished_from_the_journal() 
         assert_eq!(temp_files(&p), Vec::<PathBuf>::new(), "{fault}");
         assert_eq!(outcome(&p), reference, "{fault}");
     }
+}
+
+/// Where a file cannot or must not be rewritten in place, a large rotation
+/// still completes: with few file descriptors (300 files rewritten, at most
+/// 64 descriptors: none is kept open until the sync), a JWT file made
+/// read-only (replaced by a rename, as before the journal), one made
+/// world-writable (rewritten with the store's mode, 0600).
+#[cfg(unix)]
+#[test]
+fn a_large_rotation_completes_with_few_descriptors_and_files_it_cannot_write_in_place() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let p = rotation_project(300, "");
+    let users = p.path().join("store/K/accounts/A/users");
+    fs::set_permissions(users.join("u7.jwt"), fs::Permissions::from_mode(0o444)).unwrap();
+    fs::set_permissions(users.join("u8.jwt"), fs::Permissions::from_mode(0o666)).unwrap();
+    let mut cmd = p.natsform(&["apply", "--auto-approve"]).command();
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!p.path().join(".natsform-journal").exists());
+    let plan = p.run_without_identity(&["plan"]).success();
+    assert!(plan.stdout.contains("No changes"), "{}", plan.stdout);
+    let mode = |n: &str| fs::metadata(users.join(n)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("u8.jwt"), 0o600);
+    assert_eq!(
+        mode("u7.jwt"),
+        0o600,
+        "replaced by a file of the store's mode"
+    );
+    assert!(p.creds("A/u7").contains("BEGIN NATS USER JWT"));
+    no_key_lost(&p, "few descriptors");
+}
+
+/// A store directory the journal cannot name (hidden: `.jwts`) is written
+/// as before the journal, by temporary files and renames.
+#[test]
+fn a_large_rotation_in_a_store_the_journal_cannot_name_is_written_by_renames() {
+    let p = rotation_project(100, "store = \".jwts\"\n\n");
+    p.run(&["apply", "--auto-approve"]).success();
+    assert!(!p.path().join(".natsform-journal").exists());
+    let plan = p.run_without_identity(&["plan"]).success();
+    assert!(plan.stdout.contains("No changes"), "{}", plan.stdout);
+    assert!(p.creds("A/u99").contains("BEGIN NATS USER JWT"));
 }

@@ -317,30 +317,38 @@ fn json_document(
     text
 }
 
-/// Temporary files an interrupted apply left in the vault, the store and the
-/// lock's directory. Called under the exclusive lock, once apply completed:
-/// no other natsform run can be writing them.
 /// Finishes the store writes an interrupted apply left in its journal
-/// (`crate::journal`), saying so.
+/// (`crate::journal`), saying so. These complete an earlier run's phase,
+/// whose seeds and lock are already written: they come before this run
+/// reads anything, `--commit`'s checks included.
 fn finish_interrupted(manifest: &Path, out: &Output) -> anyhow::Result<()> {
     let base = match manifest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
+    let shown = base.join(crate::journal::JOURNAL_FILE);
     match crate::journal::finish(&base)
         .with_context(|| "finishing the store writes of an interrupted apply")?
     {
         crate::journal::Finished::Nothing => {}
-        crate::journal::Finished::Discarded => out.note(
-            "an interrupted apply had begun a journal of store writes but stopped before any; it was removed",
-        ),
+        crate::journal::Finished::Discarded => out.note(&format!(
+            "{} was not a whole journal (an apply stopped before it was written, or it was altered); removed unused",
+            shown.display()
+        )),
+        crate::journal::Finished::Stale => out.note(&format!(
+            "{} was written beside another natsform.lock (the project changed since: another branch, a reset); removed unused",
+            shown.display()
+        )),
         crate::journal::Finished::Rewritten(n) => out.note(&format!(
-            "an interrupted apply was rewriting {n} store files; they were finished from its journal"
+            "an interrupted apply was rewriting store files; {n} were finished from its journal"
         )),
     }
     Ok(())
 }
 
+/// Temporary files an interrupted apply left in the vault, the store and the
+/// lock's directory. Called under the exclusive lock, once apply completed:
+/// no other natsform run can be writing them.
 fn remove_leftovers(ws: &Workspace, out: &Output) {
     let lock_dir = crate::runlock::project_dir(&ws.lock_path);
     // store/<operator>/accounts/<account>/users/: four levels below the root.
