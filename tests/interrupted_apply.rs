@@ -576,3 +576,46 @@ fn a_large_rotation_in_a_store_the_journal_cannot_name_is_written_by_renames() {
     assert!(plan.stdout.contains("No changes"), "{}", plan.stdout);
     assert!(p.creds("A/u99").contains("BEGIN NATS USER JWT"));
 }
+
+/// SIGKILL at moments spread over a large rotation (150 users re-issued in
+/// place behind the journal, no hook: the rewrites run in parallel): nothing
+/// is lost, and the next apply finishes or redoes the work and converges.
+#[cfg(unix)]
+#[test]
+fn a_large_rotation_killed_at_any_moment_loses_no_key_and_the_next_apply_converges() {
+    let base = rotation_project(150, "");
+    let full = {
+        let p = copy_of(&base);
+        let t = Instant::now();
+        p.apply();
+        t.elapsed()
+    };
+    let reference = {
+        let p = copy_of(&base);
+        p.apply();
+        outcome(&p)
+    };
+    for sixth in 1..=5 {
+        let p = copy_of(&base);
+        let mut child = p
+            .natsform(&["apply", "--auto-approve"])
+            .command()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(full * sixth / 6);
+        let _ = child.kill();
+        let _ = child.wait();
+        let at = format!("rotation killed at {sixth}/6 of {full:?}");
+        no_key_lost(&p, &at);
+        p.apply();
+        assert!(!p.path().join(".natsform-journal").exists(), "{at}");
+        no_key_lost(&p, &format!("{at}, re-run"));
+        let plan = p.run_without_identity(&["plan"]).success();
+        assert!(plan.stdout.contains("No changes"), "{at}: {}", plan.stdout);
+        assert!(p.creds("A/u149").contains("BEGIN NATS USER JWT"), "{at}");
+        assert_eq!(temp_files(&p), Vec::<PathBuf>::new(), "{at}");
+        assert_eq!(outcome(&p), reference, "{at}");
+    }
+}
