@@ -367,20 +367,29 @@ fn an_apply_killed_at_any_moment_loses_no_key_and_the_next_apply_converges() {
         ));
     }
     let base = Project::with_manifest("natsform.toml", &text);
+    killed_at_sixths(&base, "A/u119", "killed");
+}
+
+/// Applies a copy of `base` five times, each SIGKILLed at k/6 of an
+/// uninterrupted apply's duration (k = 1..5); after each, nothing is lost,
+/// the next apply converges to what an uninterrupted one makes (no journal
+/// or temporary file left), and `user`'s creds work.
+#[cfg(unix)]
+fn killed_at_sixths(base: &Project, user: &str, what: &str) {
     // How long an uninterrupted apply takes, to spread the kills over it.
     let full = {
-        let p = copy_of(&base);
+        let p = copy_of(base);
         let t = Instant::now();
         p.apply();
         t.elapsed()
     };
     let reference = {
-        let p = copy_of(&base);
+        let p = copy_of(base);
         p.apply();
         outcome(&p)
     };
     for sixth in 1..=5 {
-        let p = copy_of(&base);
+        let p = copy_of(base);
         let mut child = p
             .natsform(&["apply", "--auto-approve"])
             .command()
@@ -391,13 +400,14 @@ fn an_apply_killed_at_any_moment_loses_no_key_and_the_next_apply_converges() {
         std::thread::sleep(full * sixth / 6);
         let _ = child.kill();
         let _ = child.wait();
-        let at = format!("killed at {sixth}/6 of {full:?}");
+        let at = format!("{what} at {sixth}/6 of {full:?}");
         no_key_lost(&p, &at);
         p.apply();
+        assert!(!p.path().join(".natsform-journal").exists(), "{at}");
         no_key_lost(&p, &format!("{at}, re-run"));
         let plan = p.run_without_identity(&["plan"]).success();
         assert!(plan.stdout.contains("No changes"), "{at}: {}", plan.stdout);
-        assert!(p.creds("A/u119").contains("BEGIN NATS USER JWT"), "{at}");
+        assert!(p.creds(user).contains("BEGIN NATS USER JWT"), "{at}");
         assert_eq!(temp_files(&p), Vec::<PathBuf>::new(), "{at}");
         assert_eq!(outcome(&p), reference, "{at}");
     }
@@ -583,39 +593,5 @@ fn a_large_rotation_in_a_store_the_journal_cannot_name_is_written_by_renames() {
 #[cfg(unix)]
 #[test]
 fn a_large_rotation_killed_at_any_moment_loses_no_key_and_the_next_apply_converges() {
-    let base = rotation_project(150, "");
-    let full = {
-        let p = copy_of(&base);
-        let t = Instant::now();
-        p.apply();
-        t.elapsed()
-    };
-    let reference = {
-        let p = copy_of(&base);
-        p.apply();
-        outcome(&p)
-    };
-    for sixth in 1..=5 {
-        let p = copy_of(&base);
-        let mut child = p
-            .natsform(&["apply", "--auto-approve"])
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(full * sixth / 6);
-        let _ = child.kill();
-        let _ = child.wait();
-        let at = format!("rotation killed at {sixth}/6 of {full:?}");
-        no_key_lost(&p, &at);
-        p.apply();
-        assert!(!p.path().join(".natsform-journal").exists(), "{at}");
-        no_key_lost(&p, &format!("{at}, re-run"));
-        let plan = p.run_without_identity(&["plan"]).success();
-        assert!(plan.stdout.contains("No changes"), "{at}: {}", plan.stdout);
-        assert!(p.creds("A/u149").contains("BEGIN NATS USER JWT"), "{at}");
-        assert_eq!(temp_files(&p), Vec::<PathBuf>::new(), "{at}");
-        assert_eq!(outcome(&p), reference, "{at}");
-    }
+    killed_at_sixths(&rotation_project(150, ""), "A/u149", "rotation killed");
 }
