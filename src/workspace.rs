@@ -91,8 +91,10 @@ type StoreRead = std::io::Result<(BTreeMap<ObjectId, Existing>, plan::existing::
 /// `remembered` holds.
 fn read_store(src: &dyn Source, store: &Store, remembered: &Remembered) -> StoreRead {
     store
-        .read_from(src)
-        .map(|c| plan::existing::decode_all_remembering(c, remembered))
+        .read_each(src, &|id, token| {
+            plan::existing::decode_stored(id, token, remembered)
+        })
+        .map(plan::existing::tally)
 }
 
 /// [`read_store`] of the store in its default place, when no link leads

@@ -208,39 +208,67 @@ pub fn decode_all_remembering(
     contents: StoreContents,
     remembered: &Remembered,
 ) -> (BTreeMap<ObjectId, Existing>, Verification) {
-    let decoded: Vec<(ObjectId, Existing, Option<Digest>, bool)> = contents
+    let decoded: Vec<(ObjectId, Decoded)> = contents
         .jwts
         .into_par_iter()
         .map(|(id, jwt)| {
-            let token: Arc<str> = Arc::from(jwt.token);
-            let digest = verified::digest(&token);
-            let known = remembered.contains(&digest);
-            let (decoded, checked) = match decode_checking(id.kind(), &token, known) {
-                Ok((d, checked)) => (Ok(d), checked),
-                // A JWT that fails is checked fully the next time too.
-                Err(e) => (Err(e), !known),
-            };
-            let ok = decoded.is_ok().then_some(digest);
-            (id, Existing { token, decoded }, ok, checked)
+            let d = decode_stored(&id, &jwt.token, remembered);
+            (id, d)
         })
         .collect();
+    tally(decoded)
+}
+
+/// A stored JWT as [`decode_all_remembering`] decodes it; [`tally`] puts
+/// them together.
+pub struct Decoded {
+    existing: Existing,
+    /// Its digest, when it decoded and verified.
+    digest: Option<Digest>,
+    /// Whether its signature was checked in this run.
+    checked: bool,
+}
+
+/// Decodes the stored JWT `token` of `id`, skipping only the Ed25519
+/// check of bytes `remembered` holds: for decoding while the store is read
+/// ([`crate::store::Store::read_each`]).
+pub fn decode_stored(id: &ObjectId, token: &str, remembered: &Remembered) -> Decoded {
+    let token: Arc<str> = Arc::from(token);
+    let digest = verified::digest(&token);
+    let known = remembered.contains(&digest);
+    let (decoded, checked) = match decode_checking(id.kind(), &token, known) {
+        Ok((d, checked)) => (Ok(d), checked),
+        // A JWT that fails is checked fully the next time too.
+        Err(e) => (Err(e), !known),
+    };
+    Decoded {
+        digest: decoded.is_ok().then_some(digest),
+        existing: Existing { token, decoded },
+        checked,
+    }
+}
+
+/// The stored JWTs decoded by [`decode_stored`] (in [`ObjectId`] order)
+/// as the planner reads them, and how their signatures were checked.
+pub fn tally(decoded: Vec<(ObjectId, Decoded)>) -> (BTreeMap<ObjectId, Existing>, Verification) {
     let mut tally = Verification {
         jwts: decoded.len(),
         ..Verification::default()
     };
-    let mut existing = BTreeMap::new();
-    for (id, e, digest, checked) in decoded {
-        if checked {
+    let mut existing = Vec::with_capacity(decoded.len());
+    for (id, d) in decoded {
+        if d.checked {
             tally.checked += 1;
         } else {
             tally.remembered += 1;
         }
-        tally.digests.extend(digest);
-        existing.insert(id, e);
+        tally.digests.extend(d.digest);
+        existing.push((id, d.existing));
     }
-    tally.digests.sort_unstable();
+    tally.digests.par_sort_unstable();
     tally.digests.dedup();
-    (existing, tally)
+    // Sorted already: the map is built without a search per entry.
+    (existing.into_iter().collect(), tally)
 }
 
 /// Why a server's JWT is not a readable account JWT.
