@@ -79,6 +79,8 @@ pub struct Workspace {
 struct Read {
     /// The lock ([`read_lock`]).
     lock: Option<Result<(Lock, String)>>,
+    /// The manifest's validation, when done already.
+    validated: Option<Result<(), manifest::ManifestErrors>>,
     /// The store at `store` in the project directory, decoded; `None` when
     /// a link leads there (the manifest's store is then read as usual).
     default_store: Option<StoreRead>,
@@ -91,8 +93,10 @@ type StoreRead = std::io::Result<(BTreeMap<ObjectId, Existing>, plan::existing::
 /// `remembered` holds.
 fn read_store(src: &dyn Source, store: &Store, remembered: &Remembered) -> StoreRead {
     store
-        .read_from(src)
-        .map(|c| plan::existing::decode_all_remembering(c, remembered))
+        .read_each(src, &|id, token| {
+            plan::existing::decode_stored(id, token, remembered)
+        })
+        .map(plan::existing::tally)
 }
 
 /// [`read_store`] of the store in its default place, when no link leads
@@ -109,6 +113,155 @@ fn read_lock(src: &dyn Source, base: &Path) -> Result<(Lock, String)> {
     let lock_path = base.join(LOCK_FILE);
     safepath::check_no_links_in(src, base, &lock_path)?;
     Ok(Lock::load_from(src, &lock_path)?)
+}
+
+/// What [`Workspace::open_cached`] made of the manifest while the store
+/// in its default place was read.
+enum Early {
+    /// The manifest uses that store: everything else, or the first error.
+    Front(Result<Front>),
+    /// It names another store: the lock and the validation so far.
+    Later(Result<(Lock, String)>, Result<(), manifest::ManifestErrors>),
+}
+
+/// The directories of a project the manifest names, checked.
+#[derive(Clone)]
+struct Paths {
+    store_dir: String,
+    vault_name: String,
+}
+
+impl Paths {
+    /// `store` and `vault` of `loaded`: each one directory inside the
+    /// project, apart, and no link on the way to either. `validated` holds
+    /// the manifest's validation if it was done already (else it is done
+    /// here when needed, and kept).
+    fn check(
+        src: &dyn Source,
+        loaded: &Loaded,
+        base: &Path,
+        validated: &mut Option<Result<(), manifest::ManifestErrors>>,
+    ) -> Result<Paths> {
+        // A store an apply was rewriting in place is not read until that
+        // apply is finished (`crate::journal`); every way of opening a
+        // workspace comes through here.
+        crate::journal::refuse_interrupted(src, base)?;
+        let m = &loaded.manifest;
+        let store_dir = m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR);
+        let vault_name = m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR);
+        if [store_dir, vault_name]
+            .iter()
+            .any(|d| safepath::project_dir_problem(d).is_some())
+            || safepath::store_vault_overlap(store_dir, vault_name).is_some()
+        {
+            // Validation says which, with file and line; nothing is read first.
+            validated
+                .take()
+                .unwrap_or_else(|| manifest::validate(loaded))?;
+            anyhow::bail!(
+                "`store` and `vault` must be separate directories inside the manifest's directory"
+            );
+        }
+        // Everything natsform reads or writes lies under these three paths;
+        // none of them, nor a directory between them and the project
+        // directory, may be a symbolic link.
+        for p in [base.join(store_dir), base.join(vault_name)] {
+            safepath::check_no_links_in(src, base, &p)?;
+        }
+        Ok(Paths {
+            store_dir: store_dir.to_string(),
+            vault_name: vault_name.to_string(),
+        })
+    }
+}
+
+/// Everything of a workspace but the store's contents: paths, lock, the
+/// desired objects and what the vault holds.
+struct Front {
+    store: Store,
+    vault_dir: PathBuf,
+    lock_path: PathBuf,
+    lock: Lock,
+    lock_text: String,
+    prepared: BTreeMap<ObjectId, DesiredObject>,
+    seed_problems: BTreeMap<String, String>,
+    sealed: BTreeMap<String, Option<crate::keys::Sealed>>,
+    bundles: BTreeMap<String, Option<crate::keys::Sealed>>,
+    bundle_users: BTreeMap<String, Vec<String>>,
+}
+
+impl Front {
+    /// [`Paths::check`], then [`Front::after`]: every error in the order
+    /// `open_in` gives them.
+    fn of(
+        src: &dyn Source,
+        loaded: &Loaded,
+        base: &Path,
+        lock: Option<Result<(Lock, String)>>,
+        mut validated: Option<Result<(), manifest::ManifestErrors>>,
+    ) -> Result<Front> {
+        let paths = Paths::check(src, loaded, base, &mut validated)?;
+        Front::after(src, loaded, base, paths, lock, validated)
+    }
+
+    /// The lock (read now unless `lock` holds it), the manifest's
+    /// validation (done now unless `validated` holds it), then the desired
+    /// objects beside the vault's examination.
+    fn after(
+        src: &dyn Source,
+        loaded: &Loaded,
+        base: &Path,
+        paths: Paths,
+        lock: Option<Result<(Lock, String)>>,
+        validated: Option<Result<(), manifest::ManifestErrors>>,
+    ) -> Result<Front> {
+        let (lock, lock_text) = match lock {
+            Some(lock) => lock?,
+            None => read_lock(src, base)?,
+        };
+        validated.unwrap_or_else(|| manifest::validate(loaded))?;
+        let vault_dir = base.join(&paths.vault_name);
+        let (prepared, (seed_problems, sealed, bundles, bundle_users)) = rayon::join(
+            || plan::desired(&loaded.manifest, lock.bindings()),
+            || {
+                // One read of each seed file gives both its problems and
+                // who it is sealed to.
+                let (examined, bundles) = examine_vault(src, &vault_dir);
+                (
+                    seed_problems(
+                        src,
+                        &loaded.manifest,
+                        &lock,
+                        &vault_dir,
+                        &paths.vault_name,
+                        &examined,
+                        &bundles,
+                    ),
+                    examined.into_iter().map(|(k, e)| (k, e.sealed)).collect(),
+                    bundles
+                        .iter()
+                        .map(|(k, e)| (k.clone(), e.sealed.clone()))
+                        .collect(),
+                    bundles
+                        .into_iter()
+                        .filter_map(|(k, e)| Some((k, e.users?)))
+                        .collect(),
+                )
+            },
+        );
+        Ok(Front {
+            store: Store::new(base.join(&paths.store_dir)),
+            vault_dir,
+            lock_path: base.join(LOCK_FILE),
+            lock,
+            lock_text,
+            prepared,
+            seed_problems,
+            sealed,
+            bundles,
+            bundle_users,
+        })
+    }
 }
 
 /// How [`Workspace::open_cached`] checks the store's signatures.
@@ -147,9 +300,36 @@ impl Workspace {
         };
         // So is the store in its default place, which most manifests use:
         // it is read (never through a link) and decoded meanwhile too, and
-        // used only if the manifest names that place.
-        let (loaded, (cache, notes, lock, store)) = rayon::join(
-            || manifest::load(path),
+        // used only if the manifest names that place. The manifest is
+        // validated as soon as it is parsed, and its desired objects and
+        // the vault are looked at while the store is still being read.
+        let (front, (cache, notes, store)) = rayon::join(
+            || {
+                let (loaded, lock) = rayon::join(
+                    || {
+                        let loaded = manifest::load(path);
+                        loaded.map(|loaded| {
+                            let validated = manifest::validate(&loaded);
+                            (loaded, validated)
+                        })
+                    },
+                    || read_lock(&WorkDir, &base),
+                );
+                let (loaded, validated) = loaded?;
+                debug_assert_eq!(loaded.base_dir(), base);
+                if loaded
+                    .manifest
+                    .store
+                    .as_deref()
+                    .unwrap_or(DEFAULT_STORE_DIR)
+                    != DEFAULT_STORE_DIR
+                {
+                    // Read as `open_in` reads it, once the paths are checked.
+                    return Ok((loaded, Early::Later(lock, validated)));
+                }
+                let front = Front::of(&WorkDir, &loaded, &base, Some(lock), Some(validated));
+                Ok::<_, manifest::ManifestErrors>((loaded, Early::Front(front)))
+            },
             || {
                 let mut notes = Vec::new();
                 let cache = verified::Cache::for_project(&base).map(|cache| {
@@ -165,22 +345,32 @@ impl Workspace {
                 });
                 let empty = Remembered::default();
                 let remembered = cache.as_ref().map_or(&empty, |(_, r)| r);
-                let (lock, store) = rayon::join(
-                    || read_lock(&WorkDir, &base),
-                    || read_default_store(&WorkDir, &base, remembered),
-                );
-                (cache, notes, lock, store)
+                let store = read_default_store(&WorkDir, &base, remembered);
+                (cache, notes, store)
             },
         );
-        let loaded = loaded?;
-        debug_assert_eq!(loaded.base_dir(), base);
+        let (loaded, front) = front?;
         let empty = Remembered::default();
         let remembered = cache.as_ref().map_or(&empty, |(_, r)| r);
-        let read = Read {
-            lock: Some(lock),
-            default_store: store,
+        let mut ws = match front {
+            Early::Front(front) => {
+                let front = front?;
+                let store_read = match store {
+                    Some(read) => read,
+                    // A link led there while it was read: checked since.
+                    None => read_store(&WorkDir, &front.store, remembered),
+                };
+                Workspace::assemble(&WorkDir, loaded, front, store_read)?
+            }
+            Early::Later(lock, validated) => {
+                let read = Read {
+                    lock: Some(lock),
+                    validated: Some(validated),
+                    default_store: None,
+                };
+                Workspace::open_with(&WorkDir, loaded, &base, remembered, read)?
+            }
         };
-        let mut ws = Workspace::open_with(&WorkDir, loaded, &base, remembered, read)?;
         ws.cache = cache;
         ws.cache_notes = notes;
         Ok(ws)
@@ -214,82 +404,46 @@ impl Workspace {
         remembered: &Remembered,
         read: Read,
     ) -> Result<Workspace> {
-        // A store an apply was rewriting in place is not read until that
-        // apply is finished (`crate::journal`).
-        crate::journal::refuse_interrupted(src, base)?;
-        let m = &loaded.manifest;
-        let store_dir = m.store.as_deref().unwrap_or(DEFAULT_STORE_DIR);
-        let vault_name = m.vault.as_deref().unwrap_or(DEFAULT_VAULT_DIR);
-        if [store_dir, vault_name]
-            .iter()
-            .any(|d| safepath::project_dir_problem(d).is_some())
-            || safepath::store_vault_overlap(store_dir, vault_name).is_some()
-        {
-            // Validation says which, with file and line; nothing is read first.
-            manifest::validate(&loaded)?;
-            anyhow::bail!(
-                "`store` and `vault` must be separate directories inside the manifest's directory"
-            );
-        }
-        let store = Store::new(base.join(store_dir));
-        let vault_dir = base.join(vault_name);
-        let lock_path = base.join(LOCK_FILE);
-        // Everything natsform reads or writes lies under these three paths;
-        // none of them, nor a directory between them and the project
-        // directory, may be a symbolic link.
-        for p in [store.root(), vault_dir.as_path()] {
-            safepath::check_no_links_in(src, base, p)?;
-        }
-        let (lock, lock_text) = match read.lock {
-            Some(lock) => lock?,
-            None => read_lock(src, base)?,
-        };
+        let mut validated = read.validated;
+        let paths = Paths::check(src, &loaded, base, &mut validated)?;
         // What was read of the default store stands for this store only.
         let store_read = read
             .default_store
-            .filter(|_| store_dir == DEFAULT_STORE_DIR);
+            .filter(|_| paths.store_dir == DEFAULT_STORE_DIR);
         // The manifest side (validation, desired claims) and the store side
         // (reading, verifying) are independent: on a large tree, overlapping
-        // them saves most of the manifest's time.
-        let (manifest_side, store_side) = rayon::join(
-            || {
-                manifest::validate(&loaded).map(|()| {
-                    rayon::join(
-                        || plan::desired(&loaded.manifest, lock.bindings()),
-                        || {
-                            // One read of each seed file gives both its
-                            // problems and who it is sealed to.
-                            let (examined, bundles) = examine_vault(src, &vault_dir);
-                            (
-                                seed_problems(
-                                    src,
-                                    &loaded.manifest,
-                                    &lock,
-                                    &vault_dir,
-                                    vault_name,
-                                    &examined,
-                                    &bundles,
-                                ),
-                                examined.into_iter().map(|(k, e)| (k, e.sealed)).collect(),
-                                bundles
-                                    .iter()
-                                    .map(|(k, e)| (k.clone(), e.sealed.clone()))
-                                    .collect(),
-                                bundles
-                                    .into_iter()
-                                    .filter_map(|(k, e)| Some((k, e.users?)))
-                                    .collect(),
-                            )
-                        },
-                    )
-                })
-            },
+        // them saves most of the manifest's time. The store is read only
+        // once its path is checked.
+        let (front, store_side) = rayon::join(
+            || Front::after(src, &loaded, base, paths.clone(), read.lock, validated),
             || match store_read {
                 Some(read) => read,
-                None => read_store(src, &store, remembered),
+                None => read_store(src, &Store::new(base.join(&paths.store_dir)), remembered),
             },
         );
-        let (prepared, (seed_problems, sealed, bundles, bundle_users)) = manifest_side?;
+        Workspace::assemble(src, loaded, front?, store_side)
+    }
+
+    /// The workspace of `loaded`, `front` and the store as read: the
+    /// store's error comes after every other.
+    fn assemble(
+        src: &dyn Source,
+        loaded: Loaded,
+        front: Front,
+        store_side: StoreRead,
+    ) -> Result<Workspace> {
+        let Front {
+            store,
+            vault_dir,
+            lock_path,
+            lock,
+            lock_text,
+            prepared,
+            seed_problems,
+            sealed,
+            bundles,
+            bundle_users,
+        } = front;
         let (existing, verification) = store_side.with_context(|| {
             format!("reading the store at {}", src.shown(store.root()).display())
         })?;
@@ -812,7 +966,78 @@ fn examine_vault(
 
 #[cfg(test)]
 mod tests {
+    use super::{Signatures, Workspace};
     use crate::safepath::store_vault_overlap as overlap_problem;
+    use std::fs;
+    use std::path::Path;
+
+    const VALID: &str = "[secrets]\nrecipients = [\"age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\"]\n\n[operators.O]\nsystem_account = \"SYS\"\n\n[operators.O.accounts.SYS.users.sys]\n\n[operators.O.accounts.A.signing_keys.main]\n\n[operators.O.accounts.A.users.U]\nsigner = \"main\"\n";
+
+    /// A project with each of `faults`: an invalid manifest, a damaged
+    /// lock, an unreadable store JWT, a linked vault, another store.
+    fn project(dir: &Path, faults: &[&str]) -> std::path::PathBuf {
+        let mut manifest = VALID.to_string();
+        if faults.contains(&"invalid") {
+            manifest = manifest.replace("signer = \"main\"", "signer = \"mian\"");
+        }
+        if faults.contains(&"other-store") {
+            manifest = format!("store = \"jwts\"\n{manifest}");
+        }
+        let path = dir.join("natsform.toml");
+        fs::write(&path, manifest).unwrap();
+        if faults.contains(&"lock") {
+            fs::write(dir.join("natsform.lock"), "version = [").unwrap();
+        }
+        if faults.contains(&"store") {
+            let store = if faults.contains(&"other-store") {
+                "jwts"
+            } else {
+                "store"
+            };
+            let users = dir.join(store).join("O/accounts/A/users");
+            fs::create_dir_all(&users).unwrap();
+            fs::write(
+                dir.join(store).join("O/.nsc"),
+                r#"{"managed":false,"name":"O","kind":"operator","version":"1"}"#,
+            )
+            .unwrap();
+            fs::write(users.join("U.jwt"), b"\xff").unwrap();
+        }
+        #[cfg(unix)]
+        if faults.contains(&"vault-link") {
+            let outside = dir.join("outside");
+            fs::create_dir_all(&outside).unwrap();
+            std::os::unix::fs::symlink(&outside, dir.join("vault")).unwrap();
+        }
+        path
+    }
+
+    #[test]
+    fn reading_while_parsing_gives_the_errors_of_reading_in_turn() {
+        // The cache is only read here (a new temporary project has none).
+        let faults = ["invalid", "lock", "store", "vault-link", "other-store"];
+        // Every combination: the first error must be the same.
+        for mask in 1..(1u32 << faults.len()) {
+            let chosen: Vec<&str> = (0..faults.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| faults[i])
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let path = project(dir.path(), &chosen);
+            let in_turn = Workspace::open(&path)
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"));
+            for signatures in [Signatures::Remembered, Signatures::VerifyAll] {
+                let at_once = Workspace::open_cached(&path, signatures)
+                    .map(|_| ())
+                    .map_err(|e| format!("{e:#}"));
+                assert_eq!(at_once, in_turn, "{chosen:?}");
+            }
+            if chosen != ["other-store"] {
+                assert!(in_turn.is_err(), "{chosen:?}");
+            }
+        }
+    }
 
     #[test]
     fn store_and_vault_must_not_contain_each_other() {

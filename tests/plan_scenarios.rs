@@ -45,6 +45,49 @@ fn changing_a_role_shows_effective_permissions_of_each_user() {
 }
 
 #[test]
+fn changing_an_account_tag_a_template_reads_shows_each_users_effective_permissions() {
+    let p = applied();
+    edit(
+        &p,
+        "[operators.O2.accounts.sales.signing_keys.team-service]\nsub = { allow = [\"{{account-name()}}.",
+        "[operators.O2.accounts.sales]\ntags = [\"region:eu\"]\n\n[operators.O2.accounts.sales.signing_keys.team-service]\nsub = { allow = [\"{{account-tag(region)}}.{{account-name()}}.",
+    );
+    p.apply();
+    edit(&p, "tags = [\"region:eu\"]", "tags = [\"region:us\"]");
+    // Only the account's tags change: its users' JWTs stay, and what they
+    // may do follows the account's new tag.
+    let text = plan(&p);
+    for user in ["pam", "joe"] {
+        assert!(
+            text.contains(&format!(
+                "user.O2/sales/{user}: effective permissions change"
+            )),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("us.sales.support.pam.>") && text.contains("eu.sales.support.pam.>"),
+        "{text}"
+    );
+}
+
+#[test]
+fn deleting_a_user_of_a_templated_role_changes_no_other_users_permissions() {
+    let p = applied();
+    edit(
+        &p,
+        "[operators.O2.accounts.sales.users.pam]\nsigner = \"team-service\"\ntags = [\"team:support\"]\n",
+        "",
+    );
+    let text = plan(&p);
+    assert!(
+        text.contains("revokes user.O2/sales/pam (not in the manifest)"),
+        "{text}"
+    );
+    assert!(!text.contains("effective permissions change"), "{text}");
+}
+
+#[test]
 fn rotating_an_account_signing_key_reissues_its_users() {
     let p = applied();
     edit(

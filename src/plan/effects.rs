@@ -4,6 +4,8 @@
 
 use std::collections::BTreeSet;
 
+use rayon::prelude::*;
+
 use serde_json::Value;
 
 use super::actions::{Effect, EffectivePermissions};
@@ -33,24 +35,40 @@ impl Ctx<'_> {
             return Vec::new();
         };
         let (desired_claims, stored_claims) = (account.claims.value(), stored.value());
-        let mut out = Vec::new();
-        let users = objects.range(account_id..).skip(1).take_while(|(id, _)| {
-            id.user.is_some() && id.account_id().as_ref() == Some(account_id)
-        });
-        for (id, want) in users {
-            let Some(role) = &want.scoped_role else {
-                continue;
-            };
-            if acted.contains(id) {
-                continue;
-            }
-            let Some(Ok(decoded)) = self.inputs.existing.get(id).map(|e| &e.decoded) else {
-                continue;
-            };
-            let after = desired_effective(id, want, account, &desired_claims);
-            let before = stored_effective(decoded, stored, &stored_claims);
-            if after != before {
-                out.push(Effect {
+        // What a template can refer to on the account's side, alike on
+        // both sides: a user whose own inputs are alike too expands alike,
+        // so nothing is expanded for it (a deletion changes only the
+        // account's revocations, and 10,000 users keep their permissions).
+        let account_alike = desired_claims.pointer("/nats/signing_keys")
+            == stored_claims.pointer("/nats/signing_keys")
+            && account.id.name()
+                == stored_claims
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            && account.subject.value() == stored.subject
+            && effective::tags_of(&desired_claims) == effective::tags_of(&stored_claims);
+        let users: Vec<(&ObjectId, &DesiredObject)> = objects
+            .range(account_id..)
+            .skip(1)
+            .take_while(|(id, _)| id.user.is_some() && id.account_id().as_ref() == Some(account_id))
+            .collect();
+        users
+            .par_iter()
+            .filter_map(|&(id, want)| {
+                let role = want.scoped_role.as_ref()?;
+                if acted.contains(id) {
+                    return None;
+                }
+                let Some(Ok(decoded)) = self.inputs.existing.get(id).map(|e| &e.decoded) else {
+                    return None;
+                };
+                if account_alike && user_alike(id, want, decoded) {
+                    return None;
+                }
+                let after = desired_effective(id, want, account, &desired_claims);
+                let before = stored_effective(decoded, stored, &stored_claims);
+                (after != before).then(|| Effect {
                     id: id.clone(),
                     address: id.address(),
                     reasons: vec![Reason::RoleChanged {
@@ -59,11 +77,24 @@ impl Ctx<'_> {
                     }],
                     before: before.map(EffectivePermissions::new),
                     after: after.map(EffectivePermissions::new),
-                });
-            }
-        }
-        out
+                })
+            })
+            .collect()
     }
+}
+
+/// Whether what a template can refer to on the user's side (the
+/// signing key that picks the template, name, subject, tags) is the same
+/// for the desired user and its stored JWT: what [`desired_effective`] and
+/// [`stored_effective`] read of the user.
+fn user_alike(id: &ObjectId, want: &DesiredObject, stored: &DecodedJwt) -> bool {
+    if want.signer.public.as_deref() != Some(stored.issuer.as_str())
+        || want.subject.public.as_deref() != Some(stored.subject.as_str())
+    {
+        return false;
+    }
+    let (name, tags) = stored.name_and_tags();
+    name == id.name() && tags == want.claims.tags()
 }
 
 /// Effective permissions of a desired scoped user under desired account

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::desired::DesiredObject;
+use super::desired::{DesiredClaims, DesiredObject};
 use super::keyref::{ExpectedActivation, ACTIVATION_PLACEHOLDER};
 use crate::claims::{self, gojson, AccountClaims, Claims, OperatorClaims, UserClaims};
 use crate::store::StoreContents;
@@ -55,6 +55,13 @@ impl DecodedJwt {
     /// The payload JSON exactly as signed (verified when decoded).
     pub fn payload(&self) -> String {
         payload_of(&self.token).unwrap_or_default()
+    }
+
+    /// [`Self::payload`] as bytes, without checking that they are UTF-8
+    /// (they were when decoded).
+    fn payload_bytes(&self) -> Option<Vec<u8>> {
+        let p = self.token.split('.').nth(1)?;
+        data_encoding::BASE64URL_NOPAD.decode(p.as_bytes()).ok()
     }
 
     /// Canonical claims (see [`canonical`]), computed on first use: most
@@ -114,7 +121,27 @@ impl DecodedJwt {
     /// activation, signed by the key that must sign it.
     pub fn holds(&self, want: &DesiredObject) -> bool {
         if want.activations.is_empty() {
-            // The fast path: the bytes natsform would sign are the stored ones.
+            // The fast path: the bytes natsform would sign are the stored
+            // ones. For a user, built from its encoding and compared but for
+            // `jti` (a hash of the rest).
+            if let DesiredClaims::User(user) = &want.claims {
+                if let Some(masked) =
+                    user.masked_payload(self.issued_at, want.valid_for, &self.issuer)
+                {
+                    debug_assert!(
+                        want.claims
+                            .payload_at(self.issued_at, want.valid_for, &self.issuer)
+                            .is_some_and(|p| masked.matches(p.as_bytes())),
+                        "the masked payload is the payload: {}",
+                        masked.text
+                    );
+                    if self.payload_bytes().is_some_and(|p| masked.matches(&p)) {
+                        return true;
+                    }
+                    return want.claims.canonical_at(self.issued_at, want.valid_for)
+                        == self.canonical();
+                }
+            }
             let exact = want
                 .claims
                 .payload_at(self.issued_at, want.valid_for, &self.issuer);
@@ -208,39 +235,67 @@ pub fn decode_all_remembering(
     contents: StoreContents,
     remembered: &Remembered,
 ) -> (BTreeMap<ObjectId, Existing>, Verification) {
-    let decoded: Vec<(ObjectId, Existing, Option<Digest>, bool)> = contents
+    let decoded: Vec<(ObjectId, Decoded)> = contents
         .jwts
         .into_par_iter()
         .map(|(id, jwt)| {
-            let token: Arc<str> = Arc::from(jwt.token);
-            let digest = verified::digest(&token);
-            let known = remembered.contains(&digest);
-            let (decoded, checked) = match decode_checking(id.kind(), &token, known) {
-                Ok((d, checked)) => (Ok(d), checked),
-                // A JWT that fails is checked fully the next time too.
-                Err(e) => (Err(e), !known),
-            };
-            let ok = decoded.is_ok().then_some(digest);
-            (id, Existing { token, decoded }, ok, checked)
+            let d = decode_stored(&id, &jwt.token, remembered);
+            (id, d)
         })
         .collect();
+    tally(decoded)
+}
+
+/// A stored JWT as [`decode_all_remembering`] decodes it; [`tally`] puts
+/// them together.
+pub struct Decoded {
+    existing: Existing,
+    /// Its digest, when it decoded and verified.
+    digest: Option<Digest>,
+    /// Whether its signature was checked in this run.
+    checked: bool,
+}
+
+/// Decodes the stored JWT `token` of `id`, skipping only the Ed25519
+/// check of bytes `remembered` holds: for decoding while the store is read
+/// ([`crate::store::Store::read_each`]).
+pub fn decode_stored(id: &ObjectId, token: &str, remembered: &Remembered) -> Decoded {
+    let token: Arc<str> = Arc::from(token);
+    let digest = verified::digest(&token);
+    let known = remembered.contains(&digest);
+    let (decoded, checked) = match decode_checking(id.kind(), &token, known) {
+        Ok((d, checked)) => (Ok(d), checked),
+        // A JWT that fails is checked fully the next time too.
+        Err(e) => (Err(e), !known),
+    };
+    Decoded {
+        digest: decoded.is_ok().then_some(digest),
+        existing: Existing { token, decoded },
+        checked,
+    }
+}
+
+/// The stored JWTs decoded by [`decode_stored`] (in [`ObjectId`] order)
+/// as the planner reads them, and how their signatures were checked.
+pub fn tally(decoded: Vec<(ObjectId, Decoded)>) -> (BTreeMap<ObjectId, Existing>, Verification) {
     let mut tally = Verification {
         jwts: decoded.len(),
         ..Verification::default()
     };
-    let mut existing = BTreeMap::new();
-    for (id, e, digest, checked) in decoded {
-        if checked {
+    let mut existing = Vec::with_capacity(decoded.len());
+    for (id, d) in decoded {
+        if d.checked {
             tally.checked += 1;
         } else {
             tally.remembered += 1;
         }
-        tally.digests.extend(digest);
-        existing.insert(id, e);
+        tally.digests.extend(d.digest);
+        existing.push((id, d.existing));
     }
-    tally.digests.sort_unstable();
+    tally.digests.par_sort_unstable();
     tally.digests.dedup();
-    (existing, tally)
+    // Sorted already: the map is built without a search per entry.
+    (existing.into_iter().collect(), tally)
 }
 
 /// Why a server's JWT is not a readable account JWT.

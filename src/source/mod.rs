@@ -76,6 +76,13 @@ pub trait Source: Sync {
         self.read(path, limit)?
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
     }
+
+    /// The working directory itself, when this source is it: readers of
+    /// many files in one directory (the store's users) open them relative
+    /// to that directory ([`WorkDir::open_dir`]).
+    fn work_dir(&self) -> Option<&WorkDir> {
+        None
+    }
 }
 
 /// The error for reading a directory as a file (the OS's words where
@@ -209,6 +216,10 @@ impl Source for WorkDir {
         path.to_path_buf()
     }
 
+    fn work_dir(&self) -> Option<&WorkDir> {
+        Some(self)
+    }
+
     fn read_named(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         // Followed: the command line named this path. A regular file's
         // size is known without reading it; anything else (a pipe, a
@@ -216,6 +227,168 @@ impl Source for WorkDir {
         let file = std::fs::File::open(path)?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         read_capped(file, len, limit)
+    }
+}
+
+impl WorkDir {
+    /// The directory `dir`, opened once (never through a link there) so
+    /// that files in it are opened by name relative to it, without a walk
+    /// of the whole path per file; `None` when nothing is there.
+    pub fn open_dir(&self, dir: &Path) -> io::Result<Option<OpenDir>> {
+        OpenDir::open(dir)
+    }
+}
+
+/// A directory of the working directory, opened ([`WorkDir::open_dir`]).
+#[derive(Debug)]
+pub struct OpenDir {
+    path: PathBuf,
+    #[cfg(unix)]
+    fd: std::os::fd::OwnedFd,
+}
+
+impl OpenDir {
+    #[cfg(unix)]
+    fn open(dir: &Path) -> io::Result<Option<OpenDir>> {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+        // SAFETY: a valid NUL-terminated path; the descriptor returned is
+        // owned by the `OwnedFd` below.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::NotFound => Ok(None),
+                _ if crate::safepath::is_link(dir) => Err(crate::safepath::link_error(dir)),
+                _ => Err(io::Error::new(
+                    e.kind(),
+                    format!("reading {}: {e}", dir.display()),
+                )),
+            };
+        }
+        Ok(Some(OpenDir {
+            path: dir.to_path_buf(),
+            // SAFETY: `fd` was just opened and is owned by nothing else.
+            fd: unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) },
+        }))
+    }
+
+    #[cfg(not(unix))]
+    fn open(dir: &Path) -> io::Result<Option<OpenDir>> {
+        crate::safepath::check_not_link(dir)?;
+        Ok(dir.is_dir().then(|| OpenDir {
+            path: dir.to_path_buf(),
+        }))
+    }
+
+    /// [`Source::read`] of the file `name` in this directory, into `buf`
+    /// (its bytes replaced); `false` when nothing is there. The same
+    /// refusals with the same errors, in one open, one `fstat` and, for a
+    /// file whose size is what `fstat` said, one `read`.
+    pub fn read_into(
+        &self,
+        name: &std::ffi::OsStr,
+        limit: u64,
+        buf: &mut Vec<u8>,
+    ) -> io::Result<bool> {
+        buf.clear();
+        let Some(mut file) = self.open_file(name)? else {
+            return Ok(false);
+        };
+        let md = file.metadata()?;
+        if md.is_dir() {
+            return Err(is_a_directory());
+        }
+        if !md.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        if md.len() > limit {
+            return Err(too_large(limit));
+        }
+        // One byte more than the size, so that a file read whole in one
+        // call is known to be whole (a regular file reads short only at its
+        // end); a file that changed size meanwhile is read on to its end,
+        // still under the limit.
+        let want = md.len() as usize + 1;
+        buf.resize(want, 0);
+        let mut got = 0;
+        loop {
+            let n = match file.read(&mut buf[got..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    buf.clear();
+                    return Err(e);
+                }
+            };
+            got += n;
+            if n == 0 || got as u64 == md.len() {
+                break;
+            }
+            if got == buf.len() {
+                if got as u64 > limit {
+                    buf.clear();
+                    return Err(too_large(limit));
+                }
+                let more = (buf.len() * 2).min(limit as usize + 1).max(buf.len() + 1);
+                buf.resize(more, 0);
+            }
+        }
+        buf.truncate(got);
+        if got as u64 > limit {
+            buf.clear();
+            return Err(too_large(limit));
+        }
+        Ok(true)
+    }
+
+    #[cfg(unix)]
+    fn open_file(&self, name: &std::ffi::OsStr) -> io::Result<Option<std::fs::File>> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(name.as_bytes())?;
+        // One open that refuses a link (O_NOFOLLOW) and never blocks on a
+        // FIFO (O_NONBLOCK), as [`WorkDir`]'s `read`.
+        // SAFETY: a valid directory descriptor and NUL-terminated name; the
+        // descriptor returned is owned by the `File` below.
+        let fd = unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            let path = self.path.join(name);
+            return match e.kind() {
+                io::ErrorKind::NotFound => Ok(None),
+                // ELOOP from O_NOFOLLOW.
+                _ if crate::safepath::is_link(&path) => Err(crate::safepath::link_error(&path)),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: `fd` was just opened and is owned by nothing else.
+        Ok(Some(unsafe { std::fs::File::from_raw_fd(fd) }))
+    }
+
+    #[cfg(not(unix))]
+    fn open_file(&self, name: &std::ffi::OsStr) -> io::Result<Option<std::fs::File>> {
+        let path = self.path.join(name);
+        if crate::safepath::is_link(&path) {
+            return Err(crate::safepath::link_error(&path));
+        }
+        match std::fs::File::open(&path) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -284,5 +457,39 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let e = WorkDir.read(&fifo, 10).unwrap_err().to_string();
         assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_open_directory_reads_and_refuses_as_read_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a"), "12345").unwrap();
+        std::fs::write(d.join("empty"), "").unwrap();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::os::unix::fs::symlink(d.join("a"), d.join("link")).unwrap();
+        let fifo = std::ffi::CString::new(d.join("fifo").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let open = WorkDir.open_dir(d).unwrap().unwrap();
+        let mut buf = b"old".to_vec();
+        assert!(open.read_into("a".as_ref(), 5, &mut buf).unwrap());
+        assert_eq!(buf, b"12345");
+        assert!(open.read_into("empty".as_ref(), 5, &mut buf).unwrap());
+        assert!(buf.is_empty());
+        assert!(!open.read_into("missing".as_ref(), 5, &mut buf).unwrap());
+        let e = open.read_into("a".as_ref(), 4, &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
+        for (name, limit) in [("link", 5), ("sub", 5), ("fifo", 5)] {
+            let by_path = WorkDir.read(&d.join(name), limit).unwrap_err().to_string();
+            let e = open.read_into(name.as_ref(), limit, &mut buf).unwrap_err();
+            assert_eq!(e.to_string(), by_path, "{name}");
+        }
+        assert!(WorkDir.open_dir(&d.join("none")).unwrap().is_none());
+        std::os::unix::fs::symlink(d.join("sub"), d.join("dirlink")).unwrap();
+        let e = WorkDir
+            .open_dir(&d.join("dirlink"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dirlink is a symbolic link"), "{e}");
     }
 }

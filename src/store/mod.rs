@@ -83,70 +83,158 @@ impl Store {
     /// names the directory after the operator; natsform builds every path
     /// from the name).
     pub fn read_from(&self, src: &dyn Source) -> io::Result<StoreContents> {
+        let jwts = self.read_each(src, &|id, token| StoredJwt {
+            token: token.to_string(),
+            path: src.shown(&self.path_of(id)),
+        })?;
+        Ok(StoreContents {
+            jwts: jwts.into_iter().collect(),
+        })
+    }
+
+    /// [`Store::read_from`], handing each JWT (its text trimmed) to `make`
+    /// as it is read, in parallel: for 100,000 users, decoding as the files
+    /// come in spares a map of every file's text. In [`ObjectId`] order.
+    ///
+    /// Everything is listed first, so a refusal there comes before any
+    /// error of reading, and of each the first in the order of the walk:
+    /// the same error as when reading one file at a time. The users'
+    /// directories of the working directory are opened once each, and the
+    /// users' files by name in them.
+    pub fn read_each<T: Send>(
+        &self,
+        src: &dyn Source,
+        make: &(dyn Fn(&ObjectId, &str) -> T + Sync),
+    ) -> io::Result<Vec<(ObjectId, T)>> {
         check_not_link(src, &self.root)?;
-        let mut ids = Vec::new();
+        let mut operators = Vec::new();
         for op_dir in sorted_dirs(src, &self.root)? {
             let Some(op) = operator_name(src, &op_dir)? else {
                 continue;
             };
-            ids.push(ObjectId::operator(&op));
-            for acc_dir in sorted_dirs(src, &op_dir.join("accounts"))? {
-                let acc = entry_name(&acc_dir, "account", &src.shown(&acc_dir))?;
-                ids.push(ObjectId::account(&op, &acc));
-                for user_file in sorted_files(src, &acc_dir.join("users"), "jwt")? {
-                    let user = entry_name(
-                        Path::new(user_file.file_stem().unwrap_or_default()),
-                        "user",
-                        &src.shown(&user_file),
-                    )?;
-                    ids.push(ObjectId::user(&op, &acc, &user));
-                }
+            // 1,000 accounts' users listed at once.
+            let listed: Vec<io::Result<Listed>> = sorted_dirs(src, &op_dir.join("accounts"))?
+                .into_par_iter()
+                .map(|acc_dir| {
+                    let acc = entry_name(&acc_dir, "account", &src.shown(&acc_dir))?;
+                    let users_dir = acc_dir.join("users");
+                    let mut users = Vec::new();
+                    for file in sorted_files(src, &users_dir, "jwt")? {
+                        let user = entry_name(
+                            Path::new(file.file_stem().unwrap_or_default()),
+                            "user",
+                            &src.shown(&file),
+                        )?;
+                        let name = file.file_name().unwrap_or_default().to_os_string();
+                        users.push((ObjectId::user(&op, &acc, &user), name));
+                    }
+                    Ok(Listed {
+                        account: ObjectId::account(&op, &acc),
+                        users_dir,
+                        users,
+                    })
+                })
+                .collect();
+            let accounts = listed.into_iter().collect::<io::Result<Vec<_>>>()?;
+            operators.push((ObjectId::operator(&op), accounts));
+        }
+        // What each read gives: the object, and its value, nothing, or why not.
+        type Outcome<T> = (ObjectId, io::Result<Option<T>>);
+        let read_one = |id: ObjectId| -> Outcome<T> {
+            let got = self
+                .read_jwt(src, &id)
+                .map(|jwt| jwt.map(|token| make(&id, &token)));
+            (id, got)
+        };
+        let read_account =
+            |listed: Listed| -> Vec<Outcome<T>> {
+                let mut out = Vec::with_capacity(listed.users.len() + 1);
+                out.push(read_one(listed.account));
+                let users_dir =
+                    match src.work_dir().filter(|_| !listed.users.is_empty()) {
+                        Some(work_dir) => match work_dir.open_dir(&listed.users_dir) {
+                            Ok(dir) => Some(dir),
+                            Err(e) => {
+                                // Listed a moment ago: each user reports it.
+                                let kind = e.kind();
+                                let message = e.to_string();
+                                out.extend(listed.users.into_iter().map(|(id, _)| {
+                                    (id, Err(io::Error::new(kind, message.clone())))
+                                }));
+                                return out;
+                            }
+                        },
+                        None => None,
+                    };
+                let users: Vec<Outcome<T>> = match users_dir {
+                    // Gone since it was listed: so are its users.
+                    Some(None) => listed
+                        .users
+                        .into_iter()
+                        .map(|(id, _)| (id, Ok(None)))
+                        .collect(),
+                    Some(Some(dir)) => listed
+                        .users
+                        .into_par_iter()
+                        .with_min_len(64)
+                        .map_init(Vec::new, |buf, (id, name)| {
+                            let got = dir
+                                .read_into(&name, MAX_JWT_BYTES, buf)
+                                .and_then(|found| match found {
+                                    true => jwt_text(buf).map(|t| Some(make(&id, t))),
+                                    false => Ok(None),
+                                })
+                                .map_err(|e| self.read_error(src, &id, e));
+                            (id, got)
+                        })
+                        .collect(),
+                    None => listed
+                        .users
+                        .into_par_iter()
+                        .map(|(id, _)| read_one(id))
+                        .collect(),
+                };
+                out.extend(users);
+                out
+            };
+        let mut read: Vec<Vec<Outcome<T>>> = Vec::new();
+        for (op, accounts) in operators {
+            read.push(vec![read_one(op)]);
+            read.par_extend(accounts.into_par_iter().map(read_account));
+        }
+        let mut out = Vec::with_capacity(read.iter().map(Vec::len).sum());
+        for (id, got) in read.into_iter().flatten() {
+            if let Some(value) = got? {
+                out.push((id, value));
             }
         }
-        // Reading 100,000 small files is latency-bound: do it in parallel.
-        let read: Vec<io::Result<Option<(ObjectId, StoredJwt)>>> = ids
-            .into_par_iter()
-            .map(|id| Ok(self.read_jwt(src, &id)?.map(|jwt| (id, jwt))))
-            .collect();
-        let mut contents = StoreContents::default();
-        for entry in read {
-            if let Some((id, jwt)) = entry? {
-                contents.jwts.insert(id, jwt);
-            }
-        }
-        Ok(contents)
+        // Users were walked in the order of their file names.
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
-    fn read_jwt(&self, src: &dyn Source, id: &ObjectId) -> io::Result<Option<StoredJwt>> {
+    fn read_jwt(&self, src: &dyn Source, id: &ObjectId) -> io::Result<Option<String>> {
         let path = self.path_of(id);
         // User files were listed without following links; the operator's
         // and accounts' JWTs are opened by name, so look first.
         if id.user.is_none() {
             check_not_link(src, &path)?;
         }
-        let context = |e: io::Error| {
-            io::Error::new(
-                e.kind(),
-                format!("reading {}: {e}", src.shown(&path).display()),
-            )
-        };
         match src.read(&path, MAX_JWT_BYTES) {
-            // Go tools tolerate surrounding whitespace; so do we.
-            Ok(Some(bytes)) => {
-                let text = String::from_utf8(bytes).map_err(|_| {
-                    context(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "stream did not contain valid UTF-8",
-                    ))
-                })?;
-                Ok(Some(StoredJwt {
-                    token: text.trim().to_string(),
-                    path: src.shown(&path),
-                }))
-            }
+            Ok(Some(bytes)) => jwt_text(&bytes)
+                .map(|t| Some(t.to_string()))
+                .map_err(|e| self.read_error(src, id, e)),
             Ok(None) => Ok(None),
-            Err(e) => Err(context(e)),
+            Err(e) => Err(self.read_error(src, id, e)),
         }
+    }
+
+    /// An error reading the JWT of `id`, naming its file.
+    fn read_error(&self, src: &dyn Source, id: &ObjectId, e: io::Error) -> io::Error {
+        io::Error::new(
+            e.kind(),
+            format!("reading {}: {e}", src.shown(&self.path_of(id)).display()),
+        )
     }
 
     /// Refuses `id` when one of its names is not a single safe file name,
@@ -293,6 +381,25 @@ impl Store {
         }
         Ok(there)
     }
+}
+
+/// An account directory as listed: its JWT and its users' files.
+struct Listed {
+    account: ObjectId,
+    users_dir: PathBuf,
+    /// Each user and its file's name in `users_dir`, in file name order.
+    users: Vec<(ObjectId, std::ffi::OsString)>,
+}
+
+/// A JWT file's text: UTF-8, surrounding whitespace (which Go tools
+/// tolerate) trimmed.
+fn jwt_text(bytes: &[u8]) -> io::Result<&str> {
+    std::str::from_utf8(bytes).map(str::trim).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
 }
 
 /// The operator name from a directory's `.nsc` marker, if it is an
@@ -522,6 +629,155 @@ mod tests {
         let e = Store::new(dir.path()).read().unwrap_err().to_string();
         assert!(
             e.contains("names operator `../../x`, but its directory is `evil`"),
+            "{e}"
+        );
+    }
+
+    /// The working directory without its fast path: every file read by
+    /// its whole path, as a git tree is.
+    struct ByPath;
+
+    impl Source for ByPath {
+        fn kind(&self, path: &Path) -> io::Result<Option<Kind>> {
+            WorkDir.kind(path)
+        }
+        fn read(&self, path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
+            WorkDir.read(path, limit)
+        }
+        fn list(&self, dir: &Path) -> io::Result<Vec<(std::ffi::OsString, Kind)>> {
+            WorkDir.list(dir)
+        }
+        fn shown(&self, path: &Path) -> PathBuf {
+            path.to_path_buf()
+        }
+    }
+
+    /// A store of operator `O` with accounts `A` and `B`, two users each.
+    fn small_store() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        for id in [
+            ObjectId::operator("O"),
+            ObjectId::account("O", "A"),
+            ObjectId::account("O", "B"),
+            ObjectId::user("O", "A", "u1"),
+            ObjectId::user("O", "A", "u2"),
+            ObjectId::user("O", "B", "u1"),
+            ObjectId::user("O", "B", "u2"),
+        ] {
+            store.write(&id, &format!("{}.b.c", id.address())).unwrap();
+        }
+        dir
+    }
+
+    /// What reading gives, by the fast path and by whole paths: they must
+    /// agree, error for error.
+    fn read_both(root: &Path) -> Result<Vec<(String, String)>, String> {
+        let store = Store::new(root);
+        let read = |src: &dyn Source| {
+            store
+                .read_from(src)
+                .map(|c| {
+                    c.jwts
+                        .into_iter()
+                        .map(|(id, j)| (id.address(), j.token))
+                        .collect::<Vec<_>>()
+                })
+                .map_err(|e| e.to_string())
+        };
+        let fast = read(&WorkDir);
+        assert_eq!(fast, read(&ByPath), "both paths read alike");
+        fast
+    }
+
+    #[test]
+    fn users_are_read_in_object_order_trimmed_alike_by_both_paths() {
+        let dir = small_store();
+        let u = dir.path().join("O/accounts/B/users/u1.jwt");
+        fs::write(&u, " \n user.O/B/u1.b.c\r\n").unwrap();
+        // Listed by file name (`u-x.jwt` before `u.jwt`), kept by object.
+        for name in ["u.jwt", "u-x.jwt"] {
+            let users = dir.path().join("O/accounts/A/users");
+            fs::write(users.join(name), name).unwrap();
+        }
+        let read = read_both(dir.path()).unwrap();
+        let ids: Vec<&str> = read.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "operator.O",
+                "account.O/A",
+                "user.O/A/u",
+                "user.O/A/u-x",
+                "user.O/A/u1",
+                "user.O/A/u2",
+                "account.O/B",
+                "user.O/B/u1",
+                "user.O/B/u2",
+            ]
+        );
+        assert!(read.contains(&("user.O/B/u1".into(), "user.O/B/u1.b.c".into())));
+    }
+
+    #[test]
+    fn unreadable_users_are_refused_alike_by_both_paths() {
+        let dir = small_store();
+        let users = dir.path().join("O/accounts/A/users");
+        fs::write(users.join("u2.jwt"), b"\xff\xfe").unwrap();
+        let e = read_both(dir.path()).unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "reading {}: stream did not contain valid UTF-8",
+                users.join("u2.jwt").display()
+            )
+        );
+        // Over the limit: refused from its size, never read.
+        fs::File::create(users.join("u2.jwt"))
+            .unwrap()
+            .set_len(MAX_JWT_BYTES + 1)
+            .unwrap();
+        let e = read_both(dir.path()).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "reading {}: the file is larger than 64 MiB",
+                users.join("u2.jwt").display()
+            )),
+            "{e}"
+        );
+        // Exactly at the limit is read whole (and is then no JWT).
+        fs::File::create(users.join("u2.jwt"))
+            .unwrap()
+            .set_len(MAX_JWT_BYTES)
+            .unwrap();
+        let read = read_both(dir.path()).unwrap();
+        let (_, token) = read.iter().find(|(a, _)| a == "user.O/A/u2").unwrap();
+        assert_eq!(token.len() as u64, MAX_JWT_BYTES);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_listing_refusal_comes_before_any_read_error_and_read_errors_in_object_order() {
+        use std::os::unix::fs::symlink;
+        let dir = small_store();
+        let a = dir.path().join("O/accounts/A/users");
+        let b = dir.path().join("O/accounts/B/users");
+        fs::write(a.join("u2.jwt"), b"\xff").unwrap();
+        fs::write(b.join("u1.jwt"), b"\xff").unwrap();
+        let e = read_both(dir.path()).unwrap_err();
+        assert!(
+            e.starts_with(&format!("reading {}", a.join("u2.jwt").display())),
+            "{e}"
+        );
+        // A link in B is found while listing, before A's file is read.
+        fs::remove_file(b.join("u2.jwt")).unwrap();
+        symlink(a.join("u1.jwt"), b.join("u2.jwt")).unwrap();
+        let e = read_both(dir.path()).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "{} is a symbolic link",
+                b.join("u2.jwt").display()
+            )),
             "{e}"
         );
     }

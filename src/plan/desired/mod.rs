@@ -252,6 +252,96 @@ impl DesiredClaims {
     }
 }
 
+/// A user's payload as [`DesiredClaims::payload_at`] writes it, except
+/// that its `jti` is [`JTI_LEN`] placeholder characters at `jti`: what a
+/// stored payload is compared with outside that range (its `jti` is a hash
+/// of the rest, and the comparison that decides ignores it anyway).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskedPayload {
+    pub text: String,
+    pub jti: std::ops::Range<usize>,
+}
+
+/// The length of a `jti`: 32 bytes in unpadded base32.
+pub const JTI_LEN: usize = 52;
+
+impl MaskedPayload {
+    /// Whether `stored` (a payload as signed) is this payload with some
+    /// `jti` of base32 characters: the same JSON, byte for byte, but for
+    /// the value of `jti`.
+    pub fn matches(&self, stored: &[u8]) -> bool {
+        let t = self.text.as_bytes();
+        let r = &self.jti;
+        stored.len() == t.len()
+            && stored[..r.start] == t[..r.start]
+            && stored[r.end..] == t[r.end..]
+            && stored[r.clone()]
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(b))
+    }
+}
+
+impl CompactUser {
+    /// [`DesiredClaims::payload_at`] for this user, masked
+    /// ([`MaskedPayload`]), built from the canonical encoding without
+    /// reading the claims back: the standard claims Go writes before
+    /// `name` (`exp` of a relative expiry, `jti`, `iat`, `iss`) go in
+    /// front of the rest, which ends with `type` and `version` already.
+    /// `None` when the encoding starts with a field Go writes before those
+    /// (`aud`, a fixed `exp`) or is not shaped as expected: the caller then
+    /// encodes the claims.
+    pub fn masked_payload(
+        &self,
+        iat: i64,
+        valid_for: Option<i64>,
+        issuer: &str,
+    ) -> Option<MaskedPayload> {
+        use std::fmt::Write;
+        const END: &str = ",\"type\":\"user\",\"version\":2}}";
+        let c = &*self.0;
+        let rest = c.strip_prefix('{')?;
+        let body = rest.strip_suffix(END)?;
+        if rest.starts_with("\"aud\"") || rest.starts_with("\"exp\"") {
+            return None;
+        }
+        // Fields it sets must not be there already (not even as text in a
+        // value: such a user is simply encoded).
+        if [
+            "\"jti\":",
+            "\"iat\":",
+            "\"iss\":",
+            "\"type\":",
+            "\"version\":",
+        ]
+        .iter()
+        .any(|f| body.contains(f))
+        {
+            return None;
+        }
+        // Go omits a zero `iat` or `exp`; the issuer, a public key, has
+        // nothing to escape.
+        let exp = valid_for.map(|v| iat + v);
+        if iat == 0 || exp == Some(0) || !issuer.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return None;
+        }
+        let mut text = String::with_capacity(c.len() + 160);
+        text.push('{');
+        if let Some(exp) = exp {
+            write!(text, "\"exp\":{exp},").ok()?;
+        }
+        text.push_str("\"jti\":\"");
+        let start = text.len();
+        text.extend(std::iter::repeat_n('A', JTI_LEN));
+        let end = text.len();
+        write!(text, "\",\"iat\":{iat},\"iss\":\"{issuer}\",").ok()?;
+        text.push_str(rest);
+        Some(MaskedPayload {
+            text,
+            jti: start..end,
+        })
+    }
+}
+
 fn with_exp<N: Serialize + Clone>(c: &Claims<N>, exp: i64) -> String {
     let mut c = c.clone();
     c.data.exp = exp;

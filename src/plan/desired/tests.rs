@@ -253,3 +253,94 @@ fn name_and_tags_of_odd_shapes_read_as_a_value_reads_them() {
         assert_eq!(super::name_and_tags_in(json), by_value(json), "{json}");
     }
 }
+
+/// A user's payload built from its encoding (the planner's fast
+/// comparison) is what apply signs, but for `jti`; users whose encoding
+/// it cannot extend are left to the full encoding.
+#[test]
+fn a_users_masked_payload_is_the_signed_payload_but_for_jti() {
+    use std::collections::HashMap;
+    let manifest = r#"
+[operators.O]
+system_account = "SYS"
+[operators.O.accounts.SYS.users.sys]
+[operators.O.accounts.A.signing_keys.dev]
+pub = { allow = ["{{name()}}.>", "{{tag(team)}}.\"q\""] }
+resp = { max = 1 }
+[operators.O.accounts.A.signing_keys.plain]
+scoped = false
+[operators.O.accounts.A.users.scoped]
+signer = "dev"
+tags = ["Team:A", "note:é\"quoted\"\\back"]
+[operators.O.accounts.A.users.relative]
+signer = "plain"
+pub = { allow = ["x.>"], deny = ["x.y"] }
+limits = { subs = 10, payload = "1KiB" }
+expires = "90d"
+[operators.O.accounts.A.users.bearer]
+signer = "plain"
+bearer_token = true
+src = ["10.0.0.0/8"]
+[operators.O.accounts.A.users.fixed]
+signer = "plain"
+expires = 2030-01-01
+[operators.O.accounts.A.users.typed]
+signer = "dev"
+tags = ["team:\"type\":"]
+"#;
+    let loaded = parse(Path::new("m.toml"), Format::Toml, manifest.to_string()).unwrap();
+    crate::manifest::validate(&loaded).unwrap();
+    let mut book = KeyBook::new();
+    let mut pairs = HashMap::new();
+    for (addr, (kind, _)) in super::required_keys(&loaded.manifest) {
+        let kp = crate::keys::generate(kind);
+        book.insert(addr, kp.public_key());
+        pairs.insert(kp.public_key(), kp);
+    }
+    let iat = 1_800_000_000;
+    let mut built = Vec::new();
+    for (id, d) in super::desired(&loaded.manifest, &book) {
+        let super::DesiredClaims::User(user) = &d.claims else {
+            continue;
+        };
+        let signer = &pairs[d.signer.public.as_ref().unwrap()];
+        let token = crate::apply::sign(&d, iat, &[], signer).unwrap();
+        let payload = data_encoding::BASE64URL_NOPAD
+            .decode(token.split('.').nth(1).unwrap().as_bytes())
+            .unwrap();
+        let Some(masked) = user.masked_payload(iat, d.valid_for, &signer.public_key()) else {
+            continue;
+        };
+        built.push(id.name().to_string());
+        assert!(masked.matches(&payload), "{id}: {}", masked.text);
+        let mut text = masked.text.clone();
+        let jti = &payload[masked.jti.clone()];
+        text.replace_range(masked.jti.clone(), std::str::from_utf8(jti).unwrap());
+        assert_eq!(text.as_bytes(), &payload[..], "{id}");
+        // Anything else differing is no match: another `iat`, issuer or
+        // claim, or a `jti` that is not base32.
+        let other = user.masked_payload(iat + 1, d.valid_for, &signer.public_key());
+        assert!(!other.unwrap().matches(&payload), "{id}");
+        let mut forged = payload.clone();
+        forged[masked.jti.start] = b'"';
+        assert!(!masked.matches(&forged), "{id}");
+        let last = forged.len() - 3;
+        forged[masked.jti.start] = payload[masked.jti.start];
+        forged[last] ^= 1;
+        assert!(!masked.matches(&forged), "{id}");
+    }
+    // A fixed expiry is written before `jti`: encoded. Quotes in a value
+    // are escaped, so its text never looks like a field.
+    assert_eq!(built, ["bearer", "relative", "scoped", "typed", "sys"]);
+    // Zero times are omitted by Go: left to the full encoding.
+    let (_, d) = super::desired(&loaded.manifest, &book)
+        .into_iter()
+        .find(|(id, _)| id.name() == "scoped")
+        .unwrap();
+    let super::DesiredClaims::User(user) = &d.claims else {
+        unreachable!()
+    };
+    assert!(user.masked_payload(0, None, "ISSUER").is_none());
+    assert!(user.masked_payload(-10, Some(10), "ISSUER").is_none());
+    assert!(user.masked_payload(5, None, "IS\"SUER").is_none());
+}
