@@ -81,9 +81,6 @@ struct Read {
     lock: Option<Result<(Lock, String)>>,
     /// The manifest's validation, when done already.
     validated: Option<Result<(), manifest::ManifestErrors>>,
-    /// The store at `store` in the project directory, decoded; `None` when
-    /// a link leads there (the manifest's store is then read as usual).
-    default_store: Option<StoreRead>,
 }
 
 /// A store read and decoded, or why not.
@@ -366,7 +363,6 @@ impl Workspace {
                 let read = Read {
                     lock: Some(lock),
                     validated: Some(validated),
-                    default_store: None,
                 };
                 Workspace::open_with(&WorkDir, loaded, &base, remembered, read)?
             }
@@ -406,20 +402,13 @@ impl Workspace {
     ) -> Result<Workspace> {
         let mut validated = read.validated;
         let paths = Paths::check(src, &loaded, base, &mut validated)?;
-        // What was read of the default store stands for this store only.
-        let store_read = read
-            .default_store
-            .filter(|_| paths.store_dir == DEFAULT_STORE_DIR);
         // The manifest side (validation, desired claims) and the store side
         // (reading, verifying) are independent: on a large tree, overlapping
         // them saves most of the manifest's time. The store is read only
         // once its path is checked.
         let (front, store_side) = rayon::join(
             || Front::after(src, &loaded, base, paths.clone(), read.lock, validated),
-            || match store_read {
-                Some(read) => read,
-                None => read_store(src, &Store::new(base.join(&paths.store_dir)), remembered),
-            },
+            || read_store(src, &Store::new(base.join(&paths.store_dir)), remembered),
         );
         Workspace::assemble(src, loaded, front?, store_side)
     }

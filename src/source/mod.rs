@@ -313,8 +313,10 @@ impl OpenDir {
         }
         // One byte more than the size, so that a file read whole in one
         // call is known to be whole (a regular file reads short only at its
-        // end); a file that changed size meanwhile is read on to its end,
-        // still under the limit.
+        // end); a file that grew before the read fills the buffer and is
+        // read on to its end, still under the limit. One that grows after
+        // this read is read as it was (a race with another writer, which
+        // the run lock does not cover: the JWT then fails its checks).
         let want = md.len() as usize + 1;
         buf.resize(want, 0);
         let mut got = 0;

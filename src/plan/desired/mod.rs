@@ -321,7 +321,11 @@ impl CompactUser {
         // Go omits a zero `iat` or `exp`; the issuer, a public key, has
         // nothing to escape.
         let exp = valid_for.map(|v| iat + v);
-        if iat == 0 || exp == Some(0) || !issuer.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if iat == 0
+            || exp == Some(0)
+            || issuer.is_empty()
+            || !issuer.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
             return None;
         }
         let mut text = String::with_capacity(c.len() + 160);
