@@ -1,5 +1,6 @@
 //! Manifest fields reach the wire JSON in the units NATS expects.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::{json, Value};
@@ -13,6 +14,27 @@ const BASE: &str = r#"
 system_account = "SYS"
 [operators.O.accounts.SYS.users.sys]
 "#;
+
+/// `manifest` parsed and validated, with a key generated for every key it
+/// needs: the book of their public keys, and the pairs by public key.
+fn keyed(
+    manifest: &str,
+) -> (
+    crate::manifest::load::Loaded,
+    KeyBook,
+    HashMap<String, crate::keys::KeyPair>,
+) {
+    let loaded = parse(Path::new("m.toml"), Format::Toml, manifest.to_string()).unwrap();
+    crate::manifest::validate(&loaded).unwrap();
+    let mut book = KeyBook::new();
+    let mut pairs = HashMap::new();
+    for (addr, (kind, _)) in super::required_keys(&loaded.manifest) {
+        let kp = crate::keys::generate(kind);
+        book.insert(addr, kp.public_key());
+        pairs.insert(kp.public_key(), kp);
+    }
+    (loaded, book, pairs)
+}
 
 fn typed(extra: &str, id: ObjectId) -> super::DesiredClaims {
     let loaded = parse(Path::new("m.toml"), Format::Toml, format!("{BASE}{extra}")).unwrap();
@@ -128,7 +150,6 @@ type = "stream"
 /// unchanged stored JWT is recognised without a canonical round trip.
 #[test]
 fn signed_payload_is_predicted_byte_for_byte() {
-    use std::collections::HashMap;
     let manifest = r#"
 [operators.O]
 system_account = "SYS"
@@ -160,15 +181,7 @@ from = "A"
 type = "service"
 [operators.O.accounts.B.users.b]
 "#;
-    let loaded = parse(Path::new("m.toml"), Format::Toml, manifest.to_string()).unwrap();
-    crate::manifest::validate(&loaded).unwrap();
-    let mut book = KeyBook::new();
-    let mut pairs = HashMap::new();
-    for (addr, (kind, _)) in super::required_keys(&loaded.manifest) {
-        let kp = crate::keys::generate(kind);
-        book.insert(addr, kp.public_key());
-        pairs.insert(kp.public_key(), kp);
-    }
+    let (loaded, book, pairs) = keyed(manifest);
     let objects = super::desired(&loaded.manifest, &book);
     assert_eq!(objects.len(), 8);
     let iat = 1_800_000_000;
@@ -259,7 +272,6 @@ fn name_and_tags_of_odd_shapes_read_as_a_value_reads_them() {
 /// it cannot extend are left to the full encoding.
 #[test]
 fn a_users_masked_payload_is_the_signed_payload_but_for_jti() {
-    use std::collections::HashMap;
     let manifest = r#"
 [operators.O]
 system_account = "SYS"
@@ -288,15 +300,7 @@ expires = 2030-01-01
 signer = "dev"
 tags = ["team:\"type\":"]
 "#;
-    let loaded = parse(Path::new("m.toml"), Format::Toml, manifest.to_string()).unwrap();
-    crate::manifest::validate(&loaded).unwrap();
-    let mut book = KeyBook::new();
-    let mut pairs = HashMap::new();
-    for (addr, (kind, _)) in super::required_keys(&loaded.manifest) {
-        let kp = crate::keys::generate(kind);
-        book.insert(addr, kp.public_key());
-        pairs.insert(kp.public_key(), kp);
-    }
+    let (loaded, book, pairs) = keyed(manifest);
     let iat = 1_800_000_000;
     let mut built = Vec::new();
     for (id, d) in super::desired(&loaded.manifest, &book) {
