@@ -369,12 +369,9 @@ impl Batch {
             _ => None,
         };
         let named = named.filter(|names| {
-            let entries: Vec<(String, &[u8])> = names
-                .iter()
-                .zip(&overwrites)
-                .map(|(n, o)| (n.clone(), o.bytes.as_slice()))
-                .collect();
-            crate::journal::encoded_len(&entries) <= crate::journal::MAX_JOURNAL_BYTES
+            let lengths = names.iter().zip(&overwrites);
+            crate::journal::encoded_len(lengths.map(|(n, o)| (n.len(), o.bytes.len())))
+                <= crate::journal::MAX_JOURNAL_BYTES
         });
         if named.is_none() {
             let open_left = PER_FILE_SYNC_LIMIT.saturating_sub(self.staged.len());
@@ -426,11 +423,8 @@ impl Batch {
             synced?;
             done.syncs += staged.len();
         } else {
-            let dirs: BTreeSet<&Path> = staged.iter().map(|s| parent_of(&s.target)).collect();
-            done.syncs += sync_many(
-                &dirs.into_iter().collect::<Vec<_>>(),
-                SyncWhat::Files(&staged),
-            )?;
+            let tmps: Vec<&Path> = staged.iter().map(|s| s.tmp.as_ref()).collect();
+            done.syncs += sync_paths(&tmps)?;
         }
 
         fault::step(self.phase, 0, total);
@@ -526,7 +520,7 @@ impl Batch {
         // goes.
         touched.retain(|d| fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()));
         let dirs: Vec<&Path> = touched.iter().map(PathBuf::as_path).collect();
-        done.syncs += sync_many(&dirs, SyncWhat::Dirs)?;
+        done.syncs += sync_dirs(&dirs)?;
         if let Some(base) = &journal {
             let rewritten: Vec<&Path> = overwrites.iter().map(|o| o.target.as_path()).collect();
             done.syncs += sync_paths(&rewritten)?;
@@ -807,43 +801,18 @@ fn parent_of(path: &Path) -> &Path {
     }
 }
 
-enum SyncWhat<'a> {
-    /// The staged files (whose parents are the directories given).
-    Files(&'a [Staged]),
-    /// The directories themselves.
-    Dirs,
-}
-
-/// Makes `what` durable: with few items, an fsync each (in parallel);
-/// with many, on Linux, one `syncfs` per file system of `dirs`. Returns
-/// the number of sync calls. A directory's failed fsync is an error (see
-/// [`sync_dir_strict`]).
-fn sync_many(dirs: &[&Path], what: SyncWhat<'_>) -> io::Result<usize> {
-    let count = match what {
-        SyncWhat::Files(staged) => staged.len(),
-        SyncWhat::Dirs => dirs.len(),
-    };
-    if count == 0 {
-        return Ok(0);
-    }
+/// Makes the directories `dirs` durable: with many, on Linux, one
+/// `syncfs` per file system; else an fsync each (in parallel), a failure
+/// an error (see [`sync_dir_strict`]). Returns the number of sync calls.
+fn sync_dirs(dirs: &[&Path]) -> io::Result<usize> {
     #[cfg(target_os = "linux")]
-    if count > PER_FILE_SYNC_LIMIT {
+    if dirs.len() > PER_FILE_SYNC_LIMIT {
         return syncfs_each_device(dirs);
     }
-    match what {
-        SyncWhat::Files(staged) => {
-            let synced: io::Result<Vec<()>> = staged
-                .par_iter()
-                .map(|s| open_no_follow(&s.tmp)?.sync_all())
-                .collect();
-            synced?;
-        }
-        SyncWhat::Dirs => {
-            let synced: io::Result<Vec<()>> = dirs.par_iter().map(|d| sync_dir_strict(d)).collect();
-            synced?;
-        }
-    }
-    Ok(count)
+    dirs.par_iter()
+        .map(|d| sync_dir_strict(d))
+        .collect::<io::Result<Vec<()>>>()?;
+    Ok(dirs.len())
 }
 
 /// Makes a directory's entries durable for a batch: unlike [`sync_dir`],
@@ -894,13 +863,15 @@ fn syncfs_each_device(dirs: &[&Path]) -> io::Result<usize> {
     Ok(devices.len())
 }
 
-fn open_no_follow(path: &Path) -> io::Result<fs::File> {
+/// `path` opened for writing (not created), never through a link at its
+/// last component nor blocking on a FIFO there.
+pub(crate) fn open_no_follow(path: &Path) -> io::Result<fs::File> {
     let mut options = fs::OpenOptions::new();
     options.write(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW);
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
     options.open(path)
 }

@@ -32,14 +32,14 @@
 //! commit of those files could not.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::safepath::{check_no_links, is_safe_name};
-use crate::source::Source;
+use crate::source::{Source, WorkDir, MAX_LOCK_BYTES};
 
 /// The journal's name, in the project directory.
 pub const JOURNAL_FILE: &str = ".natsform-journal";
@@ -61,9 +61,10 @@ pub(crate) const MAX_JOURNAL_BYTES: u64 = 1 << 30;
 /// journal's two syncs.
 pub(crate) const JOURNAL_FROM: usize = 64;
 
-/// The size of the journal of `entries`, before it is made.
-pub(crate) fn encoded_len(entries: &[(String, &[u8])]) -> u64 {
-    let size: usize = entries.iter().map(|(p, b)| p.len() + b.len() + 24).sum();
+/// At most the size of the journal of entries whose paths and bytes have
+/// these lengths, before it is made.
+pub(crate) fn encoded_len(lengths: impl IntoIterator<Item = (usize, usize)>) -> u64 {
+    let size: usize = lengths.into_iter().map(|(p, b)| p + b + 24).sum();
     (MAGIC.len() + 100 + 69 + size) as u64
 }
 
@@ -71,7 +72,7 @@ pub(crate) fn encoded_len(entries: &[(String, &[u8])]) -> u64 {
 /// directory, `/`-separated, and the file's new bytes), written beside the
 /// lock whose digest is `lock`.
 pub(crate) fn encode(lock: &str, entries: &[(String, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_len(entries) as usize);
+    let mut out = Vec::with_capacity(encoded_len(sizes(entries)) as usize);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(format!("lock {lock}\n{}\n", entries.len()).as_bytes());
     for (path, bytes) in entries {
@@ -82,6 +83,11 @@ pub(crate) fn encode(lock: &str, entries: &[(String, &[u8])]) -> Vec<u8> {
     let digest = hex(&Sha256::digest(&out));
     out.extend_from_slice(format!("end {digest}\n").as_bytes());
     out
+}
+
+/// The lengths [`encoded_len`] takes, of `entries`.
+fn sizes<'a>(entries: &'a [(String, &[u8])]) -> impl Iterator<Item = (usize, usize)> + 'a {
+    entries.iter().map(|(p, b)| (p.len(), b.len()))
 }
 
 /// A whole journal: the lock digest it was written beside, its entries.
@@ -176,16 +182,9 @@ pub(crate) fn in_place_ok(meta: &fs::Metadata) -> bool {
 /// Unix `mode`; not synced, closed. Refuses a link (never followed) and a
 /// file [`in_place_ok`] does not accept once open.
 pub(crate) fn overwrite_in_place(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
     let context =
         |e: io::Error| io::Error::new(e.kind(), format!("writing {}: {e}", path.display()));
-    let mut file = options.open(path).map_err(context)?;
+    let mut file = crate::fsutil::open_no_follow(path).map_err(context)?;
     let meta = file.metadata().map_err(context)?;
     if !in_place_ok(&meta) {
         return Err(io::Error::other(format!(
@@ -214,11 +213,10 @@ pub(crate) fn overwrite_in_place(path: &Path, bytes: &[u8], mode: u32) -> io::Re
 /// The SHA-256 of the project's lock as it is now (`none` without one),
 /// read without following a link.
 fn lock_digest(base: &Path) -> io::Result<String> {
-    match read_no_follow(&base.join(LOCK_FILE), crate::source::MAX_LOCK_BYTES) {
-        Ok(bytes) => Ok(hex(&Sha256::digest(bytes))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok("none".to_string()),
-        Err(e) => Err(e),
-    }
+    Ok(match WorkDir.read(&base.join(LOCK_FILE), MAX_LOCK_BYTES)? {
+        Some(bytes) => hex(&Sha256::digest(bytes)),
+        None => "none".to_string(),
+    })
 }
 
 /// Makes the journal for `entries` durable in `base` (a temporary file,
@@ -240,14 +238,7 @@ pub(crate) fn write(base: &Path, entries: &[(String, &[u8])]) -> io::Result<()> 
 /// back empty (not whole: never used), then removed.
 pub(crate) fn remove(base: &Path) -> io::Result<()> {
     let path = base.join(JOURNAL_FILE);
-    let mut options = fs::OpenOptions::new();
-    options.write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    if let Ok(f) = options.open(&path) {
+    if let Ok(f) = crate::fsutil::open_no_follow(&path) {
         f.set_len(0)?;
         f.sync_all()?;
     }
@@ -305,7 +296,12 @@ pub fn finish(base: &Path) -> io::Result<Finished> {
             path.display()
         )));
     }
-    let bytes = read_no_follow(&path, MAX_JOURNAL_BYTES)?;
+    let Some(bytes) = WorkDir
+        .read(&path, MAX_JOURNAL_BYTES)
+        .map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", path.display())))?
+    else {
+        return Ok(Finished::Nothing);
+    };
     let Some((lock, entries)) = decode(&bytes) else {
         remove(base)?;
         return Ok(Finished::Discarded);
@@ -361,25 +357,6 @@ pub fn finish(base: &Path) -> io::Result<Finished> {
     Ok(Finished::Rewritten(written.iter().flatten().count()))
 }
 
-fn read_no_follow(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    let mut options = fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    }
-    let mut out = Vec::new();
-    options.open(path)?.take(limit + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > limit {
-        return Err(io::Error::other(format!(
-            "{} is larger than natsform ever writes it",
-            path.display()
-        )));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,7 +369,7 @@ mod tests {
         ];
         let bytes = encode("none", &entries);
         assert!(
-            bytes.len() as u64 <= encoded_len(&entries),
+            bytes.len() as u64 <= encoded_len(sizes(&entries)),
             "an upper bound"
         );
         let (lock, back) = decode(&bytes).unwrap();
