@@ -20,6 +20,14 @@
 //! written atomically, mode 0600 in 0700 directories, only when its
 //! contents change, and holds exactly the digests of the store's JWTs
 //! whose signatures verified.
+//!
+//! Beside it, `…/natsform/checked-bundles/<same name>` (same format, rules
+//! and trust, another tag) remembers the exact bytes of the bundles of user
+//! seeds that this user's `apply` sealed: every line of such a bundle was
+//! checked (or generated) before it was sealed, so opening the same bytes
+//! again need not derive every seed's key once more (`apply` re-seals a
+//! bundle of 10,000 users to delete one). A line is still checked whenever
+//! its seed is used.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -38,21 +46,44 @@ const HEADER_LEN: u64 = 8 + 32 + 8;
 
 /// The digest a verification is remembered by.
 pub fn digest(token: &str) -> Digest {
-    Sha256::digest(token.as_bytes()).into()
+    digest_bytes(token.as_bytes())
 }
 
-/// What the writing natsform was: a cache written by another version is
-/// ignored (its verification rules may differ).
-fn tag() -> Digest {
-    Sha256::digest(
-        concat!(
-            "natsform ",
-            env!("CARGO_PKG_VERSION"),
-            " ed25519-nkey verified signatures"
-        )
-        .as_bytes(),
-    )
-    .into()
+/// The digest of a file's bytes (a sealed bundle).
+pub fn digest_bytes(bytes: &[u8]) -> Digest {
+    Sha256::digest(bytes).into()
+}
+
+/// What a cache remembers: each is its own file, with its own tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Tokens whose Ed25519 signature verified.
+    Signatures,
+    /// Sealed bundles of user seeds whose every line holds its key's seed.
+    Bundles,
+}
+
+impl Kind {
+    fn dir(self) -> &'static str {
+        match self {
+            Kind::Signatures => "verified",
+            Kind::Bundles => "checked-bundles",
+        }
+    }
+
+    /// What the writing natsform was and what the digests mean: a cache
+    /// written by another version is ignored (its rules may differ), and
+    /// one kind's file is never read as the other's.
+    fn tag(self) -> Digest {
+        let what = match self {
+            Kind::Signatures => " ed25519-nkey verified signatures",
+            Kind::Bundles => " user seed bundles checked line by line",
+        };
+        let mut h = Sha256::new();
+        h.update(concat!("natsform ", env!("CARGO_PKG_VERSION")).as_bytes());
+        h.update(what.as_bytes());
+        h.finalize().into()
+    }
 }
 
 /// Digests of tokens whose signatures verified in an earlier run (sorted,
@@ -70,6 +101,11 @@ impl Remembered {
         self.0.len()
     }
 
+    /// The digests, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &Digest> {
+        self.0.iter()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -85,8 +121,9 @@ impl Remembered {
 /// Where one project's cache file lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cache {
-    /// `…/natsform/verified/<hex>`.
+    /// `…/natsform/verified/<hex>` (or `checked-bundles/`).
     file: PathBuf,
+    kind: Kind,
 }
 
 impl Cache {
@@ -104,7 +141,21 @@ impl Cache {
         use std::os::unix::ffi::OsStrExt;
         let name = hex(&Sha256::digest(canonical_dir.as_os_str().as_bytes()));
         Cache {
-            file: root.join("natsform").join("verified").join(name),
+            file: root
+                .join("natsform")
+                .join(Kind::Signatures.dir())
+                .join(name),
+            kind: Kind::Signatures,
+        }
+    }
+
+    /// The same project's cache of the other `kind`, beside this one.
+    pub fn of_kind(&self, kind: Kind) -> Cache {
+        let name = self.file.file_name().expect("a file name");
+        let natsform = self.dirs()[0];
+        Cache {
+            file: natsform.join(kind.dir()).join(name),
+            kind,
         }
     }
 
@@ -121,10 +172,16 @@ impl Cache {
             Err(Unusable::Absent) => (Remembered::default(), None),
             Err(Unusable::Ignored(why)) => (
                 Remembered::default(),
-                Some(format!(
-                    "ignored the verification cache {} ({why}); every signature was verified",
-                    esc(&self.file)
-                )),
+                Some(match self.kind {
+                    Kind::Signatures => format!(
+                        "ignored the verification cache {} ({why}); every signature was verified",
+                        esc(&self.file)
+                    ),
+                    Kind::Bundles => format!(
+                        "ignored the cache of checked bundles {} ({why}); every line of the bundles re-sealed was checked",
+                        esc(&self.file)
+                    ),
+                }),
             ),
         }
     }
@@ -162,10 +219,10 @@ impl Cache {
         file.take(limit + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| Unusable::Ignored(format!("cannot read it: {e}")))?;
-        parse(&bytes).map_err(|why| Unusable::Ignored(why.into()))
+        parse(self.kind, &bytes).map_err(|why| Unusable::Ignored(why.into()))
     }
 
-    /// `…/natsform` and `…/natsform/verified`.
+    /// `…/natsform` and `…/natsform/verified` (or `checked-bundles`).
     fn dirs(&self) -> [&Path; 2] {
         let verified = self.file.parent().expect("a file in a directory");
         [verified.parent().expect("under natsform/"), verified]
@@ -177,7 +234,7 @@ impl Cache {
         let mut sorted = digests.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let bytes = serialize(&sorted);
+        let bytes = serialize(self.kind, &sorted);
         let current = self.read();
         if matches!(&current, Ok(r) if r.0 == sorted) {
             return Ok(false);
@@ -260,10 +317,10 @@ fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-fn serialize(sorted: &[Digest]) -> Vec<u8> {
+fn serialize(kind: Kind, sorted: &[Digest]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN as usize + 32 * sorted.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&tag());
+    out.extend_from_slice(&kind.tag());
     out.extend_from_slice(&(sorted.len() as u64).to_le_bytes());
     for d in sorted {
         out.extend_from_slice(d);
@@ -271,12 +328,12 @@ fn serialize(sorted: &[Digest]) -> Vec<u8> {
     out
 }
 
-fn parse(bytes: &[u8]) -> Result<Remembered, &'static str> {
+fn parse(kind: Kind, bytes: &[u8]) -> Result<Remembered, &'static str> {
     if bytes.len() < HEADER_LEN as usize || &bytes[..8] != MAGIC {
         return Err("not a natsform verification cache");
     }
-    if bytes[8..40] != tag() {
-        return Err("written by another version of natsform");
+    if bytes[8..40] != kind.tag() {
+        return Err("written by another version of natsform, or for something else");
     }
     let count = u64::from_le_bytes(bytes[40..48].try_into().expect("8 bytes"));
     if count > MAX_DIGESTS || bytes.len() as u64 != HEADER_LEN + 32 * count {
@@ -365,6 +422,33 @@ mod tests {
         assert_eq!(cache_root(None, None), None);
     }
 
+    /// Each kind is its own file beside the other, and a file written for
+    /// one kind is never read as the other (their digests mean different
+    /// things).
+    #[test]
+    fn the_bundle_cache_is_a_sibling_that_never_reads_the_signature_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let signatures = cache(tmp.path());
+        let bundles = signatures.of_kind(Kind::Bundles);
+        assert_eq!(bundles.path().file_name(), signatures.path().file_name());
+        assert!(bundles.path().ends_with(
+            Path::new("natsform/checked-bundles").join(signatures.path().file_name().unwrap())
+        ));
+        assert_eq!(bundles.of_kind(Kind::Signatures), signatures);
+        assert_eq!(signatures.save(&[digest("a")]), Ok(true));
+        assert_eq!(bundles.load(), (Remembered::default(), None));
+        assert_eq!(bundles.save(&[digest_bytes(b"b")]), Ok(true));
+        assert!(signatures.load().0.contains(&digest("a")));
+        assert!(bundles.load().0.contains(&digest("b")));
+        // The signature cache's bytes in the bundle cache's place.
+        std::fs::copy(signatures.path(), bundles.path()).unwrap();
+        let (r, note) = bundles.load();
+        assert!(r.is_empty());
+        let note = note.unwrap();
+        assert!(note.contains("cache of checked bundles"), "{note}");
+        assert!(note.contains("for something else"), "{note}");
+    }
+
     #[test]
     fn garbage_huge_foreign_or_linked_caches_are_empty() {
         let tmp = tempfile::tempdir().unwrap();
@@ -383,7 +467,7 @@ mod tests {
         assert!(ignored(&c).contains("damaged"));
         let mut pair = [digest("a"), digest("b")];
         pair.sort_unstable();
-        let mut two = serialize(&pair);
+        let mut two = serialize(Kind::Signatures, &pair);
         let (x, y) = two.split_at_mut(HEADER_LEN as usize + 32);
         x[HEADER_LEN as usize..].swap_with_slice(&mut y[..32]);
         put(c.path(), &two);

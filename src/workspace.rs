@@ -463,6 +463,13 @@ impl Workspace {
 
     /// Notes about the cache (ignored as untrustworthy or damaged), for
     /// the CLI to print on stderr.
+    /// The cache of bundles of user seeds this user's applies sealed,
+    /// beside the verified-signature cache and only when that is used.
+    pub fn bundle_cache(&self) -> Option<verified::Cache> {
+        let (cache, _) = self.cache.as_ref()?;
+        Some(cache.of_kind(verified::Kind::Bundles))
+    }
+
     pub fn cache_notes(&self) -> &[String] {
         &self.cache_notes
     }

@@ -361,6 +361,102 @@ fn a_bundle_line_holding_another_keys_seed_is_refused_by_creds_and_by_an_apply_t
     assert!(p.files() == before, "a refused apply changed files");
 }
 
+/// The cache of checked bundles (beside the verified-signature cache).
+fn checked_bundles(p: &Project) -> natsform::verified::Cache {
+    let dir = p.project_dir().canonicalize().unwrap();
+    natsform::verified::Cache::at(&p.cache_home(), &dir).of_kind(natsform::verified::Kind::Bundles)
+}
+
+fn digest_of(path: &Path) -> natsform::verified::Digest {
+    natsform::verified::digest_bytes(&fs::read(path).unwrap())
+}
+
+/// Apply remembers the exact bytes of each bundle it sealed (in the user's
+/// cache, never the repository) and, opening those bytes again to rewrite
+/// the bundle, does not derive every line's key once more. Bytes it did not
+/// seal are checked line by line; a line's seed is still checked wherever
+/// it is used, so even a cache that vouches for foreign bytes carries a bad
+/// line over without ever handing its seed out.
+#[test]
+fn a_bundle_apply_sealed_is_remembered_and_only_those_bytes_skip_the_line_check() {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    p.apply();
+    let cache = checked_bundles(&p);
+    let file = bundle(&p, "account.O2/A#v1");
+    let sealed = digest_of(&file);
+    let (remembered, note) = cache.load();
+    assert_eq!(note, None);
+    assert!(remembered.contains(&sealed), "{remembered:?}");
+
+    // A user added: the bundle is rewritten; its new bytes replace the old.
+    append(&p, "\n[operators.O2.accounts.A.users.first]\n");
+    p.apply();
+    let (remembered, _) = cache.load();
+    let resealed = digest_of(&file);
+    assert_ne!(resealed, sealed);
+    assert!(remembered.contains(&resealed), "{remembered:?}");
+    assert!(
+        !remembered.contains(&sealed),
+        "a replaced bundle stays remembered"
+    );
+
+    // Foreign bytes (two users' seeds swapped, sealed by someone else):
+    // checked line by line, refused before any write.
+    let plain = age_decrypt(&file);
+    let mut lines: Vec<String> = plain.lines().map(str::to_string).collect();
+    let (k1, s1) = lines[1]
+        .split_once(' ')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let (k2, s2) = lines[2]
+        .split_once(' ')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    lines[1] = format!("{k1} {s2}");
+    lines[2] = format!("{k2} {s1}");
+    fs::write(&file, age_encrypt(&(lines.join("\n") + "\n"))).unwrap();
+    append(&p, "\n[operators.O2.accounts.A.users.second]\n");
+    let before = p.files();
+    let run = p.run(&["apply", "--auto-approve"]).failure();
+    assert!(run.stderr.contains("holds the seed of"), "{}", run.stderr);
+    assert!(p.files() == before, "a refused apply changed files");
+
+    // The same bytes vouched for by this user's cache (as if this user's
+    // apply had sealed them): not checked again, so apply goes on and
+    // carries both lines over as they are; `creds` still refuses them.
+    let mut vouched: Vec<natsform::verified::Digest> = remembered.iter().copied().collect();
+    vouched.push(digest_of(&file));
+    cache.save(&vouched).unwrap();
+    p.apply();
+    let after = age_decrypt(&file);
+    assert!(
+        after.contains(&format!("{k1} {s2}")),
+        "the line was not carried over"
+    );
+    let user = |key: &str| {
+        let lock = fs::read_to_string(p.path().join("natsform.lock")).unwrap();
+        let line = lock
+            .lines()
+            .find(|l| l.ends_with(&format!("\"{key}\"")))
+            .unwrap()
+            .to_string();
+        line.split_once(" = ")
+            .unwrap()
+            .0
+            .trim_matches('"')
+            .to_string()
+    };
+    let name = user(&k1);
+    let name = name
+        .rsplit_once('/')
+        .map_or(name.as_str(), |(_, n)| n)
+        .to_string();
+    let name = name.split('#').next().unwrap().to_string();
+    let run = p.run(&["creds", &format!("A/{name}")]).failure();
+    assert!(run.stderr.contains("holds the seed of"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+}
+
 #[test]
 fn per_user_seed_files_from_before_bundles_keep_working_then_move_in() {
     let p = Project::from_example("walkthrough", "natsform.toml");

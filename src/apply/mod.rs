@@ -84,6 +84,7 @@ use crate::keys::{
 use crate::plan::keyref::ExpectedActivation;
 use crate::plan::{self, Action, ActionKind, DesiredClaims, DesiredObject, KeyBook, KeyRef, Plan};
 use crate::tree::{ObjectId, ObjectKind};
+use crate::verified::{self, Remembered};
 use crate::workspace::Workspace;
 
 pub mod commit;
@@ -100,6 +101,10 @@ pub struct Report {
     /// Why the verified-signature cache could not learn the JWTs written
     /// (a note for the CLI; the next plan verifies them again).
     pub cache_note: Option<String>,
+    /// Notes about the cache of checked bundles (ignored, or it could not
+    /// learn the bundles written): never an error, every line is then
+    /// checked.
+    pub bundle_cache_notes: Vec<String>,
 }
 
 /// How apply tells a person what it does: lines (a step, a file written)
@@ -193,6 +198,12 @@ pub fn apply_and_deploy(
     remove_orphans(ws, plan, &lock, &bundles, &mut report, &mut |l| {
         progress.line(l)
     })?; // 7a
+    report.bundle_cache_notes.extend(bundles.note.clone());
+    if let Err(e) = remember_bundles(&bundles) {
+        report.bundle_cache_notes.push(format!(
+            "could not remember the bundles of user seeds sealed ({e}); the next apply that opens them checks every line again"
+        ));
+    }
 
     // 7b. Commit what was written, before the push: a push that fails
     // leaves the store written and committed, and the next run pushes it.
@@ -831,6 +842,11 @@ fn seeds_written(
 struct Bundles {
     writes: Vec<BundleWrite>,
     legacy: Vec<String>,
+    /// The cache of bundles this user's applies sealed, and what it
+    /// held, when bundles were sealed with it.
+    checked: Option<(verified::Cache, Remembered)>,
+    /// Why that cache was ignored.
+    note: Option<String>,
 }
 
 /// One account's bundle to write.
@@ -846,6 +862,9 @@ struct BundleWrite {
     /// The bundle without the seeds of users leaving it, and its index,
     /// written in step 7a (after the store).
     late: Option<(Vec<u8>, Vec<String>)>,
+    /// The digests of the sealed bundles it was made from (its own and its
+    /// replaced key's), which the bundles written replace.
+    opened: Vec<verified::Digest>,
 }
 
 /// Step 4c, reads the vault, writes nothing. For every account whose users
@@ -904,6 +923,17 @@ fn seal_bundles(
     } else {
         None
     };
+    // Bundles this user's applies sealed need no line-by-line check again
+    // (see `verified`); used only beside the signature cache.
+    let (checked, note) = match ws.bundle_cache() {
+        Some(cache) => {
+            let (remembered, note) = cache.load();
+            (Some((cache, remembered)), note)
+        }
+        None => (None, None),
+    };
+    let none = Remembered::default();
+    let remembered = checked.as_ref().map_or(&none, |(_, r)| r);
     // The users' new key pairs move into their bundles (users sign nothing).
     let mut generated: HashMap<String, KeyPair> = HashMap::new();
     for (_, public) in &keys.generated {
@@ -927,6 +957,7 @@ fn seal_bundles(
                 ids.as_ref(),
                 &generated,
                 &recipients,
+                remembered,
             )
             .with_context(|| format!("sealing the user seeds of {}", a.account))
         })
@@ -943,7 +974,11 @@ fn seal_bundles(
             "internal error: the new user key {public} belongs to no bundle this apply writes; nothing was written"
         );
     }
-    let mut out = Bundles::default();
+    let mut out = Bundles {
+        checked,
+        note,
+        ..Bundles::default()
+    };
     for (write, legacy) in sealed.into_iter().flatten() {
         out.legacy.extend(legacy);
         out.writes.push(write);
@@ -963,6 +998,7 @@ fn seal_bundle(
     ids: Option<&Identities>,
     generated: &std::sync::Mutex<HashMap<String, KeyPair>>,
     recipients: &Recipients,
+    checked: &Remembered,
 ) -> Result<Option<(BundleWrite, Vec<String>)>> {
     let account = a
         .public_key
@@ -972,18 +1008,35 @@ fn seal_bundle(
     // What holds the account's users' seeds today, in one map: its bundle,
     // the bundle of its replaced key, users' own seed files. Lines read
     // from a bundle stay as they were read (see `keys::bundle` on why a
-    // line only carried over is not derived).
+    // line only carried over is not derived), each checked against its key
+    // before the bundle is sealed again (in parallel): apply does not use a
+    // kept user's seed, but re-sealing a line that holds another key's seed
+    // would carry a branch's damage forward silently; refused here, before
+    // any write, naming the bundle and line. The exact bytes of a bundle an
+    // earlier apply of this user sealed were checked then.
+    let open = |key: &str| -> Result<Option<(keys::UserSeeds, verified::Digest)>> {
+        let opened = vault.open_bundle_digest(key, ids()?)?;
+        if let Some((seeds, digest)) = &opened {
+            if !checked.contains(digest) {
+                seeds.check_all()?;
+            }
+        }
+        Ok(opened)
+    };
+    let mut opened_digests = Vec::new();
     let mut seeds = keys::UserSeeds::new();
     let mut current: Option<Vec<String>> = None;
     if ws.bundles.contains_key(&account) {
-        if let Some(opened) = vault.open_bundle(&account, ids()?)? {
+        if let Some((opened, digest)) = open(&account)? {
             current = Some(opened.keys().map(str::to_string).collect());
             seeds = opened;
+            opened_digests.push(digest);
         }
     }
     let from = change.and_then(|c| c.from.clone());
     if let Some(from) = &from {
-        if let Some(mut opened) = vault.open_bundle(from, ids()?)? {
+        if let Some((mut opened, digest)) = open(from)? {
+            opened_digests.push(digest);
             for k in opened.keys().map(str::to_string).collect::<Vec<_>>() {
                 if let Some(line) = opened.take_line(&k) {
                     seeds.insert_line(line);
@@ -998,12 +1051,6 @@ fn seal_bundle(
             .with_context(|| format!("reading the seed file {public}{}", keys::vault_suffix()))?;
         seeds.insert(kp);
     }
-    // Every line read is checked against its key before the bundle is
-    // sealed again (in parallel): apply does not use a kept user's seed,
-    // but re-sealing a line that holds another key's seed would carry a
-    // branch's damage forward silently; refused here, before any write,
-    // naming the bundle and line.
-    seeds.check_all()?;
     // The users the new lock binds: each new key pair joins; every other
     // user's seed must be there.
     let mut kept: std::collections::HashSet<&str> =
@@ -1066,8 +1113,40 @@ fn seal_bundle(
         keys,
         only_reseal: same && from.is_none() && late.is_none(),
         late,
+        opened: opened_digests,
     };
     Ok(Some((write, legacy)))
+}
+
+/// After step 7a, with every bundle written durable: the cache of checked
+/// bundles learns the exact bytes of each bundle this apply left in the
+/// vault (its every line was checked or generated before it was sealed)
+/// and forgets those they replaced. `Ok(false)` when nothing changed.
+fn remember_bundles(bundles: &Bundles) -> Result<bool, String> {
+    let Some((cache, remembered)) = &bundles.checked else {
+        return Ok(false);
+    };
+    let mut replaced = Vec::new();
+    let mut written = Vec::new();
+    for w in &bundles.writes {
+        let last = w.late.as_ref().map(|(a, _)| a).or(w.armored.as_ref());
+        if let Some(bytes) = last {
+            replaced.extend(&w.opened);
+            written.push(verified::digest_bytes(bytes));
+        }
+    }
+    replaced.sort_unstable();
+    let mut digests: Vec<verified::Digest> = remembered
+        .iter()
+        .filter(|d| replaced.binary_search(d).is_err())
+        .copied()
+        .collect();
+    // Bundles replaced elsewhere (a pull) leave digests behind: bounded.
+    if digests.len() + written.len() > verified::MAX_DIGESTS as usize {
+        digests.clear();
+    }
+    digests.extend(written);
+    cache.save(&digests)
 }
 
 /// Step 5, in the `seeds` batch: the bundles sealed in step 4c (and their

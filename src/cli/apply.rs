@@ -201,6 +201,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             "could not remember the signatures of the JWTs written ({e}); the next plan verifies them again"
         ));
     }
+    report.bundle_cache_notes.iter().for_each(|n| out.note(n));
     let mut summary = format!(
         "Apply complete: {} key{} generated, {} JWT{} written, {} deleted.",
         report.keys_generated,

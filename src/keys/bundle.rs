@@ -469,14 +469,27 @@ impl Vault {
     /// checked (its seed against its key on use, or by `check_all`);
     /// `None` when there is no bundle. A link is refused.
     pub fn open_bundle(&self, account: &str, identities: &Identities) -> Result<Option<UserSeeds>> {
+        Ok(self
+            .open_bundle_digest(account, identities)?
+            .map(|(seeds, _)| seeds))
+    }
+
+    /// [`Vault::open_bundle`], and the SHA-256 of the sealed bytes it read
+    /// (what `apply` remembers of the bundles it sealed).
+    pub fn open_bundle_digest(
+        &self,
+        account: &str,
+        identities: &Identities,
+    ) -> Result<Option<(UserSeeds, crate::verified::Digest)>> {
         let path = self.bundle_path(account)?;
         refuse_link(&path, "read")?;
         let bytes = match read_bounded(&path)? {
             Some(b) => b,
             None => return Ok(None),
         };
+        let digest = crate::verified::digest_bytes(&bytes);
         let plain = decrypt(&bytes, identities, &path)?;
-        parse(account, plain, &path).map(Some)
+        parse(account, plain, &path).map(|seeds| Some((seeds, digest)))
     }
 
     /// Path of the index of the bundle of `account`.
