@@ -38,6 +38,12 @@
 //! JWTs apply wrote (`benches/go/jwtloop`). Without them the Go columns say
 //! why and the rest runs.
 //!
+//! And the file system's share of scenario 1, once: the files that apply
+//! from empty wrote (store and vault: same names, same bytes) written again
+//! into a fresh tree the way apply writes new files (each to a temporary
+//! file, then renamed; directories in parallel; one `syncfs`), with no key,
+//! JWT or age work: what any tool that keeps one file per JWT pays there.
+//!
 //! The seeds are sealed to an age identity generated for this run (passed
 //! to natsform in its environment, never written); HOME and the XDG
 //! directories of every natsform process point into the run's temporary
@@ -423,6 +429,68 @@ fn baseline(scratch: &Path, shape: &Shape, tokens: &[String], go: &Go, rounds: u
     }
 }
 
+/// Files by directory: a directory relative to the project, and the name
+/// and bytes of each regular file in it.
+type Tree = Vec<(PathBuf, Vec<(String, Vec<u8>)>)>;
+
+/// Every regular file under `dir`/store and `dir`/vault, grouped by
+/// directory (sorted).
+fn written_files(dir: &Path) -> Tree {
+    fn walk(base: &Path, rel: &Path, out: &mut Tree) {
+        let mut files = Vec::new();
+        let mut entries: Vec<_> = std::fs::read_dir(base.join(rel))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().into_string().unwrap();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                walk(base, &rel.join(&name), out);
+            } else if t.is_file() {
+                files.push((name, std::fs::read(e.path()).unwrap()));
+            }
+        }
+        out.push((rel.to_path_buf(), files));
+    }
+    let mut out = Vec::new();
+    for top in ["store", "vault"] {
+        walk(dir, Path::new(top), &mut out);
+    }
+    out
+}
+
+/// Seconds to write `files` under `to` as apply writes new files: each
+/// created exclusively under a temporary name, written, closed, renamed;
+/// one directory per task (rayon); then one `syncfs` for the tree.
+fn fs_floor(files: &Tree, to: &Path) -> f64 {
+    use std::io::Write as _;
+    use std::os::unix::io::AsRawFd;
+    for (dir, _) in files {
+        std::fs::create_dir_all(to.join(dir)).unwrap();
+    }
+    let start = Instant::now();
+    files.par_iter().for_each(|(dir, names)| {
+        let dir = to.join(dir);
+        for (name, bytes) in names {
+            let tmp = dir.join(format!(".{name}.tmp"));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .unwrap();
+            f.write_all(bytes).unwrap();
+            drop(f);
+            std::fs::rename(&tmp, dir.join(name)).unwrap();
+        }
+    });
+    let root = std::fs::File::open(to).unwrap();
+    // SAFETY: a valid descriptor, open for the call.
+    assert_eq!(unsafe { libc::syncfs(root.as_raw_fd()) }, 0);
+    start.elapsed().as_secs_f64()
+}
+
 /// One row of the result table.
 struct Row {
     what: String,
@@ -562,6 +630,15 @@ fn main() {
     assert_eq!(all_tokens.len(), accounts * users);
     let all_base = baseline(&root.join("sign-all"), &all_shape, &all_tokens, &go, rounds);
     drop(all_tokens);
+    eprintln!("the file system's share of apply from empty…");
+    let files = written_files(&all_dir);
+    let floor_files: usize = files.iter().map(|(_, f)| f.len()).sum();
+    let floor_bytes: usize = files
+        .iter()
+        .flat_map(|(_, f)| f.iter().map(|(_, b)| b.len()))
+        .sum();
+    let floor = fs_floor(&files, &root.join("floor"));
+    drop(files);
     eprintln!("baselines for {big} user JWTs…");
     let big_tokens = user_tokens(&big_dir);
     assert_eq!(big_tokens.len(), big - 1);
@@ -679,6 +756,15 @@ fn main() {
         "\nRatios are to the baselines for the same number of user JWTs ({} for the first two rows, {} for the others). A plan + apply row is the sum of both runs, its peak the larger.",
         thousands(all_base.n),
         thousands(big_base.n)
+    );
+    let _ = writeln!(
+        t,
+        "\nFile system alone (one run): writing the {} files ({:.1} MiB) that apply from empty wrote, as apply writes new files (temporary file, rename, directories in parallel, one syncfs), with no key, JWT or age work: {floor:.3} s = {} of apply from empty ({:.3} s), {} of the Go encode + sign loop.",
+        thousands(floor_files),
+        floor_bytes as f64 / (1024.0 * 1024.0),
+        ratio(floor, Some(all_empty.secs)),
+        all_empty.secs,
+        ratio(floor, all_base.go_sign),
     );
     if let Go::Missing(why) = &go {
         let _ = writeln!(t, "{why}");
