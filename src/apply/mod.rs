@@ -169,11 +169,14 @@ pub fn apply_and_deploy(
     // In memory: every step that can refuse runs before the first write.
     let mut keys = generate_keys(ws, plan, &required)?; // 1
     let state = ws.desired(&keys.book);
-    let desired = &state.objects;
-    unlock_signers(ws, plan, desired, &mut keys.pairs, identities, &mut |l| {
+    let mut desired = state.objects;
+    unlock_signers(ws, plan, &desired, &mut keys.pairs, identities, &mut |l| {
         progress.line(l)
     })?; // 2
-    let tokens = sign_all(ws, plan, desired, &keys.pairs, now, progress)?; // 3
+    let tokens = sign_all(ws, plan, &mut desired, &keys.pairs, now, progress)?; // 3
+                                                                                // Signed: the desired claims are not needed again; freed beside the
+                                                                                // steps that follow, not on their time.
+    std::thread::spawn(move || drop(desired));
     let deleted =
         plan::live::deleted_after(ws.lock.deleted_accounts(), &plan.actions, &ws.existing);
     let lock = new_lock(&keys.book, &state.revocations, deleted)?; // 4
@@ -682,7 +685,7 @@ fn unlock(
 fn sign_all(
     ws: &Workspace,
     plan: &Plan,
-    desired: &BTreeMap<ObjectId, DesiredObject>,
+    desired: &mut BTreeMap<ObjectId, DesiredObject>,
     pairs: &HashMap<String, KeyPair>,
     now: i64,
     progress: &mut dyn Progress,
@@ -702,6 +705,12 @@ fn sign_all(
             .collect();
         for (action, token) in chunk.iter().zip(signed) {
             tokens.insert(action.id.clone(), token?);
+            // A user's desired claims are done with once it is signed (an
+            // account's are read by its users' signing): 100,000 users'
+            // claims are not held beside their 100,000 JWTs.
+            if action.id.user.is_some() {
+                desired.remove(&action.id);
+            }
         }
         progress.inc(chunk.len());
     }
@@ -934,17 +943,11 @@ fn seal_bundles(
     };
     let none = Remembered::default();
     let remembered = checked.as_ref().map_or(&none, |(_, r)| r);
-    // The users' new key pairs move into their bundles (users sign nothing).
-    let mut generated: HashMap<String, KeyPair> = HashMap::new();
-    for (_, public) in &keys.generated {
-        if keys::kind_of_public_key(public) == Some(KeyKind::User) {
-            if let Some(kp) = keys.pairs.remove(public) {
-                generated.insert(public.clone(), kp);
-            }
-        }
-    }
+    // The users' new key pairs move into their bundles (users sign nothing),
+    // taken out of `keys.pairs` as each account's bundle is sealed (no
+    // second map of 100,000 key pairs meanwhile).
     let vault = Vault::new(&ws.vault_dir);
-    let generated = std::sync::Mutex::new(generated);
+    let generated = std::sync::Mutex::new(&mut keys.pairs);
     let sealed: Vec<Option<(BundleWrite, Vec<String>)>> = work
         .par_iter()
         .map(|(a, change)| {
@@ -966,10 +969,17 @@ fn seal_bundles(
     // a JWT will name without its seed sealed is the one loss apply exists
     // to prevent, so a disagreement between the plan's new keys and its
     // bundle changes stops here, before any write.
-    let unplaced = generated
+    let pairs = generated
         .into_inner()
         .map_err(|_| anyhow::anyhow!("sealing panicked"))?;
-    if let Some(public) = unplaced.keys().min() {
+    let unplaced = keys
+        .generated
+        .iter()
+        .map(|(_, public)| public)
+        .filter(|public| {
+            keys::kind_of_public_key(public) == Some(KeyKind::User) && pairs.contains_key(*public)
+        });
+    if let Some(public) = unplaced.min() {
         bail!(
             "internal error: the new user key {public} belongs to no bundle this apply writes; nothing was written"
         );
@@ -996,7 +1006,7 @@ fn seal_bundle(
     change: Option<&plan::vault::BundleChange>,
     reseal: &std::collections::BTreeSet<&str>,
     ids: Option<&Identities>,
-    generated: &std::sync::Mutex<HashMap<String, KeyPair>>,
+    generated: &std::sync::Mutex<&mut HashMap<String, KeyPair>>,
     recipients: &Recipients,
     checked: &Remembered,
 ) -> Result<Option<(BundleWrite, Vec<String>)>> {
