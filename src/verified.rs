@@ -228,6 +228,19 @@ impl Cache {
         [verified.parent().expect("under natsform/"), verified]
     }
 
+    /// Removes the cache file (a link in its place is removed, never
+    /// followed; a directory is left alone). `Ok(true)` when one was there.
+    pub fn forget(&self) -> Result<bool, String> {
+        match std::fs::symlink_metadata(&self.file) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(format!("{}: {e}", esc(&self.file))),
+            Ok(m) if m.is_dir() => Err(format!("{} is a directory", esc(&self.file))),
+            Ok(_) => std::fs::remove_file(&self.file)
+                .map(|()| true)
+                .map_err(|e| format!("{}: {e}", esc(&self.file))),
+        }
+    }
+
     /// Makes the cache hold exactly `digests` (in any order); writes only
     /// when that changes the file. `Ok(true)` when written.
     pub fn save(&self, digests: &[Digest]) -> Result<bool, String> {
@@ -447,6 +460,25 @@ mod tests {
         let note = note.unwrap();
         assert!(note.contains("cache of checked bundles"), "{note}");
         assert!(note.contains("for something else"), "{note}");
+    }
+
+    /// Forgetting removes the file only: a link in its place goes, what it
+    /// points at stays; a directory is refused.
+    #[test]
+    fn forgetting_removes_the_file_never_what_a_link_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = cache(tmp.path()).of_kind(Kind::Bundles);
+        assert_eq!(c.forget(), Ok(false));
+        c.save(&[digest("a")]).unwrap();
+        assert_eq!(c.forget(), Ok(true));
+        assert!(!c.path().exists());
+        let target = tmp.path().join("elsewhere");
+        std::fs::write(&target, "keep").unwrap();
+        std::os::unix::fs::symlink(&target, c.path()).unwrap();
+        assert_eq!(c.forget(), Ok(true));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        std::fs::create_dir(c.path()).unwrap();
+        assert!(c.forget().unwrap_err().contains("is a directory"));
     }
 
     #[test]

@@ -461,8 +461,6 @@ impl Workspace {
         &self.verification
     }
 
-    /// Notes about the cache (ignored as untrustworthy or damaged), for
-    /// the CLI to print on stderr.
     /// The cache of bundles of user seeds this user's applies sealed,
     /// beside the verified-signature cache and only when that is used.
     pub fn bundle_cache(&self) -> Option<verified::Cache> {
@@ -470,6 +468,13 @@ impl Workspace {
         Some(cache.of_kind(verified::Kind::Bundles))
     }
 
+    /// Forgets every bundle remembered as checked (`plan --verify-all`).
+    pub fn forget_checked_bundles(&self) -> Result<bool, String> {
+        self.bundle_cache().map_or(Ok(false), |c| c.forget())
+    }
+
+    /// Notes about the cache (ignored as untrustworthy or damaged), for
+    /// the CLI to print on stderr.
     pub fn cache_notes(&self) -> &[String] {
         &self.cache_notes
     }

@@ -54,13 +54,15 @@ fn age_encrypt(plain: &str) -> Vec<u8> {
 }
 
 fn lock_key(p: &Project, address: &str) -> String {
+    lock_key_opt(p, address).unwrap_or_else(|| panic!("{address} not in the lock"))
+}
+
+fn lock_key_opt(p: &Project, address: &str) -> Option<String> {
     let lock = fs::read_to_string(p.path().join("natsform.lock")).unwrap();
-    lock.lines()
-        .find_map(|l| {
-            let (a, k) = l.split_once(" = ")?;
-            (a.trim_matches('"') == address).then(|| k.trim_matches('"').to_string())
-        })
-        .unwrap_or_else(|| panic!("{address} not in the lock:\n{lock}"))
+    lock.lines().find_map(|l| {
+        let (a, k) = l.split_once(" = ")?;
+        (a.trim_matches('"') == address).then(|| k.trim_matches('"').to_string())
+    })
 }
 
 fn bundle(p: &Project, account_address: &str) -> PathBuf {
@@ -455,6 +457,62 @@ fn a_bundle_apply_sealed_is_remembered_and_only_those_bytes_skip_the_line_check(
     let run = p.run(&["creds", &format!("A/{name}")]).failure();
     assert!(run.stderr.contains("holds the seed of"), "{}", run.stderr);
     assert!(run.stdout.is_empty());
+
+    // `plan --verify-all` takes nothing on trust: it forgets the bundles
+    // remembered, so the next apply that re-seals checks every line again.
+    p.run(&["plan", "--verify-all"]).success();
+    assert!(
+        !cache.path().exists(),
+        "plan --verify-all kept the bundle cache"
+    );
+    append(&p, "\n[operators.O2.accounts.A.users.third]\n");
+    let run = p.run(&["apply", "--auto-approve"]).failure();
+    assert!(run.stderr.contains("holds the seed of"), "{}", run.stderr);
+}
+
+/// A user deleted: its seed stays in the bundle until the store is written,
+/// then leaves it (step 7a); what is remembered is the bundle on disk at
+/// the end, and the other accounts' bundles stay remembered.
+#[test]
+fn a_deletion_remembers_the_bundle_it_leaves_on_disk() {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    append(&p, "\n[operators.O2.accounts.A.users.leaving]\n");
+    p.apply();
+    let cache = checked_bundles(&p);
+    let file = bundle(&p, "account.O2/A#v1");
+    let sales = bundle(&p, "account.O2/sales#v1");
+    let before = digest_of(&file);
+    let (remembered, _) = cache.load();
+    assert!(remembered.contains(&before) && remembered.contains(&digest_of(&sales)));
+    edit(&p, "\n[operators.O2.accounts.A.users.leaving]\n", "\n");
+    p.apply();
+    let leaving = lock_key_opt(&p, "user.O2/A/leaving#v1");
+    assert_eq!(leaving, None, "the deleted user is still in the lock");
+    let after = digest_of(&file);
+    assert_ne!(after, before);
+    assert_eq!(age_decrypt(&file).lines().count(), 3);
+    let (remembered, note) = cache.load();
+    assert_eq!(note, None);
+    assert!(
+        remembered.contains(&after),
+        "the bundle on disk is not remembered"
+    );
+    assert!(
+        !remembered.contains(&before),
+        "the replaced bundle stays remembered"
+    );
+    assert!(
+        remembered.contains(&digest_of(&sales)),
+        "another account's bundle was forgotten"
+    );
+    // Exactly the bundles in the vault.
+    let mut on_disk: Vec<natsform::verified::Digest> = vault_names(&p)
+        .iter()
+        .filter(|n| n.ends_with(".users.age"))
+        .map(|n| digest_of(&p.path().join("vault").join(n)))
+        .collect();
+    on_disk.sort();
+    assert_eq!(remembered.iter().copied().collect::<Vec<_>>(), on_disk);
 }
 
 #[test]

@@ -173,10 +173,11 @@ pub fn apply_and_deploy(
     unlock_signers(ws, plan, &desired, &mut keys.pairs, identities, &mut |l| {
         progress.line(l)
     })?; // 2
-    let tokens = sign_all(ws, plan, &mut desired, &keys.pairs, now, progress)?; // 3
-                                                                                // Signed: the desired claims are not needed again; freed beside the
-                                                                                // steps that follow, not on their time.
-    std::thread::spawn(move || drop(desired));
+         // 3
+    let tokens = sign_all(ws, plan, &mut desired, &keys.pairs, now, progress)?;
+    // Signed: the desired claims are not needed again; freed beside the
+    // steps that follow, not on their time (inline when no thread starts).
+    let _ = std::thread::Builder::new().spawn(move || drop(desired));
     let deleted =
         plan::live::deleted_after(ws.lock.deleted_accounts(), &plan.actions, &ws.existing);
     let lock = new_lock(&keys.book, &state.revocations, deleted)?; // 4
@@ -195,8 +196,9 @@ pub fn apply_and_deploy(
     seeds_written(ws, &keys, sealed, &report, &mut |l| progress.line(l));
     write_lock(ws, &lock, &mut report)?; // 6
     write_store(ws, plan, &tokens, &mut report, progress)?; // 7
-                                                            // The cache learns what this apply signed, once it is in the store
-                                                            // (the first plan after an apply then verifies none of it).
+
+    // The cache learns what this apply signed, once it is in the store
+    // (the first plan after an apply then verifies none of it).
     report.cache_note = ws.remember_applied(plan, &tokens).err();
     remove_orphans(ws, plan, &lock, &bundles, &mut report, &mut |l| {
         progress.line(l)

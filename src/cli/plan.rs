@@ -88,6 +88,15 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             };
             let ws = Workspace::open_cached(path, signatures)?;
             ws.cache_notes().iter().for_each(|n| out.note(n));
+            if args.verify_all {
+                // Nothing remembered is taken on trust: the bundles apply
+                // remembered as checked (which plan, holding no secret,
+                // cannot check) are forgotten, so the next apply checks
+                // every line of each bundle it seals again.
+                if let Err(e) = ws.forget_checked_bundles() {
+                    out.note(&format!("could not forget the checked bundles ({e})"));
+                }
+            }
             (ws, Some(held), None)
         }
     };
