@@ -15,6 +15,18 @@ extern "C" {
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
 
 fn main() -> std::process::ExitCode {
+    // No transparent huge pages for this process: mimalloc asks for them
+    // (madvise), and the kernel then zeroes 2 MiB at each first touch and
+    // again after each purge below. No-change plan at 100,000 users, run
+    // alternately under load: system time 1.2 s instead of 2.0 s, wall
+    // 3.1 s instead of 3.8 s, peak 442 MB instead of 452 MB.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with integer arguments changes only this process's
+    // (and its children's) use of huge pages; no memory is touched. A
+    // kernel that refuses leaves things as they were.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     // Memory a phase frees goes back to the OS at once, not after 10 ms:
     // the TOML parser's ~250 MiB of a 100,000-user manifest is then gone
     // before the store's and the desired objects' peak (no-change plan at

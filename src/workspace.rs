@@ -62,6 +62,13 @@ pub struct Workspace {
     /// The user keys each bundle's index (`<ACCOUNT>.users.keys`) lists,
     /// for the bundles whose index reads.
     pub bundle_users: BTreeMap<String, Vec<String>>,
+    /// Key addresses the manifest names ([`plan::required_keys`]), computed
+    /// once while the store was read.
+    required: BTreeSet<String>,
+    /// The plan's vault part and the number of seeds sealed to a removed
+    /// recipient ([`vault_plan`]): what every plan of this workspace sets,
+    /// computed once while the store was read.
+    vault: (plan::vault::VaultPlan, usize),
     /// Desired objects for the lock's keys, computed while the store was
     /// read; taken by the first [`Workspace::plan`].
     prepared: Mutex<Option<BTreeMap<ObjectId, DesiredObject>>>,
@@ -116,7 +123,7 @@ fn read_lock(src: &dyn Source, base: &Path) -> Result<(Lock, String)> {
 /// in its default place was read.
 enum Early {
     /// The manifest uses that store: everything else, or the first error.
-    Front(Result<Front>),
+    Front(Box<Result<Front>>),
     /// It names another store: the lock and the validation so far.
     Later(Result<(Lock, String)>, Result<(), manifest::ManifestErrors>),
 }
@@ -185,6 +192,8 @@ struct Front {
     sealed: BTreeMap<String, Option<crate::keys::Sealed>>,
     bundles: BTreeMap<String, Option<crate::keys::Sealed>>,
     bundle_users: BTreeMap<String, Vec<String>>,
+    required: BTreeSet<String>,
+    vault: (plan::vault::VaultPlan, usize),
 }
 
 impl Front {
@@ -218,34 +227,58 @@ impl Front {
         };
         validated.unwrap_or_else(|| manifest::validate(loaded))?;
         let vault_dir = base.join(&paths.vault_name);
-        let (prepared, (seed_problems, sealed, bundles, bundle_users)) = rayon::join(
-            || plan::desired(&loaded.manifest, lock.bindings()),
-            || {
-                // One read of each seed file gives both its problems and
-                // who it is sealed to.
-                let (examined, bundles) = examine_vault(src, &vault_dir);
-                (
-                    seed_problems(
+        let (prepared, (seed_problems, sealed, bundles, bundle_users, required, vault)) =
+            rayon::join(
+                || plan::desired(&loaded.manifest, lock.bindings()),
+                || {
+                    // One read of each seed file gives both its problems and
+                    // who it is sealed to; the manifest's keys and its
+                    // accounts' users are listed once for both the seed
+                    // problems and the plan's vault part.
+                    let (examined, bundles) = examine_vault(src, &vault_dir);
+                    let required = plan::required_keys(&loaded.manifest);
+                    let keys = lock.bindings();
+                    let accounts = plan::vault::account_users(&loaded.manifest, keys, keys);
+                    let problems = seed_problems(
                         src,
-                        &loaded.manifest,
                         &lock,
                         &vault_dir,
                         &paths.vault_name,
                         &examined,
                         &bundles,
-                    ),
-                    examined.into_iter().map(|(k, e)| (k, e.sealed)).collect(),
-                    bundles
+                        &required,
+                        &accounts,
+                    );
+                    let sealed: BTreeMap<String, Option<crate::keys::Sealed>> =
+                        examined.into_iter().map(|(k, e)| (k, e.sealed)).collect();
+                    let bundle_sealed: BTreeMap<String, Option<crate::keys::Sealed>> = bundles
                         .iter()
                         .map(|(k, e)| (k.clone(), e.sealed.clone()))
-                        .collect(),
-                    bundles
+                        .collect();
+                    let bundle_users: BTreeMap<String, Vec<String>> = bundles
                         .into_iter()
                         .filter_map(|(k, e)| Some((k, e.users?)))
-                        .collect(),
-                )
-            },
-        );
+                        .collect();
+                    let required: BTreeSet<String> = required.into_keys().collect();
+                    let vault = vault_plan(
+                        &loaded.manifest,
+                        &lock,
+                        &required,
+                        &accounts,
+                        &sealed,
+                        &bundle_sealed,
+                        &bundle_users,
+                    );
+                    (
+                        problems,
+                        sealed,
+                        bundle_sealed,
+                        bundle_users,
+                        required,
+                        vault,
+                    )
+                },
+            );
         Ok(Front {
             store: Store::new(base.join(&paths.store_dir)),
             vault_dir,
@@ -257,6 +290,8 @@ impl Front {
             sealed,
             bundles,
             bundle_users,
+            required,
+            vault,
         })
     }
 }
@@ -325,7 +360,7 @@ impl Workspace {
                     return Ok((loaded, Early::Later(lock, validated)));
                 }
                 let front = Front::of(&WorkDir, &loaded, &base, Some(lock), Some(validated));
-                Ok::<_, manifest::ManifestErrors>((loaded, Early::Front(front)))
+                Ok::<_, manifest::ManifestErrors>((loaded, Early::Front(Box::new(front))))
             },
             || {
                 let mut notes = Vec::new();
@@ -351,7 +386,7 @@ impl Workspace {
         let remembered = cache.as_ref().map_or(&empty, |(_, r)| r);
         let mut ws = match front {
             Early::Front(front) => {
-                let front = front?;
+                let front = (*front)?;
                 let store_read = match store {
                     Some(read) => read,
                     // A link led there while it was read: checked since.
@@ -432,6 +467,8 @@ impl Workspace {
             sealed,
             bundles,
             bundle_users,
+            required,
+            vault,
         } = front;
         let (existing, verification) = store_side.with_context(|| {
             format!("reading the store at {}", src.shown(store.root()).display())
@@ -448,6 +485,8 @@ impl Workspace {
             sealed,
             bundles,
             bundle_users,
+            required,
+            vault,
             prepared: Mutex::new(Some(prepared)),
             verification,
             cache: None,
@@ -646,17 +685,17 @@ impl Workspace {
         }
     }
 
-    /// Key addresses the manifest names.
-    pub fn required_addresses(&self) -> BTreeSet<String> {
-        plan::required_keys(&self.loaded.manifest)
-            .into_keys()
-            .collect()
+    /// Key addresses the manifest names (computed once, when opened).
+    pub fn required_addresses(&self) -> &BTreeSet<String> {
+        &self.required
     }
 
     /// The plan for the current manifest, lock and store at time `now`
     /// (unix seconds; read once per command, see [`now`]).
     pub fn plan(&self, now: i64) -> Plan {
-        self.plan_and_state(now).0
+        let (plan, state) = self.plan_and_state(now);
+        drop_elsewhere(state);
+        plan
     }
 
     /// [`Workspace::plan`] and the desired state it was computed from.
@@ -674,86 +713,28 @@ impl Workspace {
             ),
             None => self.desired(keys),
         };
-        let required = self.required_addresses();
         let plan = plan::plan(&plan::Inputs {
             state: &state,
             existing: &self.existing,
             keys,
-            required: &required,
+            required: &self.required,
             now,
             reissue_before: crate::manifest::validate::reissue_window_secs(&self.loaded.manifest),
             recorded: self.lock.revocations(),
             seed_problems: &self.seed_problems,
         });
         let mut plan = plan;
-        self.plan_vault(&mut plan, &required);
+        self.plan_vault(&mut plan);
         (plan, state)
     }
-    /// Sets the plan's vault part: seeds sealed to other recipients than
-    /// the manifest declares, and seeds no lock entry names; warns when a
-    /// removed recipient's copies stay in git history.
-    fn plan_vault(&self, plan: &mut Plan, required: &BTreeSet<String>) {
-        let declared = crate::keys::Recipients::parse(&self.loaded.manifest.secrets.recipients)
-            .ok()
-            .filter(|r| !r.is_empty())
-            .map(|r| r.sealed_shape());
-        // The bindings this apply keeps: a key the manifest no longer names
-        // leaves the lock in this apply, and every JWT it signed or named
-        // is re-issued or deleted before the vault is tidied (last step).
-        let kept: BTreeMap<String, String> = self
-            .lock
-            .iter()
-            .filter(|(a, k)| self.sealed.contains_key(*k) && required.contains(*a))
-            .map(|(a, k)| (a.to_string(), k.to_string()))
-            .collect();
-        let was: BTreeMap<String, String> = self
-            .lock
-            .iter()
-            .filter(|(a, k)| self.sealed.contains_key(*k) && !required.contains(*a))
-            .map(|(a, k)| (k.to_string(), a.to_string()))
-            .collect();
-        plan.vault = plan::vault::plan_vault(declared.as_ref(), &self.sealed, &kept, &was);
-        // Bundles of user seeds: one per account the lock binds and the
-        // manifest keeps; rewritten when that account's users change.
-        let accounts: BTreeMap<String, String> = self
-            .lock
-            .iter()
-            .filter(|(a, _)| a.starts_with("account.") && required.contains(*a))
-            .map(|(a, k)| (a.to_string(), k.to_string()))
-            .collect();
-        let was: BTreeMap<String, String> = self
-            .lock
-            .iter()
-            .filter(|(a, k)| self.bundles.contains_key(*k) && !accounts.contains_key(*a))
-            .map(|(a, k)| (k.to_string(), a.to_string()))
-            .collect();
-        plan.vault
-            .add_bundles(declared.as_ref(), &self.bundles, &accounts, &was);
-        let keys = self.lock.bindings();
-        plan.vault.bundles = plan::vault::account_users(&self.loaded.manifest, keys, keys)
-            .iter()
-            .filter_map(|a| {
-                a.change(
-                    |k| self.bundle_users.get(k).map(Vec::as_slice),
-                    |k| self.sealed.contains_key(k),
-                )
-            })
-            .filter(|c| !c.fresh)
-            .collect();
-        // Seeds, not files: a bundle holds every user seed of its account.
-        let removed: usize = plan
-            .vault
-            .reseal
-            .iter()
-            .filter(|r| r.removes_recipient)
-            .map(|r| match r.bundle {
-                true => self.bundle_users.get(&r.public_key).map_or(1, Vec::len),
-                false => 1,
-            })
-            .sum();
-        if removed > 0 {
+    /// Sets the plan's vault part ([`vault_plan`], computed when the
+    /// workspace was opened).
+    fn plan_vault(&self, plan: &mut Plan) {
+        let (vault, removed) = &self.vault;
+        plan.vault = vault.clone();
+        if *removed > 0 {
             plan.warnings
-                .push(plan::Warning::RecipientRemoved { seeds: removed });
+                .push(plan::Warning::RecipientRemoved { seeds: *removed });
         }
     }
 
@@ -802,8 +783,21 @@ impl Workspace {
             .map(|(a, k)| (k.to_string(), a.to_string()))
             .collect();
         plan.key_names.extend(named);
+        drop_elsewhere(state);
         plan
     }
+}
+
+/// Drops `value` on a thread of its own: freeing the desired state of
+/// 100,000 users takes ≈ 0.05 s that the caller need not wait for. Only
+/// for values whose drop nothing observable depends on (memory only: no
+/// file, lock or cache is written or released by it). When no thread can
+/// be started, it is dropped here.
+fn drop_elsewhere<T: Send + 'static>(value: T) {
+    // On failure the closure, and with it `value`, is dropped here.
+    let _ = std::thread::Builder::new()
+        .name("natsform-drop".into())
+        .spawn(move || drop(value));
 }
 
 /// How a message names a stored JWT's file.
@@ -811,26 +805,96 @@ fn src_path(store: &Store, id: &ObjectId) -> String {
     crate::safepath::escape_line(&store.path_of(id).display().to_string()).into_owned()
 }
 
+/// The plan's vault part: seeds sealed to other recipients than the
+/// manifest declares, seeds no lock entry names, bundles whose users
+/// change; and how many seeds stay sealed to a removed recipient in git
+/// history (the plan warns when there are any). Depends only on what
+/// opening the workspace read, so it is computed then, once.
+#[allow(clippy::too_many_arguments)]
+fn vault_plan(
+    manifest: &manifest::Manifest,
+    lock: &Lock,
+    required: &BTreeSet<String>,
+    accounts: &[plan::vault::AccountUsers],
+    sealed: &BTreeMap<String, Option<crate::keys::Sealed>>,
+    bundles: &BTreeMap<String, Option<crate::keys::Sealed>>,
+    bundle_users: &BTreeMap<String, Vec<String>>,
+) -> (plan::vault::VaultPlan, usize) {
+    let declared = crate::keys::Recipients::parse(&manifest.secrets.recipients)
+        .ok()
+        .filter(|r| !r.is_empty())
+        .map(|r| r.sealed_shape());
+    // The bindings this apply keeps: a key the manifest no longer names
+    // leaves the lock in this apply, and every JWT it signed or named
+    // is re-issued or deleted before the vault is tidied (last step).
+    let kept: BTreeMap<String, String> = lock
+        .iter()
+        .filter(|(a, k)| sealed.contains_key(*k) && required.contains(*a))
+        .map(|(a, k)| (a.to_string(), k.to_string()))
+        .collect();
+    let was: BTreeMap<String, String> = lock
+        .iter()
+        .filter(|(a, k)| sealed.contains_key(*k) && !required.contains(*a))
+        .map(|(a, k)| (k.to_string(), a.to_string()))
+        .collect();
+    let mut vault = plan::vault::plan_vault(declared.as_ref(), sealed, &kept, &was);
+    // Bundles of user seeds: one per account the lock binds and the
+    // manifest keeps; rewritten when that account's users change.
+    let kept_accounts: BTreeMap<String, String> = lock
+        .iter()
+        .filter(|(a, _)| a.starts_with("account.") && required.contains(*a))
+        .map(|(a, k)| (a.to_string(), k.to_string()))
+        .collect();
+    let was: BTreeMap<String, String> = lock
+        .iter()
+        .filter(|(a, k)| bundles.contains_key(*k) && !kept_accounts.contains_key(*a))
+        .map(|(a, k)| (k.to_string(), a.to_string()))
+        .collect();
+    vault.add_bundles(declared.as_ref(), bundles, &kept_accounts, &was);
+    vault.bundles = accounts
+        .iter()
+        .filter_map(|a| {
+            a.change(
+                |k| bundle_users.get(k).map(Vec::as_slice),
+                |k| sealed.contains_key(k),
+            )
+        })
+        .filter(|c| !c.fresh)
+        .collect();
+    // Seeds, not files: a bundle holds every user seed of its account.
+    let removed: usize = vault
+        .reseal
+        .iter()
+        .filter(|r| r.removes_recipient)
+        .map(|r| match r.bundle {
+            true => bundle_users.get(&r.public_key).map_or(1, Vec::len),
+            false => 1,
+        })
+        .sum();
+    (vault, removed)
+}
+
 /// Keys the manifest needs and the lock binds (bring-your-own keys aside,
 /// whose seeds natsform never holds) whose seed file is missing or damaged,
 /// and bring-your-own keys that the lock binds to another address. A user's
 /// seed is in its account's bundle, or in a file of its own (written before
 /// bundles): the plan sees the bundle's presence and shape, not inside it.
+#[allow(clippy::too_many_arguments)]
 fn seed_problems(
     src: &dyn Source,
-    manifest: &manifest::Manifest,
     lock: &Lock,
     vault_dir: &Path,
     vault_name: &str,
     examined: &BTreeMap<String, crate::keys::Examined>,
     bundles: &BTreeMap<String, crate::keys::Examined>,
+    required: &BTreeMap<String, (crate::keys::KeyKind, Option<String>)>,
+    accounts: &[plan::vault::AccountUsers],
 ) -> BTreeMap<String, String> {
     use rayon::prelude::*;
     let vault = crate::keys::Vault::new(vault_dir);
-    let required = plan::required_keys(manifest);
     let mut problems: BTreeMap<String, String> = BTreeMap::new();
     let owners: BTreeMap<&str, &str> = lock.iter().map(|(a, k)| (k, a)).collect();
-    for (addr, (_, byo)) in &required {
+    for (addr, (_, byo)) in required {
         let Some(public) = byo else { continue };
         if let Some(other) = owners.get(public.as_str()).filter(|o| **o != addr) {
             problems.insert(
@@ -861,8 +925,6 @@ fn seed_problems(
         .collect();
     problems.extend(missing);
     // Users, one account at a time: its bundle is looked at once.
-    let keys = lock.bindings();
-    let accounts = plan::vault::account_users(manifest, keys, keys);
     let users: Vec<(String, String)> = accounts
         .par_iter()
         .flat_map_iter(|acc| {
@@ -1054,5 +1116,22 @@ mod tests {
         ] {
             assert!(overlap_problem(s, v).is_some(), "{s} {v}");
         }
+    }
+
+    #[test]
+    fn drop_elsewhere_drops_the_value_off_the_calling_thread() {
+        // A value that says on which thread it was dropped.
+        struct Tell(std::sync::mpsc::Sender<std::thread::ThreadId>);
+        impl Drop for Tell {
+            fn drop(&mut self) {
+                let _ = self.0.send(std::thread::current().id());
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        super::drop_elsewhere(Tell(tx));
+        let dropped_on = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("dropped within 10 s");
+        assert_ne!(dropped_on, std::thread::current().id());
     }
 }

@@ -143,19 +143,27 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // After the plan is out: remembering is an optimisation for the next
     // run, and a cache that cannot be written is at most a note.
     remember_verified(&ws, out);
-    if !plan.blockers.is_empty() {
+    let result = if !plan.blockers.is_empty() {
         let shown = match format {
             Format::Text => Shown::Text,
             Format::Json => Shown::Json,
             Format::Markdown => Shown::Markdown,
         };
-        anyhow::bail!(blocked_message(&plan, shown));
-    }
-    Ok(if args.detailed_exitcode && !plan.is_empty() {
-        ExitCode::from(2)
+        Err(anyhow::anyhow!(blocked_message(&plan, shown)))
+    } else if args.detailed_exitcode && !plan.is_empty() {
+        Ok(ExitCode::from(2))
     } else {
-        ExitCode::SUCCESS
-    })
+        Ok(ExitCode::SUCCESS)
+    };
+    // The process ends now: the workspace (100,000 users' JWTs, the
+    // manifest, the lock) and the plan are left for the OS to reclaim
+    // instead of being freed object by object (≈ 0.08 s at 100,000
+    // users). Nothing observable depends on their drop: the run lock was
+    // released above (`held`), the cache was saved by `remember_verified`,
+    // and neither holds a file open for writing.
+    std::mem::forget(ws);
+    std::mem::forget(plan);
+    result
 }
 
 /// Writes the project's verified-signature cache (a note when it cannot),

@@ -233,7 +233,7 @@ impl Ctx<'_> {
                 None => Reason::NewIdentityKey { key },
                 // The lock names no address for the stored key: nothing natsform
                 // wrote explains the change, so a reviewer must be told.
-                Some(new) if !self.names.contains_key(decoded.subject.as_str()) => {
+                Some(new) if !self.names().contains_key(decoded.subject.as_str()) => {
                     Reason::LockEdited {
                         key,
                         bound: new.clone(),
@@ -306,7 +306,7 @@ impl Ctx<'_> {
             .iter()
             .any(|k| k.public.as_deref() == Some(issuer));
         let parent = parent_address(id);
-        Some(match self.names.get(issuer) {
+        Some(match self.names().get(issuer) {
             Some(addr) if trusted => Reason::SignerRotated {
                 old: addr.to_string(),
                 signer,

@@ -145,11 +145,6 @@ pub struct Inputs<'a> {
 /// Computes the plan. Objects are planned in parallel; the result is in
 /// [`ObjectId`] order, so it does not depend on scheduling.
 pub fn plan(inputs: &Inputs) -> Plan {
-    let names: KeyNames = inputs
-        .keys
-        .iter()
-        .map(|(addr, public)| (public.as_str(), addr.as_str()))
-        .collect();
     // Accounts whose claims change: effective permissions can only change
     // under them, and their actions reuse the answer.
     let changed_accounts: BTreeSet<&ObjectId> = inputs
@@ -168,7 +163,7 @@ pub fn plan(inputs: &Inputs) -> Plan {
         .collect();
     let mut ctx = Ctx {
         inputs,
-        names,
+        names: std::sync::OnceLock::new(),
         changed_accounts,
         accounts: inputs
             .state
@@ -216,7 +211,11 @@ pub fn plan(inputs: &Inputs) -> Plan {
     plan.blockers = notices::seed_blockers(inputs);
     plan.blockers
         .extend(notices::future_revocation_blockers(inputs));
-    plan.key_names = key_names_of(&plan, &ctx.names);
+    // No action and no effect: no claims mention a key (the common
+    // no-change plan never builds the map of every key).
+    if !plan.actions.is_empty() || !plan.effects.is_empty() {
+        plan.key_names = key_names_of(&plan, ctx.names());
+    }
     plan
 }
 
@@ -264,12 +263,28 @@ fn key_names_of(plan: &Plan, names: &KeyNames) -> BTreeMap<String, String> {
 /// object planned in parallel.
 struct Ctx<'a> {
     inputs: &'a Inputs<'a>,
-    names: KeyNames<'a>,
+    /// Public key → address of every key the lock binds: built on first
+    /// use (an action that names a key, or the key names of a plan with
+    /// actions), never for a plan with nothing to do.
+    names: std::sync::OnceLock<KeyNames<'a>>,
     /// Accounts whose stored JWT does not hold their desired claims.
     changed_accounts: BTreeSet<&'a ObjectId>,
     /// Every account's claims as values, parsed once on first use: the
     /// effective permissions of each of its users with an action read them.
     accounts: BTreeMap<ObjectId, AccountValues>,
+}
+
+impl<'a> Ctx<'a> {
+    /// Public key → address of every key the lock binds.
+    fn names(&self) -> &KeyNames<'a> {
+        self.names.get_or_init(|| {
+            self.inputs
+                .keys
+                .iter()
+                .map(|(addr, public)| (public.as_str(), addr.as_str()))
+                .collect()
+        })
+    }
 }
 
 /// An account's desired and stored claims as JSON values, each parsed on

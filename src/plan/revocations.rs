@@ -92,18 +92,23 @@ pub fn reconcile(
         }
         out.insert(id.clone(), acc);
     }
+    // Both maps are sorted by id: one walk of each, not a lookup (and its
+    // string comparisons) per stored user.
+    let mut wanted = desired.iter().peekable();
     for (id, have) in existing.iter().filter(|(id, _)| id.user.is_some()) {
+        while wanted.next_if(|(w, _)| *w < id).is_some() {}
+        let want = wanted.peek().filter(|(w, _)| *w == id).map(|(_, w)| *w);
         // A kept user whose identity key changes (a new label, another
         // `public_key`, a rebinding in the lock): its old key is retired, and
         // creds already handed out for it must stop working too.
-        let replaced = match desired.get(id) {
+        let replaced = match want {
             None => false,
             Some(want) => match &have.decoded {
                 Ok(d) => want.subject.public.as_deref() != Some(d.subject.as_str()),
                 Err(_) => continue,
             },
         };
-        if desired.contains_key(id) && !replaced {
+        if want.is_some() && !replaced {
             continue;
         }
         let Some(account) = id.account_id() else {
