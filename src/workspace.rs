@@ -580,6 +580,14 @@ impl Workspace {
     /// from being revoked.
     /// Returns how many were checked again.
     pub fn verify_relied_on(&self, plan: &Plan) -> Result<usize> {
+        self.verify_chains(plan.actions.iter().map(|a| &a.id))
+    }
+
+    /// Verifies, ignoring the cache, the stored JWTs of `ids` and of each
+    /// one's operator and account (as [`Workspace::verify_relied_on`] does
+    /// for a plan's actions): what `creds` prints and what decides whether
+    /// the user has pending changes. Returns how many were checked again.
+    pub fn verify_chains<'a>(&self, ids: impl IntoIterator<Item = &'a ObjectId>) -> Result<usize> {
         let Some((cache, remembered)) = &self.cache else {
             return Ok(0);
         };
@@ -587,8 +595,7 @@ impl Workspace {
             return Ok(0);
         }
         let mut relied: BTreeSet<ObjectId> = BTreeSet::new();
-        for action in &plan.actions {
-            let id = &action.id;
+        for id in ids {
             relied.insert(ObjectId::operator(&id.operator));
             if let Some(account) = id.account_id() {
                 relied.insert(account);

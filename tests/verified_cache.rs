@@ -391,6 +391,47 @@ fn a_cache_that_cannot_be_written_never_fails_the_plan() {
     assert!(!run.stderr.contains("could not"), "{}", run.stderr);
 }
 
+/// `creds` takes the store's other JWTs on the cache's word (at 100,000
+/// users, checking them all was most of its time) but verifies again,
+/// ignoring it, the JWT it prints and its account's and operator's: a
+/// poisoned cache cannot make it hand out a forged JWT.
+#[test]
+fn creds_verifies_again_only_the_chain_of_the_user_it_prints() {
+    let p = walkthrough();
+    p.run(&["plan"]).success();
+    // Another user's JWT forged and vouched for: creds of A/U goes on,
+    // checking the three JWTs it relies on and nothing else.
+    forge(&p, "O2/accounts/sales/users/pam.jwt", |payload| {
+        payload.replace("\"tags\":[\"team:support\"]", "\"tags\":[\"team:leads\"]")
+    });
+    poison(&p);
+    let (run, c) = counted(&p, &["creds", "A/U"]);
+    assert_eq!(c.checked, 0, "the store was checked in full");
+    assert_eq!(c.again, Some(3), "{c:?}");
+    assert!(run
+        .success()
+        .stdout
+        .contains("-----BEGIN NATS USER JWT-----"));
+    // Its own JWT forged and vouched for: refused, nothing printed; then
+    // its account's.
+    for file in ["O2/accounts/A/users/U.jwt", "O2/accounts/A/A.jwt"] {
+        let path = p.path().join("store").join(file);
+        let genuine = fs::read(&path).unwrap();
+        forge(&p, file, |payload| with_iat(payload, 1_600_000_000));
+        poison(&p);
+        let (run, _) = counted(&p, &["creds", "A/U"]);
+        let run = run.failure();
+        let name = file.rsplit('/').next().unwrap();
+        assert!(
+            run.stderr.contains(&format!("{name} does not verify")),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        fs::write(&path, genuine).unwrap();
+    }
+}
+
 #[test]
 fn plan_base_and_other_commands_leave_the_cache_alone() {
     let p = walkthrough();

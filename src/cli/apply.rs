@@ -90,7 +90,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     };
     // Before anything is shown or written (see `Workspace::verify_relied_on`).
     let again = ws.verify_relied_on(&plan);
-    super::plan::debug_verification(&ws, again.as_ref().ok().copied());
+    super::plan::debug_verification(&ws, again.as_ref().ok().map(|n| (*n, "apply")));
     again?;
     let saved = match &args.plan_file {
         Some(file) => {

@@ -181,11 +181,11 @@ pub(super) fn remember_verified(ws: &Workspace, out: &Output) {
 /// `NATSFORM_DEBUG_VERIFY=1`: one line on stderr, for tests and for
 /// seeing the cache work.
 /// `again`: how many remembered ones apply verified again.
-pub(super) fn debug_verification(ws: &Workspace, again: Option<usize>) {
+pub(super) fn debug_verification(ws: &Workspace, again: Option<(usize, &str)>) {
     if std::env::var_os("NATSFORM_DEBUG_VERIFY").is_some_and(|v| !v.is_empty()) {
         let v = ws.verification();
         let again = again
-            .map(|n| format!(", {n} verified again for apply"))
+            .map(|(n, command)| format!(", {n} verified again for {command}"))
             .unwrap_or_default();
         eprintln!(
             "natsform: verify: {} JWTs, {} signatures checked, {} remembered{again}",
