@@ -259,6 +259,12 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             if pushed == 1 { "" } else { "s" }
         ));
     }
+    // The process ends now: the workspace and the plan (memory only: no
+    // file, lock or cache depends on their drop, and neither holds a seed)
+    // are left for the OS instead of being freed object by object. The key
+    // pairs were dropped (and zeroed) inside `apply_and_deploy`.
+    std::mem::forget(ws);
+    std::mem::forget(plan);
     Ok(ExitCode::SUCCESS)
 }
 
