@@ -71,6 +71,24 @@ fn bundle(p: &Project, account_address: &str) -> PathBuf {
         .join(format!("{}.users.age", lock_key(p, account_address)))
 }
 
+/// Swaps the seeds of the users on lines 2 and 3 of the bundle at `file`
+/// (`lines`: its plaintext), so that each line names one key and holds
+/// the other's seed, and seals it again as `age` would. Returns both
+/// lines' (key, seed) as they were.
+fn swap_seeds(file: &Path, lines: &mut [String]) -> [(String, String); 2] {
+    let split = |l: &str| {
+        l.split_once(' ')
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .unwrap()
+    };
+    let (k1, s1) = split(&lines[1]);
+    let (k2, s2) = split(&lines[2]);
+    lines[1] = format!("{k1} {s2}");
+    lines[2] = format!("{k2} {s1}");
+    fs::write(file, age_encrypt(&(lines.join("\n") + "\n"))).unwrap();
+    [(k1, s1), (k2, s2)]
+}
+
 fn vault_names(p: &Project) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(p.path().join("vault"))
         .unwrap()
@@ -291,19 +309,7 @@ fn a_bundle_line_holding_another_keys_seed_is_refused_by_creds_and_by_an_apply_t
     let plain = age_decrypt(&file);
     let mut lines: Vec<String> = plain.lines().map(str::to_string).collect();
     assert_eq!(lines.len(), 3);
-    // Swap the seeds of the two users: each line names one key and holds
-    // the other's seed.
-    let (k1, s1) = lines[1]
-        .split_once(' ')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .unwrap();
-    let (k2, s2) = lines[2]
-        .split_once(' ')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .unwrap();
-    lines[1] = format!("{k1} {s2}");
-    lines[2] = format!("{k2} {s1}");
-    fs::write(&file, age_encrypt(&(lines.join("\n") + "\n"))).unwrap();
+    let [(k1, s1), _] = swap_seeds(&file, &mut lines);
 
     let run = p.run(&["creds", "A/U"]).failure();
     assert!(run.stderr.contains("holds the seed of"), "{}", run.stderr);
@@ -406,17 +412,7 @@ fn a_bundle_apply_sealed_is_remembered_and_only_those_bytes_skip_the_line_check(
     // checked line by line, refused before any write.
     let plain = age_decrypt(&file);
     let mut lines: Vec<String> = plain.lines().map(str::to_string).collect();
-    let (k1, s1) = lines[1]
-        .split_once(' ')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .unwrap();
-    let (k2, s2) = lines[2]
-        .split_once(' ')
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .unwrap();
-    lines[1] = format!("{k1} {s2}");
-    lines[2] = format!("{k2} {s1}");
-    fs::write(&file, age_encrypt(&(lines.join("\n") + "\n"))).unwrap();
+    let [(k1, _), (_, s2)] = swap_seeds(&file, &mut lines);
     append(&p, "\n[operators.O2.accounts.A.users.second]\n");
     let before = p.files();
     let run = p.run(&["apply", "--auto-approve"]).failure();

@@ -413,8 +413,12 @@ fn creds_verifies_again_only_the_chain_of_the_user_it_prints() {
         .stdout
         .contains("-----BEGIN NATS USER JWT-----"));
     // Its own JWT forged and vouched for: refused, nothing printed; then
-    // its account's.
-    for file in ["O2/accounts/A/users/U.jwt", "O2/accounts/A/A.jwt"] {
+    // its account's, then its operator's.
+    for file in [
+        "O2/accounts/A/users/U.jwt",
+        "O2/accounts/A/A.jwt",
+        "O2/O2.jwt",
+    ] {
         let path = p.path().join("store").join(file);
         let genuine = fs::read(&path).unwrap();
         forge(&p, file, |payload| with_iat(payload, 1_600_000_000));
