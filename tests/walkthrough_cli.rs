@@ -203,3 +203,56 @@ fn the_store_is_readable_as_an_nsc_store() {
         assert!(text.starts_with("eyJ") && !text.ends_with('\n'), "{f}");
     }
 }
+
+/// `creds` prints only what apply has written and servers would accept:
+/// a user with pending changes, or whose account is not in the store yet,
+/// is refused; `creds --out DIR` with no user names a user whose stored JWT
+/// does not verify instead of leaving it out in silence.
+#[test]
+fn creds_refuse_what_apply_has_not_written_yet() {
+    let p = Project::from_example("walkthrough", "natsform.toml");
+    p.apply();
+    // Pending changes of the user itself.
+    let manifest = fs::read_to_string(&p.manifest).unwrap();
+    let changed = manifest.replacen(
+        "[operators.O2.accounts.sales.users.pam]\nsigner = \"team-service\"\ntags = [\"team:support\"]",
+        "[operators.O2.accounts.sales.users.pam]\nsigner = \"team-service\"\ntags = [\"team:leads\"]",
+        1,
+    );
+    assert_ne!(changed, manifest);
+    fs::write(&p.manifest, &changed).unwrap();
+    let run = p.run(&["creds", "sales/pam"]).failure();
+    assert!(
+        run.stderr.contains("user.O2/sales/pam has pending changes"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+    fs::write(&p.manifest, &manifest).unwrap();
+    p.run(&["creds", "sales/pam"]).success();
+
+    // Its account's JWT missing from the store.
+    let account = p.path().join("store/O2/accounts/A/A.jwt");
+    let genuine = fs::read(&account).unwrap();
+    fs::remove_file(&account).unwrap();
+    let run = p.run(&["creds", "A/U"]).failure();
+    assert!(
+        run.stderr.contains("account.O2/A is not in the store yet"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty());
+    fs::write(&account, genuine).unwrap();
+
+    // A stored user JWT that does not verify: `creds --out` refuses,
+    // naming it, and writes nothing.
+    let user = p.path().join("store/O2/accounts/sales/users/joe.jwt");
+    let token = fs::read_to_string(&user).unwrap();
+    fs::write(&user, format!("{}x", token.trim_end())).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let run = p
+        .run(&["creds", "--out", out.path().to_str().unwrap()])
+        .failure();
+    assert!(run.stderr.contains("joe"), "{}", run.stderr);
+    assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0);
+}

@@ -54,10 +54,17 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         if args.out.is_none() {
             bail!("name a user, e.g. `natsform creds A/U`\n  = help: with --out DIR and no user, creds of every user are written");
         }
+        // A user whose stored JWT does not verify is listed too (when the
+        // manifest names it with a seed natsform keeps): refused below,
+        // never skipped in silence.
         ws.existing
-            .keys()
-            .filter(|id| id.user.is_some() && holds_seed(&ws, &vault, id))
-            .cloned()
+            .iter()
+            .filter(|(id, e)| {
+                id.user.is_some()
+                    && (holds_seed(&ws, &vault, id)
+                        || (e.decoded.is_err() && named_keyless(&ws, id)))
+            })
+            .map(|(id, _)| id.clone())
             .collect()
     } else {
         args.users
@@ -70,6 +77,18 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     again?;
     let plan = ws.plan(crate::workspace::now());
     for id in &ids {
+        // Creds whose account (or operator) is not in the store yet would
+        // not let the user in anywhere.
+        let above = [Some(ObjectId::operator(&id.operator)), id.account_id()];
+        if let Some(a) = plan.actions.iter().find(|a| {
+            a.action == ActionKind::Create && above.iter().flatten().any(|up| up == &a.id)
+        }) {
+            bail!(
+                "{} is not in the store yet, so creds of {} would not connect; run `natsform apply` first",
+                a.address,
+                id
+            );
+        }
         if let Some(a) = plan
             .actions
             .iter()
@@ -268,15 +287,20 @@ fn user_pair(
     Ok(vault.get_user(public, &refs, identities)?)
 }
 
-fn holds_seed(ws: &Workspace, vault: &Vault, id: &ObjectId) -> bool {
-    let byo = ws
-        .loaded
+/// Whether the manifest names user `id` without a `public_key` of its own
+/// (natsform generated its key and keeps its seed).
+fn named_keyless(ws: &Workspace, id: &ObjectId) -> bool {
+    ws.loaded
         .manifest
         .operators
         .get(&id.operator)
         .and_then(|o| o.accounts.get(id.account.as_deref().unwrap_or_default()))
         .and_then(|a| a.users.get(id.name()))
-        .is_none_or(|u| u.public_key.is_some());
+        .is_some_and(|u| u.public_key.is_none())
+}
+
+fn holds_seed(ws: &Workspace, vault: &Vault, id: &ObjectId) -> bool {
+    let byo = !named_keyless(ws, id);
     ws.existing
         .get(id)
         .and_then(|e| e.decoded.as_ref().ok())
