@@ -54,9 +54,9 @@ pub type DeletedAccounts = BTreeMap<String, std::collections::BTreeSet<String>>;
 /// Account address (`account.O2/A`) → revoked user key (or `*`) → unix time.
 pub type Revocations = BTreeMap<String, BTreeMap<String, i64>>;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LockFile {
+pub(super) struct LockFile {
     version: i64,
     #[serde(default)]
     keys: BTreeMap<String, String>,
@@ -115,9 +115,14 @@ impl Lock {
         // One parse for a lock of this version (100,000 users make it a
         // large document); anything else is read as before, version first,
         // so the errors stay the same.
-        let file = match toml::from_str::<LockFile>(text) {
-            Ok(file) if file.version == LOCK_VERSION => Some(file),
-            _ => None,
+        // The lock as natsform writes it (no revocation or deletion record)
+        // is read line by line; anything else goes through the TOML parser.
+        let file = match parse_canonical(text) {
+            Some(file) => Some(file),
+            None => match toml::from_str::<LockFile>(text) {
+                Ok(file) if file.version == LOCK_VERSION => Some(file),
+                _ => None,
+            },
         };
         let file = match file {
             Some(file) => file,
@@ -159,7 +164,8 @@ impl Lock {
     fn from_file(file: LockFile, text: &str, path: &Path) -> Result<Lock> {
         // Which address first claimed each key: a key bound twice would give
         // two objects one identity (two JWTs with the same subject).
-        let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut owners: std::collections::HashMap<&str, &str> =
+            std::collections::HashMap::with_capacity(file.keys.len());
         // An address is shown in plans and messages (it annotates its key):
         // a seed pasted there must not be.
         let seed_named = file
@@ -176,15 +182,14 @@ impl Lock {
             });
         }
         for (address, public_key) in &file.keys {
-            if kind_of_public_key(public_key).is_none() {
+            let Some(found) = kind_of_public_key(public_key) else {
                 return Err(KeysError::LockBadKey {
                     path: path.to_path_buf(),
                     address: address.clone(),
                     shown: shown_key(public_key),
                 });
-            }
+            };
             if let Some(expected) = kind_of_address(address) {
-                let found = kind_of_public_key(public_key).expect("checked above");
                 if found != expected {
                     return Err(KeysError::LockKindMismatch {
                         path: path.to_path_buf(),
@@ -356,6 +361,47 @@ impl fmt::Display for Lock {
         .map_err(|_| fmt::Error)?;
         write!(f, "{HEADER}\n{body}")
     }
+}
+
+/// A lock in exactly the form natsform writes when it records no
+/// revocations and no deleted accounts — the header, `version = 1`,
+/// `[keys]`, then one `"ADDRESS" = "KEY"` line per binding in strictly
+/// increasing address order, each string of printable ASCII without `"` or
+/// `\` (so TOML reads it as written, no escapes), and nothing after — read
+/// without the TOML parser (≈ 0.25 s of CPU for 100,000 bindings). It then
+/// means what the TOML parser would read; any other text, however small the
+/// difference, gives `None`, and the TOML parser reads it.
+pub(super) fn parse_canonical(text: &str) -> Option<LockFile> {
+    let rest = text
+        .strip_prefix(HEADER)?
+        .strip_prefix("\nversion = 1\n\n[keys]\n")?;
+    let plain = |s: &str| {
+        s.bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    };
+    let mut keys = BTreeMap::new();
+    let mut last: Option<&str> = None;
+    for line in rest.split_terminator('\n') {
+        let (address, key) = line
+            .strip_prefix('"')?
+            .strip_suffix('"')?
+            .split_once("\" = \"")?;
+        if !plain(address) || !plain(key) || last.is_some_and(|l| l >= address) {
+            return None;
+        }
+        last = Some(address);
+        keys.insert(address.to_string(), key.to_string());
+    }
+    // Ends with exactly one newline (or has no binding at all).
+    if !(rest.is_empty() || rest.ends_with('\n') && !rest.ends_with("\n\n")) {
+        return None;
+    }
+    Some(LockFile {
+        version: LOCK_VERSION,
+        keys,
+        revocations: Revocations::new(),
+        deleted_accounts: DeletedAccounts::new(),
+    })
 }
 
 /// The kind of key a lock address must be bound to, from its object

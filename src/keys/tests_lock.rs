@@ -5,6 +5,7 @@ use std::path::Path;
 use nkeys::KeyPairType;
 use proptest::prelude::*;
 
+use super::lock::{parse_canonical, LockFile};
 use super::*;
 
 /// Deterministic, well-formed public keys so snapshots are stable.
@@ -122,7 +123,79 @@ fn insert_rejects_malformed_keys_and_changes_nothing() {
     assert_eq!(lock.len(), 4);
 }
 
+/// What the TOML parser reads from `text` as a lock file, if anything.
+fn toml_reads(text: &str) -> Option<LockFile> {
+    toml::from_str::<LockFile>(text).ok()
+}
+
+fn same(a: &LockFile, b: &LockFile) -> bool {
+    a == b
+}
+
+/// The line-by-line reading takes natsform's own lock text, and gives what
+/// the TOML parser gives; a text it does not take is left to the parser.
+#[test]
+fn the_canonical_lock_is_read_without_toml_as_toml_reads_it() {
+    let text = sample().to_string();
+    let fast = parse_canonical(&text).expect("natsform's own text");
+    assert!(same(&fast, &toml_reads(&text).unwrap()));
+    assert_eq!(Lock::parse(&text, Path::new("p.lock")).unwrap(), sample());
+    let empty = Lock::new().to_string();
+    assert!(same(
+        &parse_canonical(&empty).unwrap(),
+        &toml_reads(&empty).unwrap()
+    ));
+    // Not taken (the TOML parser decides): escapes, bare keys, other
+    // spacing, CRLF, comments, blank or trailing lines, order, duplicates,
+    // another version, a revocation record.
+    let line = "\"account.O2/A#v1\" = ";
+    for changed in [
+        text.replacen(line, "\"account.O2\\u002fA#v1\" = ", 1),
+        text.replacen(line, "'account.O2/A#v1' = ", 1),
+        text.replacen(line, "\"account.O2/A#v1\"= ", 1),
+        text.replace('\n', "\r\n"),
+        format!("{text}# end\n"),
+        format!("{text}\n"),
+        text.trim_end().to_string(),
+        text.replacen("version = 1", "version = 2", 1),
+        format!("{text}\n[revocations.\"account.O2/A\"]\n\"*\" = 1\n"),
+    ] {
+        assert!(parse_canonical(&changed).is_none(), "{changed}");
+    }
+    let mut lines: Vec<&str> = text.lines().collect();
+    let n = lines.len();
+    lines.swap(n - 1, n - 2);
+    assert!(parse_canonical(&(lines.join("\n") + "\n")).is_none());
+    lines.swap(n - 1, n - 2);
+    lines[n - 1] = lines[n - 2];
+    assert!(parse_canonical(&(lines.join("\n") + "\n")).is_none());
+}
+
 proptest! {
+    /// On any text near a canonical lock, the line-by-line reading either
+    /// declines or agrees with the TOML parser.
+    #[test]
+    fn the_canonical_reading_never_disagrees_with_toml(
+        addresses in proptest::collection::vec("[ -~]{0,16}", 0..6),
+        at in 0usize..400,
+        insert in "[ -~\r\n\\\"']{0,3}",
+    ) {
+        let mut lock = Lock::new();
+        for (i, a) in addresses.iter().enumerate() {
+            lock.insert(a.clone(), key(KeyPairType::User, i as u8)).unwrap();
+        }
+        let mut text = lock.to_string();
+        let mut at = at.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.insert_str(at, &insert);
+        if let Some(fast) = parse_canonical(&text) {
+            let slow = toml_reads(&text);
+            prop_assert!(slow.as_ref().is_some_and(|s| same(&fast, s)), "{text:?}");
+        }
+    }
+
     #[test]
     fn any_addresses_round_trip(addresses in proptest::collection::vec(".{0,24}", 0..8)) {
         let mut lock = Lock::new();
