@@ -207,8 +207,7 @@ fn phases(manifest: &Path) {
         t.elapsed().as_secs_f64(),
         rss_mib()
     );
-    let required: std::collections::BTreeSet<String> =
-        plan::required_keys(&loaded.manifest).into_keys().collect();
+    let required = plan::required_keys(&loaded.manifest);
     let t = Instant::now();
     let p = plan::plan(&plan::Inputs {
         state: &state,

@@ -40,17 +40,14 @@ use sha2::{Digest, Sha256};
 
 use crate::safepath::{check_no_links, is_safe_name};
 use crate::source::{Source, WorkDir, MAX_LOCK_BYTES};
+use crate::store::JWT_FILE_MODE as STORE_MODE;
+use crate::verified::hex;
+use crate::workspace::LOCK_FILE;
 
 /// The journal's name, in the project directory.
 pub const JOURNAL_FILE: &str = ".natsform-journal";
 
 const MAGIC: &[u8] = b"natsform-journal 1\n";
-
-/// The project's lock, whose digest a journal records.
-const LOCK_FILE: &str = "natsform.lock";
-
-/// The mode of the store's files (`store::Store` writes them so).
-const STORE_MODE: u32 = 0o600;
 
 /// The largest journal written or read (1 GiB: 100,000 users re-issued
 /// make ~100 MB); a batch that would need more writes by rename.
@@ -127,10 +124,6 @@ fn line<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     let (l, r) = rest.split_at(end);
     *rest = &r[1..];
     Some(l)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `target` relative to `base`, as the journal names it; `None` when it is

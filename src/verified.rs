@@ -367,7 +367,8 @@ fn esc(path: &Path) -> String {
     crate::safepath::escape_line(&path.display().to_string()).into_owned()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hexadecimal of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

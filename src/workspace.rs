@@ -62,9 +62,9 @@ pub struct Workspace {
     /// The user keys each bundle's index (`<ACCOUNT>.users.keys`) lists,
     /// for the bundles whose index reads.
     pub bundle_users: BTreeMap<String, Vec<String>>,
-    /// Key addresses the manifest names ([`plan::required_keys`]), computed
+    /// The keys the manifest names ([`plan::required_keys`]), computed
     /// once while the store was read.
-    required: BTreeSet<String>,
+    required: plan::RequiredKeys,
     /// The plan's vault part and the number of seeds sealed to a removed
     /// recipient ([`vault_plan`]): what every plan of this workspace sets,
     /// computed once while the store was read.
@@ -192,7 +192,7 @@ struct Front {
     sealed: BTreeMap<String, Option<crate::keys::Sealed>>,
     bundles: BTreeMap<String, Option<crate::keys::Sealed>>,
     bundle_users: BTreeMap<String, Vec<String>>,
-    required: BTreeSet<String>,
+    required: plan::RequiredKeys,
     vault: (plan::vault::VaultPlan, usize),
 }
 
@@ -259,7 +259,6 @@ impl Front {
                         .into_iter()
                         .filter_map(|(k, e)| Some((k, e.users?)))
                         .collect();
-                    let required: BTreeSet<String> = required.into_keys().collect();
                     let vault = vault_plan(
                         &loaded.manifest,
                         &lock,
@@ -326,10 +325,7 @@ impl Workspace {
         // and the cache and the lock depend on nothing else: they are read
         // while the manifest is parsed (both are large for 100,000 users).
         // Their errors still come in the order `open_in` gives them.
-        let base = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let base = crate::runlock::project_dir(path);
         // So is the store in its default place, which most manifests use:
         // it is read (never through a link) and decoded meanwhile too, and
         // used only if the manifest names that place. The manifest is
@@ -692,8 +688,8 @@ impl Workspace {
         }
     }
 
-    /// Key addresses the manifest names (computed once, when opened).
-    pub fn required_addresses(&self) -> &BTreeSet<String> {
+    /// The keys the manifest names (computed once, when opened).
+    pub fn required_keys(&self) -> &plan::RequiredKeys {
         &self.required
     }
 
@@ -800,7 +796,7 @@ impl Workspace {
 /// for values whose drop nothing observable depends on (memory only: no
 /// file, lock or cache is written or released by it). When no thread can
 /// be started, it is dropped here.
-fn drop_elsewhere<T: Send + 'static>(value: T) {
+pub(crate) fn drop_elsewhere<T: Send + 'static>(value: T) {
     // On failure the closure, and with it `value`, is dropped here.
     let _ = std::thread::Builder::new()
         .name("natsform-drop".into())
@@ -821,7 +817,7 @@ fn src_path(store: &Store, id: &ObjectId) -> String {
 fn vault_plan(
     manifest: &manifest::Manifest,
     lock: &Lock,
-    required: &BTreeSet<String>,
+    required: &plan::RequiredKeys,
     accounts: &[plan::vault::AccountUsers],
     sealed: &BTreeMap<String, Option<crate::keys::Sealed>>,
     bundles: &BTreeMap<String, Option<crate::keys::Sealed>>,
@@ -836,12 +832,12 @@ fn vault_plan(
     // is re-issued or deleted before the vault is tidied (last step).
     let kept: BTreeMap<String, String> = lock
         .iter()
-        .filter(|(a, k)| sealed.contains_key(*k) && required.contains(*a))
+        .filter(|(a, k)| sealed.contains_key(*k) && required.contains_key(*a))
         .map(|(a, k)| (a.to_string(), k.to_string()))
         .collect();
     let was: BTreeMap<String, String> = lock
         .iter()
-        .filter(|(a, k)| sealed.contains_key(*k) && !required.contains(*a))
+        .filter(|(a, k)| sealed.contains_key(*k) && !required.contains_key(*a))
         .map(|(a, k)| (k.to_string(), a.to_string()))
         .collect();
     let mut vault = plan::vault::plan_vault(declared.as_ref(), sealed, &kept, &was);
@@ -849,7 +845,7 @@ fn vault_plan(
     // manifest keeps; rewritten when that account's users change.
     let kept_accounts: BTreeMap<String, String> = lock
         .iter()
-        .filter(|(a, _)| a.starts_with("account.") && required.contains(*a))
+        .filter(|(a, _)| a.starts_with("account.") && required.contains_key(*a))
         .map(|(a, k)| (a.to_string(), k.to_string()))
         .collect();
     let was: BTreeMap<String, String> = lock
@@ -894,7 +890,7 @@ fn seed_problems(
     vault_name: &str,
     examined: &BTreeMap<String, crate::keys::Examined>,
     bundles: &BTreeMap<String, crate::keys::Examined>,
-    required: &BTreeMap<String, (crate::keys::KeyKind, Option<String>)>,
+    required: &plan::RequiredKeys,
     accounts: &[plan::vault::AccountUsers],
 ) -> BTreeMap<String, String> {
     use rayon::prelude::*;

@@ -164,20 +164,20 @@ pub fn apply_and_deploy(
     commit: Option<&mut commit::Commit>,
 ) -> Result<Report> {
     refuse_blockers(plan)?;
-    let required = plan::required_keys(&ws.loaded.manifest);
+    let required = ws.required_keys();
 
     // In memory: every step that can refuse runs before the first write.
-    let mut keys = generate_keys(ws, plan, &required)?; // 1
+    let mut keys = generate_keys(ws, plan, required)?; // 1
     let state = ws.desired(&keys.book);
     let mut desired = state.objects;
     unlock_signers(ws, plan, &desired, &mut keys.pairs, identities, &mut |l| {
         progress.line(l)
     })?; // 2
-         // 3
+
+    // 3. Signed, the desired claims are not needed again: freed beside the
+    // steps that follow, not on their time.
     let tokens = sign_all(ws, plan, &mut desired, &keys.pairs, now, progress)?;
-    // Signed: the desired claims are not needed again; freed beside the
-    // steps that follow, not on their time (inline when no thread starts).
-    let _ = std::thread::Builder::new().spawn(move || drop(desired));
+    crate::workspace::drop_elsewhere(desired);
     let deleted =
         plan::live::deleted_after(ws.lock.deleted_accounts(), &plan.actions, &ws.existing);
     let lock = new_lock(&keys.book, &state.revocations, deleted)?; // 4
@@ -532,11 +532,7 @@ struct Keys {
 ///
 /// Fails, before anything is written, when the plan names a key the
 /// manifest does not, or the manifest's recipients do not parse.
-fn generate_keys(
-    ws: &Workspace,
-    plan: &Plan,
-    required: &BTreeMap<String, (KeyKind, Option<String>)>,
-) -> Result<Keys> {
+fn generate_keys(ws: &Workspace, plan: &Plan, required: &plan::RequiredKeys) -> Result<Keys> {
     let mut book: KeyBook = ws.key_book();
     // Bindings the manifest no longer names leave the lock; their seeds stay
     // in the vault, since a JWT may still depend on them until re-issued.

@@ -329,10 +329,7 @@ fn json_document(
 /// whose seeds and lock are already written: they come before this run
 /// reads anything, `--commit`'s checks included.
 fn finish_interrupted(manifest: &Path, out: &Output) -> anyhow::Result<()> {
-    let base = match manifest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+    let base = crate::runlock::project_dir(manifest);
     let shown = base.join(crate::journal::JOURNAL_FILE);
     match crate::journal::finish(&base)
         .with_context(|| "finishing the store writes of an interrupted apply")?

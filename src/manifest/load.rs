@@ -32,10 +32,7 @@ pub struct Loaded {
 impl Loaded {
     /// Directory relative paths in the manifest are resolved against.
     pub fn base_dir(&self) -> PathBuf {
-        match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
+        crate::runlock::project_dir(&self.path)
     }
 
     /// Where each key of the manifest is.

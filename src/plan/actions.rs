@@ -311,7 +311,7 @@ impl Ctx<'_> {
                 old: addr.to_string(),
                 signer,
             },
-            Some(addr) if !self.inputs.required.contains(*addr) => Reason::IssuerKeyRemoved {
+            Some(addr) if !self.inputs.required.contains_key(*addr) => Reason::IssuerKeyRemoved {
                 old: addr.to_string(),
                 signer,
             },

@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
-pub use desired::{desired, required_keys, DesiredClaims, DesiredObject};
+pub use desired::{desired, required_keys, DesiredClaims, DesiredObject, RequiredKeys};
 pub use existing::Existing;
 pub use keyref::{KeyBook, KeyRef};
 use render_claims::KeyNames;
@@ -127,8 +127,8 @@ pub struct Inputs<'a> {
     pub existing: &'a BTreeMap<ObjectId, Existing>,
     /// The lock's bindings (including keys the manifest no longer names).
     pub keys: &'a KeyBook,
-    /// Key addresses the manifest names.
-    pub required: &'a BTreeSet<String>,
+    /// The keys the manifest names ([`required_keys`]).
+    pub required: &'a RequiredKeys,
     /// The current time (unix seconds), for expiry.
     pub now: i64,
     /// JWTs expiring within this many seconds are re-issued (relative

@@ -50,7 +50,7 @@ pub(super) fn seed_blockers(inputs: &Inputs) -> Vec<Blocker> {
     inputs
         .seed_problems
         .iter()
-        .filter(|(addr, _)| inputs.required.contains(*addr))
+        .filter(|(addr, _)| inputs.required.contains_key(*addr))
         .map(|(addr, problem)| Blocker::Seed {
             address: addr.clone(),
             problem: problem.clone(),

@@ -21,6 +21,9 @@ use crate::safepath::{self, check_no_links, is_safe_name};
 use crate::source::{self, Kind, Source, WorkDir, MAX_JWT_BYTES, MAX_MARKER_BYTES};
 use crate::tree::ObjectId;
 
+/// The mode of the store's files (and of those the journal rewrites).
+pub(crate) const JWT_FILE_MODE: u32 = 0o600;
+
 /// How many JWT files [`Store::stage_writes`] stages between two progress
 /// counts.
 const STAGE_CHUNK: usize = 2048;
@@ -298,7 +301,7 @@ impl Store {
             markers.push((path, body));
         }
         let marker_changed = batch
-            .write_many(&markers, 0o600)
+            .write_many(&markers, JWT_FILE_MODE)
             .map_err(|e| io::Error::new(e.kind(), format!("writing a store marker: {e}")))?;
         // [`Store::guard`], with each directory walked once (10,000 users
         // share one): the names, the directories from the store root down
@@ -333,7 +336,7 @@ impl Store {
             let differs = |i: usize| chunk[i].2.is_some_and(|was| was != chunk[i].1);
             changed.extend(
                 batch
-                    .write_many_known(&files, 0o600, &differs)
+                    .write_many_known(&files, JWT_FILE_MODE, &differs)
                     .map_err(|e| {
                         io::Error::new(e.kind(), format!("writing in {}: {e}", self.root.display()))
                     })?,

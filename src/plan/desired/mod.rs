@@ -390,9 +390,13 @@ fn unbound(keys: &[KeyRef]) -> Vec<String> {
         .collect()
 }
 
+/// Every key the manifest needs: address → kind, and the public key of a
+/// bring-your-own user key.
+pub type RequiredKeys = BTreeMap<String, (KeyKind, Option<String>)>;
+
 /// Every key the manifest needs: address → kind. Bring-your-own user keys
 /// are included with their public key (they are never generated).
-pub fn required_keys(manifest: &Manifest) -> BTreeMap<String, (KeyKind, Option<String>)> {
+pub fn required_keys(manifest: &Manifest) -> RequiredKeys {
     let mut out = BTreeMap::new();
     for (op_name, op) in &manifest.operators {
         out.insert(
