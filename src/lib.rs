@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod apply;
+pub(crate) mod cachefile;
 pub mod claims;
 pub mod cli;
 pub mod deploy;

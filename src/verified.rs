@@ -29,8 +29,9 @@
 //! bundle of 10,000 users to delete one). A line is still checked whenever
 //! its seed is used.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use crate::cachefile::{self, esc, Unusable};
 
 use sha2::{Digest as _, Sha256};
 
@@ -180,7 +181,7 @@ impl Cache {
     /// `None` when there is no absolute `XDG_CACHE_HOME` nor `HOME`, or the
     /// directory has no canonical form.
     pub fn for_project(project_dir: &Path) -> Option<Cache> {
-        let root = cache_root(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))?;
+        let root = cachefile::root_from_env()?;
         let canonical = std::fs::canonicalize(project_dir).ok()?;
         Some(Cache::at(&root, &canonical))
     }
@@ -236,38 +237,7 @@ impl Cache {
     }
 
     fn read(&self) -> Result<Remembered, Unusable> {
-        for dir in self.dirs() {
-            match std::fs::symlink_metadata(dir) {
-                Err(_) => return Err(Unusable::Absent),
-                Ok(m) => check_private(&m, "directory")?,
-            }
-        }
-        let file = match open_nofollow(&self.file) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Unusable::Absent),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                return Err(Unusable::Ignored("it is a symbolic link".into()))
-            }
-            Err(e) => return Err(Unusable::Ignored(format!("cannot open it: {e}"))),
-        };
-        let meta = file
-            .metadata()
-            .map_err(|e| Unusable::Ignored(format!("cannot read it: {e}")))?;
-        if !meta.is_file() {
-            return Err(Unusable::Ignored("it is not a regular file".into()));
-        }
-        check_private(&meta, "file")?;
-        let limit = HEADER_LEN + 32 * MAX_DIGESTS;
-        if meta.len() > limit {
-            return Err(Unusable::Ignored(format!(
-                "{} bytes, more than the {limit} a cache may hold",
-                meta.len()
-            )));
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.take(limit + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Unusable::Ignored(format!("cannot read it: {e}")))?;
+        let bytes = cachefile::read(&self.file, &self.dirs(), HEADER_LEN + 32 * MAX_DIGESTS)?;
         parse(self.kind, &bytes).map_err(|why| Unusable::Ignored(why.into()))
     }
 
@@ -280,14 +250,7 @@ impl Cache {
     /// Removes the cache file (a link in its place is removed, never
     /// followed; a directory is left alone). `Ok(true)` when one was there.
     pub fn forget(&self) -> Result<bool, String> {
-        match std::fs::symlink_metadata(&self.file) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(format!("{}: {e}", esc(&self.file))),
-            Ok(m) if m.is_dir() => Err(format!("{} is a directory", esc(&self.file))),
-            Ok(_) => std::fs::remove_file(&self.file)
-                .map(|()| true)
-                .map_err(|e| format!("{}: {e}", esc(&self.file))),
-        }
+        cachefile::forget(&self.file)
     }
 
     /// Makes the cache hold exactly `digests` (in any order); writes only
@@ -301,82 +264,10 @@ impl Cache {
         if matches!(&current, Ok(r) if r.digests == sorted) {
             return Ok(false);
         }
-        let shown = || esc(&self.file);
-        let [natsform_dir, verified_dir] = self.dirs();
-        let root = natsform_dir.parent().expect("a cache root");
-        // Created 0700 where missing; existing ones must be this user's
-        // own real directories that nobody else can write.
-        for dir in [root, natsform_dir, verified_dir] {
-            match std::fs::symlink_metadata(dir) {
-                Ok(m) if dir == root => {
-                    if !m.is_dir() && !m.file_type().is_symlink() {
-                        return Err(format!("{} is not a directory", esc(dir)));
-                    }
-                }
-                Ok(m) => check_private(&m, "directory").map_err(|u| match u {
-                    Unusable::Ignored(why) => format!("{}: {why}", esc(dir)),
-                    Unusable::Absent => unreachable!(),
-                })?,
-                Err(_) => crate::fsutil::create_dir_all_private(dir)
-                    .map_err(|e| format!("creating {}: {e}", esc(dir)))?,
-            }
-        }
-        // Whatever else is in the file's place (a link, a pipe, garbage, a
-        // huge file) is replaced by the rename, never followed or read
-        // (`write_atomic` reads only a regular file of the same size). A
-        // directory is left alone.
-        if std::fs::symlink_metadata(&self.file).is_ok_and(|m| m.is_dir()) {
-            return Err(format!("{} is a directory", shown()));
-        }
-        crate::fsutil::write_atomic(&self.file, &bytes, 0o600)
-            .map_err(|e| format!("{}: {e}", shown()))
+        let dirs = self.dirs();
+        let root = dirs[0].parent().expect("a cache root");
+        cachefile::write(root, &dirs, &self.file, &bytes)
     }
-}
-
-/// `$XDG_CACHE_HOME` when absolute, else `$HOME/.cache` when `HOME` is
-/// absolute, else none.
-fn cache_root(
-    xdg: Option<std::ffi::OsString>,
-    home: Option<std::ffi::OsString>,
-) -> Option<PathBuf> {
-    let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
-    absolute(xdg).or_else(|| absolute(home).map(|h| h.join(".cache")))
-}
-
-enum Unusable {
-    Absent,
-    Ignored(String),
-}
-
-/// This user's, not a link, writable by nobody else.
-fn check_private(m: &std::fs::Metadata, what: &str) -> Result<(), Unusable> {
-    use std::os::unix::fs::MetadataExt;
-    if m.file_type().is_symlink() {
-        return Err(Unusable::Ignored(format!(
-            "a {what} on its path is a symbolic link"
-        )));
-    }
-    // SAFETY: geteuid cannot fail and has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if m.uid() != me {
-        return Err(Unusable::Ignored(format!(
-            "a {what} on its path belongs to another user"
-        )));
-    }
-    if m.mode() & 0o022 != 0 {
-        return Err(Unusable::Ignored(format!(
-            "a {what} on its path can be written by others"
-        )));
-    }
-    Ok(())
-}
-
-fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
 }
 
 fn serialize(kind: Kind, sorted: &[Digest]) -> Vec<u8> {
@@ -409,11 +300,6 @@ fn parse(kind: Kind, bytes: &[u8]) -> Result<Remembered, &'static str> {
         return Err("damaged: its digests are not sorted");
     }
     Ok(Remembered::of_sorted(digests))
-}
-
-/// A path as a message shows it (control characters escaped).
-fn esc(path: &Path) -> String {
-    crate::safepath::escape_line(&path.display().to_string()).into_owned()
 }
 
 /// Lower-case hexadecimal of `bytes`.
@@ -491,19 +377,6 @@ mod tests {
         let name = a.path().file_name().unwrap().to_str().unwrap();
         assert_eq!(name.len(), 64);
         assert!(a.path().starts_with("/c/natsform/verified"));
-    }
-
-    #[test]
-    fn only_absolute_roots() {
-        let s = |v: &str| Some(std::ffi::OsString::from(v));
-        assert_eq!(cache_root(s("/x"), s("/h")), Some(PathBuf::from("/x")));
-        assert_eq!(
-            cache_root(s("rel"), s("/h")),
-            Some(PathBuf::from("/h/.cache"))
-        );
-        assert_eq!(cache_root(None, s("/h")), Some(PathBuf::from("/h/.cache")));
-        assert_eq!(cache_root(s(""), s("rel")), None);
-        assert_eq!(cache_root(None, None), None);
     }
 
     /// Each kind is its own file beside the other, and a file written for

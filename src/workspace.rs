@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 
 use crate::keys::Lock;
+use crate::manifest::remembered::{ParsedCache, Used};
 use crate::manifest::{self, Loaded};
 use crate::plan::{self, DesiredObject, DesiredState, Existing, KeyBook, Plan};
 use crate::safepath;
@@ -79,6 +80,9 @@ pub struct Workspace {
     cache: Option<(verified::Cache, Remembered)>,
     /// What the CLI should tell about the cache (a note, never an error).
     cache_notes: Vec<String>,
+    /// The parsed-manifest cache entry of this manifest, when `plan` uses
+    /// it, and whether the model came from it.
+    parsed: Option<(ParsedCache, Used)>,
 }
 
 /// What [`Workspace::open_cached`] read before the manifest was parsed.
@@ -109,6 +113,28 @@ fn read_default_store(src: &dyn Source, base: &Path, remembered: &Remembered) ->
     let store = Store::new(base.join(DEFAULT_STORE_DIR));
     safepath::check_no_links_in(src, base, store.root()).ok()?;
     Some(read_store(src, &store, remembered))
+}
+
+/// The manifest at `path`, its model from the parsed-manifest cache when
+/// `parsing` allows it, with that cache entry and what it gave.
+fn load_manifest(
+    path: &Path,
+    parsing: Parsing,
+) -> (
+    Result<Loaded, manifest::ManifestErrors>,
+    Option<(ParsedCache, Used)>,
+) {
+    let cache = match parsing {
+        Parsing::Always => None,
+        Parsing::Remembered | Parsing::Refreshed => ParsedCache::for_manifest(path),
+    };
+    match (cache, parsing) {
+        (Some(cache), Parsing::Remembered) => {
+            let (loaded, used) = manifest::load::load_remembered(path, &cache);
+            (loaded, Some((cache, used)))
+        }
+        (cache, _) => (manifest::load(path), cache.map(|c| (c, Used::Miss))),
+    }
 }
 
 /// The project's lock (`natsform.lock` in `base`) and its text, after
@@ -306,6 +332,22 @@ pub enum Signatures {
     VerifyAll,
 }
 
+/// Whether the manifest's model may come from the parsed-manifest cache
+/// ([`crate::manifest::remembered`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsing {
+    /// Parse it; the cache is neither read nor written (`creds`).
+    Always,
+    /// Take the model remembered for exactly this text, else parse it and
+    /// let [`Workspace::remember_parsed`] remember it (`plan`).
+    Remembered,
+    /// Parse it, and let [`Workspace::remember_parsed`] make the entry
+    /// hold that parse (`apply`: what it signs never rests on the cache,
+    /// and the first plan after it reads the model back; `plan
+    /// --verify-all`: nothing remembered is trusted).
+    Refreshed,
+}
+
 impl Workspace {
     /// Loads and validates the manifest at `path`, then reads lock and store.
     /// Every stored signature is verified (no cache is read or written).
@@ -320,7 +362,9 @@ impl Workspace {
     /// whose exact bytes an earlier run verified is not verified again.
     /// [`Workspace::remember_verified`] writes the cache back. A missing,
     /// unusable or unlocatable cache only means every signature is checked.
-    pub fn open_cached(path: &Path, signatures: Signatures) -> Result<Workspace> {
+    /// `parsing` says whether the manifest's model may come from the
+    /// parsed-manifest cache.
+    pub fn open_cached(path: &Path, signatures: Signatures, parsing: Parsing) -> Result<Workspace> {
         // The manifest's directory is known before the manifest is parsed,
         // and the cache and the lock depend on nothing else: they are read
         // while the manifest is parsed (both are large for 100,000 users).
@@ -333,13 +377,14 @@ impl Workspace {
         // the vault are looked at while the store is still being read.
         let (front, (cache, notes, store)) = rayon::join(
             || {
-                let (loaded, lock) = rayon::join(
+                let ((loaded, parsed), lock) = rayon::join(
                     || {
-                        let loaded = manifest::load(path);
-                        loaded.map(|loaded| {
+                        let (loaded, parsed) = load_manifest(path, parsing);
+                        let loaded = loaded.map(|loaded| {
                             let validated = manifest::validate(&loaded);
                             (loaded, validated)
-                        })
+                        });
+                        (loaded, parsed)
                     },
                     || read_lock(&WorkDir, &base),
                 );
@@ -353,10 +398,10 @@ impl Workspace {
                     != DEFAULT_STORE_DIR
                 {
                     // Read as `open_in` reads it, once the paths are checked.
-                    return Ok((loaded, Early::Later(lock, validated)));
+                    return Ok((loaded, Early::Later(lock, validated), parsed));
                 }
                 let front = Front::of(&WorkDir, &loaded, &base, Some(lock), Some(validated));
-                Ok::<_, manifest::ManifestErrors>((loaded, Early::Front(Box::new(front))))
+                Ok::<_, manifest::ManifestErrors>((loaded, Early::Front(Box::new(front)), parsed))
             },
             || {
                 let mut notes = Vec::new();
@@ -377,7 +422,7 @@ impl Workspace {
                 (cache, notes, store)
             },
         );
-        let (loaded, front) = front?;
+        let (loaded, front, parsed) = front?;
         let empty = Remembered::default();
         let remembered = cache.as_ref().map_or(&empty, |(_, r)| r);
         let mut ws = match front {
@@ -400,6 +445,10 @@ impl Workspace {
         };
         ws.cache = cache;
         ws.cache_notes = notes;
+        if let Some((_, Used::Ignored(note))) = &parsed {
+            ws.cache_notes.push(note.clone());
+        }
+        ws.parsed = parsed;
         Ok(ws)
     }
 
@@ -487,6 +536,7 @@ impl Workspace {
             verification,
             cache: None,
             cache_notes: Vec::new(),
+            parsed: None,
         })
     }
 
@@ -523,6 +573,25 @@ impl Workspace {
             Some((cache, _)) => cache.save(&self.verification.digests),
             None => Ok(false),
         }
+    }
+
+    /// Remembers the manifest's model in the parsed-manifest cache when it
+    /// was parsed in this run ([`Parsing::Remembered`] or
+    /// [`Parsing::Refreshed`]): the next plan of the same text reads it
+    /// back. `Ok(false)` when nothing was written; an error is for a note.
+    pub fn remember_parsed(&self) -> Result<bool, String> {
+        match &self.parsed {
+            Some((cache, Used::Miss | Used::Ignored(_))) => {
+                let l = &self.loaded;
+                cache.save(l.format, &l.text, &l.manifest)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Whether the manifest's model came from the parsed-manifest cache.
+    pub fn manifest_remembered(&self) -> bool {
+        matches!(self.parsed, Some((_, Used::Hit)))
     }
 
     /// After apply wrote the store: makes the cache hold the digests of the
@@ -1032,7 +1101,7 @@ fn examine_vault(
 
 #[cfg(test)]
 mod tests {
-    use super::{Signatures, Workspace};
+    use super::{Parsing, Signatures, Workspace};
     use crate::safepath::store_vault_overlap as overlap_problem;
     use std::fs;
     use std::path::Path;
@@ -1093,8 +1162,12 @@ mod tests {
             let in_turn = Workspace::open(&path)
                 .map(|_| ())
                 .map_err(|e| format!("{e:#}"));
-            for signatures in [Signatures::Remembered, Signatures::VerifyAll] {
-                let at_once = Workspace::open_cached(&path, signatures)
+            for (signatures, parsing) in [
+                (Signatures::Remembered, Parsing::Remembered),
+                (Signatures::VerifyAll, Parsing::Refreshed),
+                (Signatures::Remembered, Parsing::Always),
+            ] {
+                let at_once = Workspace::open_cached(&path, signatures, parsing)
                     .map(|_| ())
                     .map_err(|e| format!("{e:#}"));
                 assert_eq!(at_once, in_turn, "{chosen:?}");

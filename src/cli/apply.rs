@@ -66,7 +66,11 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let now = crate::workspace::now();
     // Signatures an earlier plan verified are taken from the user's cache;
     // what this apply relies on is verified again below.
-    let ws = Workspace::open_cached(path, crate::workspace::Signatures::Remembered)?;
+    let ws = Workspace::open_cached(
+        path,
+        crate::workspace::Signatures::Remembered,
+        crate::workspace::Parsing::Refreshed,
+    )?;
     ws.cache_notes().iter().for_each(|n| out.note(n));
     // Checked before anything is written, or even shown: the repository,
     // the author, and that the store, lock and vault are committed.
@@ -201,7 +205,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             "could not remember the signatures of the JWTs written ({e}); the next plan verifies them again"
         ));
     }
-    report.bundle_cache_notes.iter().for_each(|n| out.note(n));
+    report.other_cache_notes.iter().for_each(|n| out.note(n));
     let mut summary = format!(
         "Apply complete: {} key{} generated, {} JWT{} written, {} deleted.",
         report.keys_generated,

@@ -47,7 +47,11 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // (at 100,000 users, checking every one was most of the time); the
     // JWTs of the users asked for, their accounts and operators are
     // verified again below, ignoring it, before anything is printed.
-    let ws = Workspace::open_cached(path, crate::workspace::Signatures::Remembered)?;
+    let ws = Workspace::open_cached(
+        path,
+        crate::workspace::Signatures::Remembered,
+        crate::workspace::Parsing::Always,
+    )?;
     ws.cache_notes().iter().for_each(|n| out.note(n));
     let vault = Vault::new(&ws.vault_dir);
     let ids: Vec<ObjectId> = if args.users.is_empty() {

@@ -7,7 +7,7 @@ use super::lock::{self, LockArgs};
 use super::Output;
 use crate::plan::views;
 use crate::runlock::Mode;
-use crate::workspace::{Signatures, Workspace};
+use crate::workspace::{Parsing, Signatures, Workspace};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -81,12 +81,12 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         }
         None => {
             let held = lock::take(path, Mode::Shared, &args.lock, out)?;
-            let signatures = if args.verify_all {
-                Signatures::VerifyAll
+            let (signatures, parsing) = if args.verify_all {
+                (Signatures::VerifyAll, Parsing::Refreshed)
             } else {
-                Signatures::Remembered
+                (Signatures::Remembered, Parsing::Remembered)
             };
-            let ws = Workspace::open_cached(path, signatures)?;
+            let ws = Workspace::open_cached(path, signatures, parsing)?;
             ws.cache_notes().iter().for_each(|n| out.note(n));
             if args.verify_all {
                 // Nothing remembered is taken on trust: the bundles apply
@@ -143,6 +143,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // After the plan is out: remembering is an optimisation for the next
     // run, and a cache that cannot be written is at most a note.
     remember_verified(&ws, out);
+    remember_parsed(&ws, out);
     let result = if !plan.blockers.is_empty() {
         let shown = match format {
             Format::Text => Shown::Text,
@@ -176,6 +177,24 @@ pub(super) fn remember_verified(ws: &Workspace, out: &Output) {
         ));
     }
     debug_verification(ws, None);
+}
+
+/// Remembers the manifest's model for the next plan of the same text; a
+/// cache that cannot be written is a note. `NATSFORM_DEBUG_MANIFEST=1`:
+/// one line on stderr saying where the model came from (for tests).
+fn remember_parsed(ws: &Workspace, out: &Output) {
+    if let Err(e) = ws.remember_parsed() {
+        out.note(&format!(
+            "could not remember the parsed manifest ({e}); the next plan parses it again"
+        ));
+    }
+    if std::env::var_os("NATSFORM_DEBUG_MANIFEST").is_some_and(|v| !v.is_empty()) {
+        let from = match ws.manifest_remembered() {
+            true => "remembered",
+            false => "parsed",
+        };
+        eprintln!("natsform: manifest: {from}");
+    }
 }
 
 /// `NATSFORM_DEBUG_VERIFY=1`: one line on stderr, for tests and for

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use super::diagnostic::{Diagnostic, ManifestErrors};
 use super::explain::{address, explain, Explained};
 use super::model::Manifest;
+use super::remembered::{Lookup, ParsedCache, Used};
 use super::spans::{toml_too_deep, yaml_flow_too_deep, SourceMap, MAX_DEPTH};
 use crate::source::Source;
 
@@ -83,6 +84,37 @@ pub fn load(path: &Path) -> Result<Loaded, ManifestErrors> {
 /// [`load`] from `src` (the working directory, or a git tree for
 /// `plan --base --head`); messages name the file as `src` shows it.
 pub fn load_from(src: &dyn Source, path: &Path) -> Result<Loaded, ManifestErrors> {
+    let (shown, format, text) = read_text(src, path)?;
+    parse(&shown, format, text)
+}
+
+/// [`load`], taking the model from `cache` when it holds one for exactly
+/// this text (`plan` only: see `remembered`); with what the cache gave.
+pub fn load_remembered(path: &Path, cache: &ParsedCache) -> (Result<Loaded, ManifestErrors>, Used) {
+    let (shown, format, text) = match read_text(&crate::source::WorkDir, path) {
+        Ok(read) => read,
+        Err(e) => return (Err(e), Used::Miss),
+    };
+    match cache.load(format, &text) {
+        Lookup::Hit(manifest) => {
+            // This text parsed to this model before (every check `parse`
+            // makes of the text is a function of it and passed then).
+            let loaded = Loaded {
+                path: shown,
+                format,
+                text,
+                manifest: *manifest,
+                spans: OnceLock::new(),
+            };
+            (Ok(loaded), Used::Hit)
+        }
+        Lookup::Miss => (parse(&shown, format, text), Used::Miss),
+        Lookup::Ignored(note) => (parse(&shown, format, text), Used::Ignored(note)),
+    }
+}
+
+/// The manifest's text, from `src`, with the name `src` shows and its syntax.
+fn read_text(src: &dyn Source, path: &Path) -> Result<(PathBuf, Format, String), ManifestErrors> {
     let shown = src.shown(path);
     let file = shown.display().to_string();
     let plain = |message: String, help: Option<String>| {
@@ -146,7 +178,7 @@ pub fn load_from(src: &dyn Source, path: &Path) -> Result<Loaded, ManifestErrors
             Some("save the manifest as UTF-8".into()),
         )
     })?;
-    parse(&shown, format, text)
+    Ok((shown, format, text))
 }
 
 /// The largest manifest natsform reads (32 MiB). The 100,000-user

@@ -8,6 +8,7 @@ pub mod load;
 pub mod model;
 mod model_limits;
 mod model_wiring;
+pub mod remembered;
 pub(crate) mod schema;
 pub(crate) mod spans;
 pub(crate) mod subject;
