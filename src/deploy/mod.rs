@@ -288,10 +288,16 @@ impl Session {
     }
 
     fn ping(&mut self) -> Result<()> {
+        // Every server answers, the last perhaps well after the first on a
+        // loaded machine: until as many have answered as the URLs name
+        // (one server each, as a cluster's `resolver.urls` lists them),
+        // each next reply is waited for up to the request timeout; then
+        // until nothing arrives for a quarter of it (servers the URLs do
+        // not name answer too).
         let idle = (self.target.request_timeout / 4).max(Duration::from_millis(100));
         let replies = self.exchange(
             &[("$SYS.REQ.SERVER.PING".to_string(), bytes::Bytes::new())],
-            None,
+            Expect::AtLeast(self.target.urls.len()),
             self.target.request_timeout,
             idle,
         )?;
@@ -323,7 +329,7 @@ impl Session {
         for _attempt in 0..LIST_ATTEMPTS {
             let replies = self.exchange(
                 &[("$SYS.REQ.CLAIMS.LIST".to_string(), bytes::Bytes::new())],
-                Some(expect),
+                Expect::Each(expect),
                 self.target.request_timeout,
                 self.target.request_timeout,
             )?;
@@ -608,15 +614,20 @@ impl Session {
         })
     }
 
-    /// Sends requests and collects replies: until `expect` replies each
-    /// (`None`: until nothing arrives for `idle`), the first within `first`.
+    /// Sends requests and collects replies, each waited for up to `first`:
+    /// until [`Expect::Each`] replies each, or (`Expect::AtLeast`) after
+    /// that many replies in all, until nothing arrives for `idle`.
     fn exchange(
         &mut self,
         reqs: &[(String, bytes::Bytes)],
-        expect: Option<usize>,
+        expect: Expect,
         first: Duration,
         idle: Duration,
     ) -> Result<Vec<Vec<Raw>>> {
+        let (each, at_least) = match expect {
+            Expect::Each(n) => (Some(n), 0),
+            Expect::AtLeast(n) => (None, n),
+        };
         let base = self.next_id;
         self.next_id += reqs.len() as u64;
         let inbox = self.inbox.clone();
@@ -627,9 +638,10 @@ impl Session {
             let n = reqs.len();
             let mut out: Vec<Vec<Raw>> = vec![Vec::new(); n];
             let mut total = 0usize;
+            let mut replies = 0usize;
             let mut wait = first;
             loop {
-                if let Some(e) = expect {
+                if let Some(e) = each {
                     if out.iter().all(|o| o.len() >= e) {
                         break;
                     }
@@ -647,19 +659,29 @@ impl Session {
                 };
                 if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
                     out[idx].push(Raw::NoResponders);
-                    if expect.is_none() {
+                    if each.is_none() {
                         break;
                     }
                     continue;
                 }
                 out[idx].push(Raw::Msg(msg.payload));
-                if expect.is_none() {
+                replies += 1;
+                if each.is_none() && replies >= at_least {
                     wait = idle;
                 }
             }
             Ok(out)
         })
     }
+}
+
+/// How many replies [`Session::exchange`] waits for.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// This many to each request.
+    Each(usize),
+    /// This many in all, then whatever comes before a quiet gap.
+    AtLeast(usize),
 }
 
 /// Publishes request `i` of `reqs` with the reply subject
