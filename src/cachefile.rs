@@ -55,6 +55,40 @@ pub(crate) fn read(file: &Path, dirs: &[&Path], limit: u64) -> Result<Vec<u8>, U
     Ok(bytes)
 }
 
+/// The first `n` bytes of `file` (fewer when it is shorter), under the
+/// rules of [`read`]; with the file still open after them, for [`read_rest`].
+pub(crate) fn read_head(
+    file: &Path,
+    dirs: &[&Path],
+    n: usize,
+) -> Result<(Vec<u8>, std::fs::File, u64), Unusable> {
+    let (mut opened, len) = open_checked(file, dirs)?;
+    let mut head = vec![0; n.min(len as usize)];
+    opened
+        .read_exact(&mut head)
+        .map_err(|e| Unusable::Ignored(format!("cannot read it: {e}")))?;
+    Ok((head, opened, len))
+}
+
+/// The rest of a file [`read_head`] opened, at most `limit` bytes in all.
+pub(crate) fn read_rest(
+    mut opened: std::fs::File,
+    len: u64,
+    limit: u64,
+) -> Result<Vec<u8>, Unusable> {
+    if len > limit {
+        return Err(Unusable::Ignored(format!(
+            "{len} bytes, more than the {limit} a cache may hold"
+        )));
+    }
+    let mut rest = Vec::new();
+    (&mut opened)
+        .take(limit)
+        .read_to_end(&mut rest)
+        .map_err(|e| Unusable::Ignored(format!("cannot read it: {e}")))?;
+    Ok(rest)
+}
+
 /// `file` opened for reading, and its length, when it and `dirs` are this
 /// user's own, no link, and nobody else can write them.
 fn open_checked(file: &Path, dirs: &[&Path]) -> Result<(std::fs::File, u64), Unusable> {

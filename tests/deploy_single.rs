@@ -323,6 +323,29 @@ fn a_store_applied_without_pushing_is_deployed_by_the_next_apply() {
         project
             .run(&["plan", "--live", "--push", &url, "--detailed-exitcode"])
             .success();
+        // `plan --live` signs with a system-account seed and connects where
+        // the manifest says: it parses the manifest though a plan just
+        // remembered this text's model (tests/parsed_cache.rs).
+        let plain = project
+            .natsform(&["plan"])
+            .env("NATSFORM_DEBUG_MANIFEST", "1")
+            .run()
+            .success();
+        assert!(
+            plain.stderr.contains("natsform: manifest: remembered"),
+            "{v}: {}",
+            plain.stderr
+        );
+        let live = project
+            .natsform(&["plan", "--live", "--push", &url])
+            .env("NATSFORM_DEBUG_MANIFEST", "1")
+            .run()
+            .success();
+        assert!(
+            live.stderr.contains("natsform: manifest: parsed"),
+            "{v}: {}",
+            live.stderr
+        );
         let again = apply(&project, &["--push", &url]).success();
         assert!(!again.stderr.contains("Pushing"), "{v}: {}", again.stderr);
     }

@@ -1,7 +1,8 @@
 //! The parsed-manifest cache (`src/manifest/remembered.rs`): `plan` reads
 //! back the model it parsed from the exact same manifest text; an edit is
 //! parsed again; only `plan` uses it, so an entry that lies can mislead a
-//! plan but never what apply signs, and `plan --verify-all` replaces it.
+//! plan but never what apply signs, and `apply` and `plan --verify-all`
+//! replace it with their own parse.
 //! `NATSFORM_DEBUG_MANIFEST=1` makes plan say where its model came from.
 
 mod support;
@@ -9,7 +10,7 @@ mod support;
 use std::fs;
 
 use natsform::manifest::remembered::ParsedCache;
-use natsform::manifest::{Format, Manifest};
+use natsform::manifest::Manifest;
 use support::cli::{Project, Run};
 
 /// `plan` with the debug line; the run (without it) and where the model
@@ -34,6 +35,19 @@ fn plan(p: &Project, args: &[&str]) -> (Run, String) {
 
 fn entry(p: &Project) -> ParsedCache {
     ParsedCache::at(&p.cache_home(), &p.manifest.canonicalize().unwrap())
+}
+
+/// Replaces the model of the entry natsform wrote with `model`, keeping
+/// its header (magic and key: what an entry is found by): what someone who
+/// can write the user's cache directory could do. `true` when it changed.
+fn lie_in_entry(p: &Project, model: &Manifest) -> bool {
+    const HEADER_LEN: usize = 8 + 32;
+    let file = entry(p).path().to_path_buf();
+    let genuine = fs::read(&file).unwrap();
+    let mut lie = genuine[..HEADER_LEN].to_vec();
+    lie.extend(serde_json::to_vec(model).unwrap());
+    fs::write(&file, &lie).unwrap();
+    lie != genuine
 }
 
 fn walkthrough() -> Project {
@@ -101,7 +115,7 @@ fn a_lying_entry_misleads_only_plan_and_verify_all_replaces_it() {
     );
     assert_ne!(without_joe, text);
     let lie: Manifest = toml::from_str(&without_joe).unwrap();
-    assert!(entry(&p).save(Format::Toml, &text, &lie).unwrap());
+    assert!(lie_in_entry(&p, &lie));
 
     // plan believes it (the documented limit of the cache's trust) …
     let (lied, from) = plan(&p, &[]);
@@ -114,8 +128,18 @@ fn a_lying_entry_misleads_only_plan_and_verify_all_replaces_it() {
     assert_eq!(p.store_file("O2/accounts/sales/users/joe.jwt"), joe);
     // And `creds` never reads the entry.
     assert!(p.creds("O2/sales/joe").contains("USER JWT"));
+    // apply replaced the entry with its own parse (though it had nothing
+    // to do): the next plan reads the truth back.
+    let (after_apply, from) = plan(&p, &[]);
+    assert_eq!(from, "remembered");
+    assert!(
+        after_apply.stdout.contains("No changes"),
+        "{}",
+        after_apply.stdout
+    );
 
     // plan --verify-all takes nothing remembered, and remembers the truth.
+    assert!(lie_in_entry(&p, &lie));
     let (truth, from) = plan(&p, &["--verify-all"]);
     assert_eq!(from, "parsed");
     assert!(truth.stdout.contains("No changes"), "{}", truth.stdout);

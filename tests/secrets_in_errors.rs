@@ -216,6 +216,57 @@ fn a_secret_in_a_free_text_field_is_refused_before_it_reaches_a_jwt() {
     }
 }
 
+/// A secret no line shows in plain text, but a parsed string holds:
+/// written with an escape, or joined across lines. Refused before it can
+/// reach a JWT (or the parsed-manifest cache), naming the key and never
+/// quoting the line (most of the secret is plain there).
+#[test]
+fn a_secret_hidden_by_escapes_or_joined_lines_is_refused_without_its_line() {
+    let s = secrets();
+    let seed = &s.account;
+    let (head, tail) = seed.split_at(20);
+    for (name, file, flaw) in [
+        (
+            "escaped_seed_toml",
+            "natsform.toml",
+            format!(
+                "{HEAD}\n[operators.O.accounts.A]\ndescription = \"key \\u0053{}\"\n",
+                &seed[1..]
+            ),
+        ),
+        (
+            "joined_seed_toml",
+            "natsform.toml",
+            format!(
+                "{HEAD}\n[operators.O.accounts.A]\ndescription = \"\"\"{head}\\\n    {tail}\"\"\"\n"
+            ),
+        ),
+        (
+            "joined_seed_yaml",
+            "natsform.yaml",
+            format!(
+                "secrets:\n  recipients:\n  - age13c6rnmx24dn4ykcpx3rdwgnjc5v7cmzgdjxcq4n8p0znf09j2ayst7y6m9\n\
+                 operators:\n  O:\n    system_account: SYS\n    accounts:\n      SYS:\n        users:\n          sys: {{}}\n\
+                 \x20     A:\n        description: \"{head}\\\n          {tail}\"\n"
+            ),
+        ),
+    ] {
+        assert!(!find_secrets(&flaw).iter().any(|f| f == seed), "{flaw}");
+        let p = Project::with_manifest(file, &flaw);
+        for args in [&["validate"][..], &["plan"]] {
+            let run = natsform_snapshot!(name = name, p.natsform(args).manifest_by_name()).failure();
+            check_hidden(&run.stderr, seed);
+            assert!(!run.stderr.contains(tail), "{}", run.stderr);
+            assert!(run.stdout.is_empty(), "{}", run.stdout);
+            assert!(
+                run.stderr.contains("`operators.O.accounts.A.description` holds a secret"),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+}
+
 #[test]
 fn an_age_secret_key_or_a_seed_as_recipient_is_refused_without_being_shown() {
     let s = secrets();

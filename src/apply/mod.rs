@@ -102,10 +102,9 @@ pub struct Report {
     /// (a note for the CLI; the next plan verifies them again).
     pub cache_note: Option<String>,
     /// Notes about the cache of checked bundles (ignored, or it could not
-    /// learn the bundles written: every line is then checked) and the
-    /// parsed-manifest cache (the next plan parses the manifest): never an
-    /// error.
-    pub other_cache_notes: Vec<String>,
+    /// learn the bundles written): never an error, every line is then
+    /// checked.
+    pub bundle_cache_notes: Vec<String>,
 }
 
 /// How apply tells a person what it does: lines (a step, a file written)
@@ -201,18 +200,12 @@ pub fn apply_and_deploy(
     // The cache learns what this apply signed, once it is in the store
     // (the first plan after an apply then verifies none of it).
     report.cache_note = ws.remember_applied(plan, &tokens).err();
-    // And the model apply parsed, for the first plan after it.
-    if let Err(e) = ws.remember_parsed() {
-        report.other_cache_notes.push(format!(
-            "could not remember the parsed manifest ({e}); the next plan parses it again"
-        ));
-    }
     remove_orphans(ws, plan, &lock, &bundles, &mut report, &mut |l| {
         progress.line(l)
     })?; // 7a
-    report.other_cache_notes.extend(bundles.note.clone());
+    report.bundle_cache_notes.extend(bundles.note.clone());
     if let Err(e) = remember_bundles(&bundles) {
-        report.other_cache_notes.push(format!(
+        report.bundle_cache_notes.push(format!(
             "could not remember the bundles of user seeds sealed ({e}); the next apply that opens them checks every line again"
         ));
     }

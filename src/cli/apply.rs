@@ -72,6 +72,14 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         crate::workspace::Parsing::Refreshed,
     )?;
     ws.cache_notes().iter().for_each(|n| out.note(n));
+    // The model apply parsed (and validated) is what the next plan reads
+    // back, whatever this apply then does: an entry that differs in any
+    // byte is replaced now.
+    if let Err(e) = ws.remember_parsed() {
+        out.note(&format!(
+            "could not remember the parsed manifest ({e}); the next plan parses it again"
+        ));
+    }
     // Checked before anything is written, or even shown: the repository,
     // the author, and that the store, lock and vault are committed.
     let mut commit = if args.commit {
@@ -205,7 +213,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             "could not remember the signatures of the JWTs written ({e}); the next plan verifies them again"
         ));
     }
-    report.other_cache_notes.iter().for_each(|n| out.note(n));
+    report.bundle_cache_notes.iter().for_each(|n| out.note(n));
     let mut summary = format!(
         "Apply complete: {} key{} generated, {} JWT{} written, {} deleted.",
         report.keys_generated,

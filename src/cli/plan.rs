@@ -81,10 +81,17 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
         }
         None => {
             let held = lock::take(path, Mode::Shared, &args.lock, out)?;
-            let (signatures, parsing) = if args.verify_all {
-                (Signatures::VerifyAll, Parsing::Refreshed)
+            let signatures = if args.verify_all {
+                Signatures::VerifyAll
             } else {
-                (Signatures::Remembered, Parsing::Remembered)
+                Signatures::Remembered
+            };
+            // `--live` opens a system-account seed, signs with it and
+            // connects where the manifest says: never on a cached model.
+            let parsing = if args.verify_all || args.live {
+                Parsing::Refreshed
+            } else {
+                Parsing::Remembered
             };
             let ws = Workspace::open_cached(path, signatures, parsing)?;
             ws.cache_notes().iter().for_each(|n| out.note(n));

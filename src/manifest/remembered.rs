@@ -86,7 +86,8 @@ impl ParsedCache {
         [parsed.parent().expect("under natsform/"), parsed]
     }
 
-    /// The model remembered for exactly `text`, if any.
+    /// The model remembered for exactly `text`, if any. Only the header
+    /// is read when the entry is for another text.
     pub fn load(&self, format: Format, text: &str) -> Lookup {
         let ignored = |why: &str| {
             Lookup::Ignored(format!(
@@ -94,18 +95,23 @@ impl ParsedCache {
                 esc(&self.file)
             ))
         };
-        let bytes = match cachefile::read(&self.file, &self.dirs(), LIMIT) {
-            Ok(bytes) => bytes,
+        let (head, opened, len) = match cachefile::read_head(&self.file, &self.dirs(), HEADER_LEN) {
+            Ok(read) => read,
             Err(Unusable::Absent) => return Lookup::Miss,
             Err(Unusable::Ignored(why)) => return ignored(&why),
         };
-        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+        if head.len() < HEADER_LEN || &head[..8] != MAGIC {
             return ignored("not a natsform parsed-manifest cache");
         }
-        if bytes[8..HEADER_LEN] != key(format, text) {
+        if head[8..] != key(format, text) {
             return Lookup::Miss;
         }
-        match serde_json::from_slice::<Manifest>(&bytes[HEADER_LEN..]) {
+        let model = match cachefile::read_rest(opened, len, LIMIT) {
+            Ok(model) => model,
+            Err(Unusable::Ignored(why)) => return ignored(&why),
+            Err(Unusable::Absent) => return Lookup::Miss,
+        };
+        match serde_json::from_slice::<Manifest>(&model) {
             Ok(m) => Lookup::Hit(Box::new(m)),
             Err(_) => ignored("damaged: its model does not read back"),
         }
@@ -129,26 +135,50 @@ impl ParsedCache {
         }
         cachefile::write(&self.root, &self.dirs(), &self.file, &bytes)
     }
-
-    /// Removes the entry (`plan --verify-all` takes nothing remembered).
-    pub fn forget(&self) -> Result<bool, String> {
-        cachefile::forget(&self.file)
-    }
 }
 
 /// What an entry is found by: the text's bytes and syntax, and what the
-/// model means (natsform's version and the model's JSON Schema, so a
-/// build whose model differs never reads another's entry).
+/// model means: natsform's version, the model's JSON Schema, and this
+/// executable (its device, inode, size and modification time), so a build
+/// whose parsing differs in anything (a unit, a parser crate) never reads
+/// another build's entry.
 fn key(format: Format, text: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(concat!("natsform ", env!("CARGO_PKG_VERSION"), " parsed manifest\n").as_bytes());
     h.update(model_fingerprint());
+    h.update(build_fingerprint());
     h.update(match format {
         Format::Toml => b"toml\n",
         Format::Yaml => b"yaml\n",
     });
     h.update(text.as_bytes());
     h.finalize().into()
+}
+
+/// The running executable's identity on disk (all zero when it cannot be
+/// told: entries then still bind version and schema).
+fn build_fingerprint() -> &'static [u8; 32] {
+    static PRINT: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    PRINT.get_or_init(|| {
+        use std::os::unix::fs::MetadataExt;
+        let Some(m) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| std::fs::metadata(exe).ok())
+        else {
+            return [0; 32];
+        };
+        let mut h = Sha256::new();
+        for n in [
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime() as u64,
+            m.mtime_nsec() as u64,
+        ] {
+            h.update(n.to_le_bytes());
+        }
+        h.finalize().into()
+    })
 }
 
 fn model_fingerprint() -> &'static [u8; 32] {
@@ -183,7 +213,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(c.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(c.forget(), Ok(true));
+        std::fs::remove_file(c.path()).unwrap();
         assert!(matches!(c.load(Format::Toml, TEXT), Lookup::Miss));
     }
 
@@ -242,6 +272,37 @@ mod tests {
         }
         // `examples/full` sets every field of the model.
         assert!(seen >= 4, "only {seen} example manifests");
+    }
+
+    /// Values whose JSON form is not their TOML form: relative expiry,
+    /// durations, a zero size, unlimited, sampling by headers, SI sizes.
+    #[test]
+    fn units_read_back_as_parsed() {
+        let text = r#"
+reissue_before = "7d"
+[operators.o]
+expires = "365d"
+[operators.o.accounts.a]
+limits = { payload = 0, data = "unlimited", subs = -1, conn = 5 }
+jetstream = { mem_storage = "1MB", disk_storage = "1GiB" }
+[[operators.o.accounts.a.exports]]
+subject = "svc.>"
+type = "service"
+response_type = "Stream"
+response_threshold = "1500ms"
+latency = { sampling = "headers", results = "lat.svc" }
+[operators.o.accounts.a.users.u]
+expires = "90d"
+limits = { payload = "1KiB" }
+"#;
+        let m = model(text);
+        let tmp = tempfile::tempdir().unwrap();
+        let c = ParsedCache::at(tmp.path(), Path::new("/p/natsform.toml"));
+        c.save(Format::Toml, text, &m).unwrap();
+        let Lookup::Hit(back) = c.load(Format::Toml, text) else {
+            panic!("no hit")
+        };
+        assert_eq!(format!("{back:?}"), format!("{m:?}"));
     }
 
     fn manifests_under(dir: &Path) -> Vec<PathBuf> {

@@ -90,6 +90,7 @@ impl<'a> Validator<'a> {
     fn secrets_anywhere(&mut self) {
         let text = &self.loaded.text;
         if !crate::redact::contains_secret(text) {
+            self.secrets_in_strings();
             return;
         }
         let reported: BTreeSet<usize> = self.errors.iter().filter_map(|d| d.line).collect();
@@ -107,6 +108,35 @@ impl<'a> Validator<'a> {
                 help: Some("secrets never belong in the manifest (what it says may be copied into JWTs, which are public): remove it, and rotate the secret if this file was ever shared or committed".into()),
             });
         }
+    }
+
+    /// A secret no line shows but a parsed string holds: written with
+    /// escapes (`"\u0053U…"`) or joined across lines (a TOML line-ending
+    /// backslash, a YAML double-quoted continuation). JSON writes every
+    /// base32 character as itself, so one scan of the model as JSON sees
+    /// every string and key as parsed. The error names the key, and never
+    /// quotes its line (most of the secret is plain there).
+    fn secrets_in_strings(&mut self) {
+        let Ok(json) = serde_json::to_string(&self.loaded.manifest) else {
+            return;
+        };
+        if !crate::redact::contains_secret(&json) {
+            return;
+        }
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
+        let path = secret_path(&value).unwrap_or_default();
+        let line = self.loaded.spans().line_of(&path);
+        self.errors.push(Diagnostic {
+            file: self.loaded.path.display().to_string(),
+            line,
+            source_line: None,
+            address: None,
+            message: format!(
+                "`{}` holds a secret (an nkey seed or an age secret key) written with escapes or across lines (the line is not shown)",
+                crate::redact::redact_secrets(&path.join("."))
+            ),
+            help: Some("secrets never belong in the manifest (what it says may be copied into JWTs, which are public): remove it, and rotate the secret if this file was ever shared or committed".into()),
+        });
     }
 
     fn manifest(&mut self) {
@@ -625,4 +655,27 @@ pub fn reissue_window_secs(m: &super::model::Manifest) -> i64 {
     m.reissue_before
         .map(|d| d.as_nanos() / 1_000_000_000)
         .unwrap_or(30 * 86_400)
+}
+
+/// The key path of the first string (or map key) in `v` that holds a
+/// secret.
+fn secret_path(v: &serde_json::Value) -> Option<Vec<String>> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => crate::redact::contains_secret(s).then(Vec::new),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let mut p = secret_path(item)?;
+            p.insert(0, i.to_string());
+            Some(p)
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            if crate::redact::contains_secret(k) {
+                return Some(vec![k.clone()]);
+            }
+            let mut p = secret_path(item)?;
+            p.insert(0, k.clone());
+            Some(p)
+        }),
+        _ => None,
+    }
 }
