@@ -770,8 +770,9 @@ impl Workspace {
         plan
     }
 
-    /// [`Workspace::plan`] and the desired state it was computed from.
-    fn plan_and_state(&self, now: i64) -> (Plan, DesiredState) {
+    /// [`Workspace::plan`] and the desired state it was computed from (for
+    /// the lock's keys: apply, when it generates no key, signs from it).
+    pub fn plan_and_state(&self, now: i64) -> (Plan, DesiredState) {
         // The lock's own map: a copy would cost as much again for 100,000 users.
         let keys = self.lock.bindings();
         let prepared = self.prepared.lock().ok().and_then(|mut p| p.take());
@@ -829,6 +830,19 @@ impl Workspace {
         live: &[crate::live::LiveState],
         prune: bool,
     ) -> Plan {
+        let (plan, state) = self.plan_live_and_state(now, live, prune);
+        drop_elsewhere(state);
+        plan
+    }
+
+    /// [`Workspace::plan_live_pruning`] and the desired state it was
+    /// computed from (see [`Workspace::plan_and_state`]).
+    pub fn plan_live_and_state(
+        &self,
+        now: i64,
+        live: &[crate::live::LiveState],
+        prune: bool,
+    ) -> (Plan, DesiredState) {
         let (mut plan, state) = self.plan_and_state(now);
         plan.live = plan::live::plan_live(&plan::live::LiveInputs {
             live,
@@ -855,8 +869,7 @@ impl Workspace {
             .map(|(a, k)| (k.to_string(), a.to_string()))
             .collect();
         plan.key_names.extend(named);
-        drop_elsewhere(state);
-        plan
+        (plan, state)
     }
 }
 

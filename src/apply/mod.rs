@@ -82,7 +82,9 @@ use crate::keys::{
     Revocations, Vault,
 };
 use crate::plan::keyref::ExpectedActivation;
-use crate::plan::{self, Action, ActionKind, DesiredClaims, DesiredObject, KeyBook, KeyRef, Plan};
+use crate::plan::{
+    self, Action, ActionKind, DesiredClaims, DesiredObject, DesiredState, KeyBook, KeyRef, Plan,
+};
 use crate::tree::{ObjectId, ObjectKind};
 use crate::verified::{self, Remembered};
 use crate::workspace::Workspace;
@@ -146,17 +148,30 @@ pub fn apply(
     now: i64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report> {
-    apply_and_deploy(ws, plan, identities, now, &mut Lines(progress), None, None)
+    apply_and_deploy(
+        ws,
+        plan,
+        None,
+        identities,
+        now,
+        &mut Lines(progress),
+        None,
+        None,
+    )
 }
 
 /// [`apply`], then step 8 when `deploy` is given: push to the servers of
 /// each of its targets; what they said is left in `deploy.outcomes` (a
 /// failed push is not an error here: the store is written). With `commit`
 /// (`--commit`, prepared before the plan was confirmed), step 7b commits
-/// what the writes changed, before the push.
+/// what the writes changed, before the push. `planned`: the desired state
+/// the plan was computed from ([`Workspace::plan_and_state`]), signed from
+/// when apply generates no key.
+#[allow(clippy::too_many_arguments)] // each is one input of one apply
 pub fn apply_and_deploy(
     ws: &Workspace,
     plan: &Plan,
+    planned: Option<DesiredState>,
     identities: &IdentitySources,
     now: i64,
     progress: &mut dyn Progress,
@@ -168,7 +183,7 @@ pub fn apply_and_deploy(
 
     // In memory: every step that can refuse runs before the first write.
     let mut keys = generate_keys(ws, plan, required)?; // 1
-    let state = ws.desired(&keys.book);
+    let state = desired_for(ws, &keys, planned);
     let mut desired = state.objects;
     unlock_signers(ws, plan, &desired, &mut keys.pairs, identities, &mut |l| {
         progress.line(l)
@@ -532,6 +547,36 @@ struct Keys {
 ///
 /// Fails, before anything is written, when the plan names a key the
 /// manifest does not, or the manifest's recipients do not parse.
+/// The desired state for the keys apply will bind: the plan's (`planned`,
+/// computed for the lock's keys) when apply generated none and binds no key
+/// the lock does not (every address the manifest names then resolves as it
+/// did for the plan), else built again. Debug builds (the tests) build it
+/// again anyway and compare.
+fn desired_for(ws: &Workspace, keys: &Keys, planned: Option<DesiredState>) -> DesiredState {
+    let bound = ws.lock.bindings();
+    let same_keys = keys.generated.is_empty()
+        && keys
+            .book
+            .iter()
+            .all(|(addr, key)| bound.get(addr) == Some(key));
+    match planned {
+        Some(state) if same_keys => {
+            debug_assert_eq!(
+                format!("{:?}", ws.desired(&keys.book)),
+                format!("{state:?}"),
+                "the plan's desired state differs from apply's"
+            );
+            state
+        }
+        other => {
+            if let Some(state) = other {
+                crate::workspace::drop_elsewhere(state);
+            }
+            ws.desired(&keys.book)
+        }
+    }
+}
+
 fn generate_keys(ws: &Workspace, plan: &Plan, required: &plan::RequiredKeys) -> Result<Keys> {
     let mut book: KeyBook = ws.key_book();
     // Bindings the manifest no longer names leave the lock; their seeds stay

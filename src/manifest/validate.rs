@@ -7,7 +7,8 @@ pub use resolver::check_resolver_url;
 mod rules;
 mod wiring;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 
 use super::address;
 use super::diagnostic::{did_you_mean, Diagnostic, ManifestErrors};
@@ -19,6 +20,7 @@ use super::units::Expiry;
 /// Validates `loaded`; `Ok` means plan and apply can rely on the manifest.
 pub fn validate(loaded: &Loaded) -> Result<(), ManifestErrors> {
     let mut v = Validator {
+        placeholders: Default::default(),
         loaded,
         errors: Vec::new(),
     };
@@ -34,6 +36,11 @@ pub fn validate(loaded: &Loaded) -> Result<(), ManifestErrors> {
 struct Validator<'a> {
     loaded: &'a Loaded,
     errors: Vec<Diagnostic>,
+    /// The placeholders of each role permission entry (by text; `[pub,
+    /// sub]`), `None` when it does not parse (reported with the role):
+    /// every user of a role is checked against the same few entries, parsed
+    /// once (100,000 users: 400,000 parses before).
+    placeholders: [HashMap<String, Option<Rc<[Placeholder]>>>; 2],
 }
 
 /// A key path into the manifest (map keys and list indexes), for locating errors.
@@ -587,17 +594,29 @@ impl<'a> Validator<'a> {
         let account_tags = tag_keys(&acc.tags);
         for (dir, perm) in [("pub", sk.publish.as_ref()), ("sub", sk.subscribe.as_ref())] {
             let Some(perm) = perm else { continue };
+            let queue = dir == "sub";
             for (list, entries) in [("allow", &perm.allow), ("deny", &perm.deny)] {
                 for entry in entries {
-                    let Ok(found) = check_permission_entry(entry, dir == "sub", true) else {
+                    let known = &mut self.placeholders[usize::from(queue)];
+                    let found = match known.get(entry.as_str()) {
+                        Some(found) => found.clone(),
+                        None => {
+                            let found = check_permission_entry(entry, queue, true)
+                                .ok()
+                                .map(Rc::from);
+                            known.insert(entry.clone(), found.clone());
+                            found
+                        }
+                    };
+                    let Some(found) = found else {
                         continue;
                     };
-                    for ph in found {
+                    for ph in found.iter() {
                         match ph {
-                            Placeholder::Tag(key) if !user_tags.contains(&key) => {
+                            Placeholder::Tag(key) if !user_tags.contains(key) => {
                                 self.error(&[base, &["tags"]].concat(), Some(addr.to_string()), format!("role `{role_name}` uses {{{{tag({key})}}}} in {dir}.{list} `{entry}`, but user `{name}` has no `{key}:` tag"), format!("add a tag such as `{key}:<value>` to the user: without it nats-server drops the permission (allow) or refuses the connection (deny)"));
                             }
-                            Placeholder::AccountTag(key) if !account_tags.contains(&key) => {
+                            Placeholder::AccountTag(key) if !account_tags.contains(key) => {
                                 self.error(&[base, &["signer"]].concat(), Some(addr.to_string()), format!("role `{role_name}` uses {{{{account-tag({key})}}}} in {dir}.{list} `{entry}`, but the account has no `{key}:` tag"), format!("add a tag such as `{key}:<value>` to the account's `tags`"));
                             }
                             Placeholder::Name if !is_single_token(name) => {
