@@ -114,6 +114,39 @@ pub fn contains_secret(text: &str) -> bool {
     false
 }
 
+/// `text` with the escapes of TOML and YAML strings that can spell a
+/// base32 character (`\uXXXX`, `\UXXXXXXXX`, `\xHH`) replaced by that
+/// character, and every other backslash dropped: what a string quoted on
+/// a line may say once parsed, for [`contains_secret`].
+pub fn unescaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let digits = match after.chars().next() {
+            Some('u') => 4,
+            Some('U') => 8,
+            Some('x') => 2,
+            _ => 0,
+        };
+        let decoded = (digits > 0)
+            .then(|| after.get(1..1 + digits))
+            .flatten()
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(char::from_u32);
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &after[1 + digits..];
+            }
+            None => rest = after,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The length of the age secret key starting at `i`, if one does: the
 /// prefix (any case) and the bech32 characters after it.
 fn age_key_at(bytes: &[u8], i: usize) -> Option<usize> {
@@ -132,6 +165,20 @@ fn age_key_at(bytes: &[u8], i: usize) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn unescaped_spells_what_toml_and_yaml_escapes_say() {
+        assert_eq!(unescaped(r"a\u0053b\U00000055c\x4Ed"), "aSbUcNd");
+        assert_eq!(unescaped(r"x\ty\\z\"), "xtyz");
+        // Not an escape that spells a character: the backslash goes, the
+        // rest stays.
+        assert_eq!(unescaped(r"\uZZZZ\u00"), "uZZZZu00");
+        let seed = nkeys::KeyPair::new_user().seed().unwrap();
+        let escaped = format!("k = \"\\u0053{}\"", &seed[1..]);
+        assert!(!contains_secret(&escaped));
+        assert!(contains_secret(&unescaped(&escaped)));
+    }
+
     use super::*;
 
     fn seed(kind: crate::keys::KeyKind) -> (String, String) {

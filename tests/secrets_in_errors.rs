@@ -225,7 +225,8 @@ fn a_secret_hidden_by_escapes_or_joined_lines_is_refused_without_its_line() {
     let s = secrets();
     let seed = &s.account;
     let (head, tail) = seed.split_at(20);
-    for (name, file, flaw) in [
+    let hidden = "`operators.O.accounts.A.description` holds a secret";
+    for (name, file, flaw, expected) in [
         (
             "escaped_seed_toml",
             "natsform.toml",
@@ -233,6 +234,7 @@ fn a_secret_hidden_by_escapes_or_joined_lines_is_refused_without_its_line() {
                 "{HEAD}\n[operators.O.accounts.A]\ndescription = \"key \\u0053{}\"\n",
                 &seed[1..]
             ),
+            hidden,
         ),
         (
             "joined_seed_toml",
@@ -240,6 +242,7 @@ fn a_secret_hidden_by_escapes_or_joined_lines_is_refused_without_its_line() {
             format!(
                 "{HEAD}\n[operators.O.accounts.A]\ndescription = \"\"\"{head}\\\n    {tail}\"\"\"\n"
             ),
+            hidden,
         ),
         (
             "joined_seed_yaml",
@@ -249,6 +252,28 @@ fn a_secret_hidden_by_escapes_or_joined_lines_is_refused_without_its_line() {
                  operators:\n  O:\n    system_account: SYS\n    accounts:\n      SYS:\n        users:\n          sys: {{}}\n\
                  \x20     A:\n        description: \"{head}\\\n          {tail}\"\n"
             ),
+            hidden,
+        ),
+        // Another error on the same line (not a public key) must not quote
+        // it either: it shows all but the escaped first character.
+        (
+            "escaped_seed_as_public_key_toml",
+            "natsform.toml",
+            format!(
+                "{HEAD}\n[operators.O.accounts.A.users.ext]\npublic_key = \"\\u0053{}\"\n",
+                &seed[1..]
+            ),
+            "`operators.O.accounts.A.users.ext.public_key` holds a secret",
+        ),
+        // Nor a parser error on that line.
+        (
+            "escaped_seed_parse_error_toml",
+            "natsform.toml",
+            format!(
+                "{HEAD}\n[operators.O.accounts.A]\ndescription = \"\\u0053{} 1\n",
+                &seed[1..]
+            ),
+            "natsform.toml:10",
         ),
     ] {
         assert!(!find_secrets(&flaw).iter().any(|f| f == seed), "{flaw}");
@@ -257,12 +282,9 @@ fn a_secret_hidden_by_escapes_or_joined_lines_is_refused_without_its_line() {
             let run = natsform_snapshot!(name = name, p.natsform(args).manifest_by_name()).failure();
             check_hidden(&run.stderr, seed);
             assert!(!run.stderr.contains(tail), "{}", run.stderr);
+            assert!(!run.stderr.contains(&seed[1..30]), "{}", run.stderr);
             assert!(run.stdout.is_empty(), "{}", run.stdout);
-            assert!(
-                run.stderr.contains("`operators.O.accounts.A.description` holds a secret"),
-                "{}",
-                run.stderr
-            );
+            assert!(run.stderr.contains(expected), "{}", run.stderr);
         }
     }
 }

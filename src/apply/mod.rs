@@ -540,13 +540,6 @@ struct Keys {
     recipients: Option<Recipients>,
 }
 
-/// Step 1, memory only. Generates a key pair for every new key the plan
-/// names (bring-your-own keys are bound, never generated) and builds the
-/// key book the lock will hold: the lock's bindings the manifest still
-/// requires, plus the new ones.
-///
-/// Fails, before anything is written, when the plan names a key the
-/// manifest does not, or the manifest's recipients do not parse.
 /// The desired state for the keys apply will bind: the plan's (`planned`,
 /// computed for the lock's keys) when apply generated none and binds no key
 /// the lock does not (every address the manifest names then resolves as it
@@ -577,6 +570,13 @@ fn desired_for(ws: &Workspace, keys: &Keys, planned: Option<DesiredState>) -> De
     }
 }
 
+/// Step 1, memory only. Generates a key pair for every new key the plan
+/// names (bring-your-own keys are bound, never generated) and builds the
+/// key book the lock will hold: the lock's bindings the manifest still
+/// requires, plus the new ones.
+///
+/// Fails, before anything is written, when the plan names a key the
+/// manifest does not, or the manifest's recipients do not parse.
 fn generate_keys(ws: &Workspace, plan: &Plan, required: &plan::RequiredKeys) -> Result<Keys> {
     let mut book: KeyBook = ws.key_book();
     // Bindings the manifest no longer names leave the lock; their seeds stay

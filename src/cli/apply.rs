@@ -104,12 +104,12 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // apply signs from it when it generates no key (a deletion, an update;
     // 10,000 users: 25 ms not spent building it again), and builds its own
     // with the new keys otherwise (then this one is freed at once).
-    let state = if plan.new_keys.is_empty() {
+    let mut state = Elsewhere(if plan.new_keys.is_empty() {
         Some(state)
     } else {
         crate::workspace::drop_elsewhere(state);
         None
-    };
+    });
     // Before anything is shown or written (see `Workspace::verify_relied_on`).
     let again = ws.verify_relied_on(&plan);
     super::plan::debug_verification(&ws, again.as_ref().ok().map(|n| (*n, "apply")));
@@ -211,7 +211,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     let report = apply::apply_and_deploy(
         &ws,
         &plan,
-        state,
+        state.0.take(),
         &sources,
         now,
         &mut CliProgress::new(out, bars_wanted(out.quiet, args.json)),
@@ -449,6 +449,19 @@ impl apply::Progress for CliProgress<'_> {
     fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// A desired state kept for apply: freed on another thread whichever way
+/// the run ends (no change, a refusal, a cancelled prompt), as every
+/// desired state is (100,000 users: about 0.05 s).
+struct Elsewhere(Option<crate::plan::DesiredState>);
+
+impl Drop for Elsewhere {
+    fn drop(&mut self) {
+        if let Some(state) = self.0.take() {
+            crate::workspace::drop_elsewhere(state);
         }
     }
 }

@@ -95,6 +95,11 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             };
             let ws = Workspace::open_cached(path, signatures, parsing)?;
             ws.cache_notes().iter().for_each(|n| out.note(n));
+            if parsing == Parsing::Refreshed {
+                // Whatever the servers then say (`--live` may fail on
+                // them): the entry holds this parse from now on.
+                remember_parsed(&ws, out);
+            }
             if args.verify_all {
                 // Nothing remembered is taken on trust: the bundles apply
                 // remembered as checked (which plan, holding no secret,
@@ -150,7 +155,9 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // After the plan is out: remembering is an optimisation for the next
     // run, and a cache that cannot be written is at most a note.
     remember_verified(&ws, out);
-    remember_parsed(&ws, out);
+    if !args.verify_all && !args.live {
+        remember_parsed(&ws, out);
+    }
     let result = if !plan.blockers.is_empty() {
         let shown = match format {
             Format::Text => Shown::Text,

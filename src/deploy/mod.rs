@@ -295,9 +295,10 @@ impl Session {
         // until nothing arrives for a quarter of it (servers the URLs do
         // not name answer too).
         let idle = (self.target.request_timeout / 4).max(Duration::from_millis(100));
+        let named: BTreeSet<&str> = self.target.urls.iter().map(String::as_str).collect();
         let replies = self.exchange(
             &[("$SYS.REQ.SERVER.PING".to_string(), bytes::Bytes::new())],
-            Expect::AtLeast(self.target.urls.len()),
+            Expect::AtLeast(named.len()),
             self.target.request_timeout,
             idle,
         )?;

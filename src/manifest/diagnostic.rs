@@ -49,6 +49,16 @@ impl Diagnostic {
         if let Some(s) = self.help.as_mut() {
             hide(s);
         }
+        // A secret written with escapes (`\u0053U…`) is not one to the scan
+        // above, yet the line shows nearly all of it: not quoted at all.
+        if self
+            .source_line
+            .as_deref()
+            .is_some_and(|l| l.contains('\\') && contains_secret(&crate::redact::unescaped(l)))
+        {
+            self.source_line = None;
+            found = true;
+        }
         if found {
             self.help = Some(match self.help.take() {
                 Some(h) => format!("{h}; {SECRET_HELP}"),

@@ -3,12 +3,15 @@
 //! manifest reads the model back (≈ 0.06 s) instead of parsing TOML again
 //! (≈ 0.35 s on one core, and ≈ 220 MiB the parser holds at once).
 //!
-//! Only `plan` reads it. `apply`, `creds` and every other command parse the
-//! manifest every time: what is signed, sealed or handed out never rests on
-//! the cache. `plan` and `apply` write the model they parsed (so the first
-//! plan after an apply reads it back), only when the entry's bytes change. An entry is found by the SHA-256 of the manifest's bytes
-//! (with its syntax, natsform's version and the model's schema): one
-//! changed byte, another natsform or another model is a miss, and the next
+//! Only `plan` reads it (not `plan --live`, which signs with a
+//! system-account seed). `apply`, `creds`, `plan --live` and every other
+//! command parse the manifest every time: what is signed, sealed, pushed or
+//! handed out never rests on the cache. `plan`, `apply`, `plan --live` and
+//! `plan --verify-all` write the model they parsed (so the first plan after
+//! an apply reads it back), only when the entry's bytes change. An entry is
+//! found by the SHA-256 of the manifest's bytes with its syntax, natsform's
+//! version, the model's schema and the executable's identity on disk: one
+//! changed byte, another build or another model is a miss, and the next
 //! plan writes the entry again. It lives beside the verified cache, under
 //! the same rules (`cachefile`): `$XDG_CACHE_HOME/natsform/parsed-manifests/
 //! <sha256 of the canonical manifest path>`, one entry per manifest, the

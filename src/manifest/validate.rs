@@ -124,6 +124,12 @@ impl<'a> Validator<'a> {
     /// every string and key as parsed. The error names the key, and never
     /// quotes its line (most of the secret is plain there).
     fn secrets_in_strings(&mut self) {
+        // Every way to hide one (TOML `\u`/`\U` escapes and line-ending
+        // backslashes, YAML double-quoted escapes and continuations) needs
+        // a backslash: without one, the line scan saw every string.
+        if !self.loaded.text.contains('\\') {
+            return;
+        }
         let Ok(json) = serde_json::to_string(&self.loaded.manifest) else {
             return;
         };
@@ -133,6 +139,11 @@ impl<'a> Validator<'a> {
         let value: serde_json::Value = serde_json::from_str(&json).unwrap_or_default();
         let path = secret_path(&value).unwrap_or_default();
         let line = self.loaded.spans().line_of(&path);
+        // Other errors may quote a line that holds the rest of it (an
+        // escaped first character, half a joined string): none is quoted.
+        for d in &mut self.errors {
+            d.source_line = None;
+        }
         self.errors.push(Diagnostic {
             file: self.loaded.path.display().to_string(),
             line,
@@ -140,7 +151,10 @@ impl<'a> Validator<'a> {
             address: None,
             message: format!(
                 "`{}` holds a secret (an nkey seed or an age secret key) written with escapes or across lines (the line is not shown)",
-                crate::redact::redact_secrets(&path.join("."))
+                match path.is_empty() {
+                    true => "a string".to_string(),
+                    false => crate::redact::redact_secrets(&path.join(".")).into_owned(),
+                }
             ),
             help: Some("secrets never belong in the manifest (what it says may be copied into JWTs, which are public): remove it, and rotate the secret if this file was ever shared or committed".into()),
         });
