@@ -24,6 +24,22 @@ pub(crate) fn root(
     absolute(xdg).or_else(|| absolute(home).map(|h| h.join(".cache")))
 }
 
+/// `<root>/natsform/<kind>/<SHA-256 of path's bytes, hex>`: one file per
+/// project or manifest (`path` canonical), for each kind of cache.
+pub(crate) fn file_for(root: &Path, kind: &str, path: &Path) -> PathBuf {
+    use sha2::Digest as _;
+    use std::os::unix::ffi::OsStrExt;
+    let name = crate::verified::hex(&sha2::Sha256::digest(path.as_os_str().as_bytes()));
+    root.join("natsform").join(kind).join(name)
+}
+
+/// The directories between the cache root and a [`file_for`] file:
+/// `…/natsform` and `…/natsform/<kind>`; both checked on every read.
+fn dirs_of(file: &Path) -> [&Path; 2] {
+    let kind = file.parent().expect("a file in a directory");
+    [kind.parent().expect("under natsform/"), kind]
+}
+
 /// Why a cache file gives nothing.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Unusable {
@@ -33,10 +49,26 @@ pub(crate) enum Unusable {
     Ignored(String),
 }
 
-/// The bytes of `file` (in the directories `dirs`, outermost first, all
-/// checked), at most `limit` of them.
-pub(crate) fn read(file: &Path, dirs: &[&Path], limit: u64) -> Result<Vec<u8>, Unusable> {
-    let (opened, len) = open_checked(file, dirs)?;
+/// The bytes of the [`file_for`] file `file`, at most `limit` of them.
+pub(crate) fn read(file: &Path, limit: u64) -> Result<Vec<u8>, Unusable> {
+    let (opened, len) = open_checked(file)?;
+    read_rest(opened, len, limit)
+}
+
+/// The first `n` bytes of `file` (fewer when it is shorter), under the
+/// rules of [`read`]; with the file still open after them, for [`read_rest`].
+pub(crate) fn read_head(file: &Path, n: usize) -> Result<(Vec<u8>, std::fs::File, u64), Unusable> {
+    let (mut opened, len) = open_checked(file)?;
+    let mut head = vec![0; n.min(len as usize)];
+    opened
+        .read_exact(&mut head)
+        .map_err(|e| Unusable::Ignored(format!("cannot read it: {e}")))?;
+    Ok((head, opened, len))
+}
+
+/// What is left to read of a file `len` bytes long, at most `limit`
+/// bytes in all.
+pub(crate) fn read_rest(opened: std::fs::File, len: u64, limit: u64) -> Result<Vec<u8>, Unusable> {
     if len > limit {
         return Err(Unusable::Ignored(format!(
             "{len} bytes, more than the {limit} a cache may hold"
@@ -55,44 +87,11 @@ pub(crate) fn read(file: &Path, dirs: &[&Path], limit: u64) -> Result<Vec<u8>, U
     Ok(bytes)
 }
 
-/// The first `n` bytes of `file` (fewer when it is shorter), under the
-/// rules of [`read`]; with the file still open after them, for [`read_rest`].
-pub(crate) fn read_head(
-    file: &Path,
-    dirs: &[&Path],
-    n: usize,
-) -> Result<(Vec<u8>, std::fs::File, u64), Unusable> {
-    let (mut opened, len) = open_checked(file, dirs)?;
-    let mut head = vec![0; n.min(len as usize)];
-    opened
-        .read_exact(&mut head)
-        .map_err(|e| Unusable::Ignored(format!("cannot read it: {e}")))?;
-    Ok((head, opened, len))
-}
-
-/// The rest of a file [`read_head`] opened, at most `limit` bytes in all.
-pub(crate) fn read_rest(
-    mut opened: std::fs::File,
-    len: u64,
-    limit: u64,
-) -> Result<Vec<u8>, Unusable> {
-    if len > limit {
-        return Err(Unusable::Ignored(format!(
-            "{len} bytes, more than the {limit} a cache may hold"
-        )));
-    }
-    let mut rest = Vec::new();
-    (&mut opened)
-        .take(limit)
-        .read_to_end(&mut rest)
-        .map_err(|e| Unusable::Ignored(format!("cannot read it: {e}")))?;
-    Ok(rest)
-}
-
-/// `file` opened for reading, and its length, when it and `dirs` are this
-/// user's own, no link, and nobody else can write them.
-fn open_checked(file: &Path, dirs: &[&Path]) -> Result<(std::fs::File, u64), Unusable> {
-    for dir in dirs {
+/// `file` opened for reading, and its length, when it and its
+/// directories under the cache root are this user's own, no link, and
+/// nobody else can write them.
+fn open_checked(file: &Path) -> Result<(std::fs::File, u64), Unusable> {
+    for dir in dirs_of(file) {
         match std::fs::symlink_metadata(dir) {
             Err(_) => return Err(Unusable::Absent),
             Ok(m) => check_private(&m, "directory")?,
@@ -116,15 +115,14 @@ fn open_checked(file: &Path, dirs: &[&Path]) -> Result<(std::fs::File, u64), Unu
     Ok((opened, meta.len()))
 }
 
-/// Writes `bytes` to `file` under the cache root `root`, creating the
-/// directories between them 0700 where missing; existing ones must be this
-/// user's own real directories that nobody else can write.
-pub(crate) fn write(
-    root: &Path,
-    dirs: &[&Path],
-    file: &Path,
-    bytes: &[u8],
-) -> Result<bool, String> {
+/// Writes `bytes` to the [`file_for`] file `file`, creating the
+/// directories under the cache root 0700 where missing; existing ones must
+/// be this user's own real directories that nobody else can write.
+/// `Ok(false)` when the file holds exactly these bytes already (not
+/// written: `fsutil::write_atomic` compares).
+pub(crate) fn write(file: &Path, bytes: &[u8]) -> Result<bool, String> {
+    let dirs = dirs_of(file);
+    let root = dirs[0].parent().expect("a cache root");
     match std::fs::symlink_metadata(root) {
         Ok(m) if !m.is_dir() && !m.file_type().is_symlink() => {
             return Err(format!("{} is not a directory", esc(root)));

@@ -188,13 +188,8 @@ impl Cache {
 
     /// The cache of the project `canonical_dir` under cache root `root`.
     pub fn at(root: &Path, canonical_dir: &Path) -> Cache {
-        use std::os::unix::ffi::OsStrExt;
-        let name = hex(&Sha256::digest(canonical_dir.as_os_str().as_bytes()));
         Cache {
-            file: root
-                .join("natsform")
-                .join(Kind::Signatures.dir())
-                .join(name),
+            file: cachefile::file_for(root, Kind::Signatures.dir(), canonical_dir),
             kind: Kind::Signatures,
         }
     }
@@ -202,7 +197,11 @@ impl Cache {
     /// The same project's cache of the other `kind`, beside this one.
     pub fn of_kind(&self, kind: Kind) -> Cache {
         let name = self.file.file_name().expect("a file name");
-        let natsform = self.dirs()[0];
+        let natsform = self
+            .file
+            .parent()
+            .and_then(Path::parent)
+            .expect("under natsform/");
         Cache {
             file: natsform.join(kind.dir()).join(name),
             kind,
@@ -237,14 +236,8 @@ impl Cache {
     }
 
     fn read(&self) -> Result<Remembered, Unusable> {
-        let bytes = cachefile::read(&self.file, &self.dirs(), HEADER_LEN + 32 * MAX_DIGESTS)?;
+        let bytes = cachefile::read(&self.file, HEADER_LEN + 32 * MAX_DIGESTS)?;
         parse(self.kind, &bytes).map_err(|why| Unusable::Ignored(why.into()))
-    }
-
-    /// `…/natsform` and `…/natsform/verified` (or `checked-bundles`).
-    fn dirs(&self) -> [&Path; 2] {
-        let verified = self.file.parent().expect("a file in a directory");
-        [verified.parent().expect("under natsform/"), verified]
     }
 
     /// Removes the cache file (a link in its place is removed, never
@@ -259,14 +252,8 @@ impl Cache {
         let mut sorted = digests.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let bytes = serialize(self.kind, &sorted);
-        let current = self.read();
-        if matches!(&current, Ok(r) if r.digests == sorted) {
-            return Ok(false);
-        }
-        let dirs = self.dirs();
-        let root = dirs[0].parent().expect("a cache root");
-        cachefile::write(root, &dirs, &self.file, &bytes)
+        // Unchanged bytes are not written again (`cachefile::write`).
+        cachefile::write(&self.file, &serialize(self.kind, &sorted))
     }
 }
 

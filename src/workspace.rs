@@ -124,16 +124,19 @@ fn load_manifest(
     Result<Loaded, manifest::ManifestErrors>,
     Option<(ParsedCache, Used)>,
 ) {
-    let cache = match parsing {
-        Parsing::Always => None,
-        Parsing::Remembered | Parsing::Refreshed => ParsedCache::for_manifest(path),
-    };
-    match (cache, parsing) {
-        (Some(cache), Parsing::Remembered) => {
-            let (loaded, used) = manifest::load::load_remembered(path, &cache);
-            (loaded, Some((cache, used)))
-        }
-        (cache, _) => (manifest::load(path), cache.map(|c| (c, Used::Miss))),
+    match parsing {
+        Parsing::Always => (manifest::load(path), None),
+        Parsing::Remembered => match ParsedCache::for_manifest(path) {
+            Some(cache) => {
+                let (loaded, used) = manifest::load::load_remembered(path, &cache);
+                (loaded, Some((cache, used)))
+            }
+            None => (manifest::load(path), None),
+        },
+        Parsing::Refreshed => (
+            manifest::load(path),
+            ParsedCache::for_manifest(path).map(|c| (c, Used::Miss)),
+        ),
     }
 }
 
@@ -342,9 +345,9 @@ pub enum Parsing {
     /// let [`Workspace::remember_parsed`] remember it (`plan`).
     Remembered,
     /// Parse it, and let [`Workspace::remember_parsed`] make the entry
-    /// hold that parse (`apply`: what it signs never rests on the cache,
-    /// and the first plan after it reads the model back; `plan
-    /// --verify-all`: nothing remembered is trusted).
+    /// hold that parse (`apply` and `plan --live`: what they sign never
+    /// rests on the cache, and the first plan after them reads the model
+    /// back; `plan --verify-all`: nothing remembered is trusted).
     Refreshed,
 }
 

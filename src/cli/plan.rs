@@ -86,13 +86,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
             } else {
                 Signatures::Remembered
             };
-            // `--live` opens a system-account seed, signs with it and
-            // connects where the manifest says: never on a cached model.
-            let parsing = if args.verify_all || args.live {
-                Parsing::Refreshed
-            } else {
-                Parsing::Remembered
-            };
+            let parsing = parsing_of(&args);
             let ws = Workspace::open_cached(path, signatures, parsing)?;
             ws.cache_notes().iter().for_each(|n| out.note(n));
             if parsing == Parsing::Refreshed {
@@ -155,7 +149,7 @@ pub fn run(args: Args, path: &Path, out: &Output) -> anyhow::Result<ExitCode> {
     // After the plan is out: remembering is an optimisation for the next
     // run, and a cache that cannot be written is at most a note.
     remember_verified(&ws, out);
-    if !args.verify_all && !args.live {
+    if parsing_of(&args) == Parsing::Remembered {
         remember_parsed(&ws, out);
     }
     let result = if !plan.blockers.is_empty() {
@@ -191,6 +185,18 @@ pub(super) fn remember_verified(ws: &Workspace, out: &Output) {
         ));
     }
     debug_verification(ws, None);
+}
+
+/// Whether plan may take the manifest's model from the parsed-manifest
+/// cache. `--live` opens a system-account seed, signs with it and connects
+/// where the manifest says: never on a cached model; `--verify-all` takes
+/// nothing remembered. Both write their parse as soon as it is made.
+fn parsing_of(args: &Args) -> Parsing {
+    if args.verify_all || args.live {
+        Parsing::Refreshed
+    } else {
+        Parsing::Remembered
+    }
 }
 
 /// Remembers the manifest's model for the next plan of the same text; a

@@ -34,7 +34,6 @@ const LIMIT: u64 = HEADER_LEN as u64 + 4 * MAX_MANIFEST_BYTES;
 /// Where one manifest's entry lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedCache {
-    root: PathBuf,
     file: PathBuf,
 }
 
@@ -72,21 +71,13 @@ impl ParsedCache {
 
     /// The entry of the manifest `canonical` under cache root `root`.
     pub fn at(root: &Path, canonical: &Path) -> ParsedCache {
-        use std::os::unix::ffi::OsStrExt;
-        let name = crate::verified::hex(&Sha256::digest(canonical.as_os_str().as_bytes()));
         ParsedCache {
-            root: root.to_path_buf(),
-            file: root.join("natsform").join("parsed-manifests").join(name),
+            file: cachefile::file_for(root, "parsed-manifests", canonical),
         }
     }
 
     pub fn path(&self) -> &Path {
         &self.file
-    }
-
-    fn dirs(&self) -> [&Path; 2] {
-        let parsed = self.file.parent().expect("a file in a directory");
-        [parsed.parent().expect("under natsform/"), parsed]
     }
 
     /// The model remembered for exactly `text`, if any. Only the header
@@ -98,7 +89,7 @@ impl ParsedCache {
                 esc(&self.file)
             ))
         };
-        let (head, opened, len) = match cachefile::read_head(&self.file, &self.dirs(), HEADER_LEN) {
+        let (head, opened, len) = match cachefile::read_head(&self.file, HEADER_LEN) {
             Ok(read) => read,
             Err(Unusable::Absent) => return Lookup::Miss,
             Err(Unusable::Ignored(why)) => return ignored(&why),
@@ -133,10 +124,8 @@ impl ParsedCache {
         if bytes.len() as u64 > LIMIT {
             return Ok(false);
         }
-        if cachefile::read(&self.file, &self.dirs(), LIMIT).is_ok_and(|b| b == bytes) {
-            return Ok(false);
-        }
-        cachefile::write(&self.root, &self.dirs(), &self.file, &bytes)
+        // Unchanged bytes are not written again (`cachefile::write`).
+        cachefile::write(&self.file, &bytes)
     }
 }
 
